@@ -1,0 +1,163 @@
+// Package testkit holds the helpers every package's tests share to run real
+// components: finding a required tool (a failure under CI=true, a skip
+// otherwise), picking free loopback ports, and starting a process that the
+// test stops by PID.
+package testkit
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// InCI reports whether missing components must fail the run (CI=true).
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// RequireTool returns the path of the named executable. If it is missing the
+// test fails under CI=true and is skipped otherwise (`make deps` installs it).
+func RequireTool(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
+		p := dir + "/" + name
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p
+		}
+	}
+	if InCI() {
+		t.Fatalf("required tool %q is missing (run `make deps`)", name)
+	}
+	t.Skipf("tool %q not installed; run `make deps` (CI=true makes this a failure)", name)
+	return ""
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago (bind :0).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("picking a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// FreeAddr returns "127.0.0.1:PORT" with a free port.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+}
+
+// WaitTCP waits until addr accepts TCP connections or the timeout passes.
+func WaitTCP(t testing.TB, addr string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not accept connections within %v: %v", addr, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Process is a child process started by a test and stopped by its PID.
+type Process struct {
+	Cmd    *exec.Cmd
+	mu     sync.Mutex
+	output bytes.Buffer
+	done   chan struct{}
+	err    error
+}
+
+// Output returns what the process wrote to stdout and stderr so far.
+func (p *Process) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.output.String()
+}
+
+func (p *Process) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.output.Write(b)
+}
+
+// Start runs the command in its own process group and registers a cleanup
+// that stops it (SIGTERM to its PID's group, then SIGKILL after 5 s).
+func Start(t testing.TB, name string, args ...string) *Process {
+	t.Helper()
+	return StartCmd(t, exec.Command(name, args...))
+}
+
+// StartCmd is Start for a prepared command (env, dir already set).
+func StartCmd(t testing.TB, cmd *exec.Cmd) *Process {
+	t.Helper()
+	p := &Process{Cmd: cmd, done: make(chan struct{})}
+	cmd.Stdout = p
+	cmd.Stderr = p
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", cmd.Path, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("output of %s:\n%s", cmd.Path, p.Output())
+		}
+	})
+	return p
+}
+
+// Signal sends sig to the process (not its group).
+func (p *Process) Signal(sig syscall.Signal) error {
+	return p.Cmd.Process.Signal(sig)
+}
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Wait waits for the process to exit and returns its exit error.
+func (p *Process) Wait(ctx context.Context) error {
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Stop terminates the process group by PID and waits for the exit.
+func (p *Process) Stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	pid := p.Cmd.Process.Pid
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
