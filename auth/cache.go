@@ -1,0 +1,102 @@
+package auth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+)
+
+// DefaultCacheSize is the number of remembered successes when NewCache is
+// given a size of 0 or less.
+const DefaultCacheSize = 1024
+
+// Cache remembers successful verifications of its next Authenticator for a
+// TTL, so a client that reconnects every minute does not pay for a bcrypt or
+// a Dovecot/LDAP round trip each time. Safe for concurrent use.
+//
+// Entries are keyed by HMAC-SHA256(login NUL password) under a random key
+// made in NewCache: the cache never holds the password or an unkeyed hash of
+// it, so a memory dump gives no offline-guessable verifier (the key is gone
+// with the process). Failures are never cached: a wrong password always goes
+// to the backend, and a backend that was down is asked again next time.
+type Cache struct {
+	next    Authenticator
+	hmacKey [32]byte
+	lru     *expirable.LRU[[sha256.Size]byte, Result] // nil: pass-through
+}
+
+// NewCache wraps next. ttl 0 (or less) makes the cache a pass-through; size
+// bounds the number of entries (DefaultCacheSize if 0 or less).
+func NewCache(next Authenticator, ttl time.Duration, size int) *Cache {
+	c := &Cache{next: next}
+	if ttl <= 0 {
+		return c
+	}
+	if size <= 0 {
+		size = DefaultCacheSize
+	}
+	// crypto/rand.Read never returns an error (it crashes the program if
+	// the system's randomness fails), so there is nothing to handle.
+	_, _ = rand.Read(c.hmacKey[:])
+	c.lru = expirable.NewLRU[[sha256.Size]byte, Result](size, nil, ttl)
+	return c
+}
+
+// Authenticate answers from the cache when these exact credentials succeeded
+// within the TTL, and asks the next Authenticator otherwise.
+func (c *Cache) Authenticate(ctx context.Context, req Request) (Result, error) {
+	// A login with a NUL could collide with another login+password split
+	// (see key); SASL PLAIN cannot carry one anyway, so just do not cache.
+	if c.lru == nil || strings.ContainsRune(req.Login, 0) {
+		return c.next.Authenticate(ctx, req)
+	}
+	key := c.key(req.Login, req.Password)
+	if res, ok := c.lru.Get(key); ok {
+		return cloneResult(res), nil
+	}
+	res, err := c.next.Authenticate(ctx, req)
+	if err != nil {
+		return res, err
+	}
+	c.lru.Add(key, cloneResult(res))
+	return res, nil
+}
+
+// Purge forgets every entry; call it on reload, when passwords may have
+// changed or users been removed.
+func (c *Cache) Purge() {
+	if c.lru != nil {
+		c.lru.Purge()
+	}
+}
+
+// Len returns the number of cached successes (for metrics and tests).
+func (c *Cache) Len() int {
+	if c.lru == nil {
+		return 0
+	}
+	return c.lru.Len()
+}
+
+func (c *Cache) key(login, password string) [sha256.Size]byte {
+	m := hmac.New(sha256.New, c.hmacKey[:])
+	m.Write([]byte(login))
+	// The NUL keeps ("ab","c") and ("a","bc") apart.
+	m.Write([]byte{0}) // with no NUL in login (checked above), unambiguous
+	m.Write([]byte(password))
+	var k [sha256.Size]byte
+	m.Sum(k[:0])
+	return k
+}
+
+// cloneResult keeps callers from changing a cached Addresses slice.
+func cloneResult(r Result) Result {
+	r.Addresses = slices.Clone(r.Addresses)
+	return r
+}

@@ -1,0 +1,257 @@
+package auth
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// LDAPConfig configures the LDAP backend.
+type LDAPConfig struct {
+	// URL is ldap://host[:port] or ldaps://host[:port].
+	URL string
+	// StartTLS upgrades an ldap:// connection before anything is sent
+	// (RFC 4513 §3); not allowed with ldaps://.
+	StartTLS bool
+	// TLS is used for ldaps:// and StartTLS (RootCAs, client certificates).
+	// ServerName defaults to the URL's host.
+	TLS *tls.Config
+	// BaseDN is where the user search starts (subtree scope).
+	BaseDN string
+	// Filter finds the user's entry; every %u becomes the login, escaped
+	// with ldap.EscapeFilter (RFC 4515 §3). Default "(mail=%u)".
+	Filter string
+	// BindDN and BindPassword authenticate the search. Empty BindDN: the
+	// search is anonymous.
+	BindDN       string
+	BindPassword string
+	// MailAttribute (default "mail") and AliasAttribute (e.g.
+	// mailAlternateAddress or mailLocalAddress; empty: none) hold the
+	// addresses the user owns; their values become Result.Addresses.
+	MailAttribute  string
+	AliasAttribute string
+	// LoginAttribute, if set (e.g. "uid" or "mail"), makes Result.Login the
+	// entry's first value of it. Otherwise Result.Login is the login as the
+	// client gave it: there is no schema-neutral canonical name, and the
+	// addresses the entry owns already come in Result.Addresses.
+	LoginAttribute string
+	// Timeout bounds one whole verification (dial, search, bind) when the
+	// caller's context has no earlier deadline. Default 10s.
+	Timeout time.Duration
+}
+
+// LDAP verifies passwords by searching the user's entry and binding as it,
+// as saslauthd's ldap_filter mode does. Each request uses a fresh
+// connection: verifications are rare behind the Cache, and a fresh
+// connection never carries a previous user's bind identity. Safe for
+// concurrent use.
+type LDAP struct {
+	cfg LDAPConfig
+	log *slog.Logger
+	// dummyDN is bound to when the search did not find exactly one entry.
+	dummyDN string
+}
+
+// NewLDAP checks cfg and returns the backend; it does not connect.
+func NewLDAP(cfg LDAPConfig, log *slog.Logger) (*LDAP, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("auth: ldap url %q: %w", cfg.URL, err)
+	}
+	switch {
+	case u.Scheme != "ldap" && u.Scheme != "ldaps":
+		return nil, fmt.Errorf("auth: ldap url %q: scheme must be ldap or ldaps", cfg.URL)
+	case u.Host == "":
+		return nil, fmt.Errorf("auth: ldap url %q: no host", cfg.URL)
+	case cfg.StartTLS && u.Scheme == "ldaps":
+		return nil, errors.New("auth: ldap: StartTLS with an ldaps:// URL")
+	case cfg.BaseDN == "":
+		return nil, errors.New("auth: ldap: no base DN")
+	case cfg.BindDN != "" && cfg.BindPassword == "":
+		// An empty password makes a simple bind unauthenticated (RFC 4513
+		// §5.1.2): it would "succeed" and search anonymously.
+		return nil, errors.New("auth: ldap: bind DN without a bind password")
+	}
+	if _, err := ldap.ParseDN(cfg.BaseDN); err != nil {
+		return nil, fmt.Errorf("auth: ldap base DN %q: %w", cfg.BaseDN, err)
+	}
+	if cfg.Filter == "" {
+		cfg.Filter = "(mail=%u)"
+	}
+	if !strings.Contains(cfg.Filter, "%u") {
+		return nil, fmt.Errorf("auth: ldap filter %q has no %%u", cfg.Filter)
+	}
+	if _, err := ldap.CompileFilter(userFilter(cfg.Filter, "user@example.org")); err != nil {
+		return nil, fmt.Errorf("auth: ldap filter %q: %w", cfg.Filter, err)
+	}
+	if cfg.MailAttribute == "" {
+		cfg.MailAttribute = "mail"
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.StartTLS || u.Scheme == "ldaps" {
+		tc := &tls.Config{}
+		if cfg.TLS != nil {
+			tc = cfg.TLS.Clone()
+		}
+		if tc.ServerName == "" {
+			tc.ServerName = u.Hostname()
+		}
+		cfg.TLS = tc
+	}
+	return &LDAP{
+		cfg:     cfg,
+		log:     log.With("backend", "ldap", "url", cfg.URL),
+		dummyDN: "cn=postern-no-such-user," + cfg.BaseDN,
+	}, nil
+}
+
+func userFilter(filter, login string) string {
+	return strings.ReplaceAll(filter, "%u", ldap.EscapeFilter(login))
+}
+
+// Authenticate implements Authenticator.
+func (l *LDAP) Authenticate(ctx context.Context, req Request) (Result, error) {
+	// RFC 4513 §5.1.2: a simple bind with a DN and an empty password is an
+	// unauthenticated bind, which servers answer with success. Never send it.
+	if req.Password == "" || req.Login == "" {
+		return Result{}, ErrInvalidCredentials
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
+	defer cancel()
+
+	conn, err := l.connect(ctx)
+	if err != nil {
+		return Result{}, l.unavailable("connecting", err)
+	}
+	defer conn.Close()
+	// Closing the connection is the only way to interrupt go-ldap's
+	// blocking calls when the caller gives up.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	if l.cfg.BindDN != "" {
+		if err := conn.Bind(l.cfg.BindDN, l.cfg.BindPassword); err != nil {
+			return Result{}, l.unavailable("binding as the search DN", err)
+		}
+	}
+	entries, err := l.search(conn, req.Login)
+	if err != nil {
+		return Result{}, l.unavailable("searching", err)
+	}
+	if len(entries) != 1 {
+		// Unknown (or ambiguous) user. Still bind, to a DN that does not
+		// exist, so the reply takes about as long as for a wrong password:
+		// otherwise the missing round trip tells a prober which logins exist.
+		// (The server may still skip its password hashing for the dummy DN;
+		// the network round trip, which dominates, is matched.)
+		err := conn.Bind(l.dummyDN, req.Password)
+		if err != nil && !isLDAPCredentialRejection(err) {
+			return Result{}, l.unavailable("binding (unknown user)", err)
+		}
+		return Result{}, ErrInvalidCredentials
+	}
+	entry := entries[0]
+	if err := conn.Bind(entry.DN, req.Password); err != nil {
+		if isLDAPCredentialRejection(err) {
+			return Result{}, ErrInvalidCredentials
+		}
+		return Result{}, l.unavailable("binding as the user", err)
+	}
+	return l.result(req.Login, entry), nil
+}
+
+func (l *LDAP) connect(ctx context.Context) (*ldap.Conn, error) {
+	deadline, _ := ctx.Deadline()
+	dialer := &net.Dialer{Deadline: deadline}
+	opts := []ldap.DialOpt{ldap.DialWithDialer(dialer)}
+	if l.cfg.TLS != nil {
+		opts = append(opts, ldap.DialWithTLSConfig(l.cfg.TLS))
+	}
+	conn, err := ldap.DialURL(l.cfg.URL, opts...)
+	if err != nil {
+		return nil, err
+	}
+	// Per-operation timeout: a server that accepts but never answers must
+	// not hold the request past its deadline.
+	conn.SetTimeout(time.Until(deadline))
+	if l.cfg.StartTLS {
+		if err := conn.StartTLS(l.cfg.TLS); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("StartTLS: %w", err)
+		}
+	}
+	return conn, nil
+}
+
+// search returns the entries matching the filter for login. It asks for at
+// most two: one is the answer, two means ambiguous, and more is no use.
+func (l *LDAP) search(conn *ldap.Conn, login string) ([]*ldap.Entry, error) {
+	attrs := []string{l.cfg.MailAttribute}
+	if l.cfg.AliasAttribute != "" {
+		attrs = append(attrs, l.cfg.AliasAttribute)
+	}
+	if l.cfg.LoginAttribute != "" {
+		attrs = append(attrs, l.cfg.LoginAttribute)
+	}
+	sr := ldap.NewSearchRequest(l.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		2, int(l.cfg.Timeout/time.Second), false, userFilter(l.cfg.Filter, login), attrs, nil)
+	res, err := conn.Search(sr)
+	if err != nil {
+		// sizeLimitExceeded: more than two entries matched; ambiguous.
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) && res != nil {
+			return res.Entries, nil
+		}
+		return nil, err
+	}
+	return res.Entries, nil
+}
+
+func (l *LDAP) result(login string, entry *ldap.Entry) Result {
+	res := Result{Login: login}
+	if l.cfg.LoginAttribute != "" {
+		if v := entry.GetAttributeValue(l.cfg.LoginAttribute); v != "" {
+			res.Login = v
+		}
+	}
+	res.Addresses = append(res.Addresses, entry.GetAttributeValues(l.cfg.MailAttribute)...)
+	if l.cfg.AliasAttribute != "" {
+		res.Addresses = append(res.Addresses, entry.GetAttributeValues(l.cfg.AliasAttribute)...)
+	}
+	return res
+}
+
+// isLDAPCredentialRejection reports whether a bind error is the server
+// refusing these credentials (RFC 4511 §4.1.9 result codes), as opposed to
+// the server or the network failing.
+func isLDAPCredentialRejection(err error) bool {
+	for _, code := range []uint16{
+		ldap.LDAPResultInvalidCredentials,          // 49: wrong password / no such DN
+		ldap.LDAPResultInappropriateAuthentication, // 48: e.g. entry has no password
+		ldap.LDAPResultInsufficientAccessRights,    // 50
+		ldap.LDAPResultConstraintViolation,         // 19: password policy lockout
+		ldap.LDAPResultInvalidDNSyntax,             // 34: an unusable DN from the directory
+	} {
+		if ldap.IsErrorWithCode(err, code) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *LDAP) unavailable(doing string, err error) error {
+	l.log.Warn("ldap auth unavailable", "doing", doing, "err", err)
+	return fmt.Errorf("auth: ldap %s: %s: %w: %w", l.cfg.URL, doing, ErrUnavailable, err)
+}

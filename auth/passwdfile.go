@@ -1,0 +1,251 @@
+package auth
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode"
+	"unicode/utf8"
+)
+
+// maxUsersLine bounds one line of a users file; real lines are < 300 bytes.
+const maxUsersLine = 64 << 10
+
+// emptyFileDummyHash is verified for every login when the users file has no
+// entries, so that an empty table still costs one bcrypt cost-10 check per
+// attempt. Its password was random and discarded.
+const emptyFileDummyHash = "$2y$10$6gjBB9Vnkeh1NtxPiMMkl.k/.Fhxx5Ozh/g9pLyRQYK95gL2q2Fba"
+
+// userEntry is one line of a users file.
+type userEntry struct {
+	login string // as written in the file
+	line  int
+	hash  parsedHash
+}
+
+// Users is a parsed users file: an immutable login table. It implements
+// Authenticator and is safe for concurrent use.
+type Users struct {
+	name    string
+	byLogin map[string]*userEntry // keyed by foldLogin(login)
+	// dummy is verified when the login is unknown, so that an unknown user
+	// costs the same time as a wrong password (see chooseDummy).
+	dummy parsedHash
+}
+
+// Len returns the number of users.
+func (u *Users) Len() int { return len(u.byLogin) }
+
+// foldLogin maps logins that mail admins consider equal to one key:
+// User@Example.org and user@example.org are the same login.
+func foldLogin(login string) string { return strings.ToLower(login) }
+
+// ParsePasswdFile reads a Dovecot passwd-file compatible users file:
+//
+//	login:hash[:uid:gid:gecos:home:shell:extra fields...]
+//
+// Fields after the hash are ignored; blank lines and lines starting with '#'
+// are skipped; whitespace around a line is trimmed. name is used in error
+// messages ("users.txt:3: ..."), which never contain a hash or password.
+// Every hash is validated here, so a bad one fails the load, not a login.
+func ParsePasswdFile(r io.Reader, name string) (*Users, error) {
+	users := &Users{name: name, byLogin: map[string]*userEntry{}}
+	var order []*userEntry
+	scanner := bufio.NewScanner(r)
+	scanner.Buffer(make([]byte, 0, 4096), maxUsersLine)
+	lineNo := 0
+	for scanner.Scan() {
+		lineNo++
+		line := strings.TrimSpace(scanner.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		entry, err := parseUsersLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", name, lineNo, err)
+		}
+		entry.line = lineNo
+		key := foldLogin(entry.login)
+		if first, dup := users.byLogin[key]; dup {
+			return nil, fmt.Errorf("%s:%d: duplicate login %q (first defined on line %d; logins are case-insensitive)",
+				name, lineNo, entry.login, first.line)
+		}
+		users.byLogin[key] = entry
+		order = append(order, entry)
+	}
+	if err := scanner.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("%s:%d: line longer than %d bytes", name, lineNo+1, maxUsersLine)
+		}
+		return nil, fmt.Errorf("reading users file %s: %w", name, err)
+	}
+	dummy, err := chooseDummy(order)
+	if err != nil {
+		return nil, err
+	}
+	users.dummy = dummy
+	return users, nil
+}
+
+// parseUsersLine parses one non-comment line "login:hash[:ignored...]".
+func parseUsersLine(line string) (*userEntry, error) {
+	login, rest, found := strings.Cut(line, ":")
+	if !found {
+		// Say nothing about the content: it may be a bare password.
+		return nil, errors.New(`no ":" after the login (expected login:hash)`)
+	}
+	if err := checkLogin(login); err != nil {
+		return nil, err
+	}
+	hash, _, _ := strings.Cut(rest, ":")
+	if hash == "" {
+		return nil, fmt.Errorf("login %q has an empty password hash (password-less logins are not supported)", login)
+	}
+	parsed, err := parseHash(hash)
+	if err != nil {
+		return nil, fmt.Errorf("login %q: %w", login, err)
+	}
+	return &userEntry{login: login, hash: parsed}, nil
+}
+
+// checkLogin rejects logins that no SMTP client could send as typed: empty,
+// invalid UTF-8, or containing spaces or control characters (usually a
+// stray edit in the file).
+func checkLogin(login string) error {
+	switch {
+	case login == "":
+		return errors.New("empty login")
+	case !utf8.ValidString(login):
+		return errors.New("login is not valid UTF-8")
+	case strings.ContainsFunc(login, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		return fmt.Errorf("login %q contains whitespace or control characters", login)
+	}
+	return nil
+}
+
+// chooseDummy picks the hash that unknown logins are verified against.
+//
+// An unknown login must cost what a known login with a wrong password costs,
+// or response time tells an attacker which logins exist. So the dummy is a
+// real entry's own hash: same algorithm, same parameters, same time by
+// construction, with nothing to calibrate. Entries may differ in cost (a file
+// migrating from SHA512-crypt to bcrypt), so it is taken from the most common
+// cost class, making an unknown login look like the typical user; ties go to
+// the class that appears first. Authenticate discards the result of a dummy
+// verification, so a password that happens to match it grants nothing.
+func chooseDummy(entries []*userEntry) (parsedHash, error) {
+	if len(entries) == 0 {
+		dummy, err := parseHash(emptyFileDummyHash)
+		if err != nil {
+			return parsedHash{}, fmt.Errorf("parsing the built-in dummy hash: %w", err)
+		}
+		return dummy, nil
+	}
+	count := map[string]int{}
+	for _, e := range entries {
+		count[e.hash.costClass]++
+	}
+	// Counts are final, so the first entry of the winning class is where
+	// best switches to it; the strict > keeps the earlier class on a tie.
+	best := entries[0]
+	for _, e := range entries {
+		if count[e.hash.costClass] > count[best.hash.costClass] {
+			best = e
+		}
+	}
+	return best.hash, nil
+}
+
+// Authenticate checks req against the table. Unknown login and wrong password
+// both cost one verification of comparable cost and both return
+// ErrInvalidCredentials. A cancelled ctx gives an error wrapping ErrUnavailable
+// and ctx.Err(), without hashing.
+func (u *Users) Authenticate(ctx context.Context, req Request) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	entry, known := u.byLogin[foldLogin(req.Login)]
+	hash := u.dummy
+	if known {
+		hash = entry.hash
+	}
+	ok, err := hash.verify(req.Password)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: users file %s: %w", ErrUnavailable, u.name, err)
+	}
+	if !known || !ok {
+		return Result{}, ErrInvalidCredentials
+	}
+	return Result{Login: entry.login}, nil
+}
+
+// PasswdFile is the users-file backend: a Users table loaded from a path and
+// replaced atomically by Reload. It is safe for concurrent use.
+type PasswdFile struct {
+	path  string
+	log   *slog.Logger
+	users atomic.Pointer[Users]
+	// reloadMu serialises reloads, so that two overlapping SIGHUPs cannot
+	// store an older table after a newer one.
+	reloadMu sync.Mutex
+}
+
+// OpenPasswdFile loads the users file at path. log may be nil.
+func OpenPasswdFile(path string, log *slog.Logger) (*PasswdFile, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &PasswdFile{path: path, log: log}
+	users, err := p.load()
+	if err != nil {
+		return nil, err
+	}
+	p.users.Store(users)
+	p.log.Info("users file loaded", "path", path, "users", users.Len())
+	return p, nil
+}
+
+// Reload reads the file again. On success the new table replaces the old one
+// for all later Authenticate calls; on failure the old table stays in use,
+// the reason is logged and returned.
+func (p *PasswdFile) Reload() error {
+	p.reloadMu.Lock()
+	defer p.reloadMu.Unlock()
+	users, err := p.load()
+	if err != nil {
+		p.log.Error("users file reload failed; keeping the previous users", "path", p.path,
+			"users", p.users.Load().Len(), "err", err)
+		return err
+	}
+	p.users.Store(users)
+	p.log.Info("users file reloaded", "path", p.path, "users", users.Len())
+	return nil
+}
+
+// Authenticate implements Authenticator with the current table.
+func (p *PasswdFile) Authenticate(ctx context.Context, req Request) (Result, error) {
+	return p.users.Load().Authenticate(ctx, req)
+}
+
+func (p *PasswdFile) load() (*Users, error) {
+	f, err := os.Open(p.path)
+	if err != nil {
+		return nil, fmt.Errorf("opening users file: %w", err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o004 != 0 {
+		p.log.Warn("users file is world-readable; password hashes can be attacked offline", "path", p.path)
+	}
+	users, err := ParsePasswdFile(f, p.path)
+	if err != nil {
+		return nil, fmt.Errorf("loading users file: %w", err)
+	}
+	return users, nil
+}

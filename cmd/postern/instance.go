@@ -1,0 +1,136 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/postern/postern/auth"
+	"github.com/postern/postern/certs"
+	"github.com/postern/postern/proxy"
+)
+
+// instance is one configured Postern: everything `serve` runs and
+// `check-config` validates, built from the flags in one place.
+type instance struct {
+	log       *slog.Logger
+	certs     *certs.Manager
+	users     *auth.PasswdFile
+	senderMap string // path, reloaded on SIGHUP
+	server    *proxy.Server
+	drain     time.Duration
+}
+
+// buildInstance validates every setting and builds the components without
+// binding any port.
+func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
+	hostname := c.String("hostname")
+	if hostname == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("--hostname not set and the host name is unknown: %w", err)
+		}
+		hostname = h
+	}
+	if c.String("upstream") == "" {
+		return nil, errors.New("--upstream is required (the internal MTA, e.g. 127.0.0.1:25)")
+	}
+	if c.String("users") == "" {
+		return nil, errors.New("--users is required (a Dovecot passwd-file)")
+	}
+	var listeners []proxy.Listener
+	for _, l := range c.StringSlice("listen") {
+		pl, err := proxy.ParseListener(l)
+		if err != nil {
+			return nil, err
+		}
+		listeners = append(listeners, pl)
+	}
+	received, err := proxy.ParseReceivedMode(c.String("received"))
+	if err != nil {
+		return nil, err
+	}
+	mynets, err := proxy.ParseNetworks(c.String("mynetworks"))
+	if err != nil {
+		return nil, fmt.Errorf("--mynetworks: %w", err)
+	}
+	if c.Int64("max-message-size") <= 0 || c.Int("max-recipients") <= 0 {
+		return nil, errors.New("--max-message-size and --max-recipients must be positive")
+	}
+
+	inst := &instance{log: log, senderMap: c.String("sender-map"), drain: c.Duration("shutdown-timeout")}
+	if c.String("tls-cert") == "" || c.String("tls-key") == "" {
+		return nil, errors.New("a certificate is required: --tls-cert and --tls-key")
+	}
+	inst.certs, err = certs.New(certs.Config{
+		Hostname: hostname,
+		CertFile: c.String("tls-cert"),
+		KeyFile:  c.String("tls-key"),
+	}, log)
+	if err != nil {
+		return nil, fmt.Errorf("loading certificates: %w", err)
+	}
+	inst.users, err = auth.OpenPasswdFile(c.String("users"), log)
+	if err != nil {
+		return nil, fmt.Errorf("loading users: %w", err)
+	}
+	var senders *proxy.SenderMap
+	if inst.senderMap != "" {
+		if senders, err = proxy.LoadSenderMap(inst.senderMap); err != nil {
+			return nil, err
+		}
+	}
+	upTimeout := c.Duration("upstream-timeout")
+	inst.server, err = proxy.New(proxy.Config{
+		Hostname:  hostname,
+		Listeners: listeners,
+		TLSConfig: inst.certs.TLSConfig(),
+		Upstream: proxy.UpstreamConfig{
+			Addr:           c.String("upstream"),
+			DialTimeout:    upTimeout,
+			CommandTimeout: upTimeout,
+			DataTimeout:    10 * upTimeout,
+		},
+		Auth:            inst.users,
+		MyNetworks:      mynets,
+		Received:        received,
+		MaxMessageBytes: c.Int64("max-message-size"),
+		MaxRecipients:   c.Int("max-recipients"),
+		MaxAuthFailures: c.Int("max-auth-failures-per-connection"),
+		CommandTimeout:  c.Duration("command-timeout"),
+		DataTimeout:     c.Duration("data-timeout"),
+		Log:             log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	inst.server.SetSenderMap(senders)
+	return inst, nil
+}
+
+// reload re-reads what can change safely while serving: users, sender map
+// and certificates. A broken file keeps the old value and is logged.
+func (inst *instance) reload() {
+	ok := true
+	if err := inst.users.Reload(); err != nil {
+		ok = false
+		inst.log.Error("reload: users file kept as before", "err", err)
+	}
+	if inst.senderMap != "" {
+		if m, err := proxy.LoadSenderMap(inst.senderMap); err != nil {
+			ok = false
+			inst.log.Error("reload: sender map kept as before", "err", err)
+		} else {
+			inst.server.SetSenderMap(m)
+		}
+	}
+	if err := inst.certs.Reload(); err != nil {
+		ok = false
+		inst.log.Error("reload: certificates kept as before", "err", err)
+	}
+	inst.log.Info("reloaded", "ok", ok)
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "serve",
+		Usage:  "run the submission proxy",
+		Flags:  serveFlags(),
+		Before: applyConfigFile,
+		Action: func(c *cli.Context) error {
+			log, err := newLogger(c.App.ErrWriter, c.String("log-format"), c.String("log-level"))
+			if err != nil {
+				return err
+			}
+			inst, err := buildInstance(c, log)
+			if err != nil {
+				return err
+			}
+			if err := inst.server.Listen(); err != nil {
+				return err
+			}
+			for _, a := range inst.server.Addrs() {
+				log.Info("listening", "addr", a.String())
+			}
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			go reloadOnHUP(ctx, inst)
+			go func() {
+				if err := inst.certs.Run(ctx); err != nil {
+					log.Error("certificate manager stopped", "err", err)
+				}
+			}()
+			return inst.server.Serve(ctx, inst.drain)
+		},
+	}
+}
+
+// reloadOnHUP reloads users, sender map and certificates on each SIGHUP.
+func reloadOnHUP(ctx context.Context, inst *instance) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			inst.reload()
+		}
+	}
+}
+
+func checkConfigCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "check-config",
+		Usage:  "validate the configuration like `nginx -t` and list the certificates that would be served",
+		Flags:  serveFlags(),
+		Before: applyConfigFile,
+		Action: func(c *cli.Context) error {
+			log, err := newLogger(c.App.ErrWriter, c.String("log-format"), "warn")
+			if err != nil {
+				return err
+			}
+			inst, err := buildInstance(c, log)
+			if err != nil {
+				return err
+			}
+			w := c.App.Writer
+			for _, ci := range inst.certs.Certificates() {
+				fmt.Fprintf(w, "certificate %s: names=%v issuer=%q expires=%s\n",
+					ci.Source, ci.Names, ci.Issuer, ci.NotAfter.Format("2006-01-02"))
+				if ci.Warning != "" {
+					fmt.Fprintf(w, "  WARNING: %s\n", ci.Warning)
+				}
+			}
+			fmt.Fprintln(w, "configuration OK")
+			return nil
+		},
+	}
+}

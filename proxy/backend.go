@@ -1,0 +1,45 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+
+	"github.com/emersion/go-smtp"
+)
+
+// backend builds a session when go-smtp sees EHLO/HELO, and again after
+// STARTTLS (go-smtp drops the old session at the upgrade, so nothing said in
+// plain text survives it).
+type backend struct{ srv *Server }
+
+func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	nc := c.Conn()
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	cc, ok := nc.(*clientConn)
+	if !ok {
+		return nil, fmt.Errorf("proxy: unexpected connection type %T", nc)
+	}
+	s := &session{srv: b.srv, conn: c, cc: cc}
+	s.log = b.srv.log.With("session", cc.id)
+	if state, ok := c.TLSConnectionState(); ok {
+		s.tls = &state
+		if cc.tlsLogged.CompareAndSwap(false, true) {
+			s.log.Info("tls", "version", tls.VersionName(state.Version),
+				"cipher", tls.CipherSuiteName(state.CipherSuite), "sni", state.ServerName)
+		}
+	}
+	return s, nil
+}
+
+var _ smtp.Backend = backend{}
+var _ smtp.AuthSession = (*session)(nil)
+
+func logAttrsTLS(s *tls.ConnectionState) slog.Attr {
+	if s == nil {
+		return slog.String("tls", "none")
+	}
+	return slog.String("tls", tls.VersionName(s.Version))
+}

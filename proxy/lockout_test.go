@@ -1,0 +1,216 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeClock is a settable clock for LockoutConfig.Now.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func newTestLockout(cfg LockoutConfig) (*Lockout, *fakeClock) {
+	clock := &fakeClock{now: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}
+	cfg.Now = clock.Now
+	return NewLockout(cfg), clock
+}
+
+func TestLockoutBlocksAddressAfterMaxFailures(t *testing.T) {
+	var logBuf bytes.Buffer
+	l, clock := newTestLockout(LockoutConfig{Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
+	attacker := netip.MustParseAddr("127.0.0.1")
+	other := netip.MustParseAddr("127.0.0.9")
+
+	for i := 1; i <= 9; i++ {
+		l.Failure(attacker, "alice")
+		clock.Advance(time.Second)
+	}
+	if l.Blocked(attacker) {
+		t.Fatal("blocked after 9 failures; the default limit is 10")
+	}
+	l.Failure(attacker, "alice")
+	l.Failure(attacker, "alice") // the 11th
+	if !l.Blocked(attacker) {
+		t.Fatal("not blocked after 11 failures")
+	}
+	if l.Blocked(other) {
+		t.Fatal("another address is blocked too")
+	}
+	if got := strings.Count(logBuf.String(), "auth lockout: address blocked"); got != 1 {
+		t.Errorf("lockout log lines = %d, want exactly 1:\n%s", got, logBuf.String())
+	}
+	if !strings.Contains(logBuf.String(), "client=127.0.0.1") {
+		t.Errorf("lockout log line lacks client=127.0.0.1:\n%s", logBuf.String())
+	}
+
+	// The owner, from an address with no failures, is not locked out.
+	l.Success(other, "alice")
+	if l.Blocked(other) {
+		t.Fatal("owner's address blocked after success")
+	}
+
+	// Success does not reset the address counter (an attacker with one valid
+	// account must not clear its own record).
+	l.Success(attacker, "mallory")
+	if !l.Blocked(attacker) {
+		t.Fatal("a success from the blocked address unblocked it")
+	}
+
+	// The window slides: 15 minutes after the first failures they expire.
+	clock.Advance(15*time.Minute - 9*time.Second)
+	if !l.Blocked(attacker) {
+		t.Fatal("unblocked while the 10 newest failures are still inside the window")
+	}
+	clock.Advance(15 * time.Second)
+	if l.Blocked(attacker) {
+		t.Fatal("still blocked after the window passed")
+	}
+}
+
+func TestLockoutSlidingWindowCountsOnlyRecent(t *testing.T) {
+	l, clock := newTestLockout(LockoutConfig{MaxFailures: 3, Window: time.Minute})
+	ip := netip.MustParseAddr("192.0.2.1")
+	l.Failure(ip, "x")
+	l.Failure(ip, "x")
+	clock.Advance(61 * time.Second)
+	l.Failure(ip, "x") // the first two are out of the window
+	if l.Blocked(ip) {
+		t.Fatal("failures older than the window were counted")
+	}
+	l.Failure(ip, "x")
+	l.Failure(ip, "x")
+	if !l.Blocked(ip) {
+		t.Fatal("3 failures within the window did not block")
+	}
+}
+
+func TestLockoutIPv6CountsPer64(t *testing.T) {
+	l, _ := newTestLockout(LockoutConfig{MaxFailures: 3})
+	for _, a := range []string{"2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff:ffff:ffff:ffff"} {
+		l.Failure(netip.MustParseAddr(a), "x")
+	}
+	if !l.Blocked(netip.MustParseAddr("2001:db8:1:2::99")) {
+		t.Error("failures from one /64 were not counted together")
+	}
+	if l.Blocked(netip.MustParseAddr("2001:db8:1:3::1")) {
+		t.Error("neighbouring /64 blocked")
+	}
+	if l.Blocked(netip.MustParseAddr("fe80::1%eth0")) {
+		t.Error("link-local blocked")
+	}
+
+	// IPv4 is per address, also when it arrives IPv4-mapped.
+	for range 3 {
+		l.Failure(netip.MustParseAddr("::ffff:198.51.100.7"), "x")
+	}
+	if !l.Blocked(netip.MustParseAddr("198.51.100.7")) {
+		t.Error("IPv4-mapped failures not counted for the IPv4 address")
+	}
+	if l.Blocked(netip.MustParseAddr("198.51.100.8")) {
+		t.Error("IPv4 neighbour blocked")
+	}
+}
+
+func TestLockoutLoginDelayGrowsAndCaps(t *testing.T) {
+	l, clock := newTestLockout(LockoutConfig{})
+	if d := l.LoginDelay("alice"); d != 0 {
+		t.Fatalf("delay without failures = %v, want 0", d)
+	}
+	want := []time.Duration{
+		250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second,
+		4 * time.Second, 8 * time.Second, 15 * time.Second, 15 * time.Second,
+	}
+	for i, w := range want {
+		// Every failure from a different address: the per-login count is
+		// what grows, and no address gets blocked.
+		ip := netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})
+		l.Failure(ip, "alice")
+		if got := l.LoginDelay("alice"); got != w {
+			t.Errorf("after %d failures: delay %v, want %v", i+1, got, w)
+		}
+		if l.Blocked(ip) {
+			t.Errorf("address %v blocked after one failure", ip)
+		}
+	}
+	for range 20 {
+		l.Failure(netip.MustParseAddr("10.0.1.1"), "ALICE") // case does not give fresh counters
+	}
+	if got := l.LoginDelay("alice"); got != 15*time.Second {
+		t.Errorf("delay after many failures = %v, want the 15s cap", got)
+	}
+	if got := l.LoginDelay("bob"); got != 0 {
+		t.Errorf("bob's delay = %v, want 0", got)
+	}
+
+	// The owner logging in clears the delay.
+	l.Success(netip.MustParseAddr("127.0.0.9"), "alice")
+	if got := l.LoginDelay("alice"); got != 0 {
+		t.Errorf("delay after success = %v, want 0", got)
+	}
+
+	// And failures age out with the window.
+	l.Failure(netip.MustParseAddr("10.0.2.1"), "carol")
+	clock.Advance(16 * time.Minute)
+	if got := l.LoginDelay("carol"); got != 0 {
+		t.Errorf("delay after the window = %v, want 0", got)
+	}
+}
+
+// TestLockoutMemoryBound floods the lockout with a million distinct addresses
+// and logins: the tables never grow past MaxKeys, and the heap stays flat.
+func TestLockoutMemoryBound(t *testing.T) {
+	const maxKeys = 10_000
+	const flood = 1_000_000
+	l, _ := newTestLockout(LockoutConfig{MaxKeys: maxKeys})
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+
+	var b [4]byte
+	for i := range flood {
+		binary.BigEndian.PutUint32(b[:], uint32(i)+0x0b000000) // 11.0.0.0 upwards
+		l.Failure(netip.AddrFrom4(b), string(b[:]))
+		if i%100_000 == 0 {
+			if a, n := l.Len(); a > maxKeys || n > maxKeys {
+				t.Fatalf("after %d keys: %d addresses, %d logins tracked; bound is %d", i, a, n, maxKeys)
+			}
+		}
+	}
+	a, n := l.Len()
+	if a != maxKeys || n != maxKeys {
+		t.Errorf("tracked %d addresses, %d logins; want exactly %d each", a, n, maxKeys)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(l) // measure with the tables still live
+	growth := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d distinct addresses with MaxKeys=%d: heap grew %.1f MiB (%.0f bytes per tracked key pair)",
+		flood, maxKeys, float64(growth)/(1<<20), float64(growth)/maxKeys)
+	// 10k keys in each table need a few MiB; a table that grew with the
+	// flood would need hundreds.
+	if growth > 32<<20 {
+		t.Errorf("heap grew %d bytes for %d keys; memory is not bounded", growth, maxKeys)
+	}
+}

@@ -1,0 +1,52 @@
+package proxy
+
+import (
+	"github.com/emersion/go-smtp"
+)
+
+// Every reply Postern itself sends, declared once (DESIGN.md "Protocol
+// behaviour"). They are returned to go-smtp unwrapped: it picks the code by a
+// type assertion on *smtp.SMTPError, not errors.As, so a wrapped reply would
+// lose its code.
+var (
+	replyTLSRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0},
+		Message: "Must issue a STARTTLS command first"}
+	replyAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0},
+		Message: "Authentication required"}
+	replyAuthInvalid = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8},
+		Message: "Authentication credentials invalid"}
+	replyAuthUnavailable = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
+		Message: "Temporary authentication failure, try again later"}
+	replyAuthTooMany = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
+		Message: "Too many authentication failures, closing connection"}
+	replyLockedOut = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
+		Message: "Too many authentication failures from your address, try again later"}
+	replyAuthCancelled = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 0, 0},
+		Message: "Authentication cancelled"}
+	replyAuthMalformed = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 2},
+		Message: "Malformed authentication response"}
+	replyAuthMechanism = &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 4},
+		Message: "Unsupported authentication mechanism"}
+	replySenderNotOwned = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+		Message: "Sender address rejected: not owned by user"}
+	replyBadAddress = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3},
+		Message: "Bad address syntax"}
+	replyMessageTooBig = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4},
+		Message: "Message size exceeds fixed limit"}
+	replyBareNewline = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 5, 2},
+		Message: "Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)"}
+	replyNULInMessage = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
+		Message: "Message contains NUL characters"}
+	replyLineTooLong = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 5, 2},
+		Message: "Message line too long (RFC 5322 limits lines to 998 characters)"}
+	replyDataTimeout = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2},
+		Message: "Timeout while receiving the message, try again"}
+	replyUpstreamUnavailable = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 1},
+		Message: "Mail server temporarily unavailable, try again later"}
+	replyUpstreamFailed = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2},
+		Message: "Mail server connection lost, message not delivered, try again later"}
+	replyShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
+		Message: "Service shutting down, try again later"}
+	replyInternal = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
+		Message: "Internal error, try again later"}
+)

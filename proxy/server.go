@@ -1,0 +1,248 @@
+// Package proxy is Postern's SMTP side: the listeners, one session per client
+// connection applying the submission policy, and the streaming hand-off of
+// each accepted message to the internal MTA.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/postern/postern/auth"
+)
+
+// ListenMode is how a listener starts TLS.
+type ListenMode string
+
+const (
+	ModeStartTLS ListenMode = "starttls" // plain, upgrade with STARTTLS (587, 2525)
+	ModeTLS      ListenMode = "tls"      // implicit TLS, RFC 8314 (465)
+)
+
+// Listener is one --listen MODE=ADDR.
+type Listener struct {
+	Mode ListenMode
+	Addr string
+}
+
+// ParseListener parses "starttls=:587" or "tls=127.0.0.1:465".
+func ParseListener(s string) (Listener, error) {
+	mode, addr, ok := strings.Cut(s, "=")
+	if !ok || addr == "" {
+		return Listener{}, fmt.Errorf("listen %q: want MODE=ADDR, e.g. starttls=:587", s)
+	}
+	switch m := ListenMode(strings.ToLower(mode)); m {
+	case ModeStartTLS, ModeTLS:
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return Listener{}, fmt.Errorf("listen %q: %w", s, err)
+		}
+		return Listener{Mode: m, Addr: addr}, nil
+	}
+	return Listener{}, fmt.Errorf("listen %q: mode must be starttls or tls", s)
+}
+
+// Config is everything a Server needs; cmd/postern builds it from flags.
+type Config struct {
+	Hostname  string
+	Listeners []Listener
+	TLSConfig *tls.Config
+	Upstream  UpstreamConfig
+	Auth      auth.Authenticator
+	// Limiter counts AUTH failures across connections (lockout); optional.
+	Limiter         AuthLimiter
+	MyNetworks      []netip.Prefix
+	Received        ReceivedMode
+	MaxMessageBytes int64
+	MaxRecipients   int
+	// MaxAuthFailures per connection before it is closed with 421.
+	MaxAuthFailures int
+	CommandTimeout  time.Duration // idle time allowed between reads
+	DataTimeout     time.Duration // whole DATA phase of one message
+	AuthTimeout     time.Duration // one backend verification
+	Log             *slog.Logger
+}
+
+// AuthLimiter is the lockout policy (see Lockout). Blocked addresses get 421
+// and are disconnected; LoginDelay slows guessing of one login.
+type AuthLimiter interface {
+	Blocked(ip netip.Addr) bool
+	Failure(ip netip.Addr, login string)
+	Success(ip netip.Addr, login string)
+	LoginDelay(login string) time.Duration
+}
+
+// Server runs the listeners of one Postern instance.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	senderMap atomic.Pointer[SenderMap]
+	smtp      *smtp.Server
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	active    atomic.Int64
+}
+
+// New checks cfg and builds a Server. Nothing is bound until Listen.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.Hostname == "":
+		return nil, errors.New("proxy: hostname is required")
+	case cfg.TLSConfig == nil:
+		return nil, errors.New("proxy: a TLS configuration is required")
+	case cfg.Upstream.Addr == "":
+		return nil, errors.New("proxy: upstream address is required")
+	case cfg.Auth == nil:
+		return nil, errors.New("proxy: an authenticator is required")
+	case len(cfg.Listeners) == 0:
+		return nil, errors.New("proxy: no listeners")
+	}
+	if cfg.Received == "" {
+		cfg.Received = ReceivedAnonymous
+	}
+	if cfg.MaxAuthFailures <= 0 {
+		cfg.MaxAuthFailures = 3
+	}
+	if cfg.AuthTimeout <= 0 {
+		cfg.AuthTimeout = 30 * time.Second
+	}
+	if cfg.Upstream.HeloName == "" {
+		cfg.Upstream.HeloName = cfg.Hostname
+	}
+	if cfg.Upstream.DialTimeout <= 0 {
+		cfg.Upstream.DialTimeout = 10 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: cfg.Log}
+	s.senderMap.Store(nil)
+
+	srv := smtp.NewServer(backend{s})
+	srv.Domain = cfg.Hostname
+	srv.TLSConfig = cfg.TLSConfig
+	srv.MaxMessageBytes = cfg.MaxMessageBytes
+	srv.MaxRecipients = cfg.MaxRecipients
+	srv.MaxLineLength = maxMessageLine
+	srv.WriteTimeout = cfg.CommandTimeout
+	srv.ReadTimeout = 0 // clientConn renews read deadlines itself
+	srv.EnableSMTPUTF8 = true
+	srv.EnableDSN = true
+	srv.ErrorLog = slogPrintf{cfg.Log}
+	s.smtp = srv
+	return s, nil
+}
+
+// SetSenderMap installs a new sender map (nil: a login may send only as
+// itself). Safe while serving; new MAIL commands see the new map.
+func (s *Server) SetSenderMap(m *SenderMap) { s.senderMap.Store(m) }
+
+// Listen binds every configured listener. Call it before Serve; Addrs then
+// reports the bound addresses (useful with port 0).
+func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, lc := range s.cfg.Listeners {
+		l, err := net.Listen("tcp", lc.Addr)
+		if err != nil {
+			for _, open := range s.listeners {
+				open.Close()
+			}
+			s.listeners = nil
+			return fmt.Errorf("listening on %s (%s): %w", lc.Addr, lc.Mode, err)
+		}
+		name := string(lc.Mode) + ":" + portOf(l.Addr())
+		var wrapped net.Listener = &clientListener{
+			Listener: l, name: name, idle: s.cfg.CommandTimeout,
+			onAccept: s.connOpened, onClose: s.connClosed,
+		}
+		if lc.Mode == ModeTLS {
+			wrapped = tls.NewListener(wrapped, s.cfg.TLSConfig)
+		}
+		s.listeners = append(s.listeners, wrapped)
+	}
+	return nil
+}
+
+// Addrs returns the bound listener addresses, in configuration order.
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]net.Addr, len(s.listeners))
+	for i, l := range s.listeners {
+		out[i] = l.Addr()
+	}
+	return out
+}
+
+// ActiveSessions is the number of open client connections.
+func (s *Server) ActiveSessions() int64 { return s.active.Load() }
+
+// Serve accepts connections until ctx is cancelled, then stops accepting and
+// gives open sessions up to drain to finish before closing them.
+func (s *Server) Serve(ctx context.Context, drain time.Duration) error {
+	s.mu.Lock()
+	listeners := append([]net.Listener(nil), s.listeners...)
+	s.mu.Unlock()
+	if len(listeners) == 0 {
+		return errors.New("proxy: Serve called before Listen")
+	}
+	errc := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func() { errc <- s.smtp.Serve(l) }()
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		s.smtp.Close()
+		return fmt.Errorf("serving SMTP: %w", err)
+	}
+	s.log.Info("shutting down", "active_sessions", s.active.Load(), "drain", drain.String())
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := s.smtp.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	s.smtp.Close()
+	return nil
+}
+
+func (s *Server) connOpened(cc *clientConn) bool {
+	s.active.Add(1)
+	s.log.Info("connect", "session", cc.id, "listener", cc.listener, "client", cc.remote.String())
+	return true
+}
+
+func (s *Server) connClosed(cc *clientConn) {
+	s.active.Add(-1)
+	s.log.Info("disconnect", "session", cc.id, "client", cc.remote.String(),
+		"messages", cc.messages.Load(), "auth_failures", cc.authFailures.Load(),
+		"duration", time.Since(cc.opened).Round(time.Millisecond).String())
+}
+
+func portOf(a net.Addr) string {
+	_, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return port
+}
+
+// slogPrintf adapts go-smtp's Printf-style error log to slog.
+type slogPrintf struct{ log *slog.Logger }
+
+func (l slogPrintf) Printf(format string, v ...any) {
+	l.log.Warn("smtp", "detail", fmt.Sprintf(format, v...))
+}
+
+func (l slogPrintf) Println(v ...any) { l.log.Warn("smtp", "detail", fmt.Sprint(v...)) }

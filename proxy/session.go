@@ -1,0 +1,332 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/postern/postern/auth"
+)
+
+// session is one client connection between EHLO (or STARTTLS) and QUIT. Each
+// SMTP verb is one short method applying the submission policy (Postfix
+// submission with smtpd_tls_security_level=encrypt, smtpd_tls_auth_only=yes,
+// permit_sasl_authenticated, reject_sender_login_mismatch); reset is the
+// one place that clears per-message state.
+type session struct {
+	srv  *Server
+	conn *smtp.Conn
+	cc   *clientConn
+	tls  *tls.ConnectionState
+	log  *slog.Logger
+
+	login     string   // authenticated login, "" if none
+	loginAddr []string // addresses the auth backend says the login owns
+
+	up *upstream // upstream session, kept across messages
+
+	// per message
+	msgID   string
+	from    string
+	rcpts   int
+	started time.Time
+}
+
+// AuthMechanisms offers PLAIN and LOGIN, only under TLS (RFC 4954 §4: no
+// plain-text passwords), so go-smtp's EHLO never lists AUTH before STARTTLS.
+func (s *session) AuthMechanisms() []string {
+	if s.tls == nil {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	if s.tls == nil {
+		return nil, replyTLSRequired
+	}
+	if s.srv.cfg.Limiter != nil && s.srv.cfg.Limiter.Blocked(s.cc.remote.Addr()) {
+		s.log.Warn("auth locked out", "client", s.cc.remote.Addr().String())
+		s.cc.closeAfterNextReply()
+		return nil, replyLockedOut
+	}
+	switch strings.ToUpper(mech) {
+	case sasl.Plain:
+		return &plainServer{check: s.authenticate}, nil
+	case sasl.Login:
+		return &loginServer{check: s.authenticate}, nil
+	}
+	return nil, replyAuthMechanism
+}
+
+// authenticate asks the backends and turns the outcome into a reply. The
+// client never learns whether the login exists: both failures give 535. The
+// log line "auth failed" with client= is what the fail2ban filter matches.
+func (s *session) authenticate(login, password string) error {
+	ip := s.cc.remote.Addr()
+	lim := s.srv.cfg.Limiter
+	if lim != nil {
+		if d := lim.LoginDelay(login); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.AuthTimeout)
+	defer cancel()
+	res, err := s.srv.cfg.Auth.Authenticate(ctx, auth.Request{Login: login, Password: password, RemoteIP: ip, Secured: true})
+	switch {
+	case err == nil:
+		s.login, s.loginAddr = res.Login, res.Addresses
+		if lim != nil {
+			lim.Success(ip, login)
+		}
+		s.log.Info("auth ok", "client", ip.String(), "login", res.Login)
+		return nil
+	case errors.Is(err, auth.ErrInvalidCredentials):
+		failures := s.cc.authFailures.Add(1)
+		if lim != nil {
+			lim.Failure(ip, login)
+		}
+		s.log.Warn("auth failed", "client", ip.String(), "login", sanitizeLog(login), "failures", failures)
+		if int(failures) >= s.srv.cfg.MaxAuthFailures {
+			s.cc.closeAfterNextReply()
+			return replyAuthTooMany
+		}
+		if lim != nil && lim.Blocked(ip) {
+			s.cc.closeAfterNextReply()
+			return replyLockedOut
+		}
+		return replyAuthInvalid
+	default:
+		// A backend that is down is not a wrong password: 454, no failure counted.
+		s.log.Error("auth unavailable", "client", ip.String(), "login", sanitizeLog(login), "err", err)
+		return replyAuthUnavailable
+	}
+}
+
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if s.tls == nil {
+		return replyTLSRequired
+	}
+	if s.login == "" && !inNetworks(s.srv.cfg.MyNetworks, s.cc.remote.Addr()) {
+		return replyAuthRequired
+	}
+	if strings.ContainsRune(from, 0) {
+		return replyBadAddress
+	}
+	if s.login != "" && !mayUse(s.srv.senderMap.Load(), s.login, s.loginAddr, from) {
+		s.log.Warn("sender rejected", "login", s.login, "from", from)
+		return replySenderNotOwned
+	}
+	if err := s.openUpstream(from, opts); err != nil {
+		return err
+	}
+	s.msgID, s.from, s.rcpts, s.started = newID(), from, 0, time.Now()
+	return nil
+}
+
+// openUpstream starts the upstream transaction, reusing this session's
+// upstream connection when there is one. A reused connection may have been
+// closed by the upstream's idle timeout meanwhile: then dial once more.
+func (s *session) openUpstream(from string, opts *smtp.MailOptions) error {
+	for attempt := 0; attempt < 2; attempt++ {
+		reused := s.up != nil
+		if !reused {
+			up, err := dialUpstream(context.Background(), s.srv.cfg.Upstream)
+			if err != nil {
+				s.log.Error("upstream unavailable", "err", err)
+				return replyUpstreamUnavailable
+			}
+			s.up = up
+		}
+		err := s.up.mail(from, opts)
+		if err == nil {
+			return nil
+		}
+		reply, fromUpstream := upstreamReply(err, replyUpstreamUnavailable)
+		if fromUpstream {
+			s.log.Info("upstream refused sender", "from", from, "code", reply.Code)
+			return reply
+		}
+		s.dropUpstream()
+		if !reused {
+			s.log.Error("upstream MAIL failed", "err", err)
+			return reply
+		}
+	}
+	return replyUpstreamUnavailable
+}
+
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if strings.ContainsRune(to, 0) {
+		return replyBadAddress
+	}
+	if s.up == nil {
+		return replyUpstreamFailed
+	}
+	if err := s.up.client.Rcpt(to, opts); err != nil {
+		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
+		if !fromUpstream {
+			s.log.Error("upstream RCPT failed", "err", err)
+			s.dropUpstream()
+			return reply
+		}
+		if reply.Code == 552 { // RFC 5321 §4.5.3.1.10
+			reply.Code, reply.EnhancedCode = 452, smtp.EnhancedCode{4, 5, 3}
+		}
+		return reply
+	}
+	s.rcpts++
+	return nil
+}
+
+// Data streams the message to the upstream and answers with the upstream's
+// own reply: the client gets 250 only after the upstream said 250.
+func (s *session) Data(r io.Reader) error {
+	s.cc.startData(s.srv.cfg.DataTimeout)
+	defer s.cc.endData()
+	s.cc.messages.Add(1)
+	if s.up == nil {
+		return replyUpstreamFailed
+	}
+	w, err := s.up.client.Data()
+	if err != nil {
+		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
+		if !fromUpstream {
+			s.dropUpstream()
+		}
+		s.logMessage(0, reply, err)
+		return reply
+	}
+	copier := messageCopier{received: receivedHeader(s.receivedInfo())}
+	if s.srv.cfg.Received == ReceivedAnonymous {
+		copier.strip = stripAnonymous
+	}
+	n, err := copier.copy(w, r)
+	if err != nil {
+		// Whatever went wrong, the upstream must not see a final dot.
+		s.dropUpstream()
+		reply := s.dataReadReply(err)
+		s.logMessage(n, reply, err)
+		return reply
+	}
+	resp, err := w.CloseWithResponse()
+	s.up.inTransaction = false
+	if err != nil {
+		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
+		if !fromUpstream {
+			s.dropUpstream()
+		}
+		s.logMessage(n, reply, err)
+		return reply
+	}
+	reply := acceptedReply(resp.StatusText)
+	s.logMessage(n, reply, nil)
+	return reply
+}
+
+// dataReadReply maps a failure while streaming DATA to the client's reply.
+func (s *session) dataReadReply(err error) *smtp.SMTPError {
+	var uw *upstreamWriteError
+	var se *smtp.SMTPError
+	var ne interface{ Timeout() bool }
+	switch {
+	case errors.As(err, &uw):
+		return replyUpstreamFailed
+	case errors.Is(err, errBareNewline):
+		return replyBareNewline
+	case errors.Is(err, errNULInData):
+		return replyNULInMessage
+	case errors.Is(err, errLongLine), errors.Is(err, smtp.ErrTooLongLine):
+		return replyLineTooLong
+	case errors.As(err, &se) && se.Code == smtp.ErrDataTooLarge.Code:
+		return replyMessageTooBig
+	case errors.As(err, &ne) && ne.Timeout():
+		return replyDataTimeout
+	}
+	return replyUpstreamFailed
+}
+
+func (s *session) receivedInfo() receivedInfo {
+	ri := receivedInfo{
+		mode:   s.srv.cfg.Received,
+		by:     s.srv.cfg.Hostname,
+		id:     s.msgID,
+		tls:    s.tls,
+		authed: s.login != "",
+		now:    time.Now(),
+	}
+	if ri.mode == ReceivedFull {
+		ri.helo = s.conn.Hostname()
+		ri.clientIP = s.cc.remote.Addr().String()
+	}
+	return ri
+}
+
+func (s *session) logMessage(size int64, reply *smtp.SMTPError, err error) {
+	attrs := []any{
+		"id", s.msgID, "listener", s.cc.listener, logAttrsTLS(s.tls), "login", s.login,
+		"from", s.from, "rcpts", s.rcpts, "size", size,
+		"reply", replyText(reply),
+		"duration", time.Since(s.started).Round(time.Millisecond).String(),
+	}
+	if err != nil {
+		attrs = append(attrs, "err", err.Error())
+	}
+	if reply.Code/100 == 2 {
+		s.log.Info("message accepted", attrs...)
+	} else {
+		s.log.Warn("message rejected", attrs...)
+	}
+}
+
+func replyText(r *smtp.SMTPError) string {
+	ec := r.EnhancedCode
+	return fmt.Sprintf("%d %d.%d.%d %s", r.Code, ec[0], ec[1], ec[2], r.Message)
+}
+
+// Reset is called by go-smtp on RSET, after each DATA and on a repeated EHLO.
+func (s *session) Reset() {
+	if s.up != nil {
+		if err := s.up.reset(); err != nil {
+			s.dropUpstream()
+		}
+	}
+	s.from, s.rcpts, s.msgID = "", 0, ""
+}
+
+// Logout ends the session (QUIT, disconnect, or STARTTLS replacing it).
+func (s *session) Logout() error {
+	if s.up != nil {
+		s.up.quit()
+		s.up = nil
+	}
+	return nil
+}
+
+func (s *session) dropUpstream() {
+	if s.up != nil {
+		s.up.abort()
+		s.up = nil
+	}
+}
+
+// sanitizeLog keeps a client-chosen string printable and short in logs.
+func sanitizeLog(s string) string {
+	if len(s) > 128 {
+		s = s[:128]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
