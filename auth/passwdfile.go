@@ -18,6 +18,13 @@ import (
 // maxUsersLine bounds one line of a users file; real lines are < 300 bytes.
 const maxUsersLine = 64 << 10
 
+// maxPasswordLen bounds the password Authenticate will hash. SHA-crypt's
+// work grows with the password length times the rounds, so a client could
+// otherwise buy seconds of CPU per attempt with a long AUTH line. Longer
+// passwords are refused before the login is looked up, so the refusal says
+// nothing about which logins exist.
+const maxPasswordLen = 1024
+
 // emptyFileDummyHash is verified for every login when the users file has no
 // entries, so that an empty table still costs one bcrypt cost-10 check per
 // attempt. Its password was random and discarded.
@@ -170,6 +177,9 @@ func chooseDummy(entries []*userEntry) (parsedHash, error) {
 func (u *Users) Authenticate(ctx context.Context, req Request) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if len(req.Password) > maxPasswordLen {
+		return Result{}, ErrInvalidCredentials
 	}
 	entry, known := u.byLogin[foldLogin(req.Login)]
 	hash := u.dummy

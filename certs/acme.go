@@ -73,7 +73,16 @@ func newACMESource(cfg Config, log *slog.Logger) (*acmeSource, error) {
 	if a.httpAddr != "" {
 		// Calling HTTPHandler is what turns HTTP-01 on in autocert. Anything
 		// but a challenge gets 404: this port serves nothing else.
-		a.http01 = a.mgr.HTTPHandler(http.NotFoundHandler())
+		h := a.mgr.HTTPHandler(http.NotFoundHandler())
+		a.http01 = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// autocert checks r.Host against the allow-list as it is, so a
+			// validation sent to a port other than 80 ("name:8080") would
+			// be refused; the port says nothing about the name.
+			if host, _, err := net.SplitHostPort(r.Host); err == nil {
+				r.Host = host
+			}
+			h.ServeHTTP(w, r)
+		})
 	}
 	return a, nil
 }

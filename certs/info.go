@@ -35,6 +35,12 @@ type Info struct {
 // Certificates lists every certificate the Manager would serve: the default
 // pair, the SNI directory's pairs in file order, then the ACME domains.
 func (m *Manager) Certificates() []Info {
+	return m.certificates(true)
+}
+
+// certificates is Certificates, without the ACME part (which may read the
+// cache directory) when withACME is false.
+func (m *Manager) certificates(withACME bool) []Info {
 	now := m.cfg.Now()
 	s := m.snap.Load()
 	var out []Info
@@ -44,7 +50,7 @@ func (m *Manager) Certificates() []Info {
 	for _, e := range s.sni.entries {
 		out = append(out, newInfo(e.source, e.cert, e.certFile, e.keyFile, now))
 	}
-	if m.acme != nil {
+	if withACME && m.acme != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		for _, d := range m.acme.domains {
@@ -92,11 +98,14 @@ func roundDays(d time.Duration) string {
 	return fmt.Sprintf("%d days", int(d/(24*time.Hour)))
 }
 
-// warnExpiring logs each certificate with a warning, so an administrator who
-// never runs check-config still sees it after a reload or restart.
+// warnExpiring logs each file-based certificate with a warning, so an
+// administrator who never runs check-config still sees it after a reload or
+// restart. ACME certificates are left out: at start-up they are not
+// obtained yet, and autocert renews them on its own (silently; a renewal that
+// keeps failing shows up in check-config as ExpiresSoon).
 func (m *Manager) warnExpiring() {
-	for _, in := range m.Certificates() {
-		if in.Warning != "" && in.Source != SourceACME {
+	for _, in := range m.certificates(false) {
+		if in.Warning != "" {
 			m.log.Warn("certs: certificate needs attention", "source", in.Source, "names", in.Names,
 				"file", in.CertFile, "problem", in.Warning)
 		}

@@ -90,6 +90,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners []net.Listener
+	conns     map[*clientConn]struct{}
 	active    atomic.Int64
 }
 
@@ -125,7 +126,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: cfg.Log}
+	s := &Server{cfg: cfg, log: cfg.Log, conns: make(map[*clientConn]struct{})}
 	s.senderMap.Store(nil)
 
 	srv := smtp.NewServer(backend{s})
@@ -208,22 +209,49 @@ func (s *Server) Serve(ctx context.Context, drain time.Duration) error {
 		return fmt.Errorf("serving SMTP: %w", err)
 	}
 	s.log.Info("shutting down", "active_sessions", s.active.Load(), "drain", drain.String())
+	// Stop accepting. The listeners are closed here as well as by go-smtp's
+	// Shutdown: a Serve goroutine that has not registered its listener with
+	// go-smtp yet would otherwise accept forever.
+	for _, l := range listeners {
+		l.Close()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	if err := s.smtp.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("shutting down: %w", err)
+	if err := s.smtp.Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn("drain timeout: closing remaining sessions", "active_sessions", s.active.Load())
 	}
-	s.smtp.Close()
+	// Sessions still open after the drain are cut. None of them has been
+	// told 250 for a message the upstream did not accept: an interrupted
+	// DATA never reaches the final dot upstream.
+	s.closeAll()
 	return nil
 }
 
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	conns := make([]*clientConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
 func (s *Server) connOpened(cc *clientConn) bool {
+	s.mu.Lock()
+	s.conns[cc] = struct{}{}
+	s.mu.Unlock()
 	s.active.Add(1)
 	s.log.Info("connect", "session", cc.id, "listener", cc.listener, "client", cc.remote.String())
 	return true
 }
 
 func (s *Server) connClosed(cc *clientConn) {
+	s.mu.Lock()
+	delete(s.conns, cc)
+	s.mu.Unlock()
 	s.active.Add(-1)
 	s.log.Info("disconnect", "session", cc.id, "client", cc.remote.String(),
 		"messages", cc.messages.Load(), "auth_failures", cc.authFailures.Load(),
@@ -242,7 +270,12 @@ func portOf(a net.Addr) string {
 type slogPrintf struct{ log *slog.Logger }
 
 func (l slogPrintf) Printf(format string, v ...any) {
-	l.log.Warn("smtp", "detail", fmt.Sprintf(format, v...))
+	msg := fmt.Sprintf(format, v...)
+	if strings.HasSuffix(msg, ": EOF") { // a client (or health probe) hung up
+		l.log.Debug("smtp", "detail", msg)
+		return
+	}
+	l.log.Warn("smtp", "detail", msg)
 }
 
 func (l slogPrintf) Println(v ...any) { l.log.Warn("smtp", "detail", fmt.Sprint(v...)) }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/postern/postern/auth"
 	"github.com/postern/postern/certs"
 	"github.com/postern/postern/proxy"
 )
@@ -19,7 +18,7 @@ import (
 type instance struct {
 	log       *slog.Logger
 	certs     *certs.Manager
-	users     *auth.PasswdFile
+	auth      *authBackends
 	senderMap string // path, reloaded on SIGHUP
 	server    *proxy.Server
 	drain     time.Duration
@@ -38,9 +37,6 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	}
 	if c.String("upstream") == "" {
 		return nil, errors.New("--upstream is required (the internal MTA, e.g. 127.0.0.1:25)")
-	}
-	if c.String("users") == "" {
-		return nil, errors.New("--users is required (a Dovecot passwd-file)")
 	}
 	var listeners []proxy.Listener
 	for _, l := range c.StringSlice("listen") {
@@ -63,20 +59,25 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	}
 
 	inst := &instance{log: log, senderMap: c.String("sender-map"), drain: c.Duration("shutdown-timeout")}
-	if c.String("tls-cert") == "" || c.String("tls-key") == "" {
-		return nil, errors.New("a certificate is required: --tls-cert and --tls-key")
+	if c.String("tls-cert") == "" && c.String("tls-sni-dir") == "" && len(c.StringSlice("acme-domain")) == 0 {
+		return nil, errors.New("no certificate: set --tls-cert/--tls-key, --tls-sni-dir or --acme-domain")
 	}
 	inst.certs, err = certs.New(certs.Config{
-		Hostname: hostname,
-		CertFile: c.String("tls-cert"),
-		KeyFile:  c.String("tls-key"),
+		Hostname:      hostname,
+		CertFile:      c.String("tls-cert"),
+		KeyFile:       c.String("tls-key"),
+		SNIDir:        c.String("tls-sni-dir"),
+		ACMEDomains:   c.StringSlice("acme-domain"),
+		ACMEEmail:     c.String("acme-email"),
+		ACMECache:     c.String("acme-cache"),
+		ACMEDirectory: c.String("acme-directory"),
+		ACMEHTTPAddr:  c.String("acme-http"),
 	}, log)
 	if err != nil {
 		return nil, fmt.Errorf("loading certificates: %w", err)
 	}
-	inst.users, err = auth.OpenPasswdFile(c.String("users"), log)
-	if err != nil {
-		return nil, fmt.Errorf("loading users: %w", err)
+	if inst.auth, err = buildAuth(c, log); err != nil {
+		return nil, err
 	}
 	var senders *proxy.SenderMap
 	if inst.senderMap != "" {
@@ -95,7 +96,12 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 			CommandTimeout: upTimeout,
 			DataTimeout:    10 * upTimeout,
 		},
-		Auth:            inst.users,
+		Auth: inst.auth.cache,
+		Limiter: proxy.NewLockout(proxy.LockoutConfig{
+			MaxFailures: c.Int("auth-max-failures"),
+			Window:      c.Duration("auth-lockout-window"),
+			Log:         log,
+		}),
 		MyNetworks:      mynets,
 		Received:        received,
 		MaxMessageBytes: c.Int64("max-message-size"),
@@ -116,7 +122,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 // and certificates. A broken file keeps the old value and is logged.
 func (inst *instance) reload() {
 	ok := true
-	if err := inst.users.Reload(); err != nil {
+	if err := inst.auth.reload(); err != nil {
 		ok = false
 		inst.log.Error("reload: users file kept as before", "err", err)
 	}

@@ -22,14 +22,14 @@ type Message struct {
 	// without angle brackets ("" for the null sender).
 	ReturnPath string
 	// Recipient is the envelope recipient, from the Delivered-To header
-	// (lower-cased by Postfix).
+	// (as Postfix wrote it; compare case-insensitively).
 	Recipient string
 	// OriginalRecipient is the recipient as given in RCPT TO, from
 	// X-Original-To.
 	OriginalRecipient string
 	// Received is the Received header the test Postfix's smtpd added,
 	// continuation lines included (LF-separated, no final newline); it
-	// names the client Postfix saw, e.g. "from upstream.test ([127.0.0.1])".
+	// names the client Postfix saw, e.g. "from client.test (unknown [127.0.0.1])".
 	Received string
 	// Data is the message as the SMTP client sent it: Raw without the
 	// headers Postfix added (Return-Path, X-Original-To, Delivered-To and

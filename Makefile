@@ -1,0 +1,41 @@
+# Postern: `make test` installs the real components the tests talk to (when it
+# can: root or sudo, and apt) and runs every test. Under CI=true a component
+# that is still missing fails the run instead of skipping tests.
+
+GO       ?= go
+PKGS     ?= ./...
+# Debian packages of the real peers the tests start: mail clients, Postfix as
+# the upstream, Dovecot and slapd as auth servers, Pebble as ACME CA, openssl.
+DEB_PKGS := postfix swaks msmtp dovecot-core apache2-utils slapd ldap-utils pebble openssl python3 ca-certificates docker-compose fail2ban
+
+.PHONY: all build test deps check fuzz bench demo staticcheck
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o postern ./cmd/postern
+
+demo:
+	$(GO) run ./cmd/postern demo
+
+deps:
+	@./.ci/install-deps $(DEB_PKGS)
+
+test: deps
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# Static checks run by `make check` (staticcheck is installed on first use).
+check:
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@latest $(PKGS)
+
+# A short run of every fuzz target (FUZZTIME each).
+FUZZTIME ?= 15s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+	  done; \
+	done

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# CPU and allocation profiles of Postern under W1 and W2, with the credential
+# cache on (default) and off, and under W3 (50 MiB messages). Needs setup.sh and start-sink.sh first (run.sh
+# does both). Writes $OUT/profile/*.pprof and a text top list of each.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+P=$OUT/profile
+mkdir -p "$P"
+(cd "$repo" && go build -o "$BIN/postern-profile" ./bench/profile)
+port=$((base + 3587)) pp=$((base + 2060))
+wait_port "$SINK_PORT" 5
+gen() {
+  "$BIN/postern-bench" --addr "127.0.0.1:$port" --mode starttls --insecure --server-name bench.test \
+    --user "$BENCH_USER" --password "$BENCH_PASSWORD" --from "$BENCH_USER" --to rcpt@example.net \
+    --duration 60s --timeout 30s --json "$@"
+}
+for ttl in 5m 0; do
+  stop_pid profile
+  start_bg profile "$BIN/postern-profile" --listen "127.0.0.1:$port" --pprof "127.0.0.1:$pp" \
+    --upstream "127.0.0.1:$SINK_PORT" --users "$USERS" --tls-cert "$CERT" --tls-key "$KEY" --auth-cache-ttl "$ttl"
+  wait_port "$port"
+  gen --concurrency 5 --connections 10 --messages-per-conn 1 >/dev/null # warm-up
+  wls="W1 W2"; [ "$ttl" = 0 ] || wls="W1 W2 W3"
+  for wl in $wls; do
+    case $wl in
+      W1) args="--concurrency 50 --connections ${W1_CONNS:-400} --messages-per-conn 10" ;;
+      W2) args="--concurrency 50 --connections ${W2_CONNS:-800} --messages-per-conn 1" ;;
+      W3) args="--concurrency 1 --connections 1 --messages-per-conn ${W3_MSGS:-10} --size 52428800" ;;
+    esac
+    name=$wl-cache$ttl
+    curl -s -o "$P/$name.cpu.pprof" "http://127.0.0.1:$pp/debug/pprof/profile?seconds=${PROFILE_SECONDS:-8}" &
+    cpid=$!
+    sleep 0.3
+    # shellcheck disable=SC2086
+    gen $args --label "profile-cache$ttl" --workload $wl >"$P/$name.json"
+    wait $cpid
+    curl -s -o "$P/$name.allocs.pprof" "http://127.0.0.1:$pp/debug/pprof/allocs"
+    go tool pprof -top -nodecount=35 "$P/$name.cpu.pprof" >"$P/$name.cpu.txt" 2>/dev/null || true
+    go tool pprof -top -cum -nodecount=45 "$P/$name.cpu.pprof" >"$P/$name.cpu-cum.txt" 2>/dev/null || true
+    go tool pprof -top -sample_index=alloc_space -nodecount=25 "$P/$name.allocs.pprof" >"$P/$name.allocs.txt" 2>/dev/null || true
+    log "$name: $(cut -c1-200 "$P/$name.json")"
+  done
+done
+stop_pid profile
+log "profiles in $P"

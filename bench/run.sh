@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark: installs and starts every peer on loopback,
+# runs W1..W4 against each in the same run (peers interleaved, RUNS rounds),
+# and writes bench/RESULTS.md and bench/chart.svg from the medians.
+#
+#   bench/run.sh            SMALL preset (a few minutes)
+#   FULL=1 bench/run.sh     the issue's numbers (W1 50x10x4KiB, W2, W3 5x50MiB, W4 5000 idle)
+#
+# Environment: RUNS (3), PEERS ("postern postern-nocache postfix nginx haraka sink"),
+# WORKLOADS ("W1 W2 W3 W4"), MAX_SECONDS (total-time cap), SKIP_INSTALL=1,
+# POSTERN_ARGS (extra flags for postern serve), BENCH_PORT_BASE, BENCH_OUT.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+FULL=${FULL:-0}
+RUNS=${RUNS:-3}
+PEERS=${PEERS:-"postern postern-nocache postfix nginx haraka sink"}
+WORKLOADS=${WORKLOADS:-"W1 W2 W3 W4"}
+if [ "$FULL" = 1 ]; then
+  preset=full
+  W1="--concurrency 50 --connections 500 --messages-per-conn 10 --size 4096"
+  W2="--concurrency 50 --connections 1000 --messages-per-conn 1 --size 4096"
+  W3="--concurrency 1 --connections 1 --messages-per-conn 5 --size 52428800"
+  W4_SESSIONS=5000 W4_HOLD=10s
+  MAX_SECONDS=${MAX_SECONDS:-3600}
+  CAP=120s
+else
+  preset=small
+  W1="--concurrency 20 --connections 60 --messages-per-conn 10 --size 4096"
+  W2="--concurrency 20 --connections 200 --messages-per-conn 1 --size 4096"
+  W3="--concurrency 1 --connections 1 --messages-per-conn 5 --size 8388608"
+  W4_SESSIONS=500 W4_HOLD=5s
+  MAX_SECONDS=${MAX_SECONDS:-900}
+  CAP=60s
+fi
+
+ulimit -n 65536 2>/dev/null || true
+if [ "$(ulimit -n)" -lt $((W4_SESSIONS * 2 + 200)) ]; then
+  log "ulimit -n is $(ulimit -n): too low for $W4_SESSIONS idle sessions (client and server side)"; exit 1
+fi
+
+[ "${SKIP_INSTALL:-0}" = 1 ] || "$here/install.sh"
+"$here/setup.sh"
+"$here/stop.sh" 2>/dev/null || true
+trap '"$here/stop.sh"' EXIT
+
+results=$OUT/results.jsonl
+: >"$results"
+skipped=()
+
+"$here/start-sink.sh"
+started=()
+for p in $PEERS; do
+  [ "$p" = sink ] && { started+=(sink); continue; }
+  script=$here/start-$p.sh
+  [ "$p" = postern-nocache ] && script="$here/start-postern.sh postern-nocache"
+  if $script; then started+=("$p"); else log "peer $p did not start: left out"; skipped+=("$p (did not start)"); fi
+done
+PEERS="${started[*]}"
+
+addr_of() {
+  case $1 in
+    postern) echo "127.0.0.1:$POSTERN_PORT" ;; postern-nocache) echo "127.0.0.1:$POSTERN_NOCACHE_PORT" ;; postfix) echo "127.0.0.1:$POSTFIX_PORT" ;;
+    nginx) echo "127.0.0.1:$NGINX_PORT" ;; haraka) echo "127.0.0.1:$HARAKA_PORT" ;;
+    sink) echo "127.0.0.1:$SINK_PORT" ;;
+  esac
+}
+
+# measure PEER WORKLOAD ARGS...: one run of the generator, its JSON line appended to $results.
+measure() {
+  local peer=$1 wl=$2; shift 2
+  if [ "$SECONDS" -ge "$MAX_SECONDS" ]; then
+    skipped+=("$wl $peer (total-time cap ${MAX_SECONDS}s)"); return 0
+  fi
+  local mode=starttls
+  [ "$peer" = sink ] && mode=plain
+  local line
+  line=$(timeout 900 "$BIN/postern-bench" --addr "$(addr_of "$peer")" --mode "$mode" --insecure --server-name bench.test \
+    --user "$BENCH_USER" --password "$BENCH_PASSWORD" --from "$BENCH_USER" --to rcpt@example.net \
+    --duration "$CAP" --timeout 60s --label "$peer" --workload "$wl" --json "$@") || { log "$wl $peer: generator failed"; return 0; }
+  echo "$line" >>"$results"
+  log "$wl $peer: $(echo "$line" | sed -E 's/.*"messages_per_s":([0-9]+)[^,]*,.*"mib_per_s":([0-9]+)[^,]*,.*"msg_p99_ms":([0-9]+)[^,]*,.*"errors":([0-9]+).*/\1 msg\/s, \2 MiB\/s, p99 \3 ms, errors \4/')"
+  # Postfix answers once the message is queued: let it hand everything to the
+  # sink before the next peer is measured (not counted in its time).
+  if [ "$peer" = postfix ]; then
+    local i
+    for ((i = 0; i < 600; i++)); do [ "$(postfix_queue_len)" = 0 ] && break; sleep 0.2; done
+  fi
+}
+
+restart_postern() {
+  stop_pid postern
+  "$here/start-postern.sh"
+}
+
+log "preset $preset, runs $RUNS, peers: $PEERS"
+for p in $PEERS; do # warm-up: caches, JIT, first upstream connections
+  measure "$p" warmup --concurrency 5 --connections 10 --messages-per-conn 2 --size 4096 >/dev/null
+done
+
+for wl in $WORKLOADS; do
+  for ((r = 1; r <= RUNS; r++)); do
+    case $wl in
+      W1|W2)
+        # shellcheck disable=SC2086
+        for p in $PEERS; do measure "$p" "$wl" ${!wl}; done ;;
+      W3)
+        for p in $PEERS; do
+          [ "$p" = postern-nocache ] && continue # same data path as postern
+          if [ "$p" = postern ]; then
+            restart_postern # a fresh process, so that VmHWM is this workload's peak
+            # shellcheck disable=SC2086
+            measure postern W3 $W3 --rss-pid "$(pid_of postern)"
+          else
+            # shellcheck disable=SC2086
+            measure "$p" W3 $W3
+          fi
+        done ;;
+      W4)
+        case " $PEERS " in *" postern "*) ;; *) continue ;; esac
+        restart_postern
+        measure postern W4 --idle "$W4_SESSIONS" --hold "$W4_HOLD" --concurrency 50 --size 4096 --rss-pid "$(pid_of postern)" ;;
+    esac
+  done
+done
+
+{
+  echo "Preset **$preset** (\`$( [ "$FULL" = 1 ] && echo "FULL=1 " )bench/run.sh\`), $RUNS runs per measurement, peers interleaved within each run; total $SECONDS s."
+  echo
+  echo "Versions: postern $(cd "$repo" && git describe --always --dirty 2>/dev/null || echo '?'); $(postconf -d mail_version 2>/dev/null | sed 's/mail_version = /Postfix /'); Dovecot $(dovecot --version 2>/dev/null | cut -d' ' -f1); $(nginx -v 2>&1 | sed 's#nginx version: nginx/#nginx #'); Haraka $(node -p "require('$OUT/haraka/node_modules/Haraka/package.json').version" 2>/dev/null); Node.js $(node --version 2>/dev/null)."
+  echo
+  echo "Set-up: every peer on loopback with the same ECDSA P-256 certificate and the same user; all forward to one sink (\`postern-bench sink\`, plain SMTP, discards). Clients: \`postern-bench\` (go-smtp client), STARTTLS + AUTH PLAIN for the proxies, plain + AUTH for the sink (the ceiling). Password checks: Postern, Postfix (via Dovecot passwd-file) and nginx (via the \`postern-bench authhttp\` helper) verify the same bcrypt cost-10 hash; Haraka's auth/flat_file compares a clear-text password. Postern runs with its defaults${POSTERN_ARGS:+ plus \`$POSTERN_ARGS\`}: its credential cache (\`--auth-cache-ttl\`, 5 min) is on, and with a single benchmark user every AUTH after the first is a cache hit; **postern-nocache** is a second instance with \`--auth-cache-ttl 0\`, which pays bcrypt on every AUTH like the others (W1/W2 only). Postfix answers 250 once the message is in its queue; it then relays to the sink before the next peer runs. Haraka runs one worker per CPU (nodes=cpus), nginx worker_processes auto."
+  if [ ${#skipped[@]} -gt 0 ]; then
+    echo
+    echo "Left out: ${skipped[*]}."
+  fi
+} >"$OUT/preamble.md"
+
+notes=()
+[ -f "$here/NOTES.md" ] && notes=(--notes "$here/NOTES.md")
+"$BIN/postern-bench" report --in "$results" --out "$here/RESULTS.md" --svg "$here/chart.svg" --preamble "$OUT/preamble.md" "${notes[@]}"
+log "wrote $here/RESULTS.md and $here/chart.svg (raw: $results)"

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# nginx's mail proxy (Debian nginx + libnginx-mod-mail): STARTTLS required,
+# AUTH checked by the auth_http helper (postern-bench authhttp, bcrypt against
+# the same users file), then proxied to the sink with XCLIENT off.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+port_free "$NGINX_PORT"; port_free "$AUTHHTTP_PORT"
+N=$OUT/nginx
+mkdir -p "$N/logs"
+mod=/usr/lib/nginx/modules/ngx_mail_module.so
+[ -e "$mod" ] || { log "no $mod: run bench/install.sh"; exit 1; }
+cat >"$N/nginx.conf" <<CONF
+load_module $mod;
+daemon off;
+master_process on;
+worker_processes auto;
+worker_rlimit_nofile 20000;
+pid $N/nginx.pid;
+error_log $N/logs/error.log warn;
+events { worker_connections 10000; }
+mail {
+  server_name bench.test;
+  auth_http 127.0.0.1:$AUTHHTTP_PORT/auth;
+  proxy_pass_error_message on;
+  xclient off;
+  smtp_auth plain login;
+  smtp_capabilities "SIZE 104857600" "8BITMIME" "PIPELINING" "ENHANCEDSTATUSCODES";
+  ssl_certificate $CERT;
+  ssl_certificate_key $KEY;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  ssl_session_cache shared:MAIL:10m;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    protocol smtp;
+    starttls only;
+  }
+}
+CONF
+start_bg authhttp "$BIN/postern-bench" authhttp --listen "127.0.0.1:$AUTHHTTP_PORT" --users "$USERS" --upstream "127.0.0.1:$SINK_PORT"
+wait_port "$AUTHHTTP_PORT"
+nginx -t -q -e "$N/logs/error.log" -p "$N" -c "$N/nginx.conf"
+start_bg nginx nginx -e "$N/logs/error.log" -p "$N" -c "$N/nginx.conf"
+wait_port "$NGINX_PORT"
+log "nginx mail proxy on 127.0.0.1:$NGINX_PORT (master pid $(pid_of nginx)), auth_http on :$AUTHHTTP_PORT (pid $(pid_of authhttp))"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Postern: STARTTLS and implicit TLS listeners, forwarding to the sink.
+# POSTERN_ARGS adds flags (e.g. POSTERN_ARGS="--auth-cache-ttl 1m").
+# `start-postern.sh postern-nocache` starts a second instance with the
+# credential cache off (--auth-cache-ttl 0) on ports 1000 higher.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+name=${1:-postern}
+extra=()
+if [ "$name" = postern-nocache ]; then
+  POSTERN_PORT=$POSTERN_NOCACHE_PORT POSTERN_TLS_PORT=$((POSTERN_NOCACHE_PORT - 122))
+  extra=(--auth-cache-ttl 0)
+fi
+port_free "$POSTERN_PORT"; port_free "$POSTERN_TLS_PORT"
+# shellcheck disable=SC2086
+start_bg "$name" "$BIN/postern" serve --hostname bench.test \
+  --listen "starttls=127.0.0.1:$POSTERN_PORT" --listen "tls=127.0.0.1:$POSTERN_TLS_PORT" \
+  --upstream "127.0.0.1:$SINK_PORT" --users "$USERS" --tls-cert "$CERT" --tls-key "$KEY" \
+  --max-message-size 104857600 --log-level warn ${POSTERN_ARGS:-} "${extra[@]}"
+wait_port "$POSTERN_PORT"
+log "$name on 127.0.0.1:$POSTERN_PORT (starttls) and :$POSTERN_TLS_PORT (tls) (pid $(pid_of "$name"))"

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testTLSConfig(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench.test"},
+		DNSNames: []string{"bench.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+// TestSmoke runs every client mode with tiny numbers against an in-process
+// go-smtp server. It checks that the generator works, never how fast.
+func TestSmoke(t *testing.T) {
+	tc := testTLSConfig(t)
+	starttls, err := startSinkTLS("127.0.0.1:0", tc, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer starttls.Close()
+	implicit, err := startSinkTLS("127.0.0.1:0", tc, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer implicit.Close()
+
+	for _, c := range []struct {
+		name, addr, mode string
+		pipelining       bool
+	}{
+		{"starttls", starttls.Addr(), "starttls", false},
+		{"tls", implicit.Addr(), "tls", false},
+		{"plain", starttls.Addr(), "plain", false},
+		{"starttls-pipelining", starttls.Addr(), "starttls", true},
+		{"tls-pipelining", implicit.Addr(), "tls", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := runLoad(context.Background(), loadConfig{
+				Addr: c.addr, Mode: c.mode, Pipelining: c.pipelining, Insecure: true, ServerName: "bench.test",
+				User: "bench@example.test", Password: "pw", From: "bench@example.test", To: "rcpt@example.net",
+				Concurrency: 3, Connections: 5, MessagesPerConn: 2, Size: 1000 + len(c.name), Duration: 20 * time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Errors != 0 || s.Messages != 10 || s.Connections != 5 {
+				t.Fatalf("errors %d %q, messages %d, connections %d", s.Errors, s.ErrorTexts, s.Messages, s.Connections)
+			}
+			if s.MsgP99 <= 0 || s.SetupP50 <= 0 {
+				t.Errorf("no latencies: %+v", s)
+			}
+		})
+	}
+
+	t.Run("idle", func(t *testing.T) {
+		s, err := runLoad(context.Background(), loadConfig{
+			Addr: implicit.Addr(), Mode: "tls", Insecure: true, User: "u", Password: "p",
+			From: "a@b.test", To: "c@d.test", Concurrency: 2, Idle: 4, Hold: 100 * time.Millisecond,
+			Size: 4096, Duration: 20 * time.Second, RSSPID: os.Getpid(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.IdleHeld != 4 || s.Connections != 4 || s.Errors != 0 || s.RSSPeakKiB == 0 {
+			t.Fatalf("%+v", s)
+		}
+	})
+
+	t.Run("errors are counted", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close() // nothing listens there now
+		s, err := runLoad(context.Background(), loadConfig{
+			Addr: addr, Mode: "plain", From: "a@b.test", To: "c@d.test",
+			Concurrency: 2, Connections: 3, MessagesPerConn: 1, Size: 300, Duration: 5 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Errors != 3 || len(s.ErrorTexts) == 0 || !strings.HasPrefix(s.ErrorTexts[0], "set-up:") {
+			t.Fatalf("%+v", s)
+		}
+	})
+
+	t.Run("command line and report", func(t *testing.T) {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), []string{"--addr", starttls.Addr(), "--mode", "starttls", "--insecure",
+			"--user", "u", "--password", "p", "--concurrency", "2", "--connections", "2", "--messages-per-conn", "1",
+			"--size", "512", "--duration", "20s", "--label", "postern", "--workload", "W1", "--json"}, &out, &errOut)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, errOut.String())
+		}
+		var s Summary
+		if err := json.Unmarshal(out.Bytes(), &s); err != nil || s.Messages != 2 || s.Label != "postern" {
+			t.Fatalf("%v %+v %s", err, s, out.String())
+		}
+		dir := t.TempDir()
+		in := filepath.Join(dir, "results.jsonl")
+		os.WriteFile(in, out.Bytes(), 0o644)
+		md, svg := filepath.Join(dir, "RESULTS.md"), filepath.Join(dir, "chart.svg")
+		if err := run(context.Background(), []string{"report", "--in", in, "--out", md, "--svg", svg}, &out, &errOut); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(md)
+		if !strings.Contains(string(b), "| postern | 1 |") {
+			t.Errorf("report:\n%s", b)
+		}
+	})
+}
