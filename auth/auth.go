@@ -36,6 +36,9 @@ type Result struct {
 	// Addresses are extra sender addresses the backend says this login owns
 	// (e.g. LDAP mail and alias attributes), on top of the sender map.
 	Addresses []string
+	// Backend names the backend that accepted the login ("file", "dovecot",
+	// "ldap"), for logs and metrics.
+	Backend string
 }
 
 // Authenticator checks credentials. It returns ErrInvalidCredentials (wrapped

@@ -112,7 +112,7 @@ func (d *Dovecot) Authenticate(ctx context.Context, req Request) (Result, error)
 			// fall back to what the client typed.
 			login = req.Login
 		}
-		return Result{Login: login}, nil
+		return Result{Login: login, Backend: "dovecot"}, nil
 	case "FAIL":
 		if reply.isTempFail() {
 			return Result{}, fmt.Errorf("auth: dovecot at %s: temporary failure (%s): %w",

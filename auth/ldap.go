@@ -220,7 +220,7 @@ func (l *LDAP) search(conn *ldap.Conn, login string) ([]*ldap.Entry, error) {
 }
 
 func (l *LDAP) result(login string, entry *ldap.Entry) Result {
-	res := Result{Login: login}
+	res := Result{Login: login, Backend: "ldap"}
 	if l.cfg.LoginAttribute != "" {
 		if v := entry.GetAttributeValue(l.cfg.LoginAttribute); v != "" {
 			res.Login = v

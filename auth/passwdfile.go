@@ -193,7 +193,7 @@ func (u *Users) Authenticate(ctx context.Context, req Request) (Result, error) {
 	if !known || !ok {
 		return Result{}, ErrInvalidCredentials
 	}
-	return Result{Login: entry.login}, nil
+	return Result{Login: entry.login, Backend: "file"}, nil
 }
 
 // PasswdFile is the users-file backend: a Users table loaded from a path and

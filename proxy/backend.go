@@ -24,10 +24,13 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	}
 	s := &session{srv: b.srv, conn: c, cc: cc}
 	s.log = b.srv.log.With("session", cc.id)
+	top := c.Conn()
+	cc.top.Store(&top)
 	if state, ok := c.TLSConnectionState(); ok {
 		s.tls = &state
 		if cc.tlsLogged.CompareAndSwap(false, true) {
-			s.log.Info("tls", "version", tls.VersionName(state.Version),
+			b.srv.cfg.Metrics.tlsDone(tls.VersionName(state.Version))
+			s.log.Info("tls", "client", cc.clientIP().String(), "version", tls.VersionName(state.Version),
 				"cipher", tls.CipherSuiteName(state.CipherSuite), "sni", state.ServerName)
 		}
 	}

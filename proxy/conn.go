@@ -3,11 +3,15 @@ package proxy
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/pires/go-proxyproto"
 )
 
 // clientConn wraps every accepted connection, under TLS if there is one.
@@ -26,32 +30,54 @@ type clientConn struct {
 
 	id       string
 	listener string // listener name, e.g. "starttls:587"
-	remote   netip.AddrPort
+	peer     string // the TCP peer (a load balancer when PROXY protocol is used)
 	opened   time.Time
+
+	remoteOnce sync.Once
+	remote     netip.AddrPort // the client, resolved on first use (see client)
 
 	idleTimeout  time.Duration
 	dataDeadline atomic.Int64 // unix nanoseconds; 0 when no message is in flight
 
 	closeAfterReply atomic.Bool
 	authFailures    atomic.Int32
-	tlsLogged       atomic.Bool
+	tlsLogged       atomic.Bool              // a session over TLS has started
+	tlsStarted      atomic.Bool              // a ClientHello was received
+	busy            atomic.Bool              // between MAIL and the end of the message
+	top             atomic.Pointer[net.Conn] // what go-smtp writes to (the *tls.Conn under TLS)
 	messages        atomic.Int32
 	closeOnce       sync.Once
 	onClose         func(*clientConn)
 }
 
-func newClientConn(c net.Conn, listener string, idle time.Duration, onClose func(*clientConn)) *clientConn {
-	remote, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+func newClientConn(c net.Conn, peer, listener string, idle time.Duration, onClose func(*clientConn)) *clientConn {
 	return &clientConn{
 		Conn:        c,
 		id:          newID(),
 		listener:    listener,
-		remote:      netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()),
+		peer:        peer,
 		opened:      time.Now(),
 		idleTimeout: idle,
 		onClose:     onClose,
 	}
 }
+
+// client is the client's address: the TCP peer, or the address a trusted
+// load balancer passed in a PROXY protocol header. Reading the header
+// blocks, so it is resolved on first use in the connection's own goroutine,
+// never in Accept.
+func (c *clientConn) client() netip.AddrPort {
+	c.remoteOnce.Do(func() {
+		ap, err := netip.ParseAddrPort(c.Conn.RemoteAddr().String())
+		if err == nil {
+			c.remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+	})
+	return c.remote
+}
+
+// clientIP is client() without the port.
+func (c *clientConn) clientIP() netip.Addr { return c.client().Addr() }
 
 // Read renews the idle deadline before every read, capped by the DATA deadline.
 func (c *clientConn) Read(b []byte) (int, error) {
@@ -94,6 +120,22 @@ func (c *clientConn) Close() error {
 	return err
 }
 
+// dismiss sends a last reply outside go-smtp's flow (shutdown) and closes
+// the connection. go-smtp's own writer belongs to the session goroutine, so
+// the reply is written straight to the connection (the *tls.Conn under TLS,
+// whose writes are serialised): at worst it lands next to a reply go-smtp
+// is writing at the same moment, whole.
+func (c *clientConn) dismiss(reply *smtp.SMTPError) {
+	w := net.Conn(c)
+	if top := c.top.Load(); top != nil {
+		w = *top
+	}
+	ec := reply.EnhancedCode
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	fmt.Fprintf(w, "%d %d.%d.%d %s\r\n", reply.Code, ec[0], ec[1], ec[2], reply.Message)
+	c.Close()
+}
+
 // startData caps reads for the message being received at now+timeout.
 func (c *clientConn) startData(timeout time.Duration) {
 	if timeout > 0 {
@@ -121,22 +163,30 @@ type clientListener struct {
 	net.Listener
 	name string
 	idle time.Duration
-	// onAccept may reject a connection (returns false) before SMTP starts;
-	// onClose is called once per connection.
-	onAccept func(*clientConn) bool
+	// proxyFrom lists the load balancers whose PROXY protocol header (v1
+	// or v2) is honoured; from anyone else a header is just a bad command.
+	proxyFrom []netip.Prefix
+	// onAccept is called for every connection before SMTP starts; onClose
+	// once per connection.
+	onAccept func(*clientConn)
 	onClose  func(*clientConn)
 }
 
 func (l *clientListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		cc := newClientConn(c, l.name, l.idle, l.onClose)
-		if l.onAccept != nil && !l.onAccept(cc) {
-			continue
-		}
-		return cc, nil
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
 	}
+	peer := c.RemoteAddr().String()
+	if len(l.proxyFrom) > 0 {
+		if ap, err := netip.ParseAddrPort(peer); err == nil && inNetworks(l.proxyFrom, ap.Addr()) {
+			c = proxyproto.NewConn(c, proxyproto.WithPolicy(proxyproto.USE),
+				proxyproto.SetReadHeaderTimeout(10*time.Second))
+		}
+	}
+	cc := newClientConn(c, peer, l.name, l.idle, l.onClose)
+	if l.onAccept != nil {
+		l.onAccept(cc)
+	}
+	return cc, nil
 }

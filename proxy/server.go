@@ -59,11 +59,17 @@ type Config struct {
 	Upstream  UpstreamConfig
 	Auth      auth.Authenticator
 	// Limiter counts AUTH failures across connections (lockout); optional.
-	Limiter         AuthLimiter
-	MyNetworks      []netip.Prefix
-	Received        ReceivedMode
-	MaxMessageBytes int64
-	MaxRecipients   int
+	Limiter AuthLimiter
+	// Metrics, if set, receives the counters (see NewMetrics).
+	Metrics *Metrics
+	// ProxyProtocolFrom lists the load balancers whose PROXY protocol
+	// header is honoured; the address it carries is then the client's for
+	// mynetworks, lockout and logs.
+	ProxyProtocolFrom []netip.Prefix
+	MyNetworks        []netip.Prefix
+	Received          ReceivedMode
+	MaxMessageBytes   int64
+	MaxRecipients     int
 	// MaxAuthFailures per connection before it is closed with 421.
 	MaxAuthFailures int
 	CommandTimeout  time.Duration // idle time allowed between reads
@@ -87,6 +93,7 @@ type Server struct {
 	log       *slog.Logger
 	senderMap atomic.Pointer[SenderMap]
 	smtp      *smtp.Server
+	tlsConfig *tls.Config
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -128,10 +135,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Log, conns: make(map[*clientConn]struct{})}
 	s.senderMap.Store(nil)
+	s.tlsConfig = s.markHandshakes(cfg.TLSConfig)
 
 	srv := smtp.NewServer(backend{s})
 	srv.Domain = cfg.Hostname
-	srv.TLSConfig = cfg.TLSConfig
+	srv.TLSConfig = s.tlsConfig
 	srv.MaxMessageBytes = cfg.MaxMessageBytes
 	srv.MaxRecipients = cfg.MaxRecipients
 	srv.MaxLineLength = maxMessageLine
@@ -164,11 +172,11 @@ func (s *Server) Listen() error {
 		}
 		name := string(lc.Mode) + ":" + portOf(l.Addr())
 		var wrapped net.Listener = &clientListener{
-			Listener: l, name: name, idle: s.cfg.CommandTimeout,
+			Listener: l, name: name, idle: s.cfg.CommandTimeout, proxyFrom: s.cfg.ProxyProtocolFrom,
 			onAccept: s.connOpened, onClose: s.connClosed,
 		}
 		if lc.Mode == ModeTLS {
-			wrapped = tls.NewListener(wrapped, s.cfg.TLSConfig)
+			wrapped = tls.NewListener(wrapped, s.tlsConfig)
 		}
 		s.listeners = append(s.listeners, wrapped)
 	}
@@ -217,6 +225,7 @@ func (s *Server) Serve(ctx context.Context, drain time.Duration) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
+	go s.dismissIdle(sctx)
 	if err := s.smtp.Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
 		s.log.Warn("drain timeout: closing remaining sessions", "active_sessions", s.active.Load())
 	}
@@ -225,6 +234,32 @@ func (s *Server) Serve(ctx context.Context, drain time.Duration) error {
 	// DATA never reaches the final dot upstream.
 	s.closeAll()
 	return nil
+}
+
+// dismissIdle tells sessions with no message in flight that the service is
+// going away (421, RFC 5321 §3.8) and closes them, until ctx ends; sessions
+// with a message in flight are dismissed as soon as it is done.
+func (s *Server) dismissIdle(ctx context.Context) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		var idle []*clientConn
+		for c := range s.conns {
+			if !c.busy.Load() {
+				idle = append(idle, c)
+			}
+		}
+		s.mu.Unlock()
+		for _, c := range idle {
+			c.dismiss(replyShuttingDown)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func (s *Server) closeAll() {
@@ -239,13 +274,13 @@ func (s *Server) closeAll() {
 	}
 }
 
-func (s *Server) connOpened(cc *clientConn) bool {
+func (s *Server) connOpened(cc *clientConn) {
 	s.mu.Lock()
 	s.conns[cc] = struct{}{}
 	s.mu.Unlock()
 	s.active.Add(1)
-	s.log.Info("connect", "session", cc.id, "listener", cc.listener, "client", cc.remote.String())
-	return true
+	s.cfg.Metrics.connection(cc.listener)
+	s.log.Info("connect", "session", cc.id, "listener", cc.listener, "peer", cc.peer)
 }
 
 func (s *Server) connClosed(cc *clientConn) {
@@ -253,7 +288,10 @@ func (s *Server) connClosed(cc *clientConn) {
 	delete(s.conns, cc)
 	s.mu.Unlock()
 	s.active.Add(-1)
-	s.log.Info("disconnect", "session", cc.id, "client", cc.remote.String(),
+	if cc.tlsStarted.Load() && !cc.tlsLogged.Load() {
+		s.cfg.Metrics.tlsFailed(cc.listener)
+	}
+	s.log.Info("disconnect", "session", cc.id, "client", cc.client().String(),
 		"messages", cc.messages.Load(), "auth_failures", cc.authFailures.Load(),
 		"duration", time.Since(cc.opened).Round(time.Millisecond).String())
 }
@@ -279,3 +317,21 @@ func (l slogPrintf) Printf(format string, v ...any) {
 }
 
 func (l slogPrintf) Println(v ...any) { l.log.Warn("smtp", "detail", fmt.Sprint(v...)) }
+
+// markHandshakes returns a copy of the TLS configuration that records on
+// each connection that a ClientHello arrived, so a handshake that never
+// leads to a TLS session can be counted as a failure.
+func (s *Server) markHandshakes(base *tls.Config) *tls.Config {
+	conf := base.Clone()
+	next := base.GetConfigForClient
+	conf.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if cc, ok := hello.Conn.(*clientConn); ok {
+			cc.tlsStarted.Store(true)
+		}
+		if next != nil {
+			return next(hello)
+		}
+		return nil, nil
+	}
+	return conf
+}

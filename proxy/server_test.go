@@ -439,8 +439,11 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 	// The message in flight completes and is answered by the upstream.
 	c.sendRaw("second half\r\n.\r\n")
 	c.expect(250, "queued as FAKE")
-	c.cmd("QUIT", 221, "")
+	// Now idle too: it is dismissed like the other one.
+	c.expect(421, "4.3.2")
 	<-stopped
+	// The idle session was told the service is going away, and closed.
+	idle.expect(421, "4.3.2 Service shutting down")
 	if !idle.closed() {
 		t.Fatal("idle session still open after the drain")
 	}

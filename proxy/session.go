@@ -53,8 +53,9 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	if s.tls == nil {
 		return nil, replyTLSRequired
 	}
-	if s.srv.cfg.Limiter != nil && s.srv.cfg.Limiter.Blocked(s.cc.remote.Addr()) {
-		s.log.Warn("auth locked out", "client", s.cc.remote.Addr().String())
+	if s.srv.cfg.Limiter != nil && s.srv.cfg.Limiter.Blocked(s.cc.clientIP()) {
+		s.log.Warn("auth locked out", "client", s.cc.clientIP().String())
+		s.srv.cfg.Metrics.authResult("", "locked_out")
 		s.cc.closeAfterNextReply()
 		return nil, replyLockedOut
 	}
@@ -71,7 +72,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 // client never learns whether the login exists: both failures give 535. The
 // log line "auth failed" with client= is what the fail2ban filter matches.
 func (s *session) authenticate(login, password string) error {
-	ip := s.cc.remote.Addr()
+	ip := s.cc.clientIP()
 	lim := s.srv.cfg.Limiter
 	if lim != nil {
 		if d := lim.LoginDelay(login); d > 0 {
@@ -87,7 +88,8 @@ func (s *session) authenticate(login, password string) error {
 		if lim != nil {
 			lim.Success(ip, login)
 		}
-		s.log.Info("auth ok", "client", ip.String(), "login", res.Login)
+		s.srv.cfg.Metrics.authResult(res.Backend, "ok")
+		s.log.Info("auth ok", "client", ip.String(), "login", res.Login, "backend", res.Backend)
 		return nil
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		failures := s.cc.authFailures.Add(1)
@@ -95,6 +97,7 @@ func (s *session) authenticate(login, password string) error {
 			lim.Failure(ip, login)
 		}
 		s.log.Warn("auth failed", "client", ip.String(), "login", sanitizeLog(login), "failures", failures)
+		s.srv.cfg.Metrics.authResult("", "invalid")
 		if int(failures) >= s.srv.cfg.MaxAuthFailures {
 			s.cc.closeAfterNextReply()
 			return replyAuthTooMany
@@ -107,6 +110,7 @@ func (s *session) authenticate(login, password string) error {
 	default:
 		// A backend that is down is not a wrong password: 454, no failure counted.
 		s.log.Error("auth unavailable", "client", ip.String(), "login", sanitizeLog(login), "err", err)
+		s.srv.cfg.Metrics.authResult("", "unavailable")
 		return replyAuthUnavailable
 	}
 }
@@ -115,7 +119,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if s.tls == nil {
 		return replyTLSRequired
 	}
-	if s.login == "" && !inNetworks(s.srv.cfg.MyNetworks, s.cc.remote.Addr()) {
+	if s.login == "" && !inNetworks(s.srv.cfg.MyNetworks, s.cc.clientIP()) {
 		return replyAuthRequired
 	}
 	if strings.ContainsRune(from, 0) {
@@ -125,7 +129,10 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.log.Warn("sender rejected", "login", s.login, "from", from)
 		return replySenderNotOwned
 	}
+	// Busy from here to the end of the message: a shutdown lets it finish.
+	s.cc.busy.Store(true)
 	if err := s.openUpstream(from, opts); err != nil {
+		s.cc.busy.Store(false)
 		return err
 	}
 	s.msgID, s.from, s.rcpts, s.started = newID(), from, 0, time.Now()
@@ -139,14 +146,18 @@ func (s *session) openUpstream(from string, opts *smtp.MailOptions) error {
 	for attempt := 0; attempt < 2; attempt++ {
 		reused := s.up != nil
 		if !reused {
-			up, err := dialUpstream(context.Background(), s.srv.cfg.Upstream)
+			start := time.Now()
+			up, err := dialUpstream(context.Background(), s.srv.cfg.Upstream, s.upstreamIdentity())
+			s.srv.cfg.Metrics.upstreamReply("connect", replyCode(err))
 			if err != nil {
 				s.log.Error("upstream unavailable", "err", err)
 				return replyUpstreamUnavailable
 			}
+			s.srv.cfg.Metrics.upstreamTime("connect", start)
 			s.up = up
 		}
 		err := s.up.mail(from, opts)
+		s.srv.cfg.Metrics.upstreamReply("mail", replyCode(err))
 		if err == nil {
 			return nil
 		}
@@ -171,7 +182,9 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if s.up == nil {
 		return replyUpstreamFailed
 	}
-	if err := s.up.client.Rcpt(to, opts); err != nil {
+	err := s.up.client.Rcpt(to, opts)
+	s.srv.cfg.Metrics.upstreamReply("rcpt", replyCode(err))
+	if err != nil {
 		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
 		if !fromUpstream {
 			s.log.Error("upstream RCPT failed", "err", err)
@@ -192,12 +205,14 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 func (s *session) Data(r io.Reader) error {
 	s.cc.startData(s.srv.cfg.DataTimeout)
 	defer s.cc.endData()
+	defer s.cc.busy.Store(false)
 	s.cc.messages.Add(1)
 	if s.up == nil {
 		return replyUpstreamFailed
 	}
 	w, err := s.up.client.Data()
 	if err != nil {
+		s.srv.cfg.Metrics.upstreamReply("data", replyCode(err))
 		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
 		if !fromUpstream {
 			s.dropUpstream()
@@ -217,8 +232,11 @@ func (s *session) Data(r io.Reader) error {
 		s.logMessage(n, reply, err)
 		return reply
 	}
+	dot := time.Now()
 	resp, err := w.CloseWithResponse()
 	s.up.inTransaction = false
+	s.srv.cfg.Metrics.upstreamReply("data", replyCode(err))
+	s.srv.cfg.Metrics.upstreamTime("data", dot)
 	if err != nil {
 		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
 		if !fromUpstream {
@@ -265,7 +283,7 @@ func (s *session) receivedInfo() receivedInfo {
 	}
 	if ri.mode == ReceivedFull {
 		ri.helo = s.conn.Hostname()
-		ri.clientIP = s.cc.remote.Addr().String()
+		ri.clientIP = s.cc.clientIP().String()
 	}
 	return ri
 }
@@ -280,6 +298,7 @@ func (s *session) logMessage(size int64, reply *smtp.SMTPError, err error) {
 	if err != nil {
 		attrs = append(attrs, "err", err.Error())
 	}
+	s.srv.cfg.Metrics.message(reply.Code, size)
 	if reply.Code/100 == 2 {
 		s.log.Info("message accepted", attrs...)
 	} else {
@@ -300,6 +319,7 @@ func (s *session) Reset() {
 		}
 	}
 	s.from, s.rcpts, s.msgID = "", 0, ""
+	s.cc.busy.Store(false)
 }
 
 // Logout ends the session (QUIT, disconnect, or STARTTLS replacing it).
@@ -329,4 +349,27 @@ func sanitizeLog(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// replyCode is the SMTP code of an upstream error, 250 for nil, 0 for an
+// error that is not an SMTP reply.
+func replyCode(err error) int {
+	if err == nil {
+		return 250
+	}
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return 0
+}
+
+// upstreamIdentity is what Postern may tell the upstream about the client
+// (XCLIENT): the login always, the address only in --received full.
+func (s *session) upstreamIdentity() clientIdentity {
+	id := clientIdentity{login: s.login}
+	if s.srv.cfg.Received == ReceivedFull {
+		id.addr = s.cc.clientIP()
+	}
+	return id
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
@@ -19,6 +21,27 @@ type UpstreamConfig struct {
 	DialTimeout    time.Duration // TCP connect + greeting
 	CommandTimeout time.Duration // each command's reply
 	DataTimeout    time.Duration // the reply after the final dot
+	// TLS is "none" (default; the upstream trusts Postern by address),
+	// "starttls" or "tls" (implicit). TLSConfig verifies the upstream.
+	TLS       string
+	TLSConfig *tls.Config
+	// Username and Password, if set, authenticate to the upstream (AUTH
+	// PLAIN, after TLS) for an MTA that does not trust Postern's address.
+	Username, Password string
+	// XCLIENT sends Postfix's XCLIENT LOGIN= (and ADDR= in full mode) so
+	// the upstream logs the user and applies its own sender checks.
+	XCLIENT bool
+}
+
+// ParseUpstreamTLS checks an --upstream-tls value.
+func ParseUpstreamTLS(s string) (string, error) {
+	switch s = strings.ToLower(s); s {
+	case "", "none":
+		return "none", nil
+	case "starttls", "tls":
+		return s, nil
+	}
+	return "", fmt.Errorf("upstream TLS mode %q: want none, starttls or tls", s)
 }
 
 // upstream is one SMTP session with the internal MTA. A client session opens
@@ -31,11 +54,27 @@ type upstream struct {
 	used          int  // messages started on this connection
 }
 
-func dialUpstream(ctx context.Context, cfg UpstreamConfig) (*upstream, error) {
+func dialUpstream(ctx context.Context, cfg UpstreamConfig, id clientIdentity) (*upstream, error) {
 	d := net.Dialer{Timeout: cfg.DialTimeout}
 	conn, err := d.DialContext(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to upstream %s: %w", cfg.Addr, err)
+	}
+	if cfg.TLS == "tls" {
+		tc := tls.Client(conn, upstreamTLSConfig(cfg))
+		tc.SetDeadline(time.Now().Add(cfg.DialTimeout))
+		if err := tc.Handshake(); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("TLS with upstream %s: %w", cfg.Addr, err)
+		}
+		tc.SetDeadline(time.Time{})
+		conn = tc
+	}
+	if cfg.TLS == "starttls" || (cfg.XCLIENT && id.login != "") {
+		if conn, err = upstreamPreamble(conn, cfg, id); err != nil {
+			conn.Close()
+			return nil, err
+		}
 	}
 	c := smtp.NewClient(conn)
 	if cfg.CommandTimeout > 0 {
@@ -48,7 +87,24 @@ func dialUpstream(ctx context.Context, cfg UpstreamConfig) (*upstream, error) {
 		c.Close()
 		return nil, fmt.Errorf("greeting upstream %s: %w", cfg.Addr, err)
 	}
+	if cfg.Username != "" {
+		if err := c.Auth(sasl.NewPlainClient("", cfg.Username, cfg.Password)); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("authenticating to upstream %s: %w", cfg.Addr, err)
+		}
+	}
 	return &upstream{client: c}, nil
+}
+
+func upstreamTLSConfig(cfg UpstreamConfig) *tls.Config {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.TLSConfig != nil {
+		conf = cfg.TLSConfig.Clone()
+	}
+	if conf.ServerName == "" {
+		conf.ServerName, _, _ = net.SplitHostPort(cfg.Addr)
+	}
+	return conf
 }
 
 // mail starts a transaction.

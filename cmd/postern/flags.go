@@ -68,6 +68,13 @@ func serveFlags() []cli.Flag {
 		dur("data-timeout", 10*time.Minute, "longest time to receive one message"),
 		dur("upstream-timeout", time.Minute, "wait for each upstream reply (10 minutes after the final dot)"),
 		dur("shutdown-timeout", 30*time.Second, "on SIGTERM, time given to sessions in flight before they are closed"),
+		str("metrics", "", "ADDR for /metrics (Prometheus), /healthz and /readyz, e.g. 127.0.0.1:9090"),
+		&cli.BoolFlag{Name: "pprof", Usage: "also serve /debug/pprof/ on the --metrics listener (keep it private)", EnvVars: env("pprof")},
+		str("proxy-protocol-from", "", "CIDRs of load balancers whose PROXY protocol v1/v2 header is honoured"),
+		str("upstream-tls", "none", "none|starttls|tls towards the upstream"),
+		str("upstream-tls-ca", "", "PEM file of CAs trusted for the upstream's certificate (default: the system's)"),
+		str("upstream-auth-file", "", "file with 'username:password' to AUTH to the upstream (needs --upstream-tls)"),
+		&cli.BoolFlag{Name: "upstream-xclient", Usage: "send Postfix XCLIENT LOGIN= (ADDR= only with --received full)", EnvVars: env("upstream-xclient")},
 		str("log-format", "text", "text|json"),
 		str("log-level", "info", "debug|info|warn|error"),
 	}

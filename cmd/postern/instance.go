@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/postern/postern/certs"
@@ -22,6 +23,8 @@ type instance struct {
 	senderMap string // path, reloaded on SIGHUP
 	server    *proxy.Server
 	drain     time.Duration
+	registry  *prometheus.Registry
+	ready     *readiness
 }
 
 // buildInstance validates every setting and builds the components without
@@ -85,18 +88,27 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 			return nil, err
 		}
 	}
-	upTimeout := c.Duration("upstream-timeout")
+	upstream, err := buildUpstream(c)
+	if err != nil {
+		return nil, err
+	}
+	proxyFrom, err := proxy.ParseNetworks(c.String("proxy-protocol-from"))
+	if err != nil {
+		return nil, fmt.Errorf("--proxy-protocol-from: %w", err)
+	}
+	inst.registry = prometheus.NewRegistry()
+	inst.registry.MustRegister(newCertExpiry(inst.certs))
+	inst.ready = &readiness{certs: inst.certs, upstream: upstream.Addr}
+	var server *proxy.Server
+	metrics := proxy.NewMetrics(inst.registry, func() float64 { return float64(server.ActiveSessions()) })
 	inst.server, err = proxy.New(proxy.Config{
-		Hostname:  hostname,
-		Listeners: listeners,
-		TLSConfig: inst.certs.TLSConfig(),
-		Upstream: proxy.UpstreamConfig{
-			Addr:           c.String("upstream"),
-			DialTimeout:    upTimeout,
-			CommandTimeout: upTimeout,
-			DataTimeout:    10 * upTimeout,
-		},
-		Auth: inst.auth.cache,
+		Hostname:          hostname,
+		Listeners:         listeners,
+		TLSConfig:         inst.certs.TLSConfig(),
+		Upstream:          upstream,
+		Metrics:           metrics,
+		ProxyProtocolFrom: proxyFrom,
+		Auth:              inst.auth.cache,
 		Limiter: proxy.NewLockout(proxy.LockoutConfig{
 			MaxFailures: c.Int("auth-max-failures"),
 			Window:      c.Duration("auth-lockout-window"),
@@ -114,6 +126,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	server = inst.server
 	inst.server.SetSenderMap(senders)
 	return inst, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -28,6 +29,12 @@ func serveCommand() *cli.Command {
 			if err := inst.server.Listen(); err != nil {
 				return err
 			}
+			var metricsLn net.Listener
+			if addr := c.String("metrics"); addr != "" {
+				if metricsLn, err = net.Listen("tcp", addr); err != nil {
+					return fmt.Errorf("metrics listener: %w", err)
+				}
+			}
 			for _, a := range inst.server.Addrs() {
 				log.Info("listening", "addr", a.String())
 			}
@@ -39,6 +46,13 @@ func serveCommand() *cli.Command {
 					log.Error("certificate manager stopped", "err", err)
 				}
 			}()
+			if metricsLn != nil {
+				go func() {
+					if err := serveMetrics(ctx, metricsLn, inst.registry, inst.ready, c.Bool("pprof"), log); err != nil {
+						log.Error("metrics listener stopped", "err", err)
+					}
+				}()
+			}
 			return inst.server.Serve(ctx, inst.drain)
 		},
 	}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/postern/postern/certs"
+)
+
+// certExpiry exports each served certificate's expiry time. Names come from
+// the configuration (files, ACME domains), so the label set is bounded.
+type certExpiry struct {
+	m    *certs.Manager
+	desc *prometheus.Desc
+}
+
+func newCertExpiry(m *certs.Manager) *certExpiry {
+	return &certExpiry{m: m, desc: prometheus.NewDesc("postern_certificate_expiry_timestamp_seconds",
+		"NotAfter of each certificate Postern would serve.", []string{"source", "name"}, nil)}
+}
+
+func (c *certExpiry) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *certExpiry) Collect(ch chan<- prometheus.Metric) {
+	for _, ci := range c.m.Certificates() {
+		if ci.NotAfter.IsZero() || len(ci.Names) == 0 {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue,
+			float64(ci.NotAfter.Unix()), ci.Source, ci.Names[0])
+	}
+}
+
+// readiness answers /readyz: a certificate is loaded and the upstream
+// accepts TCP connections. The upstream probe is cached for a few seconds so
+// a scraping load balancer does not hammer the MTA.
+type readiness struct {
+	certs    *certs.Manager
+	upstream string
+
+	mu      sync.Mutex
+	checked time.Time
+	err     error
+}
+
+func (r *readiness) check() error {
+	usable := false
+	for _, ci := range r.certs.Certificates() {
+		if !ci.NotAfter.IsZero() && time.Now().Before(ci.NotAfter) {
+			usable = true
+		}
+	}
+	if !usable {
+		return errors.New("no usable certificate loaded")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if time.Since(r.checked) < 2*time.Second {
+		return r.err
+	}
+	r.checked = time.Now()
+	conn, err := net.DialTimeout("tcp", r.upstream, 2*time.Second)
+	if err != nil {
+		r.err = fmt.Errorf("upstream %s unreachable: %w", r.upstream, err)
+		return r.err
+	}
+	conn.Close()
+	r.err = nil
+	return nil
+}
+
+// serveMetrics serves /metrics, /healthz, /readyz (and pprof) on ln until ctx ends.
+func serveMetrics(ctx context.Context, ln net.Listener, reg *prometheus.Registry, ready *readiness, withPprof bool, log *slog.Logger) error {
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := ready.check(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

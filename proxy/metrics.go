@@ -1,0 +1,132 @@
+package proxy
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the Prometheus collectors of one Server. Labels are bounded by
+// construction: listener names come from the configuration, results and
+// classes from fixed sets; never a login or an address.
+type Metrics struct {
+	connections     *prometheus.CounterVec   // listener
+	tlsHandshakes   *prometheus.CounterVec   // version
+	tlsFailures     *prometheus.CounterVec   // listener
+	auth            *prometheus.CounterVec   // backend, result
+	lockouts        prometheus.Counter       //
+	messages        *prometheus.CounterVec   // result
+	bytesForwarded  prometheus.Counter       //
+	upstreamReplies *prometheus.CounterVec   // stage, class
+	upstreamLatency *prometheus.HistogramVec // stage
+	activeSessions  prometheus.GaugeFunc
+}
+
+// NewMetrics creates the collectors and registers them with reg; active
+// reports the number of open sessions.
+func NewMetrics(reg prometheus.Registerer, active func() float64) *Metrics {
+	m := &Metrics{
+		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postern_connections_total", Help: "Client connections accepted, by listener.",
+		}, []string{"listener"}),
+		tlsHandshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postern_tls_handshakes_total", Help: "Completed client TLS handshakes, by TLS version.",
+		}, []string{"version"}),
+		tlsFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postern_tls_handshake_failures_total", Help: "Client TLS handshakes that started and did not complete, by listener.",
+		}, []string{"listener"}),
+		auth: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postern_auth_total", Help: "AUTH attempts by backend (the one that accepted, or \"none\") and result (ok, invalid, unavailable, locked_out).",
+		}, []string{"backend", "result"}),
+		lockouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "postern_lockouts_total", Help: "AUTH attempts refused because the client address is locked out.",
+		}),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postern_messages_total", Help: "Messages by outcome: accepted (upstream 250), rejected (5xx), deferred (4xx).",
+		}, []string{"result"}),
+		bytesForwarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "postern_forwarded_bytes_total", Help: "Message bytes received from clients and streamed to the upstream.",
+		}),
+		upstreamReplies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postern_upstream_replies_total", Help: "Upstream replies by stage (connect, mail, rcpt, data) and class (2xx, 4xx, 5xx, error).",
+		}, []string{"stage", "class"}),
+		upstreamLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "postern_upstream_latency_seconds", Help: "Upstream latency: connect (dial to EHLO done) and data (final dot to reply).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"stage"}),
+		activeSessions: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "postern_active_sessions", Help: "Open client connections.",
+		}, active),
+	}
+	reg.MustRegister(m.connections, m.tlsHandshakes, m.tlsFailures, m.auth, m.lockouts, m.messages,
+		m.bytesForwarded, m.upstreamReplies, m.upstreamLatency, m.activeSessions)
+	return m
+}
+
+// The methods below accept a nil *Metrics, so a Server without metrics
+// needs no checks at the call sites.
+
+func (m *Metrics) connection(listener string) {
+	if m != nil {
+		m.connections.WithLabelValues(listener).Inc()
+	}
+}
+
+func (m *Metrics) tlsDone(version string) {
+	if m != nil {
+		m.tlsHandshakes.WithLabelValues(version).Inc()
+	}
+}
+
+func (m *Metrics) tlsFailed(listener string) {
+	if m != nil {
+		m.tlsFailures.WithLabelValues(listener).Inc()
+	}
+}
+
+func (m *Metrics) authResult(backend, result string) {
+	if m != nil {
+		if backend == "" {
+			backend = "none"
+		}
+		m.auth.WithLabelValues(backend, result).Inc()
+		if result == "locked_out" {
+			m.lockouts.Inc()
+		}
+	}
+}
+
+func (m *Metrics) message(code int, size int64) {
+	if m == nil {
+		return
+	}
+	switch code / 100 {
+	case 2:
+		m.messages.WithLabelValues("accepted").Inc()
+		m.bytesForwarded.Add(float64(size))
+	case 4:
+		m.messages.WithLabelValues("deferred").Inc()
+	default:
+		m.messages.WithLabelValues("rejected").Inc()
+	}
+}
+
+// upstreamReply counts one upstream answer; code 0 means no answer (a
+// network or protocol error).
+func (m *Metrics) upstreamReply(stage string, code int) {
+	if m == nil {
+		return
+	}
+	class := "error"
+	if code >= 200 && code < 600 {
+		class = strconv.Itoa(code/100) + "xx"
+	}
+	m.upstreamReplies.WithLabelValues(stage, class).Inc()
+}
+
+func (m *Metrics) upstreamTime(stage string, since time.Time) {
+	if m != nil {
+		m.upstreamLatency.WithLabelValues(stage).Observe(time.Since(since).Seconds())
+	}
+}
