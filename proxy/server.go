@@ -72,10 +72,14 @@ type Config struct {
 	MaxRecipients     int
 	// MaxAuthFailures per connection before it is closed with 421.
 	MaxAuthFailures int
-	CommandTimeout  time.Duration // idle time allowed between reads
-	DataTimeout     time.Duration // whole DATA phase of one message
-	AuthTimeout     time.Duration // one backend verification
-	Log             *slog.Logger
+	// UpstreamPool is how many idle upstream connections are kept for the
+	// next client session (0: none). Not used with XCLIENT, whose
+	// connections belong to one user.
+	UpstreamPool   int
+	CommandTimeout time.Duration // idle time allowed between reads
+	DataTimeout    time.Duration // whole DATA phase of one message
+	AuthTimeout    time.Duration // one backend verification
+	Log            *slog.Logger
 }
 
 // AuthLimiter is the lockout policy (see Lockout). Blocked addresses get 421
@@ -94,6 +98,7 @@ type Server struct {
 	senderMap atomic.Pointer[SenderMap]
 	smtp      *smtp.Server
 	tlsConfig *tls.Config
+	pool      *upstreamPool // nil when pooling is off
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -136,6 +141,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Log, conns: make(map[*clientConn]struct{})}
 	s.senderMap.Store(nil)
 	s.tlsConfig = s.markHandshakes(cfg.TLSConfig)
+	if cfg.UpstreamPool > 0 && !cfg.Upstream.XCLIENT {
+		s.pool = newUpstreamPool(cfg.UpstreamPool, 30*time.Second)
+	}
 
 	srv := smtp.NewServer(backend{s})
 	srv.Domain = cfg.Hostname
@@ -233,6 +241,7 @@ func (s *Server) Serve(ctx context.Context, drain time.Duration) error {
 	// told 250 for a message the upstream did not accept: an interrupted
 	// DATA never reaches the final dot upstream.
 	s.closeAll()
+	s.pool.close()
 	return nil
 }
 

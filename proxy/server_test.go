@@ -451,3 +451,27 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 		t.Fatalf("upstream got %d messages", n)
 	}
 }
+
+func TestUpstreamPoolAcrossSessions(t *testing.T) {
+	env := startServer(t, proxytest.UpstreamOptions{}, func(c *Config) { c.UpstreamPool = 2 })
+	for i := 0; i < 3; i++ {
+		c := dialClient(t, env.starttls, false).ready(testUser, testPass)
+		if code, text := c.sendMessage(testUser, []string{"bob@example.test"}, simpleBody); code != 250 {
+			t.Fatalf("session %d: %d %q", i, code, text)
+		}
+		c.cmd("QUIT", 221, "")
+		c.closed()
+	}
+	env.up.WaitMessages(t, 3, 5*time.Second)
+	if n := env.up.Connections(); n != 1 {
+		t.Fatalf("upstream connections = %d, want 1 shared by three sessions", n)
+	}
+	// A pooled connection the upstream has closed meanwhile is replaced
+	// transparently.
+	env.up.SetOptions(proxytest.UpstreamOptions{})
+	env.up.DropIdle()
+	c := dialClient(t, env.starttls, false).ready(testUser, testPass)
+	if code, text := c.sendMessage(testUser, []string{"bob@example.test"}, simpleBody); code != 250 {
+		t.Fatalf("after the upstream dropped the pooled connection: %d %q", code, text)
+	}
+}

@@ -144,6 +144,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 // closed by the upstream's idle timeout meanwhile: then dial once more.
 func (s *session) openUpstream(from string, opts *smtp.MailOptions) error {
 	for attempt := 0; attempt < 2; attempt++ {
+		if s.up == nil && attempt == 0 {
+			s.up = s.srv.pool.get()
+		}
 		reused := s.up != nil
 		if !reused {
 			start := time.Now()
@@ -325,7 +328,9 @@ func (s *session) Reset() {
 // Logout ends the session (QUIT, disconnect, or STARTTLS replacing it).
 func (s *session) Logout() error {
 	if s.up != nil {
-		s.up.quit()
+		if !s.srv.pool.put(s.up) {
+			s.up.quit()
+		}
 		s.up = nil
 	}
 	return nil

@@ -71,6 +71,7 @@ func serveFlags() []cli.Flag {
 		str("metrics", "", "ADDR for /metrics (Prometheus), /healthz and /readyz, e.g. 127.0.0.1:9090"),
 		&cli.BoolFlag{Name: "pprof", Usage: "also serve /debug/pprof/ on the --metrics listener (keep it private)", EnvVars: env("pprof")},
 		str("proxy-protocol-from", "", "CIDRs of load balancers whose PROXY protocol v1/v2 header is honoured"),
+		&cli.IntFlag{Name: "upstream-pool", Value: 4, Usage: "idle upstream connections kept for the next client session (0 disables; off with --upstream-xclient)", EnvVars: env("upstream-pool")},
 		str("upstream-tls", "none", "none|starttls|tls towards the upstream"),
 		str("upstream-tls-ca", "", "PEM file of CAs trusted for the upstream's certificate (default: the system's)"),
 		str("upstream-auth-file", "", "file with 'username:password' to AUTH to the upstream (needs --upstream-tls)"),

@@ -119,6 +119,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		MaxMessageBytes: c.Int64("max-message-size"),
 		MaxRecipients:   c.Int("max-recipients"),
 		MaxAuthFailures: c.Int("max-auth-failures-per-connection"),
+		UpstreamPool:    c.Int("upstream-pool"),
 		CommandTimeout:  c.Duration("command-timeout"),
 		DataTimeout:     c.Duration("data-timeout"),
 		Log:             log,

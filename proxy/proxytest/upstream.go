@@ -87,6 +87,7 @@ type Upstream struct {
 	activeSessions int
 	changed        chan struct{} // closed and replaced when msgs grows
 	closed         bool
+	live           map[*countedConn]struct{}
 }
 
 // StartUpstream starts a fake upstream; it is closed when the test ends.
@@ -235,8 +236,13 @@ func (l countingListener) Accept() (net.Conn, error) {
 	l.u.conns++
 	l.u.activeConns++
 	n := l.u.conns
+	cc := &countedConn{Conn: c, u: l.u, n: n}
+	if l.u.live == nil {
+		l.u.live = make(map[*countedConn]struct{})
+	}
+	l.u.live[cc] = struct{}{}
 	l.u.mu.Unlock()
-	return &countedConn{Conn: c, u: l.u, n: n}, nil
+	return cc, nil
 }
 
 type countedConn struct {
@@ -250,9 +256,25 @@ func (c *countedConn) Close() error {
 	c.once.Do(func() {
 		c.u.mu.Lock()
 		c.u.activeConns--
+		delete(c.u.live, c)
 		c.u.mu.Unlock()
 	})
 	return c.Conn.Close()
+}
+
+// DropIdle closes every open connection without a word, as an MTA does
+// when its idle timeout fires, to test that clients of a pooled or reused
+// connection recover.
+func (u *Upstream) DropIdle() {
+	u.mu.Lock()
+	conns := make([]*countedConn, 0, len(u.live))
+	for c := range u.live {
+		conns = append(conns, c)
+	}
+	u.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
 }
 
 func (u *Upstream) newSession(c *smtp.Conn) (smtp.Session, error) {
