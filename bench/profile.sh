@@ -6,7 +6,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 P=$OUT/profile
 mkdir -p "$P"
-(cd "$repo" && go build -o "$BIN/postern-profile" ./bench/profile)
+(cd "$repo" && go build -o "$BIN/postern-profile" ./cmd/postern)
 port=$((base + 3587)) pp=$((base + 2060))
 wait_port "$SINK_PORT" 5
 gen() {
@@ -16,7 +16,8 @@ gen() {
 }
 for ttl in 5m 0; do
   stop_pid profile
-  start_bg profile "$BIN/postern-profile" --listen "127.0.0.1:$port" --pprof "127.0.0.1:$pp" \
+  start_bg profile "$BIN/postern-profile" serve --hostname bench.test --listen "starttls=127.0.0.1:$port" \
+    --metrics "127.0.0.1:$pp" --pprof --log-level warn \
     --upstream "127.0.0.1:$SINK_PORT" --users "$USERS" --tls-cert "$CERT" --tls-key "$KEY" --auth-cache-ttl "$ttl"
   wait_port "$port"
   gen --concurrency 5 --connections 10 --messages-per-conn 1 >/dev/null # warm-up
