@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/postern/postern/certs/certstest"
 )
 
 func TestSelfSigned(t *testing.T) {
@@ -127,19 +129,19 @@ func TestPolicyRefusesOldAndNonAEAD(t *testing.T) {
 
 // TestStaticPair: the static pair is served for any name and without SNI.
 func TestStaticPair(t *testing.T) {
-	ca := newTestCA(t)
+	ca := certstest.NewCA(t)
 	dir := t.TempDir()
-	chain, key := ca.issue(t, 30*24*time.Hour, "mail.example.test")
+	chain, key := ca.Issue(t, 30*24*time.Hour, "mail.example.test")
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeFile(t, certFile, chain)
-	writeFile(t, keyFile, key)
+	certstest.WriteFile(t, certFile, chain)
+	certstest.WriteFile(t, keyFile, key)
 	m, err := New(Config{Hostname: "mail.example.test", CertFile: certFile, KeyFile: keyFile}, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := serveTLS(t, m.TLSConfig())
 	for _, sni := range []string{"mail.example.test", "other.example.test", ""} {
-		conf := &tls.Config{RootCAs: ca.pool, ServerName: "mail.example.test"}
+		conf := &tls.Config{RootCAs: ca.Pool, ServerName: "mail.example.test"}
 		if sni == "" {
 			// Verify by hand: no SNI is sent for an IP ServerName.
 			conf = &tls.Config{InsecureSkipVerify: true, ServerName: "127.0.0.1"}
@@ -163,13 +165,13 @@ func TestStaticPair(t *testing.T) {
 
 // TestStaticPairErrors: start-up fails with an error naming the problem.
 func TestStaticPairErrors(t *testing.T) {
-	ca := newTestCA(t)
+	ca := certstest.NewCA(t)
 	dir := t.TempDir()
-	chainA, keyA := ca.issue(t, time.Hour, "a.example.test")
-	_, keyB := ca.issue(t, time.Hour, "b.example.test")
-	writeFile(t, filepath.Join(dir, "a.crt"), chainA)
-	writeFile(t, filepath.Join(dir, "a.key"), keyA)
-	writeFile(t, filepath.Join(dir, "b.key"), keyB)
+	chainA, keyA := ca.Issue(t, time.Hour, "a.example.test")
+	_, keyB := ca.Issue(t, time.Hour, "b.example.test")
+	certstest.WriteFile(t, filepath.Join(dir, "a.crt"), chainA)
+	certstest.WriteFile(t, filepath.Join(dir, "a.key"), keyA)
+	certstest.WriteFile(t, filepath.Join(dir, "b.key"), keyB)
 	cases := []struct {
 		name, cert, key, want string
 	}{
@@ -196,11 +198,11 @@ func TestStaticPairErrors(t *testing.T) {
 
 // TestExpiryWarning: a certificate expiring within 14 days is flagged.
 func TestExpiryWarning(t *testing.T) {
-	ca := newTestCA(t)
+	ca := certstest.NewCA(t)
 	dir := t.TempDir()
-	chain, key := ca.issue(t, 3*24*time.Hour, "mail.example.test")
-	writeFile(t, filepath.Join(dir, "c.pem"), chain)
-	writeFile(t, filepath.Join(dir, "k.pem"), key)
+	chain, key := ca.Issue(t, 3*24*time.Hour, "mail.example.test")
+	certstest.WriteFile(t, filepath.Join(dir, "c.pem"), chain)
+	certstest.WriteFile(t, filepath.Join(dir, "k.pem"), key)
 	m, err := New(Config{CertFile: filepath.Join(dir, "c.pem"), KeyFile: filepath.Join(dir, "k.pem")}, testLogger())
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern/postern/certs/certstest"
 	"github.com/postern/postern/internal/testkit"
 )
 
@@ -66,7 +67,7 @@ func TestOpenSSLPolicy(t *testing.T) {
 	}
 
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	writeFile(t, caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.le.ca.cert.Raw}))
+	certstest.WriteFile(t, caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.le.CA.Cert.Raw}))
 	for _, host := range []string{"a.example.test", "b.example.test", "c.example.test", "x.dept.example.test"} {
 		out, ok := sClient(t, openssl, f.addr, "-servername", host, "-CAfile", caFile, "-verify_hostname", host, "-verify_return_error")
 		if !ok || !strings.Contains(out, "Verify return code: 0 (ok)") {

@@ -11,49 +11,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/postern/postern/certs/certstest"
 )
-
-// letsEncryptDir lays out certificates as certbot does: archive/<host>/
-// holds numbered files, live/<host>/ holds symlinks to the current ones.
-type letsEncryptDir struct {
-	t    *testing.T
-	root string
-	ca   *testCA
-	gen  map[string]int
-}
-
-func (d *letsEncryptDir) live() string { return filepath.Join(d.root, "live") }
-
-// put writes version n+1 of host's certificate and re-points the live
-// symlinks, the way `certbot renew` does.
-func (d *letsEncryptDir) put(host string, names ...string) {
-	d.t.Helper()
-	chain, key := d.ca.issue(d.t, 90*24*time.Hour, names...)
-	d.gen[host]++
-	n := d.gen[host]
-	arch := filepath.Join(d.root, "archive", host)
-	writeFile(d.t, filepath.Join(arch, fmt.Sprintf("fullchain%d.pem", n)), chain)
-	writeFile(d.t, filepath.Join(arch, fmt.Sprintf("privkey%d.pem", n)), key)
-	live := filepath.Join(d.live(), host)
-	if err := os.MkdirAll(live, 0o755); err != nil {
-		d.t.Fatal(err)
-	}
-	for _, f := range []string{"fullchain", "privkey"} {
-		link := filepath.Join(live, f+".pem")
-		tmp := link + ".new"
-		if err := os.Symlink(fmt.Sprintf("../../archive/%s/%s%d.pem", host, f, n), tmp); err != nil {
-			d.t.Fatal(err)
-		}
-		if err := os.Rename(tmp, link); err != nil {
-			d.t.Fatal(err)
-		}
-	}
-}
 
 // sniFixture: three hosts in the live/ layout, a wildcard as .crt/.key,
 // certbot's README, and a static default pair.
 type sniFixture struct {
-	le       *letsEncryptDir
+	le       *certstest.LetsEncryptDir
 	m        *Manager
 	addr     string
 	certFile string
@@ -61,25 +26,24 @@ type sniFixture struct {
 
 func newSNIFixture(t *testing.T, poll time.Duration) *sniFixture {
 	t.Helper()
-	ca := newTestCA(t)
-	le := &letsEncryptDir{t: t, root: t.TempDir(), ca: ca, gen: map[string]int{}}
-	le.put("a.example.test", "a.example.test")
-	le.put("b.example.test", "b.example.test", "www.b.example.test")
-	le.put("c.example.test", "c.example.test")
-	wchain, wkey := ca.issue(t, 90*24*time.Hour, "*.dept.example.test")
-	writeFile(t, filepath.Join(le.live(), "_wildcard.dept.example.test.crt"), wchain)
-	writeFile(t, filepath.Join(le.live(), "_wildcard.dept.example.test.key"), wkey)
-	writeFile(t, filepath.Join(le.live(), "README"), []byte("This directory contains your keys and certificates.\n"))
+	ca := certstest.NewCA(t)
+	le := certstest.NewLetsEncryptDir(t, ca)
+	le.Put("a.example.test", "a.example.test")
+	le.Put("b.example.test", "b.example.test", "www.b.example.test")
+	le.Put("c.example.test", "c.example.test")
+	wchain, wkey := ca.Issue(t, 90*24*time.Hour, "*.dept.example.test")
+	certstest.WriteFile(t, filepath.Join(le.Live(), "_wildcard.dept.example.test.crt"), wchain)
+	certstest.WriteFile(t, filepath.Join(le.Live(), "_wildcard.dept.example.test.key"), wkey)
 
 	static := t.TempDir()
-	dchain, dkey := ca.issue(t, 90*24*time.Hour, "default.example.test")
+	dchain, dkey := ca.Issue(t, 90*24*time.Hour, "default.example.test")
 	certFile, keyFile := filepath.Join(static, "cert.pem"), filepath.Join(static, "key.pem")
-	writeFile(t, certFile, dchain)
-	writeFile(t, keyFile, dkey)
+	certstest.WriteFile(t, certFile, dchain)
+	certstest.WriteFile(t, keyFile, dkey)
 
 	m, err := New(Config{
 		Hostname: "default.example.test", CertFile: certFile, KeyFile: keyFile,
-		SNIDir: le.live(), PollInterval: poll,
+		SNIDir: le.Live(), PollInterval: poll,
 	}, testLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +60,7 @@ func (f *sniFixture) served(t *testing.T, sni, verifyFor string) (tls.Connection
 		conf.ServerName = "127.0.0.1" // crypto/tls sends no SNI for an IP
 	}
 	if verifyFor != "" {
-		conf = &tls.Config{ServerName: verifyFor, RootCAs: f.le.ca.pool}
+		conf = &tls.Config{ServerName: verifyFor, RootCAs: f.le.CA.Pool}
 	}
 	st, err := handshake(f.addr, conf)
 	if err != nil {
@@ -148,11 +112,11 @@ func TestSNIDirectory(t *testing.T) {
 // TestSNIHostnameFallback: without a static pair, hellos without SNI and
 // for unknown names get Hostname's certificate from the directory.
 func TestSNIHostnameFallback(t *testing.T) {
-	ca := newTestCA(t)
-	le := &letsEncryptDir{t: t, root: t.TempDir(), ca: ca, gen: map[string]int{}}
-	le.put("mail.example.test", "mail.example.test")
-	le.put("other.example.test", "other.example.test")
-	m, err := New(Config{Hostname: "mail.example.test", SNIDir: le.live()}, testLogger())
+	ca := certstest.NewCA(t)
+	le := certstest.NewLetsEncryptDir(t, ca)
+	le.Put("mail.example.test", "mail.example.test")
+	le.Put("other.example.test", "other.example.test")
+	m, err := New(Config{Hostname: "mail.example.test", SNIDir: le.Live()}, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,13 +140,13 @@ func TestSNIReload(t *testing.T) {
 	oldSerial, _ := leafSerial(before)
 
 	// An open connection from before the swap.
-	open, err := tls.Dial("tcp", f.addr, &tls.Config{ServerName: "b.example.test", RootCAs: f.le.ca.pool})
+	open, err := tls.Dial("tcp", f.addr, &tls.Config{ServerName: "b.example.test", RootCAs: f.le.CA.Pool})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer open.Close()
 
-	f.le.put("b.example.test", "b.example.test", "www.b.example.test")
+	f.le.Put("b.example.test", "b.example.test", "www.b.example.test")
 	if st, _ := f.served(t, "b.example.test", "b.example.test"); mustSerial(t, st) != oldSerial {
 		t.Fatal("new certificate served before Reload")
 	}
@@ -203,8 +167,8 @@ func TestSNIReload(t *testing.T) {
 
 	// A broken renewal of c: the key no longer matches the chain.
 	cBefore, _ := f.served(t, "c.example.test", "c.example.test")
-	_, otherKey := f.le.ca.issue(t, time.Hour, "c.example.test")
-	keyLink := filepath.Join(f.le.live(), "c.example.test", "privkey.pem")
+	_, otherKey := f.le.CA.Issue(t, time.Hour, "c.example.test")
+	keyLink := filepath.Join(f.le.Live(), "c.example.test", "privkey.pem")
 	if err := os.WriteFile(keyLink, otherKey, 0o600); err != nil { // writes through the symlink
 		t.Fatal(err)
 	}
@@ -244,7 +208,7 @@ func TestWatchReloads(t *testing.T) {
 	st, _ := f.served(t, "a.example.test", "a.example.test")
 	old := mustSerial(t, st)
 	time.Sleep(100 * time.Millisecond) // let the watcher take its first look
-	f.le.put("a.example.test", "a.example.test")
+	f.le.Put("a.example.test", "a.example.test")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st, _ := f.served(t, "a.example.test", "a.example.test")
