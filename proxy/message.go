@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"sync"
 )
 
 // maxMessageLine is the longest message line accepted, CRLF included.
@@ -43,6 +44,10 @@ type messageCopier struct {
 // stripAnonymous lists headers dropped in anonymous mode.
 var stripAnonymous = [][]byte{[]byte("x-originating-ip:")}
 
+// lineReaders holds the copiers' 32 KiB line readers: a fresh one per
+// message was most of the bytes allocated under many small messages.
+var lineReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32*1024) }}
+
 // copy returns the number of message bytes read from src.
 func (mc *messageCopier) copy(dst io.Writer, src io.Reader) (int64, error) {
 	if len(mc.received) > 0 {
@@ -50,7 +55,15 @@ func (mc *messageCopier) copy(dst io.Writer, src io.Reader) (int64, error) {
 			return 0, &upstreamWriteError{err}
 		}
 	}
-	r := bufio.NewReaderSize(src, 32*1024)
+	r, ok := src.(*bufio.Reader)
+	if !ok || r.Size() < 32*1024 { // else bufio.NewReaderSize would use src itself
+		r = lineReaders.Get().(*bufio.Reader)
+		r.Reset(src)
+		defer func() {
+			r.Reset(nil) // drop src and anything left unread
+			lineReaders.Put(r)
+		}()
+	}
 	var n int64
 	inHeader, skipping := true, false
 	for {

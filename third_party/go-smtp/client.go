@@ -35,6 +35,7 @@ type Client struct {
 	didHello   bool              // whether we've said HELO/EHLO/LHLO
 	helloError error             // the error from the hello
 	rcpts      []string          // recipients accumulated for the current transaction
+	dot        *dotWriter        // the open DATA writer, if any (Postern)
 
 	// Time to wait for command responses (this includes 3xx reply to DATA).
 	CommandTimeout time.Duration
@@ -161,8 +162,13 @@ func (c *Client) setConn(conn net.Conn) {
 		LineLimit: 2000,
 	}
 
-	r = io.TeeReader(r, clientDebugWriter{c})
-	w = io.MultiWriter(w, clientDebugWriter{c})
+	// Postern: instead of io.TeeReader and io.MultiWriter around a writer
+	// that drops everything when DebugWriter is nil, copy to DebugWriter only
+	// when it is set (it may be set after NewClient, so it is checked on
+	// every call).
+	r = clientDebugReader{c, r}
+	w = clientDebugConnWriter{c, w}
+	c.dot = nil
 
 	rwc := struct {
 		io.Reader
@@ -255,6 +261,8 @@ func (c *Client) cmd(expectCode int, format string, args ...interface{}) (int, s
 	c.conn.SetDeadline(time.Now().Add(c.CommandTimeout))
 	defer c.conn.SetDeadline(time.Time{})
 
+	// Like textproto.Writer.PrintfLine, close an open DATA writer first.
+	c.closeDot()
 	id, err := c.text.Cmd(format, args...)
 	if err != nil {
 		return 0, "", err
@@ -708,7 +716,18 @@ func (c *Client) Data() (*DataCommand, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DataCommand{client: c, wc: c.text.DotWriter()}, nil
+	// Postern: our own dot-stuffing writer on c.text.W instead of
+	// c.text.DotWriter(), which writes one byte at a time.
+	c.dot = newDotWriter(c, c.text.W)
+	return &DataCommand{client: c, wc: c.dot}, nil
+}
+
+// closeDot closes the open DATA writer, if any, as textproto.Writer does
+// before the next command.
+func (c *Client) closeDot() {
+	if c.dot != nil {
+		c.dot.Close() // sets c.dot = nil
+	}
 }
 
 // SendMail will use an existing connection to send an email from
@@ -951,15 +970,48 @@ func toSMTPErr(protoErr *textproto.Error) *SMTPError {
 	return smtpErr
 }
 
-type clientDebugWriter struct {
+// clientDebugReader is io.TeeReader(r, c.DebugWriter) when DebugWriter is
+// set, and r alone when it is nil.
+type clientDebugReader struct {
 	c *Client
+	r io.Reader
 }
 
-func (cdw clientDebugWriter) Write(b []byte) (int, error) {
-	if cdw.c.DebugWriter == nil {
-		return len(b), nil
+func (d clientDebugReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if dw := d.c.DebugWriter; dw != nil && n > 0 {
+		if n, err := dw.Write(p[:n]); err != nil {
+			return n, err
+		}
 	}
-	return cdw.c.DebugWriter.Write(b)
+	return n, err
+}
+
+// clientDebugConnWriter is io.MultiWriter(w, c.DebugWriter) when DebugWriter
+// is set, and w alone when it is nil.
+type clientDebugConnWriter struct {
+	c *Client
+	w io.Writer
+}
+
+func (d clientDebugConnWriter) Write(p []byte) (int, error) {
+	n, err := d.w.Write(p)
+	if err != nil {
+		return n, err
+	}
+	if n != len(p) {
+		return n, io.ErrShortWrite
+	}
+	if dw := d.c.DebugWriter; dw != nil {
+		n, err = dw.Write(p)
+		if err != nil {
+			return n, err
+		}
+		if n != len(p) {
+			return n, io.ErrShortWrite
+		}
+	}
+	return len(p), nil
 }
 
 // validateLine checks to see if a line has CR or LF.

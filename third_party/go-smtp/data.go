@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 )
@@ -68,6 +69,24 @@ func newDataReader(c *Conn) *dataReader {
 	return dr
 }
 
+// States of dataReader.state. The reader is the state machine of
+// net/textproto's dotReader, except that it keeps CRLF as is, and that
+// ".\r" followed by anything but "\n" at a line start drops both the dot
+// and the CR (upstream go-smtp behaviour, kept as is).
+const (
+	stateBeginLine = iota // beginning of line; initial state; must be zero
+	stateDot              // read . at beginning of line
+	stateDotCR            // read .\r at beginning of line
+	stateCR               // read \r (possibly at end of line)
+	stateData             // reading data in middle of line
+	stateEOF              // reached .\r\n end marker line
+)
+
+// Read un-dot-stuffs the message. Postern: it works on the bytes already
+// buffered in r.r (Peek/Discard) instead of one ReadByte per byte, and copies
+// the middle of each line up to the next CR with bytes.IndexByte; the
+// transitions and what is consumed from r.r are exactly those of the
+// byte-at-a-time state machine (see data_fuzz_test.go).
 func (r *dataReader) Read(b []byte) (n int, err error) {
 	if r.limited {
 		if r.n <= 0 {
@@ -78,64 +97,67 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 		}
 	}
 
-	// Code below is taken from net/textproto with only one modification to
-	// not rewrite CRLF -> LF.
-
-	// Run data through a simple state machine to
-	// elide leading dots and detect End-of-Data (<CR><LF>.<CR><LF>) line.
-	const (
-		stateBeginLine = iota // beginning of line; initial state; must be zero
-		stateDot              // read . at beginning of line
-		stateDotCR            // read .\r at beginning of line
-		stateCR               // read \r (possibly at end of line)
-		stateData             // reading data in middle of line
-		stateEOF              // reached .\r\n end marker line
-	)
 	for n < len(b) && r.state != stateEOF {
-		var c byte
-		c, err = r.r.ReadByte()
-		if err != nil {
+		// Like ReadByte: fill the buffer only when it is empty.
+		if _, err = r.r.Peek(1); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
 			break
 		}
-		switch r.state {
-		case stateBeginLine:
-			if c == '.' {
-				r.state = stateDot
+		buf, _ := r.r.Peek(r.r.Buffered())
+		i := 0
+		for i < len(buf) && n < len(b) && r.state != stateEOF {
+			if r.state == stateData {
+				// Every byte up to and including the next CR is data.
+				chunk := buf[i:]
+				if room := len(b) - n; len(chunk) > room {
+					chunk = chunk[:room]
+				}
+				if j := bytes.IndexByte(chunk, '\r'); j >= 0 {
+					chunk = chunk[:j+1]
+					r.state = stateCR
+				}
+				n += copy(b[n:], chunk)
+				i += len(chunk)
 				continue
 			}
-			if c == '\r' {
-				r.state = stateCR
-				break
+			c := buf[i]
+			i++
+			switch r.state {
+			case stateBeginLine:
+				if c == '.' {
+					r.state = stateDot
+					continue
+				}
+				if c == '\r' {
+					r.state = stateCR
+					break
+				}
+				r.state = stateData
+			case stateDot:
+				if c == '\r' {
+					r.state = stateDotCR
+					continue
+				}
+				r.state = stateData
+			case stateDotCR:
+				if c == '\n' {
+					r.state = stateEOF
+					continue
+				}
+				r.state = stateData
+			case stateCR:
+				if c == '\n' {
+					r.state = stateBeginLine
+					break
+				}
+				r.state = stateData
 			}
-			r.state = stateData
-		case stateDot:
-			if c == '\r' {
-				r.state = stateDotCR
-				continue
-			}
-			r.state = stateData
-		case stateDotCR:
-			if c == '\n' {
-				r.state = stateEOF
-				continue
-			}
-			r.state = stateData
-		case stateCR:
-			if c == '\n' {
-				r.state = stateBeginLine
-				break
-			}
-			r.state = stateData
-		case stateData:
-			if c == '\r' {
-				r.state = stateCR
-			}
+			b[n] = c
+			n++
 		}
-		b[n] = c
-		n++
+		r.r.Discard(i)
 	}
 	if err == nil && r.state == stateEOF {
 		err = io.EOF
