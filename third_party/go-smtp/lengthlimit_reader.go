@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bytes"
 	"errors"
 	"io"
 )
@@ -31,17 +32,33 @@ func (r *lineLimitReader) Read(b []byte) (int, error) {
 	if r.LineLimit == 0 {
 		return n, nil
 	}
-
-	for _, chr := range b[:n] {
-		if chr == '\n' {
-			r.curLineLength = 0
+	if r.LineLimit < 0 {
+		// Every byte is too long; keep the original per-byte semantics.
+		if n > 0 {
+			return 0, ErrTooLongLine
 		}
-		r.curLineLength++
+		return n, nil
+	}
 
+	// Postern: count whole stretches between line feeds instead of one byte
+	// at a time (the counter only grows within a line, so checking once per
+	// stretch finds the same overflow). A '\n' starts a new line whose
+	// length counts the '\n' itself, as before.
+	buf := b[:n]
+	for {
+		i := bytes.IndexByte(buf, '\n')
+		if i < 0 {
+			r.curLineLength += len(buf)
+			if r.curLineLength > r.LineLimit {
+				return 0, ErrTooLongLine
+			}
+			return n, nil
+		}
+		r.curLineLength += i
 		if r.curLineLength > r.LineLimit {
 			return 0, ErrTooLongLine
 		}
+		r.curLineLength = 1
+		buf = buf[i+1:]
 	}
-
-	return n, nil
 }
