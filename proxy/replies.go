@@ -21,8 +21,6 @@ var (
 		Message: "Too many authentication failures, closing connection"}
 	replyLockedOut = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
 		Message: "Too many authentication failures from your address, try again later"}
-	replyAuthCancelled = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 0, 0},
-		Message: "Authentication cancelled"}
 	replyAuthMalformed = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 2},
 		Message: "Malformed authentication response"}
 	replyAuthMechanism = &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 4},
@@ -47,6 +45,4 @@ var (
 		Message: "Mail server connection lost, message not delivered, try again later"}
 	replyShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
 		Message: "Service shutting down, try again later"}
-	replyInternal = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
-		Message: "Internal error, try again later"}
 )
