@@ -21,9 +21,10 @@ type DovecotOptions struct {
 	// per-service settings). Default "smtp".
 	Service string
 	// Timeout bounds one request, including a reconnect, when the caller's
-	// context has no earlier deadline. Default 10s. Dovecot delays FAILs for
+	// context has no earlier deadline. Default 20s: Dovecot delays FAILs for
 	// addresses with recent failures (auth_failure_delay and its penalty, up
-	// to 15 s), so such a delayed answer can turn into ErrUnavailable.
+	// to 15 s, plus 2 s), and a delayed FAIL must still count as a wrong
+	// password, not turn into ErrUnavailable.
 	Timeout time.Duration
 }
 
@@ -32,7 +33,7 @@ func (o DovecotOptions) withDefaults() DovecotOptions {
 		o.Service = "smtp"
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = 10 * time.Second
+		o.Timeout = 20 * time.Second
 	}
 	return o
 }

@@ -4,145 +4,38 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-ldap/ldap/v3"
-
-	"github.com/postern/postern/internal/testkit"
+	"github.com/postern/postern/auth/authtest"
 )
 
-// slapdConfig is a minimal slapd.conf (OpenLDAP 2.5, Debian's slapd): one
-// mdb database in the test's directory, passwords readable by nobody but
-// usable for binds, everything else readable anonymously.
-const slapdConfig = `# written by postern's auth tests
-include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/inetorgperson.schema
-include /etc/ldap/schema/misc.schema
-pidfile {{dir}}/slapd.pid
-modulepath /usr/lib/ldap
-moduleload back_mdb
-database mdb
-maxsize 16777216
-suffix "dc=example,dc=org"
-rootdn "cn=admin,dc=example,dc=org"
-rootpw {{rootpw}}
-directory {{dir}}/db
-access to attrs=userPassword by anonymous auth by self write by * none
-access to * by * read
-`
+const ldapBase = authtest.LDAPBase
 
-const (
-	ldapBase   = "dc=example,dc=org"
-	ldapRootDN = "cn=admin,dc=example,dc=org"
-	ldapRootPW = "root-secret"
-)
-
-type realSlapd struct {
-	url  string
-	proc *testkit.Process
-}
-
-func startSlapd(t *testing.T) *realSlapd {
-	t.Helper()
-	slapd := testkit.RequireTool(t, "slapd")
-	slappasswd := testkit.RequireTool(t, "slappasswd")
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "db"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	conf := strings.NewReplacer("{{dir}}", dir, "{{rootpw}}", ssha(t, slappasswd, ldapRootPW)).Replace(slapdConfig)
-	confPath := filepath.Join(dir, "slapd.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr := testkit.FreeAddr(t)
-	s := &realSlapd{url: "ldap://" + addr}
-	// -d 0 keeps slapd in the foreground, so the test holds its PID.
-	s.proc = testkit.Start(t, slapd, "-f", confPath, "-h", s.url+"/", "-d", "0")
-	testkit.WaitTCP(t, addr, 10*time.Second)
-	seedLDAP(t, s.url, slappasswd)
-	return s
-}
-
-func ssha(t *testing.T, slappasswd, password string) string {
-	t.Helper()
-	out, err := exec.Command(slappasswd, "-s", password).CombinedOutput()
-	if err != nil {
-		t.Fatalf("slappasswd: %v\n%s", err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// seedLDAP adds, as the rootdn: a search account, alice (with an alias
-// address in mailLocalAddress), bob, carol without a password, and two
+// startSlapd starts slapd with authtest's skeleton (the search account
+// cn=postern with password search-secret) and adds: alice (with two alias
+// addresses in mailLocalAddress), bob, carol without a password, and two
 // entries sharing one address.
-func seedLDAP(t *testing.T, url, slappasswd string) {
+func startSlapd(t *testing.T) *authtest.Slapd {
 	t.Helper()
-	conn, err := ldap.DialURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.Bind(ldapRootDN, ldapRootPW); err != nil {
-		t.Fatalf("binding as rootdn: %v", err)
-	}
-	add := func(dn string, attrs map[string][]string) {
-		req := ldap.NewAddRequest(dn, nil)
-		for _, name := range slices.Sorted(func(yield func(string) bool) {
-			for k := range attrs {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
-			req.Attribute(name, attrs[name])
-		}
-		if err := conn.Add(req); err != nil {
-			t.Fatalf("adding %s: %v", dn, err)
-		}
-	}
-	person := func(uid, password string, mails ...string) map[string][]string {
-		a := map[string][]string{
-			"objectClass": {"inetOrgPerson", "inetLocalMailRecipient"},
-			"uid":         {uid}, "cn": {uid}, "sn": {uid},
-			"mail": mails[:1],
-		}
-		if len(mails) > 1 {
-			a["mailLocalAddress"] = mails[1:]
-		}
-		if password != "" {
-			a["userPassword"] = []string{ssha(t, slappasswd, password)}
-		}
-		return a
-	}
-	add(ldapBase, map[string][]string{"objectClass": {"dcObject", "organization"}, "dc": {"example"}, "o": {"Example"}})
-	add("ou=people,"+ldapBase, map[string][]string{"objectClass": {"organizationalUnit"}, "ou": {"people"}})
-	add("cn=postern,"+ldapBase, map[string][]string{
-		"objectClass": {"organizationalRole", "simpleSecurityObject"}, "cn": {"postern"},
-		"userPassword": {ssha(t, slappasswd, "search-secret")},
-	})
-	add("uid=alice,ou=people,"+ldapBase, person("alice", "alice-secret", "alice@example.org", "alias@example.org", "a.smith@example.org"))
-	add("uid=bob,ou=people,"+ldapBase, person("bob", "bob-secret", "bob@example.org"))
-	add("uid=carol,ou=people,"+ldapBase, person("carol", "", "carol@example.org"))
-	add("uid=dup1,ou=people,"+ldapBase, person("dup1", "dup-secret", "dup@example.org"))
-	add("uid=dup2,ou=people,"+ldapBase, person("dup2", "dup-secret", "dup@example.org"))
+	s := authtest.StartSlapd(t)
+	s.AddUser("alice", "alice-secret", "alice@example.org", "alias@example.org", "a.smith@example.org")
+	s.AddUser("bob", "bob-secret", "bob@example.org")
+	s.AddUser("carol", "", "carol@example.org")
+	s.AddUser("dup1", "dup-secret", "dup@example.org")
+	s.AddUser("dup2", "dup-secret", "dup@example.org")
+	return s
 }
 
 func TestLDAPReal(t *testing.T) {
 	s := startSlapd(t)
 	ctx := context.Background()
 	configs := map[string]LDAPConfig{
-		"anonymous search": {URL: s.url, BaseDN: ldapBase, AliasAttribute: "mailLocalAddress", Timeout: 5 * time.Second},
-		"bound search": {URL: s.url, BaseDN: "ou=people," + ldapBase, AliasAttribute: "mailLocalAddress",
-			BindDN: "cn=postern," + ldapBase, BindPassword: "search-secret"},
+		"anonymous search": {URL: s.URL, BaseDN: ldapBase, AliasAttribute: "mailLocalAddress", Timeout: 5 * time.Second},
+		"bound search": {URL: s.URL, BaseDN: authtest.LDAPPeople, AliasAttribute: "mailLocalAddress",
+			BindDN: authtest.LDAPSearchDN, BindPassword: authtest.LDAPSearchPW},
 	}
 	for name, cfg := range configs {
 		t.Run(name, func(t *testing.T) {
@@ -178,7 +71,7 @@ func TestLDAPReal(t *testing.T) {
 	}
 
 	t.Run("uid login with LoginAttribute", func(t *testing.T) {
-		l, err := NewLDAP(LDAPConfig{URL: s.url, BaseDN: ldapBase, Filter: "(|(uid=%u)(mail=%u))", LoginAttribute: "uid"}, nil)
+		l, err := NewLDAP(LDAPConfig{URL: s.URL, BaseDN: ldapBase, Filter: "(|(uid=%u)(mail=%u))", LoginAttribute: "uid"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,7 +84,7 @@ func TestLDAPReal(t *testing.T) {
 	})
 
 	t.Run("wrong search credentials are a backend problem", func(t *testing.T) {
-		l, err := NewLDAP(LDAPConfig{URL: s.url, BaseDN: ldapBase, BindDN: "cn=postern," + ldapBase, BindPassword: "stale"}, nil)
+		l, err := NewLDAP(LDAPConfig{URL: s.URL, BaseDN: ldapBase, BindDN: authtest.LDAPSearchDN, BindPassword: "stale"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -217,7 +110,7 @@ func TestLDAPReal(t *testing.T) {
 	t.Logf("median over 21: unknown user %v, wrong password %v", median("nobody@example.org"), median("alice@example.org"))
 
 	// slapd goes down: unavailable, never a wrong password.
-	s.proc.Stop()
+	s.Stop()
 	for name, cfg := range configs {
 		l, _ := NewLDAP(cfg, nil)
 		_, err := l.Authenticate(ctx, Request{Login: "alice@example.org", Password: "alice-secret"})

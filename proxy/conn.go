@@ -39,15 +39,16 @@ type clientConn struct {
 	idleTimeout  time.Duration
 	dataDeadline atomic.Int64 // unix nanoseconds; 0 when no message is in flight
 
-	closeAfterReply atomic.Bool
-	authFailures    atomic.Int32
-	tlsLogged       atomic.Bool              // a session over TLS has started
-	tlsStarted      atomic.Bool              // a ClientHello was received
-	busy            atomic.Bool              // between MAIL and the end of the message
-	top             atomic.Pointer[net.Conn] // what go-smtp writes to (the *tls.Conn under TLS)
-	messages        atomic.Int32
-	closeOnce       sync.Once
-	onClose         func(*clientConn)
+	closeAfterReply  atomic.Bool
+	authFailures     atomic.Int32
+	authTempFailures atomic.Int32             // AUTH answered 454 (backend down)
+	tlsLogged        atomic.Bool              // a session over TLS has started
+	tlsStarted       atomic.Bool              // a ClientHello was received
+	busy             atomic.Bool              // between MAIL and the end of the message
+	top              atomic.Pointer[net.Conn] // what go-smtp writes to (the *tls.Conn under TLS)
+	messages         atomic.Int32
+	closeOnce        sync.Once
+	onClose          func(*clientConn)
 }
 
 func newClientConn(c net.Conn, peer, listener string, idle time.Duration, onClose func(*clientConn)) *clientConn {

@@ -171,6 +171,11 @@ func TestReplyTable(t *testing.T) {
 	t.Run("backend down", func(t *testing.T) {
 		c := dialClient(t, env.starttls, false).ready("", "")
 		c.authPlain("down@example.test", "x", 454, "4.7.0")
+		c.authPlain("down@example.test", "x", 454, "4.7.0")
+		c.authPlain("down@example.test", "x", 454, "4.7.0")
+		if !c.closed() {
+			t.Fatal("connection still open after three temporary failures")
+		}
 	})
 	t.Run("AUTH response not base64", func(t *testing.T) {
 		c := dialClient(t, env.starttls, false).ready("", "")

@@ -111,6 +111,12 @@ func (s *session) authenticate(login, password string) error {
 		// A backend that is down is not a wrong password: 454, no failure counted.
 		s.log.Error("auth unavailable", "client", ip.String(), "login", sanitizeLog(login), "err", err)
 		s.srv.cfg.Metrics.authResult("", "unavailable")
+		// Not a lockout failure, but a connection that keeps trying while a
+		// backend is down is cut like one that keeps failing: otherwise an
+		// outage would give a guesser unlimited tries per connection.
+		if int(s.cc.authTempFailures.Add(1)) >= s.srv.cfg.MaxAuthFailures {
+			s.cc.closeAfterNextReply()
+		}
 		return replyAuthUnavailable
 	}
 }
@@ -208,7 +214,10 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 func (s *session) Data(r io.Reader) error {
 	s.cc.startData(s.srv.cfg.DataTimeout)
 	defer s.cc.endData()
-	defer s.cc.busy.Store(false)
+	// busy stays set until Reset, which go-smtp calls only after it has
+	// written this method's reply: a shutdown must not dismiss the session
+	// (421, close) between the upstream's 250 and the client receiving it,
+	// or the client would retry a message that was delivered.
 	s.cc.messages.Add(1)
 	if s.up == nil {
 		return replyUpstreamFailed

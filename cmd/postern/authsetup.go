@@ -37,6 +37,8 @@ func buildAuth(c *cli.Context, log *slog.Logger) (*authBackends, error) {
 		if _, _, err := net.SplitHostPort(addr); err == nil && !strings.HasPrefix(addr, "/") {
 			network = "tcp"
 		}
+		// The client's default timeout (20 s) outlasts Dovecot's penalty
+		// delay, so a delayed FAIL still counts as a wrong password.
 		chain = append(chain, auth.NewDovecot(network, addr, auth.DovecotOptions{Service: "smtp"}, log))
 	}
 	if u := c.String("ldap-url"); u != "" {
