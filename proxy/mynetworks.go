@@ -17,16 +17,27 @@ func ParseNetworks(s string) ([]netip.Prefix, error) {
 			if err != nil {
 				return nil, fmt.Errorf("network %q: %w", f, err)
 			}
-			out = append(out, p.Masked())
+			out = append(out, unmapPrefix(p).Masked())
 			continue
 		}
 		a, err := netip.ParseAddr(f)
 		if err != nil {
 			return nil, fmt.Errorf("network %q: %w", f, err)
 		}
+		a = a.Unmap()
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
+}
+
+// unmapPrefix turns ::ffff:a.b.c.d/N (N >= 96) into a.b.c.d/(N-96): client
+// addresses are compared unmapped, so an IPv4-mapped network would match
+// nothing otherwise.
+func unmapPrefix(p netip.Prefix) netip.Prefix {
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p
 }
 
 func inNetworks(nets []netip.Prefix, a netip.Addr) bool {
