@@ -6,7 +6,7 @@ GO       ?= go
 PKGS     ?= ./...
 # Debian packages of the real peers the tests start: mail clients, Postfix as
 # the upstream, Dovecot and slapd as auth servers, Pebble as ACME CA, openssl.
-DEB_PKGS := postfix swaks msmtp dovecot-core apache2-utils slapd ldap-utils pebble openssl python3 ca-certificates docker-compose fail2ban
+DEB_PKGS := postfix swaks msmtp dovecot-core apache2-utils slapd ldap-utils pebble openssl python3 ca-certificates docker-compose fail2ban haproxy
 
 .PHONY: all build test deps check fuzz bench demo staticcheck
 
@@ -24,6 +24,7 @@ deps:
 test: deps
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	cd third_party/go-smtp && $(GO) test -race -count=1 ./...
 
 # Static checks run by `make check` (staticcheck is installed on first use).
 check:

@@ -166,6 +166,9 @@ type clientListener struct {
 	idle time.Duration
 	// proxyFrom lists the load balancers whose PROXY protocol header (v1
 	// or v2) is honoured; from anyone else a header is just a bad command.
+	// A connection from such an address without a header gets its banner
+	// only after the header timeout (SMTP servers speak first, so the
+	// absence of a header can only be seen by waiting): keep it short.
 	proxyFrom []netip.Prefix
 	// onAccept is called for every connection before SMTP starts; onClose
 	// once per connection.
@@ -182,7 +185,7 @@ func (l *clientListener) Accept() (net.Conn, error) {
 	if len(l.proxyFrom) > 0 {
 		if ap, err := netip.ParseAddrPort(peer); err == nil && inNetworks(l.proxyFrom, ap.Addr()) {
 			c = proxyproto.NewConn(c, proxyproto.WithPolicy(proxyproto.USE),
-				proxyproto.SetReadHeaderTimeout(10*time.Second))
+				proxyproto.SetReadHeaderTimeout(3*time.Second))
 		}
 	}
 	cc := newClientConn(c, peer, l.name, l.idle, l.onClose)

@@ -71,10 +71,12 @@ func dialUpstream(ctx context.Context, cfg UpstreamConfig, id clientIdentity) (*
 		conn = tc
 	}
 	if cfg.TLS == "starttls" || (cfg.XCLIENT && id.login != "") {
-		if conn, err = upstreamPreamble(conn, cfg, id); err != nil {
-			conn.Close()
+		pc, err := upstreamPreamble(conn, cfg, id)
+		if err != nil {
+			conn.Close() // not pc: it is nil on error
 			return nil, err
 		}
+		conn = pc
 	}
 	c := smtp.NewClient(conn)
 	if cfg.CommandTimeout > 0 {
