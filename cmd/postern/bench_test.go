@@ -26,7 +26,7 @@ import (
 //	go test ./cmd/postern -run '^$' -bench ForwardToPostfix -benchtime 1000x
 func BenchmarkForwardToPostfix(b *testing.B) {
 	pf := proxytest.StartPostfix(b, proxytest.PostfixOptions{})
-	p := startPostern(b, pf.Addr, "--log-level", "warn")
+	p := startPostern(b, pf.Addr)
 	body := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789\r\n"), 4096/76)
 	msg := append([]byte("Subject: bench\r\n\r\n"), body...)
 	run := func(b *testing.B, dial func() (*smtp.Client, error)) {
@@ -83,7 +83,7 @@ func BenchmarkForwardToPostfix(b *testing.B) {
 //	go test ./cmd/postern -run '^$' -bench PeakRSS50MiB -benchtime 3x
 func BenchmarkPeakRSS50MiB(b *testing.B) {
 	pf := proxytest.StartPostfix(b, proxytest.PostfixOptions{})
-	p := startPostern(b, pf.Addr, "--log-level", "warn", "--max-message-size", "60000000")
+	p := startPostern(b, pf.Addr, "--max-message-size", "60000000")
 	msg := bigBody(50 << 20)
 	c := dialAuth(b, p.StartTLS, aliceLogin, alicePass)
 	defer c.Close()
