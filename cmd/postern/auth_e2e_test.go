@@ -7,7 +7,6 @@ package main
 
 import (
 	"bufio"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -79,23 +78,7 @@ type client struct {
 // EHLO, STARTTLS, handshake, EHLO.
 func dialFrom(t *testing.T, addr, localIP string) *client {
 	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(localIP)}, Timeout: 10 * time.Second}
-	conn, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatalf("dialing %s from %s: %v", addr, localIP, err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := &client{t: t, conn: conn, br: bufio.NewReader(conn)}
-	c.expect("", "220")
-	c.expect("EHLO client.test", "250")
-	c.expect("STARTTLS", "220")
-	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
-	if err := tc.Handshake(); err != nil {
-		t.Fatalf("TLS handshake: %v", err)
-	}
-	c.conn, c.br = tc, bufio.NewReader(tc)
-	c.expect("EHLO client.test", "250")
-	return c
+	return opsDial(t, addr, localIP, "")
 }
 
 // cmd sends line (unless "") and returns the last line of the reply.
