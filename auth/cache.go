@@ -5,8 +5,11 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -29,6 +32,19 @@ type Cache struct {
 	next    Authenticator
 	hmacKey [32]byte
 	lru     *expirable.LRU[[sha256.Size]byte, Result] // nil: pass-through
+
+	// inflight merges simultaneous misses for the same credentials (fifty
+	// phones of one user reconnecting after a restart cost one bcrypt).
+	mu       sync.Mutex
+	inflight map[[sha256.Size]byte]*pendingAuth
+	waiting  atomic.Int32 // requests waiting on another's verification now
+}
+
+// pendingAuth is one verification others with the same credentials wait for.
+type pendingAuth struct {
+	done chan struct{}
+	res  Result
+	err  error
 }
 
 // NewCache wraps next. ttl 0 (or less) makes the cache a pass-through; size
@@ -60,12 +76,34 @@ func (c *Cache) Authenticate(ctx context.Context, req Request) (Result, error) {
 	if res, ok := c.lru.Get(key); ok {
 		return cloneResult(res), nil
 	}
-	res, err := c.next.Authenticate(ctx, req)
-	if err != nil {
-		return res, err
+	c.mu.Lock()
+	if p, ok := c.inflight[key]; ok {
+		c.mu.Unlock()
+		c.waiting.Add(1)
+		defer c.waiting.Add(-1)
+		select {
+		case <-p.done:
+			return cloneResult(p.res), p.err
+		case <-ctx.Done():
+			return Result{}, errors.Join(ErrUnavailable, ctx.Err())
+		}
 	}
-	c.lru.Add(key, cloneResult(res))
-	return res, nil
+	p := &pendingAuth{done: make(chan struct{})}
+	if c.inflight == nil {
+		c.inflight = make(map[[sha256.Size]byte]*pendingAuth)
+	}
+	c.inflight[key] = p
+	c.mu.Unlock()
+
+	p.res, p.err = c.next.Authenticate(ctx, req)
+	if p.err == nil {
+		c.lru.Add(key, cloneResult(p.res))
+	}
+	c.mu.Lock()
+	delete(c.inflight, key)
+	c.mu.Unlock()
+	close(p.done)
+	return cloneResult(p.res), p.err
 }
 
 // Purge forgets every entry; call it on reload, when passwords may have

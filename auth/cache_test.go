@@ -192,3 +192,75 @@ func BenchmarkAuthCached(b *testing.B) {
 func BenchmarkAuthUncached(b *testing.B) {
 	benchmarkAuth(b, newBcryptAuth(b, "alice@example.org", "alice-secret"))
 }
+
+// gateAuth blocks every verification until release is closed, and counts them.
+type gateAuth struct {
+	release chan struct{}
+	err     error
+	n       chan struct{} // one token per verification started
+}
+
+func (g *gateAuth) Authenticate(ctx context.Context, req Request) (Result, error) {
+	g.n <- struct{}{}
+	<-g.release
+	if g.err != nil {
+		return Result{}, g.err
+	}
+	return Result{Login: req.Login, Addresses: []string{req.Login}}, nil
+}
+
+func TestCacheMergesSimultaneousMisses(t *testing.T) {
+	for _, backendErr := range []error{nil, ErrInvalidCredentials} {
+		t.Run(fmt.Sprint(backendErr), func(t *testing.T) {
+			g := &gateAuth{release: make(chan struct{}), err: backendErr, n: make(chan struct{}, 100)}
+			c := NewCache(g, time.Minute, 10)
+			var wg sync.WaitGroup
+			errs := make(chan error, 20)
+			for range 20 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					res, err := c.Authenticate(context.Background(), Request{Login: "alice", Password: "pw"})
+					if err == nil && res.Login != "alice" {
+						err = fmt.Errorf("login %q", res.Login)
+					}
+					errs <- err
+				}()
+			}
+			<-g.n // the first verification started
+			// A different password is not merged with it.
+			go c.Authenticate(context.Background(), Request{Login: "alice", Password: "other"})
+			<-g.n
+			for deadline := time.Now().Add(10 * time.Second); c.waiting.Load() != 19; {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d requests wait for the first verification, want 19", c.waiting.Load())
+				}
+				time.Sleep(time.Millisecond)
+			}
+			close(g.release)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if !errors.Is(err, backendErr) && !(backendErr == nil && err == nil) {
+					t.Fatalf("got %v, want %v", err, backendErr)
+				}
+			}
+			if extra := len(g.n); extra != 0 {
+				t.Fatalf("%d extra verifications for identical simultaneous requests", extra)
+			}
+		})
+	}
+}
+
+func TestCacheWaiterGivesUpWithItsContext(t *testing.T) {
+	g := &gateAuth{release: make(chan struct{}), n: make(chan struct{}, 10)}
+	defer close(g.release)
+	c := NewCache(g, time.Minute, 10)
+	go c.Authenticate(context.Background(), Request{Login: "alice", Password: "pw"})
+	<-g.n
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.Authenticate(ctx, Request{Login: "alice", Password: "pw"}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("waiter got %v, want ErrUnavailable when its context ends", err)
+	}
+}
