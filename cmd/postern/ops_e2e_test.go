@@ -926,26 +926,6 @@ func TestOpsXCLIENTPostfixE2E(t *testing.T) {
 // ---------------------------------------------------------------------------
 // 6. STARTTLS towards the upstream.
 
-// opsAddMasterService adds a service line to the test Postfix's master.cf
-// and restarts it.
-func opsAddMasterService(t *testing.T, pf *proxytest.Postfix, line string) {
-	t.Helper()
-	path := filepath.Join(pf.ConfigDir(), "master.cf")
-	old, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, append(old, []byte(line+"\n")...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	past := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(path, past, past); err != nil {
-		t.Fatal(err)
-	}
-	pf.Stop()
-	pf.Start()
-}
-
 // TestOpsUpstreamTLSPostfixE2E: with --upstream-tls starttls and
 // --upstream-tls-ca Postern verifies Postfix's certificate and the message
 // travels over TLS; with the wrong CA nothing is sent and the client gets 4xx.
@@ -962,10 +942,6 @@ func TestOpsUpstreamTLSPostfixE2E(t *testing.T) {
 		"smtpd_tls_loglevel = 1",
 		"smtpd_tls_received_header = yes",
 	}})
-	// smtpd gets its TLS entropy from tlsmgr, which the harness's
-	// master.cf lacks ("no entropy for TLS key generation: disabling TLS
-	// support"): add it and restart.
-	opsAddMasterService(t, pf, "tlsmgr    unix  -       -       n       1000?   1       tlsmgr")
 
 	p := startPostern(t, pf.Addr, "--upstream-tls", "starttls", "--upstream-tls-ca", certFile)
 	c := dialFrom(t, p.StartTLS, "127.0.0.1")

@@ -286,6 +286,9 @@ func (p *Postfix) build(opts PostfixOptions) error {
 		"discard   unix  - - n - - discard",
 		"virtual   unix  - n n - - virtual",
 		"anvil     unix  - - n - 1 anvil",
+		// smtpd takes its TLS entropy from tlsmgr; without it a test that
+		// sets smtpd_tls_cert_file gets "disabling TLS support".
+		"tlsmgr    unix  - - n 1000? 1 tlsmgr",
 		"postlog   unix-dgram n - n - 1 postlogd",
 	}
 
