@@ -157,21 +157,7 @@ func TestACMEPebble(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					tc := tls.Server(c, m.TLSConfig())
-					_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
-					_ = tc.Handshake()
-				}()
-			}
-		}()
+		serveTLSOn(t, ln, m.TLSConfig())
 		st := waitIssued(t, p, ln.Addr().String(), name, 60*time.Second)
 		if err := st.PeerCertificates[0].VerifyHostname(name); err != nil {
 			t.Error(err)

@@ -25,6 +25,13 @@ func serveTLS(t *testing.T, conf *tls.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveTLSOn(t, ln, conf)
+}
+
+// serveTLSOn is serveTLS on a listener the test chose (e.g. Pebble's
+// TLS-ALPN-01 port).
+func serveTLSOn(t *testing.T, ln net.Listener, conf *tls.Config) string {
+	t.Helper()
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
