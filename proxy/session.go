@@ -71,21 +71,27 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 // authenticate asks the backends and turns the outcome into a reply. The
 // client never learns whether the login exists: both failures give 535. The
 // log line "auth failed" with client= is what the fail2ban filter matches.
-func (s *session) authenticate(login, password string) error {
+//
+// The attempt is counted against the client address before the credentials
+// are verified (Limiter.Reserve) and given back when they were right or
+// could not be checked: an address collects at most the lockout's
+// MaxFailures 535 replies per window however many connections it guesses
+// on at once, and has at most that many verifications running.
+func (s *session) authenticate(authzid, login, password string) error {
 	ip := s.cc.clientIP()
 	lim := s.srv.cfg.Limiter
-	if lim != nil {
-		if d := lim.LoginDelay(login); d > 0 {
-			time.Sleep(d)
-		}
+	if lim != nil && !lim.Reserve(ip) {
+		s.log.Warn("auth locked out", "client", ip.String())
+		s.srv.cfg.Metrics.authResult("", "locked_out")
+		s.cc.closeAfterNextReply()
+		return replyLockedOut
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.AuthTimeout)
-	defer cancel()
-	res, err := s.srv.cfg.Auth.Authenticate(ctx, auth.Request{Login: login, Password: password, RemoteIP: ip, Secured: true})
+	res, err := s.verify(authzid, login, password)
 	switch {
 	case err == nil:
 		s.login, s.loginAddr = res.Login, res.Addresses
 		if lim != nil {
+			lim.Release(ip)
 			lim.Success(ip, login)
 		}
 		s.srv.cfg.Metrics.authResult(res.Backend, "ok")
@@ -94,7 +100,7 @@ func (s *session) authenticate(login, password string) error {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		failures := s.cc.authFailures.Add(1)
 		if lim != nil {
-			lim.Failure(ip, login)
+			lim.ReservedFailure(ip, login)
 		}
 		s.log.Warn("auth failed", "client", ip.String(), "login", sanitizeLog(login), "failures", failures)
 		s.srv.cfg.Metrics.authResult("", "invalid")
@@ -109,6 +115,9 @@ func (s *session) authenticate(login, password string) error {
 		return replyAuthInvalid
 	default:
 		// A backend that is down is not a wrong password: 454, no failure counted.
+		if lim != nil {
+			lim.Release(ip)
+		}
 		s.log.Error("auth unavailable", "client", ip.String(), "login", sanitizeLog(login), "err", err)
 		s.srv.cfg.Metrics.authResult("", "unavailable")
 		// Not a lockout failure, but a connection that keeps trying while a
@@ -119,6 +128,23 @@ func (s *session) authenticate(login, password string) error {
 		}
 		return replyAuthUnavailable
 	}
+}
+
+// verify checks the credentials with the backends, after the login's delay.
+// Acting as another user (a PLAIN authzid other than the login) is not
+// supported: it fails like a wrong password, and counts as one.
+func (s *session) verify(authzid, login, password string) (auth.Result, error) {
+	if authzid != "" && authzid != login {
+		return auth.Result{}, auth.ErrInvalidCredentials
+	}
+	if lim := s.srv.cfg.Limiter; lim != nil {
+		if d := lim.LoginDelay(login); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.AuthTimeout)
+	defer cancel()
+	return s.srv.cfg.Auth.Authenticate(ctx, auth.Request{Login: login, Password: password, RemoteIP: s.cc.clientIP(), Secured: true})
 }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
