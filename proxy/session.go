@@ -33,6 +33,8 @@ type session struct {
 
 	up *upstream // upstream session, kept across messages
 
+	smtputf8 bool // the current MAIL had SMTPUTF8 (RFC 6531): non-ASCII addresses allowed
+
 	// per message
 	msgID   string
 	from    string
@@ -154,11 +156,20 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if s.login == "" && !inNetworks(s.srv.cfg.MyNetworks, s.cc.clientIP()) {
 		return replyAuthRequired
 	}
-	if strings.ContainsRune(from, 0) {
-		return replyBadAddress
+	// go-smtp passes the path unquoted: parse it again, check ownership on
+	// that, and send on the re-quoted form (see address). "" is <>.
+	s.smtputf8 = opts != nil && opts.UTF8
+	var sender *address
+	if from != "" {
+		a, err := parseAddress(from, s.smtputf8)
+		if err != nil {
+			s.log.Warn("bad sender address", "from", sanitizeLog(from), "err", err)
+			return replyBadSender
+		}
+		sender, from = &a, a.String()
 	}
-	if s.login != "" && !mayUse(s.srv.senderMap.Load(), s.login, s.loginAddr, from) {
-		s.log.Warn("sender rejected", "login", s.login, "from", from)
+	if s.login != "" && !mayUse(s.srv.senderMap.Load(), s.login, s.loginAddr, sender) {
+		s.log.Warn("sender rejected", "login", s.login, "from", sanitizeLog(from))
 		return replySenderNotOwned
 	}
 	// Busy from here to the end of the message: a shutdown lets it finish.
@@ -211,9 +222,14 @@ func (s *session) openUpstream(from string, opts *smtp.MailOptions) error {
 }
 
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
-	if strings.ContainsRune(to, 0) {
-		return replyBadAddress
+	// As in Mail: forward the re-quoted form, so that a quoted local part
+	// cannot carry parameters (NOTIFY=NEVER) into the upstream's RCPT.
+	rcpt, perr := parseAddress(to, s.smtputf8)
+	if perr != nil {
+		s.log.Warn("bad recipient address", "to", sanitizeLog(to), "err", perr)
+		return replyBadRecipient
 	}
+	to = rcpt.String()
 	if s.up == nil {
 		return replyUpstreamFailed
 	}
