@@ -148,16 +148,16 @@ func (l *Lockout) Release(ip netip.Addr) {
 	}
 }
 
-// Failure records that an attempt Reserve counted for ip had wrong
-// credentials (never a backend that was unavailable): the address keeps the
-// attempt, and login gets a failure (LoginDelay). An attempt that was not
-// reserved is counted for the address now.
+// Failure records a failed authentication (wrong credentials only, never a
+// backend that was unavailable) from ip for login that was not reserved:
+// both the address and the login get a failure.
 func (l *Lockout) Failure(ip netip.Addr, login string) {
 	l.failure(ip, login, false)
 }
 
-// ReservedFailure is Failure for an attempt that Reserve already counted for
-// the address: only the login's failure is added.
+// ReservedFailure records that an attempt Reserve counted for ip had wrong
+// credentials: the address keeps the attempt, and login gets a failure
+// (LoginDelay).
 func (l *Lockout) ReservedFailure(ip netip.Addr, login string) {
 	l.failure(ip, login, true)
 }
