@@ -121,4 +121,9 @@ func TestBDATAbandonedNeverDelivered(t *testing.T) {
 			t.Fatalf("%d messages delivered, want only the complete one", len(msgs))
 		}
 	})
+	// The binary runs under the race detector: abandoned transfers are
+	// where Data's goroutine and the session's verbs meet.
+	if log := p.Log(); strings.Contains(log, "DATA RACE") || strings.Contains(log, "panic") {
+		t.Fatalf("postern:\n%s", log)
+	}
 }
