@@ -23,6 +23,8 @@ type bdatOrderSession struct {
 	overlaps []string
 	dataErr  error
 	done     chan struct{} // closed by Logout
+	conn     *smtp.Conn
+	helo     string
 }
 
 func (s *bdatOrderSession) check(what string) {
@@ -48,8 +50,9 @@ func (s *bdatOrderSession) Data(r io.Reader) error {
 	s.mu.Unlock()
 	_, err := io.Copy(io.Discard, r)
 	time.Sleep(200 * time.Millisecond)
+	helo := s.conn.Hostname() // as Postern's Received header does
 	s.mu.Lock()
-	s.inData, s.dataErr = false, err
+	s.inData, s.dataErr, s.helo = false, err, helo
 	s.mu.Unlock()
 	return err
 }
@@ -64,7 +67,7 @@ func TestServerBdatAbandonedDataReturnsFirst(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sess := &bdatOrderSession{done: make(chan struct{})}
-			be := smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return sess, nil })
+			be := smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { sess.conn = c; return sess, nil })
 			s := smtp.NewServer(be)
 			s.Domain = "localhost"
 			s.MaxMessageBytes = 150
@@ -97,6 +100,9 @@ func TestServerBdatAbandonedDataReturnsFirst(t *testing.T) {
 			defer sess.mu.Unlock()
 			if len(sess.overlaps) > 0 {
 				t.Fatalf("%v called while Data was still running", sess.overlaps)
+			}
+			if sess.helo != "localhost" {
+				t.Fatalf("Data saw EHLO name %q, want the one of its transaction", sess.helo)
 			}
 			if !errors.Is(sess.dataErr, smtp.ErrDataReset) {
 				t.Fatalf("Data's reader ended with %v, want ErrDataReset", sess.dataErr)
