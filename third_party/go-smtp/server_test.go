@@ -864,6 +864,39 @@ func TestServer_smtpSmuggling(t *testing.T) {
 	}
 }
 
+// Postern patch 10: a last line ending in CR CR LF (or a line ".\r\r\n")
+// still ends at the next ".\r\n" line, as with net/textproto; the message
+// used to never end and the client waited for the data timeout.
+func TestServer_CRCRLF(t *testing.T) {
+	for _, tc := range []struct{ name, body, want string }{
+		{"line CR CR LF", "line\r\r\n.\r\n", "line\r\r\n"},
+		{"line CR CR CR LF", "line\r\r\r\n.\r\n", "line\r\r\r\n"},
+		{"dot CR CR LF", "a\r\n.\r\r\n.\r\n", "a\r\n\r\r\n"},
+		{"dot CR X", ".\rX\r\n.\r\n", "\rX\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			be, s, c, scanner := testServerAuthenticated(t)
+			defer s.Close()
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+
+			io.WriteString(c, "MAIL FROM:<root@nsa.gov>\r\n")
+			scanner.Scan()
+			io.WriteString(c, "RCPT TO:<root@gchq.gov.uk>\r\n")
+			scanner.Scan()
+			io.WriteString(c, "DATA\r\n")
+			scanner.Scan()
+			io.WriteString(c, tc.body)
+			scanner.Scan()
+			if !strings.HasPrefix(scanner.Text(), "250 ") {
+				t.Fatalf("reply to the message: %q, %v (want 250)", scanner.Text(), scanner.Err())
+			}
+			if len(be.messages) != 1 || string(be.messages[0].Data) != tc.want {
+				t.Fatalf("messages %+v, want one with data %q", be.messages, tc.want)
+			}
+		})
+	}
+}
+
 func TestServer_tooLongLine(t *testing.T) {
 	_, s, c, scanner := testServerAuthenticated(t)
 	defer s.Close()
