@@ -1421,8 +1421,48 @@ func TestServer_TooLongCommand(t *testing.T) {
 
 	io.WriteString(c, "MAIL FROM:<"+strings.Repeat("a", s.MaxLineLength)+">\r\n")
 	scanner.Scan()
-	if !strings.HasPrefix(scanner.Text(), "500 5.4.0 ") {
+	if scanner.Text() != "500 5.5.6 Line too long" {
 		t.Fatal("Invalid too long MAIL response:", scanner.Text())
+	}
+}
+
+// Postern patch 11: an over-long command line, or AUTH line, gets
+// "500 5.5.6 Line too long" and then an orderly close: the client reads the
+// reply and EOF, not a reset that would drop the reply (the rest of the line
+// was still unread when the connection was closed).
+func TestServer_tooLongLineReplyThenEOF(t *testing.T) {
+	long := strings.Repeat("QUFB", 5000)
+	for _, tc := range []struct {
+		name  string
+		lines []string
+	}{
+		{"NOOP", []string{"NOOP " + long}},
+		{"EHLO", []string{"EHLO " + long}},
+		{"AUTH initial response", []string{"AUTH PLAIN " + long}},
+		{"AUTH after 334", []string{"AUTH PLAIN", long}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, s, c, _, _ := testServerEhlo(t)
+			defer s.Close()
+			defer c.Close()
+			br := bufio.NewReader(c)
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			for i, line := range tc.lines {
+				io.WriteString(c, line+"\r\n")
+				if i < len(tc.lines)-1 {
+					if reply, err := br.ReadString('\n'); reply != "334 \r\n" {
+						t.Fatalf("reply %q, %v; want 334", reply, err)
+					}
+				}
+			}
+			out, err := io.ReadAll(br)
+			if err != nil {
+				t.Fatalf("read %q, then %v; want EOF", out, err)
+			}
+			if string(out) != "500 5.5.6 Line too long\r\n" {
+				t.Fatalf("read %q before EOF", out)
+			}
+		})
 	}
 }
 
