@@ -228,7 +228,8 @@ func crlfOnly(data []byte) []byte {
 // checkAgainstTextproto reads data with dataReader and with net/textproto's
 // DotReader: both must find the end of the data at the same byte (same bytes
 // left unread, or both io.ErrUnexpectedEOF), and return the same message
-// once CRLF is written LF as textproto does.
+// once CRLF is written LF as textproto does (but for a CR at the end of a
+// truncated message).
 func checkAgainstTextproto(t *testing.T, data []byte) {
 	br := bufio.NewReaderSize(bytes.NewReader(data), 16)
 	got, gotErr := io.ReadAll(&dataReader{r: br})
@@ -242,7 +243,13 @@ func checkAgainstTextproto(t *testing.T, data []byte) {
 		t.Fatalf("input %q: end of data: error %v, unread %q; textproto: %v, unread %q",
 			data, gotErr, gotRest, wantErr, wantRest)
 	}
-	if lf := bytes.ReplaceAll(got, []byte("\r\n"), []byte("\n")); !bytes.Equal(lf, want) {
+	lf := bytes.ReplaceAll(got, []byte("\r\n"), []byte("\n"))
+	if gotErr != nil {
+		// A truncated message: textproto holds a CR until it sees the
+		// next byte, and loses it at the end of the input.
+		lf = bytes.TrimSuffix(lf, []byte("\r"))
+	}
+	if !bytes.Equal(lf, want) {
 		t.Fatalf("input %q: message %q; textproto %q", data, got, want)
 	}
 }
