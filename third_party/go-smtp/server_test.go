@@ -1466,6 +1466,36 @@ func TestServer_tooLongLineReplyThenEOF(t *testing.T) {
 	}
 }
 
+// The drop after an over-long line is bounded: a client that goes on
+// dribbling bytes and never closes is closed on within the bound (2 s),
+// so its writes fail.
+func TestServer_tooLongLineLingerBounded(t *testing.T) {
+	_, s, c, _, _ := testServerEhlo(t)
+	defer s.Close()
+	defer c.Close()
+	io.WriteString(c, "NOOP "+strings.Repeat("A", 20000)+"\r\n")
+	writeErr := make(chan error, 1)
+	go func() {
+		for {
+			time.Sleep(50 * time.Millisecond)
+			if _, err := io.WriteString(c, "x"); err != nil {
+				writeErr <- err
+				return
+			}
+		}
+	}()
+	br := bufio.NewReader(c)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if reply, err := br.ReadString('\n'); reply != "500 5.5.6 Line too long\r\n" {
+		t.Fatalf("reply %q, %v", reply, err)
+	}
+	select {
+	case <-writeErr:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server still read what the client sent 10 s after the last reply")
+	}
+}
+
 func TestServerShutdown(t *testing.T) {
 	_, s, c, _ := testServerGreeted(t)
 
