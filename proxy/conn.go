@@ -111,6 +111,20 @@ func (c *clientConn) SetReadDeadline(time.Time) error { return nil }
 // SetDeadline only applies the write part; reads are governed by Read.
 func (c *clientConn) SetDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(t) }
 
+// CloseWrite half-closes the TCP connection: go-smtp shuts the write side
+// after a last reply it must not lose to a reset (over-long line), then
+// drops what the client still sends before closing.
+func (c *clientConn) CloseWrite() error {
+	conn := c.Conn
+	if pc, ok := conn.(*proxyproto.Conn); ok {
+		conn = pc.Raw()
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 func (c *clientConn) Close() error {
 	err := c.Conn.Close()
 	c.closeOnce.Do(func() {

@@ -190,7 +190,9 @@ func (s *Server) handleConn(c *Conn) error {
 				return nil
 			}
 			if err == ErrTooLongLine {
-				c.writeResponse(500, EnhancedCode{5, 4, 0}, "Too long line, closing connection")
+				// Postern: reply, and do not lose the reply to a reset.
+				c.writeError(0, EnhancedCode{}, ErrLineTooLong)
+				c.lingeringClose()
 				return nil
 			}
 
