@@ -330,9 +330,10 @@ func TestServerAcceptErrorHandling(t *testing.T) {
 	l.Send(temporaryError)
 	permanentError := newMockError("permanent mock error", false)
 	l.Send(permanentError)
-	s.Close()
-
+	// Postern: wait for Serve to return before Close; closing first races
+	// with Serve's check of s.done and makes Serve return nil (flaky under -race).
 	serveError := <-done
+	s.Close()
 	if serveError == nil {
 		t.Fatal("Serve had exited without an expected error")
 	} else if serveError != permanentError {
