@@ -316,7 +316,7 @@ func (s *Server) connClosed(cc *clientConn) {
 	}
 	if cc.loginExpired.Load() {
 		s.cfg.Metrics.connRefused(refusedLoginTimeout)
-		s.log.Warn("login timeout", "session", cc.id, "client", cc.client().String())
+		s.log.Warn("login timeout", "session", cc.id, "client", cc.clientIP().String())
 	}
 	s.log.Info("disconnect", "session", cc.id, "client", cc.client().String(),
 		"messages", cc.messages.Load(), "auth_failures", cc.authFailures.Load(),
