@@ -90,6 +90,7 @@ func (s *session) authenticate(login, password string) error {
 	switch {
 	case err == nil:
 		s.login, s.loginAddr = res.Login, res.Addresses
+		s.cc.loggedIn() // no more --login-timeout
 		if lim != nil {
 			lim.Success(ip, login)
 		}
