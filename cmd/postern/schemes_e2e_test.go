@@ -21,7 +21,7 @@ func TestUsersFileSchemesE2E(t *testing.T) {
 	htpasswd := testkit.RequireTool(t, "htpasswd")
 	type entry struct {
 		login, password, scheme string // scheme: the label of the weak warning, "" if strong
-		argv                        []string
+		argv                    []string
 	}
 	var entries []entry
 	add := func(name, scheme string, argv ...string) {
