@@ -272,11 +272,17 @@ func FuzzParseHash(f *testing.F) {
 		vecSHA256, vecSHA256Rounds, vecSHA512, vecBcrypt2a, vecBcryptCost4, vecArgon2id,
 		"{BLF-CRYPT}" + vecBcryptCost4, "{SHA512-CRYPT}" + vecSHA512, "{ARGON2ID}$argon2id$v=19$m=8,t=1,p=1$c29tZXNhbHQ$F1jG2CV3",
 		"{CRYPT}$5$rounds=1000$s$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5", "{PLAIN}x", "$1$a$b", "{", "$", "$$$$", "",
+		"{DIGEST-MD5}543e1aec5d3614f03141652d6ada51b2", "{PLAIN-TRUNC}3-sec", "{OTP}md5 1234 seed 0123456789abcdef",
+		"{PBKDF2}$1$s$1$fe4210d54166263e0b0152a3dbf27b0327b6ce49", "{SCRAM-SHA-1}1,U6kfNA0mEwnKdW/vBUGe5Q==,yik3NC26MK4JY+dWj9si02foYd0=,swqszjg5K7cjaaDG3a0xTbdBMKg=",
+		"{SSHA.hex}00", "{SHA.b64}", "{MD5}", "{MD5-CRYPT.HEX}2431", "$apr1$$", "$1$$", "{ARGON2I}$argon2i$v=19$m=8,t=1,p=1$c29tZXNhbHQ$F1jG2CV3",
 	} {
 		f.Add(seed, "password")
 	}
+	for _, v := range secretVectors {
+		f.Add(v.hash, "secret")
+	}
 	f.Fuzz(func(t *testing.T, hash, password string) {
-		h, err := parseHash(hash)
+		h, err := parseHashFor(hash, "fuzz@example.org")
 		if err != nil {
 			if !errors.Is(err, ErrUnsupportedHash) {
 				t.Fatalf("error does not wrap ErrUnsupportedHash: %v", err)
@@ -285,6 +291,9 @@ func FuzzParseHash(f *testing.F) {
 				t.Fatalf("error echoes the hash: %v", err)
 			}
 			return
+		}
+		if h.scheme == "" || h.check == nil {
+			t.Fatalf("parsed hash without scheme or check: %+v", h)
 		}
 		if isCheap(h) && len(password) <= maxPasswordLen {
 			if _, err := h.verify(password); err != nil {
