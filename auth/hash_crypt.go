@@ -157,7 +157,9 @@ func identifyCrypt(encoded string) (hashKind, error) {
 		if len(encoded) == desCryptLen && isCryptBase64(encoded) {
 			return kindDESCrypt, nil
 		}
-		return 0, unknownScheme("not a crypt string (expected $2y$, $5$, $6$, $1$, $apr1$, $argon2id$ or 13-character DES)")
+		// Not a scheme some other tool wrote on purpose but most likely a
+		// clear password or a damaged line: a load error, not a skip.
+		return 0, fmt.Errorf("%w: not a crypt string (expected $2y$, $5$, $6$, $1$, $apr1$, $argon2id$ or 13-character DES)", ErrUnsupportedHash)
 	}
 	id, _, found := strings.Cut(encoded[1:], "$")
 	if !found {

@@ -87,9 +87,13 @@ func foldLogin(login string) string { return strings.ToLower(login) }
 // are skipped; whitespace around a line is trimmed. name is used in error
 // messages ("users.txt:3: ..."), which never contain a hash or password.
 // Every hash is validated here, so a malformed one fails the load, not a
-// login. A hash in a scheme Postern does not verify at all (ErrUnknownScheme)
-// is different: it was written on purpose by another tool, so the entry is
-// listed in Skipped and the rest of the file loads.
+// login: a damaged line, a clear password where the hash belongs, or a cost
+// beyond the bounds is a mistake to fix, and on reload the previous table
+// (where that user still works) stays. A hash in a scheme Postern does not
+// verify at all (ErrUnknownScheme: {OTP}, yescrypt, an unknown {NAME}) is
+// different: another tool wrote it on purpose, and refusing the file would
+// lock out every user for one entry. That entry is listed in Skipped (its
+// login fails like an unknown one) and the rest of the file loads.
 func ParsePasswdFile(r io.Reader, name string) (*Users, error) {
 	users := &Users{name: name, byLogin: map[string]*userEntry{}}
 	var order []*userEntry

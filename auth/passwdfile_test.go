@@ -74,6 +74,7 @@ func TestParsePasswdFileErrors(t *testing.T) {
 		{"login not UTF-8", "b\xffb:" + hashBob, "users.txt:1: login is not valid UTF-8"},
 		{"empty hash", "alice:" + hashAlice + "\nbob:\n", `users.txt:2: login "bob" has an empty password hash (password-less logins are not supported)`},
 		{"empty hash with extra fields", "bob::1000:1000", `users.txt:1: login "bob" has an empty password hash (password-less logins are not supported)`},
+		{"plain text password", "bob:bob-pw-secret", `users.txt:1: login "bob": unsupported or malformed password hash: not a crypt string (expected $2y$, $5$, $6$, $1$, $apr1$, $argon2id$ or 13-character DES)`},
 		{"malformed md5-crypt", "bob:$1$saltsalt$qjXMvbEw8oaL.CzflDug", `users.txt:1: login "bob": unsupported or malformed password hash: MD5-crypt: hash is not 22 crypt-base64 characters`},
 		{"malformed SSHA", "bob:{SSHA}AAAA", `users.txt:1: login "bob": unsupported or malformed password hash: {SSHA}: decoded length 3, want 20 digest bytes and a salt of 1..1024`},
 		{"duplicate of a skipped entry", "bob:{OTP}x\nBob:" + hashBob, `users.txt:2: duplicate login "Bob" (first defined on line 1; logins are case-insensitive)`},
