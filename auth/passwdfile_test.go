@@ -406,6 +406,8 @@ func FuzzParsePasswdFile(f *testing.F) {
 	f.Add([]byte("bob::::\n:x\nno-colon\n"))
 	f.Add([]byte("u:{ARGON2ID}" + vecArgon2id + ":1:2:3\r\nv:$6$rounds=5000$s$" + strings.Repeat("a", 86) + "\n"))
 	f.Add([]byte("\xff\xfe:\x00\n"))
+	f.Add([]byte("a:{OTP}x\nb:$y$j9T$abc\nc:{SSHA.hex}29d887ba614e7ad7b3d561ce64728680ef1c4842f8d5cde9\nd:IkbYax4BY4ikc\nA:{PLAIN}dup\n"))
+	f.Add([]byte("u@example.org:{DIGEST-MD5}543e1aec5d3614f03141652d6ada51b2\nv:{CRAM-MD5}cd3ba7deaad6e5ca23448ba42e379747a9e0f7f1fbc00c8a81bbaac395731b56\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		users, err := ParsePasswdFile(bytes.NewReader(data), "fuzz")
 		if err != nil {
@@ -419,6 +421,14 @@ func FuzzParsePasswdFile(f *testing.F) {
 		}
 		if users.dummy.check == nil {
 			t.Fatalf("no dummy hash")
+		}
+		if len(users.weak) > users.Len() {
+			t.Fatalf("%d weak entries among %d users", len(users.weak), users.Len())
+		}
+		for _, s := range users.Skipped() {
+			if _, loaded := users.byLogin[foldLogin(s.Login)]; loaded || !errors.Is(s.Reason, ErrUnknownScheme) {
+				t.Fatalf("skipped entry %q is loaded too, or skipped for %v", s.Login, s.Reason)
+			}
 		}
 	})
 }
