@@ -199,3 +199,14 @@ func TestWeakClassification(t *testing.T) {
 		t.Errorf("PBKDF2 with 999 rounds: weak = %v, %v; want weak", h.weak, err)
 	}
 }
+
+// TestCRAMMD5LongPassword: HMAC hashes a key longer than the 64-byte block
+// first (RFC 2104 §2); vector from doveadm pw -s CRAM-MD5 with 100 "x".
+func TestCRAMMD5LongPassword(t *testing.T) {
+	long := strings.Repeat("x", 100)
+	for password, want := range map[string]bool{long: true, long[:99]: false, long[:64]: false} {
+		if got, err := VerifyPassword("{CRAM-MD5}52197db948d0932512a61b183e7d05b04e94d60a3bb0d00f92d3df52a5d275ca", password); err != nil || got != want {
+			t.Errorf("verify(%d x) = %v, %v; want %v", len(password), got, err, want)
+		}
+	}
+}
