@@ -101,6 +101,9 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	}
 	inst.registry = prometheus.NewRegistry()
 	inst.registry.MustRegister(newCertExpiry(inst.certs))
+	if inst.auth.users != nil {
+		inst.registry.MustRegister(newUsersHashes(inst.auth.users))
+	}
 	inst.ready = &readiness{certs: inst.certs, upstream: upstream.Addr}
 	var server *proxy.Server
 	metrics := proxy.NewMetrics(inst.registry, func() float64 { return float64(server.ActiveSessions()) })
