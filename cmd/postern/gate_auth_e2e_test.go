@@ -29,8 +29,10 @@ func TestParallelGuessesStopAtLockout(t *testing.T) {
 	for _, n := range []int{40, 80} {
 		t.Run(fmt.Sprintf("%d connections", n), func(t *testing.T) {
 			// The upstream is never reached: only AUTH is exercised.
+			// All n from one address: the per-address connection limit
+			// must not be what stops them.
 			p := startPostern(t, testkit.FreeAddr(t), "--auth-max-failures", "10",
-				"--auth-lockout-window", "15m")
+				"--auth-lockout-window", "15m", "--max-connections-per-ip", "200")
 			conns := make([]*client, n)
 			for i := range conns {
 				conns[i] = dialFrom(t, p.StartTLS, "127.0.0.1")
