@@ -8,7 +8,7 @@ PKGS     ?= ./...
 # the upstream, Dovecot and slapd as auth servers, Pebble as ACME CA, openssl.
 DEB_PKGS := postfix swaks msmtp dovecot-core apache2-utils slapd ldap-utils pebble openssl python3 ca-certificates docker-compose fail2ban haproxy systemd
 
-.PHONY: all build test deps check fuzz bench demo staticcheck
+.PHONY: all build test deps check fuzz bench demo staticcheck fork-check
 
 all: build
 
@@ -21,10 +21,15 @@ demo:
 deps:
 	@./.ci/install-deps $(DEB_PKGS)
 
-test: deps
+test: deps fork-check
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	cd third_party/go-smtp && $(GO) test -race -count=1 ./...
+
+# third_party/go-smtp must be the release go.mod requires plus
+# third_party/go-smtp/patches/, byte for byte (see patches/README.md).
+fork-check:
+	./.ci/fork-check
 
 # Static checks run by `make check` (staticcheck is installed on first use).
 check:

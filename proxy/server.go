@@ -172,6 +172,10 @@ func New(cfg Config) (*Server, error) {
 	srv.ReadTimeout = 0 // clientConn renews read deadlines itself
 	srv.EnableSMTPUTF8 = true
 	srv.EnableDSN = true
+	// AUTH is refused before STARTTLS by the session (Auth answers 530,
+	// AuthMechanisms advertises nothing without TLS), with Postfix's
+	// smtpd_tls_auth_only reply instead of go-smtp's 523 (RFC 3207 §4).
+	srv.AllowInsecureAuth = true
 	srv.ErrorLog = slogPrintf{cfg.Log}
 	s.smtp = srv
 	return s, nil

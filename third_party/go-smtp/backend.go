@@ -101,7 +101,7 @@ type AuthSession interface {
 	Auth(mech string) (sasl.Server, error)
 }
 
-// ConnectBackend is an add-on interface for Backend (Postern). Connect is
+// ConnectBackend is an add-on interface for Backend. Connect is
 // called once per connection, in the connection's goroutine, before the TLS
 // handshake of an implicit-TLS listener. An error it returns is sent instead
 // of the greeting (after that handshake) and the connection is closed; an

@@ -15,7 +15,7 @@ import (
 
 // bdatOrderSession records whether Reset or Logout ever ran while Data, which
 // go-smtp runs in a goroutine of its own for BDAT, had not returned yet
-// (Postern patch 8). Data is slow to return on purpose, like a backend
+// (see Conn.endBdat). Data is slow to return on purpose, like a backend
 // that is still writing to an upstream when the reader fails.
 type bdatOrderSession struct {
 	mu       sync.Mutex
@@ -50,7 +50,7 @@ func (s *bdatOrderSession) Data(r io.Reader) error {
 	s.mu.Unlock()
 	_, err := io.Copy(io.Discard, r)
 	time.Sleep(200 * time.Millisecond)
-	helo := s.conn.Hostname() // as Postern's Received header does
+	helo := s.conn.Hostname() // as a Received header writer does
 	s.mu.Lock()
 	s.inData, s.dataErr, s.helo = false, err, helo
 	s.mu.Unlock()

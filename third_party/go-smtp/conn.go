@@ -1,7 +1,6 @@
 package smtp
 
 import (
-	"bufio"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -84,15 +83,7 @@ func (c *Conn) init() {
 		}
 	}
 
-	// Postern: replies are short, so the writer gets a 1 KiB buffer instead
-	// of textproto.NewConn's 4 KiB (it grows a line past that by writing
-	// through): 3 KiB less per idle session. The reader keeps 4 KiB, the
-	// DATA path reads from it. c.text is never closed, so the unexported
-	// conn field NewConn would set is not needed.
-	c.text = &textproto.Conn{
-		Reader: *textproto.NewReader(bufio.NewReaderSize(rwc, 4096)),
-		Writer: *textproto.NewWriter(bufio.NewWriterSize(rwc, 1024)),
-	}
+	c.text = textproto.NewConn(rwc)
 }
 
 // Commands are dispatched to the appropriate handler functions.
@@ -176,7 +167,7 @@ func (c *Conn) setSession(session Session) {
 }
 
 func (c *Conn) Close() error {
-	c.endBdat() // Postern: Session.Data has returned before Logout
+	c.endBdat() // Session.Data has returned before Logout
 
 	c.locker.Lock()
 	defer c.locker.Unlock()
@@ -236,7 +227,7 @@ func (c *Conn) handleGreet(enhanced bool, arg string) {
 		c.writeResponse(501, EnhancedCode{5, 5, 2}, "Domain/address argument required for HELO")
 		return
 	}
-	// Postern: a BDAT Data goroutine may still read c.helo (Hostname).
+	// A BDAT Data goroutine may still read c.helo (Hostname).
 	c.endBdat()
 	// c.helo is populated before NewSession so
 	// NewSession can access it via Conn.Hostname.
@@ -446,6 +437,38 @@ func (c *Conn) handleMail(arg string) {
 				}
 			}
 			opts.Auth = &value
+		case "BY":
+			if !c.server.EnableDELIVERBY {
+				c.writeResponse(504, EnhancedCode{5, 5, 4}, "DELIVERBY is not implemented")
+				return
+			}
+			deliverBy := parseDeliverByArgument(value)
+			if deliverBy == nil {
+				c.writeResponse(501, EnhancedCode{5, 5, 4}, "Malformed BY parameter value")
+				return
+			}
+			if c.server.MinimumDeliverByTime != 0 &&
+				deliverBy.Mode == DeliverByReturn &&
+				deliverBy.Time < c.server.MinimumDeliverByTime {
+				c.writeResponse(501, EnhancedCode{5, 5, 4}, "BY parameter is below server minimum")
+				return
+			}
+			opts.DeliverBy = deliverBy
+		case "MT-PRIORITY":
+			if !c.server.EnableMTPRIORITY {
+				c.writeResponse(504, EnhancedCode{5, 5, 4}, "MT-PRIORITY is not implemented")
+				return
+			}
+			mtPriority, err := strconv.Atoi(value)
+			if err != nil {
+				c.writeResponse(501, EnhancedCode{5, 5, 4}, "Malformed MT-PRIORITY parameter value")
+				return
+			}
+			if mtPriority < -9 || mtPriority > 9 {
+				c.writeResponse(501, EnhancedCode{5, 5, 4}, "MT-PRIORITY is outside valid range")
+				return
+			}
+			opts.MTPriority = &mtPriority
 		default:
 			c.writeResponse(500, EnhancedCode{5, 5, 4}, "Unknown MAIL FROM argument")
 			return
@@ -699,7 +722,7 @@ func (c *Conn) handleRcpt(arg string) {
 	}
 
 	p := parser{s: strings.TrimSpace(arg)}
-	recipient, err := p.parsePath()
+	recipient, err := p.parseForwardPath()
 	if err != nil {
 		c.writeResponse(501, EnhancedCode{5, 5, 2}, "Was expecting RCPT arg syntax of TO:<address>")
 		return
@@ -758,38 +781,6 @@ func (c *Conn) handleRcpt(arg string) {
 				return
 			}
 			opts.RequireRecipientValidSince = rrvsTime
-		case "BY":
-			if !c.server.EnableDELIVERBY {
-				c.writeResponse(504, EnhancedCode{5, 5, 4}, "DELIVERBY is not implemented")
-				return
-			}
-			deliverBy := parseDeliverByArgument(value)
-			if deliverBy == nil {
-				c.writeResponse(501, EnhancedCode{5, 5, 4}, "Malformed BY parameter value")
-				return
-			}
-			if c.server.MinimumDeliverByTime != 0 &&
-				deliverBy.Mode == DeliverByReturn &&
-				deliverBy.Time < c.server.MinimumDeliverByTime {
-				c.writeResponse(501, EnhancedCode{5, 5, 4}, "BY parameter is below server minimum")
-				return
-			}
-			opts.DeliverBy = deliverBy
-		case "MT-PRIORITY":
-			if !c.server.EnableMTPRIORITY {
-				c.writeResponse(504, EnhancedCode{5, 5, 4}, "MT-PRIORITY is not implemented")
-				return
-			}
-			mtPriority, err := strconv.Atoi(value)
-			if err != nil {
-				c.writeResponse(501, EnhancedCode{5, 5, 4}, "Malformed MT-PRIORITY parameter value")
-				return
-			}
-			if mtPriority < -9 || mtPriority > 9 {
-				c.writeResponse(501, EnhancedCode{5, 5, 4}, "MT-PRIORITY is outside valid range")
-				return
-			}
-			opts.MTPriority = &mtPriority
 		default:
 			c.writeResponse(500, EnhancedCode{5, 5, 4}, "Unknown RCPT TO argument")
 			return
@@ -845,8 +836,7 @@ func (c *Conn) handleAuth(arg string) {
 	}
 
 	if !c.authAllowed() {
-		// Postern: RFC 3207 §4 / Postfix smtpd_tls_auth_only wording and code.
-		c.writeResponse(530, EnhancedCode{5, 7, 0}, "Must issue a STARTTLS command first")
+		c.writeResponse(523, EnhancedCode{5, 7, 10}, "TLS is required")
 		return
 	}
 
@@ -858,7 +848,7 @@ func (c *Conn) handleAuth(arg string) {
 		var err error
 		ir, err = decodeSASLResponse(parts[1])
 		if err != nil {
-			// Postern: RFC 4954 §4 requires 501 for a response that is not valid base64.
+			// RFC 4954 Â§4 requires 501 for a response that is not valid base64.
 			c.writeResponse(501, EnhancedCode{5, 5, 2}, "Invalid base64 data")
 			return
 		}
@@ -901,7 +891,7 @@ func (c *Conn) handleAuth(arg string) {
 
 		response, err = decodeSASLResponse(encoded)
 		if err != nil {
-			// Postern: RFC 4954 §4 requires 501 for a response that is not valid base64.
+			// RFC 4954 Â§4 requires 501 for a response that is not valid base64.
 			c.writeResponse(501, EnhancedCode{5, 5, 2}, "Invalid base64 data")
 			return
 		}
@@ -960,7 +950,7 @@ func (c *Conn) handleStartTLS() {
 	// This is different from just calling reset() since we want the Backend to
 	// be able to see the information about TLS connection in the
 	// ConnectionState object passed to it.
-	c.endBdat() // Postern: Session.Data has returned before Logout
+	c.endBdat() // Session.Data has returned before Logout
 	if session := c.Session(); session != nil {
 		session.Logout()
 		c.setSession(nil)
@@ -1057,7 +1047,7 @@ func (c *Conn) handleBdat(arg string) {
 
 	if c.bdatPipe == nil {
 		var r *io.PipeReader
-		// Postern: set under the lock and sent on through a local
+		// Set under the lock and sent on through a local
 		// channel, as endBdat takes both from another goroutine.
 		result := make(chan error, 1)
 		c.locker.Lock()
@@ -1120,7 +1110,7 @@ func (c *Conn) handleBdat(arg string) {
 	c.bytesReceived += int64(size)
 
 	if last {
-		// Postern: taken so that endBdat does not wait for this result too.
+		// Taken so that endBdat does not wait for this result too.
 		pipe, result := c.takeBdat()
 		if pipe == nil {
 			return // closed meanwhile by Close on another goroutine
@@ -1361,7 +1351,7 @@ func (c *Conn) readLine() (string, error) {
 }
 
 // takeBdat hands the BDAT pipe and the channel of Session.Data's result to
-// one caller (Postern).
+// one caller.
 func (c *Conn) takeBdat() (*io.PipeWriter, chan error) {
 	c.locker.Lock()
 	defer c.locker.Unlock()
@@ -1371,7 +1361,7 @@ func (c *Conn) takeBdat() (*io.PipeWriter, chan error) {
 }
 
 // endBdat aborts a BDAT transfer in progress and waits for Session.Data,
-// which runs in a goroutine of its own, to return (Postern). Without the
+// which runs in a goroutine of its own, to return. Without the
 // wait, Reset or Logout ran while Data was still using the session: a
 // forwarding backend could end the message upstream as if it were complete.
 // Not under the lock: the Data goroutine takes it in c.Session().
@@ -1384,7 +1374,7 @@ func (c *Conn) endBdat() {
 }
 
 func (c *Conn) reset() {
-	c.endBdat() // Postern: Session.Data has returned before Reset
+	c.endBdat() // Session.Data has returned before Reset
 
 	c.locker.Lock()
 	defer c.locker.Unlock()

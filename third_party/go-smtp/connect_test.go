@@ -1,6 +1,6 @@
 package smtp_test
 
-// Tests of Postern's patches 8 and 9 (PATCHES.md): a ConnectBackend's error
+// Tests of ConnectBackend and of read errors that are replies: a ConnectBackend's error
 // replaces the greeting, and a read failing with an *SMTPError ends the
 // connection with that reply.
 
@@ -94,7 +94,8 @@ func TestServer_connectRefusedTLS(t *testing.T) {
 }
 
 // expiringListener's connections fail every read that carries "EXPIRE"
-// with the given reply, as Postern's do when the login deadline passes.
+// with the given reply, as a server's connection wrapper may do when a
+// login deadline passes.
 type expiringListener struct {
 	net.Listener
 	reply *smtp.SMTPError

@@ -71,7 +71,7 @@ func newDataReader(c *Conn) *dataReader {
 
 // States of dataReader.state. The reader is the state machine of
 // net/textproto's dotReader, except that it keeps CRLF as is and that only
-// CRLF ends a line (RFC 5321 §2.3.8: a bare LF is data, so "\n.\n" and
+// CRLF ends a line (RFC 5321 Â§2.3.8: a bare LF is data, so "\n.\n" and
 // "\n.\r\n" never end the message).
 const (
 	stateBeginLine = iota // beginning of line; initial state; must be zero
@@ -82,7 +82,7 @@ const (
 	stateEOF              // reached .\r\n end marker line
 )
 
-// Read un-dot-stuffs the message. Postern: it works on the bytes already
+// Read un-dot-stuffs the message. It works on the bytes already
 // buffered in r.r (Peek/Discard) instead of one ReadByte per byte, and copies
 // the middle of each line up to the next CR with bytes.IndexByte; the
 // transitions and what is consumed from r.r are exactly those of the
@@ -146,7 +146,7 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 					r.state = stateEOF
 					continue
 				}
-				// Postern: ".\r" not followed by "\n": the dot was
+				// ".\r" not followed by "\n": the dot was
 				// stuffing, the CR is data, and c is looked at again in
 				// the middle of the line, so that a CR there can start
 				// the line's CRLF (net/textproto unreads it the same way).
@@ -160,7 +160,7 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 					r.state = stateBeginLine
 					break
 				}
-				// Postern: a second CR may be the start of the CRLF that
+				// A second CR may be the start of the CRLF that
 				// ends the line ("line\r\r\n.\r\n" ends the message, as
 				// with net/textproto, which re-reads the byte).
 				if c != '\r' {

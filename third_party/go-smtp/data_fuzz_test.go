@@ -10,12 +10,10 @@ import (
 	"testing"
 )
 
-// byteDataReader is go-smtp v0.25.1's dataReader, byte at a time, with the
-// two CR fixes of Postern patch 10; it is the reference for the chunked
-// dataReader.Read (patch 3). FuzzDataReader also checks it against
-// net/textproto's DotReader, so the reference itself is not trusted blindly
-// (v0.25.1's code, which both readers were compared with before, never
-// ended a message whose last line ended in CR CR LF).
+// byteDataReader is the byte-at-a-time dataReader that the chunked
+// dataReader.Read replaced, kept as the reference it must match call for
+// call. FuzzDataReader also checks it against net/textproto's DotReader, so
+// the reference itself is not trusted blindly.
 type byteDataReader struct {
 	r     *bufio.Reader
 	state int
@@ -213,7 +211,7 @@ func runDataReader(t *testing.T, data []byte, seed int64, bufSize int, limit int
 
 // crlfOnly turns every LF that does not follow a CR into CRLF: the inputs on
 // which dataReader and net/textproto's DotReader must agree (textproto also
-// ends a line at a bare LF, which RFC 5321 §2.3.8 forbids a server to do).
+// ends a line at a bare LF, which RFC 5321 Â§2.3.8 forbids a server to do).
 func crlfOnly(data []byte) []byte {
 	out := make([]byte, 0, len(data)+8)
 	for i, c := range data {

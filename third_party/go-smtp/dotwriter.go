@@ -7,10 +7,10 @@ import (
 	"sync"
 )
 
-// Postern: dotWriter is net/textproto's DotWriter working on runs of bytes instead of
-// one WriteByte per byte (Postern patch 4): it writes the same bytes (a dot
-// doubled at a line start, a bare LF turned into CRLF, ".\r\n" — after a CRLF
-// if the data did not end with one — on Close) to the client's bufio.Writer,
+// dotWriter is net/textproto's DotWriter working on runs of bytes instead of
+// one WriteByte per byte: it writes the same bytes (a dot
+// doubled at a line start, a bare LF turned into CRLF, ".\r\n" â after a CRLF
+// if the data did not end with one â on Close) to the client's bufio.Writer,
 // but copies everything between two changes with one Write.
 // dotwriter_fuzz_test.go checks it against textproto's.
 //
@@ -48,7 +48,7 @@ const (
 // stateAfter is the state after writing p (which holds no LF) from state s,
 // s being wstateData or wstateCR: any byte but CR leads to wstateData, and
 // each CR toggles between wstateData and wstateCR (textproto's machine goes
-// CR → data on a second CR).
+// CR â data on a second CR).
 func stateAfter(s int, p []byte) int {
 	t := 0
 	for t < len(p) && p[len(p)-1-t] == '\r' {

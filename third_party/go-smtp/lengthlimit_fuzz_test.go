@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// oldLineLimitReader is go-smtp v0.25.1's per-byte implementation, kept to
+// oldLineLimitReader is the original per-byte implementation, kept to
 // check the chunked one against.
 type oldLineLimitReader struct {
 	R             *bytes.Reader

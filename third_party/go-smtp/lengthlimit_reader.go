@@ -40,7 +40,7 @@ func (r *lineLimitReader) Read(b []byte) (int, error) {
 		return n, nil
 	}
 
-	// Postern: count whole stretches between line feeds instead of one byte
+	// Count whole stretches between line feeds instead of one byte
 	// at a time (the counter only grows within a line, so checking once per
 	// stretch finds the same overflow). A '\n' starts a new line whose
 	// length counts the '\n' itself, as before.

@@ -7,8 +7,8 @@ import (
 )
 
 // ErrLineTooLong is the reply to a command line, or a line of an AUTH
-// exchange, longer than Server.MaxLineLength (RFC 5321 §4.5.3.1.4: "500
-// Line too long"; 5.5.6 is the enhanced code RFC 4954 §4 gives an over-long
+// exchange, longer than Server.MaxLineLength (RFC 5321 Â§4.5.3.1.4: "500
+// Line too long"; 5.5.6 is the enhanced code RFC 4954 Â§4 gives an over-long
 // AUTH line). The connection is closed after it.
 var ErrLineTooLong = &SMTPError{
 	Code:         500,
@@ -25,7 +25,7 @@ const (
 // lingeringClose ends the connection after a last reply while the client
 // may still be sending (the rest of an over-long line). Closing a TCP socket
 // with unread data makes the kernel answer with a reset (RFC 1122
-// §4.2.2.13), and a reset makes the client's kernel drop the reply before
+// Â§4.2.2.13), and a reset makes the client's kernel drop the reply before
 // the client has read it. So the write side is shut first (the client reads
 // the reply, then EOF; under TLS a close_notify comes first), and what
 // arrives is read and dropped until the client closes its side, for at most

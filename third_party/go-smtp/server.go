@@ -161,7 +161,7 @@ func (s *Server) handleConn(c *Conn) error {
 		s.locker.Unlock()
 	}()
 
-	// Postern: a ConnectBackend may refuse the connection (its reply goes
+	// A ConnectBackend may refuse the connection (its reply goes
 	// where the greeting would, after an implicit-TLS handshake).
 	var refused error
 	if cb, ok := s.Backend.(ConnectBackend); ok {
@@ -201,7 +201,7 @@ func (s *Server) handleConn(c *Conn) error {
 				return nil
 			}
 			if err == ErrTooLongLine {
-				// Postern: reply, and do not lose the reply to a reset.
+				// Reply, and do not lose the reply to a reset.
 				c.writeError(0, EnhancedCode{}, ErrLineTooLong)
 				c.lingeringClose()
 				return nil
@@ -212,7 +212,7 @@ func (s *Server) handleConn(c *Conn) error {
 				return nil
 			}
 
-			// Postern: a read that fails with an *SMTPError (the
+			// A read that fails with an *SMTPError (the
 			// connection's login deadline passed) ends with that reply.
 			if smtpErr, ok := err.(*SMTPError); ok {
 				c.writeError(421, EnhancedCode{4, 0, 0}, smtpErr)

@@ -71,6 +71,12 @@ type MailOptions struct {
 	//
 	// Defined in RFC 4954.
 	Auth *string
+
+	// Value of BY= argument or nil if unset.
+	DeliverBy *DeliverByOptions
+
+	// Value of MT-PRIORITY= or nil if unset.
+	MTPriority *int
 }
 
 type DSNNotify string
@@ -124,10 +130,4 @@ type RcptOptions struct {
 	// Time value of the RRVS= argument
 	// or the zero time if unset.
 	RequireRecipientValidSince time.Time
-
-	// Value of BY= argument or nil if unset.
-	DeliverBy *DeliverByOptions
-
-	// Value of MT-PRIORITY= or nil if unset.
-	MTPriority *int
 }
