@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bufio"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -84,6 +85,9 @@ func (c *Conn) init() {
 	}
 
 	c.text = textproto.NewConn(rwc)
+	if n := c.server.WriteBufferSize; n > 0 {
+		c.text.Writer = *textproto.NewWriter(bufio.NewWriterSize(rwc, n))
+	}
 }
 
 // Commands are dispatched to the appropriate handler functions.

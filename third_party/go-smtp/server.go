@@ -41,6 +41,12 @@ type Server struct {
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
 
+	// WriteBufferSize is the size of each connection's reply buffer. Zero
+	// means net/textproto's default (4096 bytes). Replies are short, and a
+	// longer one is written through, so a server that holds many idle
+	// connections may use less (1024 saves 3 KiB per connection).
+	WriteBufferSize int
+
 	// Advertise SMTPUTF8 (RFC 6531) capability.
 	// Should be used only if backend supports it.
 	EnableSMTPUTF8 bool
