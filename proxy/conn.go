@@ -28,7 +28,7 @@ import (
 //     slowly it keeps sending, since every read renews the idle deadline.
 //     Reads are capped at the login deadline, and a read that reaches it
 //     fails with replyLoginTimeout, which go-smtp writes as the last reply
-//     from its own goroutine (third_party/go-smtp/PATCHES.md 9);
+//     from its own goroutine (go-smtp patches/0010-read-error-reply.patch);
 //   - the connection limits: its ticket is counted until it is closed;
 //   - closing right after a reply (too many AUTH failures, lockout): the
 //     session marks the connection and the next write closes it;
