@@ -713,6 +713,8 @@ func TestSystemdUnit(t *testing.T) {
 	}
 
 	analyze := testkit.RequireTool(t, "systemd-analyze")
+	// verify checks that every Exec*= binary exists.
+	testkit.RequireFile(t, "/bin/kill", "/bin/kill for ExecReload= (package procps)")
 	// verify checks the ExecStart binary exists: point it at the built one.
 	dir := t.TempDir()
 	path := filepath.Join(dir, "postern.service")

@@ -854,6 +854,9 @@ func TestOpsXCLIENTPostfixE2E(t *testing.T) {
 	if err := os.WriteFile(loginMap, []byte("alice@example.test alice@example.test\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Without Cyrus's mechanism plugins smtpd exits: "no SASL authentication
+	// mechanisms".
+	testkit.RequireFile(t, "/usr/lib/*/sasl2/libplain.so*", "Cyrus SASL's PLAIN plugin (package libsasl2-modules)")
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{XCLIENT: true, MainCF: []string{
 		"smtpd_sender_login_maps = texthash:" + loginMap,
 		"smtpd_sender_restrictions = reject_sender_login_mismatch",

@@ -3,9 +3,9 @@ package testkit
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
@@ -75,12 +75,13 @@ func RequireOpenSSL(t testing.TB) string {
 	return RequirePart(t, "openssl", "OpenSSL 3", regexp.MustCompile(`^OpenSSL [3-9]\.`), "version")
 }
 
-// RequireFile checks that path exists; what says what needs it and which
-// package carries it.
-func RequireFile(t testing.TB, path, what string) {
+// RequireFile checks that a file matching the filepath.Glob pattern exists
+// (a pattern, for paths with the multiarch triplet); what says what needs it
+// and which package carries it.
+func RequireFile(t testing.TB, pattern, what string) {
 	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		Missing(t, "%s is missing: %v", what, err)
+	if m, err := filepath.Glob(pattern); err != nil || len(m) == 0 {
+		Missing(t, "%s is missing: no file matches %s (%v)", what, pattern, err)
 	}
 }
 
