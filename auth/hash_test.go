@@ -67,21 +67,38 @@ func TestVerifyPassword(t *testing.T) {
 
 func TestVerifyPasswordRejectsUnsupported(t *testing.T) {
 	const prefix = "unsupported or malformed password hash: "
+	const unknown = " (scheme not verified by Postern)"
 	tests := []struct {
 		name string
 		hash string
 		want string
 	}{
-		{"empty", "", prefix + "not a crypt string (expected $2y$, $5$, $6$ or $argon2id$)"},
-		{"plain text password", "hunter2hunter2hunter2", prefix + "not a crypt string (expected $2y$, $5$, $6$ or $argon2id$)"},
-		{"{PLAIN}", "{PLAIN}hunter2hunter2hunter2", prefix + "password scheme {PLAIN} is not supported (use BLF-CRYPT, SHA512-CRYPT, SHA256-CRYPT or ARGON2ID)"},
-		{"{ssha} lower case", "{ssha}AAAAAAAAAAAAAAAAAAAAAAAAAAAA", prefix + "password scheme {SSHA} is not supported (use BLF-CRYPT, SHA512-CRYPT, SHA256-CRYPT or ARGON2ID)"},
-		{"{ARGON2I}", "{ARGON2I}$argon2i$v=19$m=65536,t=2,p=4$c29tZXNhbHQ$F1jG2CV3/Nr+yRuIsPKw0J9r4s7cJHBU", prefix + "password scheme {ARGON2I} is not supported (use BLF-CRYPT, SHA512-CRYPT, SHA256-CRYPT or ARGON2ID)"},
-		{"scheme with odd characters not echoed", "{hunter2 hunter2}x", prefix + "password scheme {(unrecognised)} is not supported (use BLF-CRYPT, SHA512-CRYPT, SHA256-CRYPT or ARGON2ID)"},
+		{"empty", "", prefix + "not a crypt string (expected $2y$, $5$, $6$, $1$, $apr1$, $argon2id$ or 13-character DES)"},
+		{"plain text password", "hunter2hunter2hunter2", prefix + "not a crypt string (expected $2y$, $5$, $6$, $1$, $apr1$, $argon2id$ or 13-character DES)"},
+		{"{OTP}", "{OTP}md5 1234 seed 0123456789abcdef", prefix + "password scheme {OTP} is not verified: one-time passwords change at every login, which a read-only users file cannot record" + unknown},
+		{"{SSHA.xyz}", "{SSHA.xyz}AAAAAAAAAAAAAAAAAAAAAAAAAAAA", prefix + "password scheme {SSHA.XYZ} is not supported" + unknown},
+		{"{NTLM}", "{NTLM}AAAAAAAAAAAAAAAAAAAAAAAAAAAA", prefix + "password scheme {NTLM} is not supported" + unknown},
+		{"scheme with odd characters not echoed", "{hunter2 hunter2}x", prefix + "password scheme {(unrecognised)} is not supported" + unknown},
 		{"no closing brace", "{BLF-CRYPT$2y$04$abc", prefix + "scheme prefix has no closing brace"},
-		{"md5-crypt", "$1$saltsalt$qjXMvbEw8oaL.CzflDugX/", prefix + "hash type $1$ is not supported (expected $2y$, $5$, $6$ or $argon2id$)"},
-		{"bcrypt 2x", "$2x$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW", prefix + "hash type $2x$ is not supported (expected $2y$, $5$, $6$ or $argon2id$)"},
-		{"argon2i", "$argon2i$v=19$m=65536,t=2,p=4$c29tZXNhbHQ$F1jG2CV3/Nr+yRuIsPKw0J9r4s7cJHBU", prefix + "hash type $argon2i$ is not supported (expected $2y$, $5$, $6$ or $argon2id$)"},
+		{"yescrypt", "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o7yNx1qVJ0Xz1", prefix + "hash type $y$ is not supported" + unknown},
+		{"bcrypt 2x", "$2x$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW", prefix + "hash type $2x$ is not supported" + unknown},
+		{"DIGEST-MD5 without a login", "{DIGEST-MD5}543e1aec5d3614f03141652d6ada51b2", prefix + "{DIGEST-MD5}: needs the login, which only a users file gives"},
+		{"PLAIN-TRUNC without length", "{PLAIN-TRUNC}secret", prefix + "{PLAIN-TRUNC}: missing the N- length prefix"},
+		{"SHA256 wrong length", "{SHA256}K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unol", prefix + "{SHA256}: payload is not base64"},
+		{"SHA256.HEX not hex", "{SHA256.HEX}K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=", prefix + "{SHA256.HEX}: payload is not hex"},
+		{"PLAIN-MD5 short", "{PLAIN-MD5}5ebe2294ecd0e0f08eab7690d2a6ee", prefix + "{PLAIN-MD5}: payload is not base64"},
+		{"SSHA no salt", "{SSHA}5en6G6MezRroT3XKqkdPOmY/BfQ=", prefix + "{SSHA}: decoded length 20, want 20 digest bytes and a salt of 1..1024"},
+		{"PBKDF2 rounds zero", "{PBKDF2}$1$I.GUx6ZxzecaDmGN$0$fe4210d54166263e0b0152a3dbf27b0327b6ce49", prefix + "{PBKDF2}: rounds 0 outside 1..10000000"},
+		{"PBKDF2 rounds huge", "{PBKDF2}$1$I.GUx6ZxzecaDmGN$99999999$fe4210d54166263e0b0152a3dbf27b0327b6ce49", prefix + "{PBKDF2}: rounds 99999999 outside 1..10000000"},
+		{"PBKDF2 short key", "{PBKDF2}$1$I.GUx6ZxzecaDmGN$5000$fe4210d54166", prefix + "{PBKDF2}: key is not 40 hex digits"},
+		{"PBKDF2 wrong version", "{PBKDF2}$2$I.GUx6ZxzecaDmGN$5000$fe4210d54166263e0b0152a3dbf27b0327b6ce49", prefix + "{PBKDF2}: expected $1$salt$rounds$hex"},
+		{"SCRAM missing field", "{SCRAM-SHA-1}4096,U6kfNA0mEwnKdW/vBUGe5Q==,yik3NC26MK4JY+dWj9si02foYd0=", prefix + "{SCRAM-SHA-1}: expected rounds,salt,StoredKey,ServerKey"},
+		{"SCRAM wrong key length", "{SCRAM-SHA-256}4096,U6kfNA0mEwnKdW/vBUGe5Q==,yik3NC26MK4JY+dWj9si02foYd0=,swqszjg5K7cjaaDG3a0xTbdBMKg=", prefix + "{SCRAM-SHA-256}: keys are not base64 of 32 bytes"},
+		{"MD5 neither", "{MD5}hunter2", prefix + "{MD5}: neither MD5-crypt nor a PLAIN-MD5 digest"},
+		{"DES-CRYPT wrong length", "{DES-CRYPT}YdLq/tvZRkgL", prefix + "not a crypt string (expected $2y$, $5$, $6$, $1$, $apr1$, $argon2id$ or 13-character DES)"},
+		{"MD5-CRYPT holding SHA512", "{MD5-CRYPT}" + vecSHA512, prefix + "scheme {MD5-CRYPT} does not hold a SHA512-crypt hash"},
+		{"md5-crypt salt too long", "$1$saltsaltX$qjXMvbEw8oaL.CzflDugX/", prefix + "MD5-crypt: salt is longer than 8 characters"},
+		{"apr1 short", "$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ", prefix + "APR1-MD5: hash is not 22 crypt-base64 characters"},
 		{"no identifier end", "$6", prefix + "crypt string has no identifier"},
 		{"scheme mismatch", "{SHA512-CRYPT}" + vecSHA256, prefix + "scheme {SHA512-CRYPT} does not hold a SHA256-crypt hash"},
 		{"{CRYPT} argon2id", "{CRYPT}" + vecArgon2id, prefix + "scheme {CRYPT} does not hold a argon2id hash"},
@@ -209,7 +226,15 @@ func realToolHashes(t *testing.T, password string) map[string]string {
 		"doveadm SHA512-CRYPT rounds": {doveadm, "pw", "-s", "SHA512-CRYPT", "-r", "20000", "-p", password},
 		"doveadm SHA256-CRYPT":        {doveadm, "pw", "-s", "SHA256-CRYPT", "-p", password},
 		"doveadm ARGON2ID":            {doveadm, "pw", "-s", "ARGON2ID", "-p", password},
+		"doveadm SSHA512":             {doveadm, "pw", "-s", "SSHA512", "-p", password},
+		"doveadm MD5-CRYPT":           {doveadm, "pw", "-s", "MD5-CRYPT", "-p", password},
+		"doveadm PBKDF2":              {doveadm, "pw", "-s", "PBKDF2", "-p", password},
+		"doveadm CRAM-MD5":            {doveadm, "pw", "-s", "CRAM-MD5", "-p", password},
+		"doveadm PLAIN":               {doveadm, "pw", "-s", "PLAIN", "-p", password},
 		"htpasswd -B":                 {htpasswd, "-nbB", "user", password},
+		"htpasswd -m":                 {htpasswd, "-nbm", "user", password},
+		"htpasswd -s":                 {htpasswd, "-nbs", "user", password},
+		"htpasswd -d":                 {htpasswd, "-nbd", "user", password},
 	}
 	hashes := map[string]string{}
 	for name, argv := range commands {
@@ -218,7 +243,7 @@ func realToolHashes(t *testing.T, password string) map[string]string {
 			t.Fatalf("%s: %v", strings.Join(argv[:len(argv)-1], " "), err)
 		}
 		hash := strings.TrimSpace(string(out))
-		if name == "htpasswd -B" {
+		if strings.HasPrefix(name, "htpasswd") {
 			hash = strings.TrimPrefix(hash, "user:")
 		}
 		hashes[name] = hash
@@ -247,11 +272,17 @@ func FuzzParseHash(f *testing.F) {
 		vecSHA256, vecSHA256Rounds, vecSHA512, vecBcrypt2a, vecBcryptCost4, vecArgon2id,
 		"{BLF-CRYPT}" + vecBcryptCost4, "{SHA512-CRYPT}" + vecSHA512, "{ARGON2ID}$argon2id$v=19$m=8,t=1,p=1$c29tZXNhbHQ$F1jG2CV3",
 		"{CRYPT}$5$rounds=1000$s$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5", "{PLAIN}x", "$1$a$b", "{", "$", "$$$$", "",
+		"{DIGEST-MD5}543e1aec5d3614f03141652d6ada51b2", "{PLAIN-TRUNC}3-sec", "{OTP}md5 1234 seed 0123456789abcdef",
+		"{PBKDF2}$1$s$1$fe4210d54166263e0b0152a3dbf27b0327b6ce49", "{SCRAM-SHA-1}1,U6kfNA0mEwnKdW/vBUGe5Q==,yik3NC26MK4JY+dWj9si02foYd0=,swqszjg5K7cjaaDG3a0xTbdBMKg=",
+		"{SSHA.hex}00", "{SHA.b64}", "{MD5}", "{MD5-CRYPT.HEX}2431", "$apr1$$", "$1$$", "{ARGON2I}$argon2i$v=19$m=8,t=1,p=1$c29tZXNhbHQ$F1jG2CV3",
 	} {
 		f.Add(seed, "password")
 	}
+	for _, v := range secretVectors {
+		f.Add(v.hash, "secret")
+	}
 	f.Fuzz(func(t *testing.T, hash, password string) {
-		h, err := parseHash(hash)
+		h, err := parseHashFor(hash, "fuzz@example.org")
 		if err != nil {
 			if !errors.Is(err, ErrUnsupportedHash) {
 				t.Fatalf("error does not wrap ErrUnsupportedHash: %v", err)
@@ -260,6 +291,9 @@ func FuzzParseHash(f *testing.F) {
 				t.Fatalf("error echoes the hash: %v", err)
 			}
 			return
+		}
+		if h.scheme == "" || h.check == nil {
+			t.Fatalf("parsed hash without scheme or check: %+v", h)
 		}
 		if isCheap(h) && len(password) <= maxPasswordLen {
 			if _, err := h.verify(password); err != nil {
@@ -276,5 +310,17 @@ func isCheap(h parsedHash) bool {
 		"SHA512-crypt rounds=1000", "SHA512-crypt rounds=5000":
 		return true
 	}
-	return h.kind == kindArgon2id && strings.HasPrefix(h.costClass, "argon2id m=8,t=1,")
+	if !strings.Contains(h.costClass, " ") {
+		return true // digests, clear text, MD5- and DES-crypt: no cost parameter
+	}
+	if r, ok := strings.CutPrefix(h.costClass, "PBKDF2 rounds="); ok {
+		return len(r) <= 4
+	}
+	if r, ok := strings.CutPrefix(h.costClass, "SCRAM-SHA-1 rounds="); ok {
+		return len(r) <= 4
+	}
+	if r, ok := strings.CutPrefix(h.costClass, "SCRAM-SHA-256 rounds="); ok {
+		return len(r) <= 4
+	}
+	return strings.HasPrefix(h.costClass, "argon2id m=8,t=1,") || strings.HasPrefix(h.costClass, "argon2i m=8,t=1,")
 }

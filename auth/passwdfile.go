@@ -37,6 +37,15 @@ type userEntry struct {
 	hash  parsedHash
 }
 
+// SkippedEntry is a users file line whose hash is in a scheme Postern does
+// not verify: its login is left out of the table (so it fails to log in)
+// and the rest of the file loads. Reason names the scheme, never the hash.
+type SkippedEntry struct {
+	Line   int
+	Login  string
+	Reason error
+}
+
 // Users is a parsed users file: an immutable login table. It implements
 // Authenticator and is safe for concurrent use.
 type Users struct {
@@ -45,10 +54,26 @@ type Users struct {
 	// dummy is verified when the login is unknown, so that an unknown user
 	// costs the same time as a wrong password (see chooseDummy).
 	dummy parsedHash
+	// weak lists the entries whose hash is weak (parsedHash.weak), in file
+	// order; skipped the entries left out for an unknown scheme.
+	weak    []*userEntry
+	skipped []SkippedEntry
 }
 
 // Len returns the number of users.
 func (u *Users) Len() int { return len(u.byLogin) }
+
+// WeakHashes counts the users whose hash is weak, by scheme.
+func (u *Users) WeakHashes() map[string]int {
+	count := map[string]int{}
+	for _, e := range u.weak {
+		count[e.hash.scheme]++
+	}
+	return count
+}
+
+// Skipped returns the entries left out because of their scheme.
+func (u *Users) Skipped() []SkippedEntry { return u.skipped }
 
 // foldLogin maps logins that mail admins consider equal to one key:
 // User@Example.org and user@example.org are the same login.
@@ -61,10 +86,18 @@ func foldLogin(login string) string { return strings.ToLower(login) }
 // Fields after the hash are ignored; blank lines and lines starting with '#'
 // are skipped; whitespace around a line is trimmed. name is used in error
 // messages ("users.txt:3: ..."), which never contain a hash or password.
-// Every hash is validated here, so a bad one fails the load, not a login.
+// Every hash is validated here, so a malformed one fails the load, not a
+// login: a damaged line, a clear password where the hash belongs, or a cost
+// beyond the bounds is a mistake to fix, and on reload the previous table
+// (where that user still works) stays. A hash in a scheme Postern does not
+// verify at all (ErrUnknownScheme: {OTP}, yescrypt, an unknown {NAME}) is
+// different: another tool wrote it on purpose, and refusing the file would
+// lock out every user for one entry. That entry is listed in Skipped (its
+// login fails like an unknown one) and the rest of the file loads.
 func ParsePasswdFile(r io.Reader, name string) (*Users, error) {
 	users := &Users{name: name, byLogin: map[string]*userEntry{}}
 	var order []*userEntry
+	skippedLine := map[string]int{} // foldLogin(login) of skipped entries -> line
 	scanner := bufio.NewScanner(r)
 	scanner.Buffer(make([]byte, 0, 4096), maxUsersLine)
 	lineNo := 0
@@ -75,17 +108,29 @@ func ParsePasswdFile(r io.Reader, name string) (*Users, error) {
 			continue
 		}
 		entry, err := parseUsersLine(line)
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrUnknownScheme) {
 			return nil, fmt.Errorf("%s:%d: %w", name, lineNo, err)
 		}
-		entry.line = lineNo
 		key := foldLogin(entry.login)
-		if first, dup := users.byLogin[key]; dup {
-			return nil, fmt.Errorf("%s:%d: duplicate login %q (first defined on line %d; logins are case-insensitive)",
-				name, lineNo, entry.login, first.line)
+		first, dup := skippedLine[key]
+		if e, ok := users.byLogin[key]; ok {
+			first, dup = e.line, true
 		}
+		if dup {
+			return nil, fmt.Errorf("%s:%d: duplicate login %q (first defined on line %d; logins are case-insensitive)",
+				name, lineNo, entry.login, first)
+		}
+		if err != nil {
+			users.skipped = append(users.skipped, SkippedEntry{Line: lineNo, Login: entry.login, Reason: err})
+			skippedLine[key] = lineNo
+			continue
+		}
+		entry.line = lineNo
 		users.byLogin[key] = entry
 		order = append(order, entry)
+		if entry.hash.weak {
+			users.weak = append(users.weak, entry)
+		}
 	}
 	if err := scanner.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -101,7 +146,9 @@ func ParsePasswdFile(r io.Reader, name string) (*Users, error) {
 	return users, nil
 }
 
-// parseUsersLine parses one non-comment line "login:hash[:ignored...]".
+// parseUsersLine parses one non-comment line "login:hash[:ignored...]". For
+// a hash in an unknown scheme it returns the entry (login only) along with
+// an error wrapping ErrUnknownScheme.
 func parseUsersLine(line string) (*userEntry, error) {
 	login, rest, found := strings.Cut(line, ":")
 	if !found {
@@ -115,7 +162,10 @@ func parseUsersLine(line string) (*userEntry, error) {
 	if hash == "" {
 		return nil, fmt.Errorf("login %q has an empty password hash (password-less logins are not supported)", login)
 	}
-	parsed, err := parseHash(hash)
+	parsed, err := parseHashFor(hash, login)
+	if errors.Is(err, ErrUnknownScheme) {
+		return &userEntry{login: login}, fmt.Errorf("login %q: %w", login, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("login %q: %w", login, err)
 	}
@@ -239,6 +289,13 @@ func (p *PasswdFile) Reload() error {
 	return nil
 }
 
+// WeakHashes counts the current table's weak hashes by scheme (for the
+// postern_users_weak_hashes gauge).
+func (p *PasswdFile) WeakHashes() map[string]int { return p.users.Load().WeakHashes() }
+
+// SkippedEntries is the number of entries the current table left out.
+func (p *PasswdFile) SkippedEntries() int { return len(p.users.Load().Skipped()) }
+
 // Authenticate implements Authenticator with the current table.
 func (p *PasswdFile) Authenticate(ctx context.Context, req Request) (Result, error) {
 	return p.users.Load().Authenticate(ctx, req)
@@ -256,6 +313,16 @@ func (p *PasswdFile) load() (*Users, error) {
 	users, err := ParsePasswdFile(f, p.path)
 	if err != nil {
 		return nil, fmt.Errorf("loading users file: %w", err)
+	}
+	for _, s := range users.skipped {
+		p.log.Warn("users file entry skipped: its password scheme is not verified, so this login cannot authenticate",
+			"path", p.path, "line", s.Line, "login", s.Login, "err", s.Reason)
+	}
+	// One line per entry, naming the login and scheme (never the hash), so
+	// the admin knows whom to ask for a new password.
+	for _, e := range users.weak {
+		p.log.Warn("users file entry has a weak password hash; rehash it with `postern hash-password`",
+			"path", p.path, "line", e.line, "login", e.login, "scheme", e.hash.scheme)
 	}
 	return users, nil
 }

@@ -74,9 +74,10 @@ func TestParsePasswdFileErrors(t *testing.T) {
 		{"login not UTF-8", "b\xffb:" + hashBob, "users.txt:1: login is not valid UTF-8"},
 		{"empty hash", "alice:" + hashAlice + "\nbob:\n", `users.txt:2: login "bob" has an empty password hash (password-less logins are not supported)`},
 		{"empty hash with extra fields", "bob::1000:1000", `users.txt:1: login "bob" has an empty password hash (password-less logins are not supported)`},
-		{"plain text password", "bob:bob-pw-secret", `users.txt:1: login "bob": unsupported or malformed password hash: not a crypt string (expected $2y$, $5$, $6$ or $argon2id$)`},
-		{"unsupported scheme", "alice:" + hashAlice + "\n#\nbob:{PLAIN}bob-pw", `users.txt:3: login "bob": unsupported or malformed password hash: password scheme {PLAIN} is not supported (use BLF-CRYPT, SHA512-CRYPT, SHA256-CRYPT or ARGON2ID)`},
-		{"md5-crypt", "bob:$1$saltsalt$qjXMvbEw8oaL.CzflDugX/", `users.txt:1: login "bob": unsupported or malformed password hash: hash type $1$ is not supported (expected $2y$, $5$, $6$ or $argon2id$)`},
+		{"plain text password", "bob:bob-pw-secret", `users.txt:1: login "bob": unsupported or malformed password hash: not a crypt string (expected $2y$, $5$, $6$, $1$, $apr1$, $argon2id$ or 13-character DES)`},
+		{"malformed md5-crypt", "bob:$1$saltsalt$qjXMvbEw8oaL.CzflDug", `users.txt:1: login "bob": unsupported or malformed password hash: MD5-crypt: hash is not 22 crypt-base64 characters`},
+		{"malformed SSHA", "bob:{SSHA}AAAA", `users.txt:1: login "bob": unsupported or malformed password hash: {SSHA}: decoded length 3, want 20 digest bytes and a salt of 1..1024`},
+		{"duplicate of a skipped entry", "bob:{OTP}x\nBob:" + hashBob, `users.txt:2: duplicate login "Bob" (first defined on line 1; logins are case-insensitive)`},
 		{"truncated hash", "bob:" + hashBob[:40], `users.txt:1: login "bob": unsupported or malformed password hash: bcrypt: salt and hash are not 53 crypt-base64 characters`},
 		{"duplicate", "alice:" + hashAlice + "\nbob:" + hashBob + "\n\nalice:" + hashCarol, `users.txt:4: duplicate login "alice" (first defined on line 1; logins are case-insensitive)`},
 		{"duplicate differing in case", "alice@example.org:" + hashAlice + "\nALICE@example.ORG:" + hashBob, `users.txt:2: duplicate login "ALICE@example.ORG" (first defined on line 1; logins are case-insensitive)`},
@@ -194,8 +195,9 @@ func TestChooseDummyIsFirstOfItsClass(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ParsePasswdFile: %v", err)
 	}
-	if users.dummy.digest != users.byLogin["alice"].hash.digest {
-		t.Errorf("dummy is not alice's hash, the first of the most common class")
+	// bob's hash is of the same class; only alice's accepts alice's password.
+	if ok, err := users.dummy.verify("alice-pw"); !ok || err != nil {
+		t.Errorf("dummy is not alice's hash, the first of the most common class (verify = %v, %v)", ok, err)
 	}
 }
 
@@ -233,8 +235,8 @@ func TestPasswdFileRealTools(t *testing.T) {
 		i++
 		login := fmt.Sprintf("user%d@example.org", i)
 		logins[name] = login
-		if name == "htpasswd -B" {
-			fmt.Fprintf(&file, "%s:%s\n", login, hash) // as htpasswd -nbB prints it
+		if strings.HasPrefix(name, "htpasswd") {
+			fmt.Fprintf(&file, "%s:%s\n", login, hash) // as htpasswd -nb prints it
 		} else {
 			fmt.Fprintf(&file, "# %s\n%s:%s::::::\n", name, login, hash)
 		}
@@ -290,9 +292,9 @@ func TestPasswdFileReload(t *testing.T) {
 
 	t.Run("broken file keeps the old users", func(t *testing.T) {
 		logs.Reset()
-		writeUsers(t, path, "carol:"+hashCarol+"\nbob:{PLAIN}bob-pw\n")
+		writeUsers(t, path, "carol:"+hashCarol+"\nbob:{SHA256}bob-pw\n")
 		err := p.Reload()
-		want := fmt.Sprintf(`loading users file: %s:2: login "bob": unsupported or malformed password hash: password scheme {PLAIN} is not supported (use BLF-CRYPT, SHA512-CRYPT, SHA256-CRYPT or ARGON2ID)`, path)
+		want := fmt.Sprintf(`loading users file: %s:2: login "bob": unsupported or malformed password hash: {SHA256}: payload is not base64`, path)
 		if err == nil || err.Error() != want {
 			t.Fatalf("Reload error\n got %v\nwant %s", err, want)
 		}
@@ -404,6 +406,8 @@ func FuzzParsePasswdFile(f *testing.F) {
 	f.Add([]byte("bob::::\n:x\nno-colon\n"))
 	f.Add([]byte("u:{ARGON2ID}" + vecArgon2id + ":1:2:3\r\nv:$6$rounds=5000$s$" + strings.Repeat("a", 86) + "\n"))
 	f.Add([]byte("\xff\xfe:\x00\n"))
+	f.Add([]byte("a:{OTP}x\nb:$y$j9T$abc\nc:{SSHA.hex}29d887ba614e7ad7b3d561ce64728680ef1c4842f8d5cde9\nd:IkbYax4BY4ikc\nA:{PLAIN}dup\n"))
+	f.Add([]byte("u@example.org:{DIGEST-MD5}543e1aec5d3614f03141652d6ada51b2\nv:{CRAM-MD5}cd3ba7deaad6e5ca23448ba42e379747a9e0f7f1fbc00c8a81bbaac395731b56\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		users, err := ParsePasswdFile(bytes.NewReader(data), "fuzz")
 		if err != nil {
@@ -415,8 +419,16 @@ func FuzzParsePasswdFile(f *testing.F) {
 		if lines := bytes.Count(data, []byte("\n")) + 1; users.Len() > lines {
 			t.Fatalf("%d users from %d lines", users.Len(), lines)
 		}
-		if users.dummy.digest == nil {
+		if users.dummy.check == nil {
 			t.Fatalf("no dummy hash")
+		}
+		if len(users.weak) > users.Len() {
+			t.Fatalf("%d weak entries among %d users", len(users.weak), users.Len())
+		}
+		for _, s := range users.Skipped() {
+			if _, loaded := users.byLogin[foldLogin(s.Login)]; loaded || !errors.Is(s.Reason, ErrUnknownScheme) {
+				t.Fatalf("skipped entry %q is loaded too, or skipped for %v", s.Login, s.Reason)
+			}
 		}
 	})
 }
@@ -460,5 +472,83 @@ func BenchmarkAuthUnknownUser(b *testing.B) {
 		if _, err := users.Authenticate(ctx, req); !errors.Is(err, ErrInvalidCredentials) {
 			b.Fatalf("Authenticate = %v", err)
 		}
+	}
+}
+
+// TestPasswdFileSkipsUnknownSchemes: an entry in a scheme Postern does not
+// verify is left out with a warning naming login and scheme (that login then
+// fails like an unknown one); the rest of the file loads. Weak entries load
+// with one warning each, and are counted by scheme; no hash is ever logged.
+func TestPasswdFileSkipsUnknownSchemes(t *testing.T) {
+	const (
+		otpHash  = "{OTP}md5 1234 seed1 0123456789abcdef"
+		yescrypt = "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o7yNx1qVJ0Xz1"
+	)
+	path := filepath.Join(t.TempDir(), "users")
+	writeUsers(t, path, strings.Join([]string{
+		"alice:" + hashAlice,
+		"otp:" + otpHash,
+		"yes:" + yescrypt,
+		"typo:{BLF-CRYPTT}" + hashBob,
+		"plain:{PLAIN}plain-pw",
+		"ssha:{SSHA}NbBOpUqGCJag61OgyKOx+XZ+n4t5uX+O", // secret
+		"des:IkbYax4BY4ikc",                           // secret
+		"apr:$apr1$pTJUjx2O$57qT1oAPOgW7E7lvUSEG./",   // secret
+		"sha:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=",       // secret
+		"",
+	}, "\n"))
+	var logs bytes.Buffer
+	p, err := OpenPasswdFile(path, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatalf("OpenPasswdFile: %v", err)
+	}
+	for login, password := range map[string]string{"alice": "alice-pw", "plain": "plain-pw", "ssha": "secret", "des": "secret", "apr": "secret", "sha": "secret"} {
+		if err := authLogin(p, login, password); err != nil {
+			t.Errorf("%s: %v", login, err)
+		}
+	}
+	for _, login := range []string{"otp", "yes", "typo"} {
+		if err := authLogin(p, login, "secret"); !errors.Is(err, ErrInvalidCredentials) {
+			t.Errorf("skipped %s: %v, want ErrInvalidCredentials", login, err)
+		}
+	}
+	if got := p.SkippedEntries(); got != 3 {
+		t.Errorf("SkippedEntries = %d, want 3", got)
+	}
+	wantWeak := map[string]int{"PLAIN": 1, "SSHA": 1, "DES-CRYPT": 1, "APR1-MD5": 1, "SHA": 1}
+	if got := p.WeakHashes(); fmt.Sprint(got) != fmt.Sprint(wantWeak) {
+		t.Errorf("WeakHashes = %v, want %v", got, wantWeak)
+	}
+	log := logs.String()
+	for _, want := range []string{"login=otp", "login=yes", "login=typo", "{OTP}", "$y$", "{BLF-CRYPTT}"} {
+		if c := strings.Count(log, want); c != 1 {
+			t.Errorf("%q appears %d times in the log, want once:\n%s", want, c, log)
+		}
+	}
+	for _, e := range []struct{ login, scheme string }{{"plain", "PLAIN"}, {"ssha", "SSHA"}, {"des", "DES-CRYPT"}, {"apr", "APR1-MD5"}, {"sha", "SHA"}} {
+		line := "login=" + e.login + " scheme=" + e.scheme
+		if c := strings.Count(log, line); c != 1 {
+			t.Errorf("weak warning %q appears %d times, want once:\n%s", line, c, log)
+		}
+	}
+	if strings.Contains(log, "login=alice ") {
+		t.Errorf("the bcrypt entry was warned about:\n%s", log)
+	}
+	for _, secret := range []string{"plain-pw", "NbBOpUqGCJag61", "IkbYax4BY4ikc", "pTJUjx2O", "5en6G6Mez", "0123456789abcdef", "F5Jx5fExrKuP", hashBob[7:]} {
+		if strings.Contains(log, secret) {
+			t.Errorf("the log contains hash or password fragment %q:\n%s", secret, log)
+		}
+	}
+	// A reload logs the warnings again (once per entry per load) and keeps counting.
+	logs.Reset()
+	writeUsers(t, path, "alice:"+hashAlice+"\nplain:{PLAIN}plain-pw\n")
+	if err := p.Reload(); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if got := p.WeakHashes(); fmt.Sprint(got) != "map[PLAIN:1]" || p.SkippedEntries() != 0 {
+		t.Errorf("after reload WeakHashes = %v, skipped %d; want map[PLAIN:1], 0", got, p.SkippedEntries())
+	}
+	if c := strings.Count(logs.String(), "weak password hash"); c != 1 {
+		t.Errorf("%d weak warnings after reload, want 1:\n%s", c, logs.String())
 	}
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Postern: STARTTLS and implicit TLS listeners, forwarding to the sink.
 # POSTERN_ARGS adds flags (e.g. POSTERN_ARGS="--auth-cache-ttl 1m").
+# --max-connections-per-ip 0: the load generator is one address (W4 holds 5,000).
 # `start-postern.sh postern-nocache` starts a second instance with the
 # credential cache off (--auth-cache-ttl 0) on ports 1000 higher.
 set -euo pipefail
@@ -16,6 +17,6 @@ port_free "$POSTERN_PORT"; port_free "$POSTERN_TLS_PORT"
 start_bg "$name" "$BIN/postern" serve --hostname bench.test \
   --listen "starttls=127.0.0.1:$POSTERN_PORT" --listen "tls=127.0.0.1:$POSTERN_TLS_PORT" \
   --upstream "127.0.0.1:$SINK_PORT" --users "$USERS" --tls-cert "$CERT" --tls-key "$KEY" \
-  --max-message-size 104857600 --log-level warn ${POSTERN_ARGS:-} "${extra[@]}"
+  --max-message-size 104857600 --max-connections-per-ip 0 --log-level warn ${POSTERN_ARGS:-} "${extra[@]}"
 wait_port "$POSTERN_PORT"
 log "$name on 127.0.0.1:$POSTERN_PORT (starttls) and :$POSTERN_TLS_PORT (tls) (pid $(pid_of "$name"))"

@@ -14,13 +14,9 @@ import (
 type backend struct{ srv *Server }
 
 func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	nc := c.Conn()
-	if tc, ok := nc.(*tls.Conn); ok {
-		nc = tc.NetConn()
-	}
-	cc, ok := nc.(*clientConn)
-	if !ok {
-		return nil, fmt.Errorf("proxy: unexpected connection type %T", nc)
+	cc, err := clientConnOf(c)
+	if err != nil {
+		return nil, err
 	}
 	s := &session{srv: b.srv, conn: c, cc: cc}
 	s.log = b.srv.log.With("session", cc.id)
@@ -35,6 +31,29 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 		}
 	}
 	return s, nil
+}
+
+// Connect runs once per connection before the greeting (go-smtp's
+// ConnectBackend): the connection limits (see Server.admit).
+func (b backend) Connect(c *smtp.Conn) error {
+	cc, err := clientConnOf(c)
+	if err != nil {
+		return err
+	}
+	return b.srv.admit(cc)
+}
+
+// clientConnOf finds the clientConn under c (below TLS if there is one).
+func clientConnOf(c *smtp.Conn) (*clientConn, error) {
+	nc := c.Conn()
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	cc, ok := nc.(*clientConn)
+	if !ok {
+		return nil, fmt.Errorf("proxy: unexpected connection type %T", nc)
+	}
+	return cc, nil
 }
 
 var _ smtp.Backend = backend{}

@@ -3,9 +3,11 @@ package proxy
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,11 +18,18 @@ import (
 
 // clientConn wraps every accepted connection, under TLS if there is one.
 //
-// It exists for three reasons go-smtp cannot cover:
+// It exists for these reasons go-smtp cannot cover:
 //   - deadlines: go-smtp sets a read deadline once per command line, so a
 //     large DATA would have to arrive within one timeout. clientConn instead
 //     renews an idle deadline on every read and caps it with the DATA
 //     deadline while a message is being received;
+//   - the login deadline: a connection that has not authenticated within
+//     --login-timeout of Accept (TLS handshake included) is cut, however
+//     slowly it keeps sending, since every read renews the idle deadline.
+//     Reads are capped at the login deadline, and a read that reaches it
+//     fails with replyLoginTimeout, which go-smtp writes as the last reply
+//     from its own goroutine (third_party/go-smtp/PATCHES.md 9);
+//   - the connection limits: its ticket is counted until it is closed;
 //   - closing right after a reply (too many AUTH failures, lockout): the
 //     session marks the connection and the next write closes it;
 //   - identity that survives STARTTLS: go-smtp builds a new Session after the
@@ -36,8 +45,11 @@ type clientConn struct {
 	remoteOnce sync.Once
 	remote     netip.AddrPort // the client, resolved on first use (see client)
 
-	idleTimeout  time.Duration
-	dataDeadline atomic.Int64 // unix nanoseconds; 0 when no message is in flight
+	idleTimeout   time.Duration
+	dataDeadline  atomic.Int64 // unix nanoseconds; 0 when no message is in flight
+	loginDeadline atomic.Int64 // unix nanoseconds; 0 once logged in (or none)
+	loginExpired  atomic.Bool  // the login deadline cut the connection
+	ticket        connTicket   // its share of the connection limits
 
 	closeAfterReply  atomic.Bool
 	authFailures     atomic.Int32
@@ -51,8 +63,8 @@ type clientConn struct {
 	onClose          func(*clientConn)
 }
 
-func newClientConn(c net.Conn, peer, listener string, idle time.Duration, onClose func(*clientConn)) *clientConn {
-	return &clientConn{
+func newClientConn(c net.Conn, peer, listener string, idle, login time.Duration, onClose func(*clientConn)) *clientConn {
+	cc := &clientConn{
 		Conn:        c,
 		id:          newID(),
 		listener:    listener,
@@ -61,6 +73,10 @@ func newClientConn(c net.Conn, peer, listener string, idle time.Duration, onClos
 		idleTimeout: idle,
 		onClose:     onClose,
 	}
+	if login > 0 {
+		cc.loginDeadline.Store(cc.opened.Add(login).UnixNano())
+	}
+	return cc
 }
 
 // client is the client's address: the TCP peer, or the address a trusted
@@ -80,19 +96,46 @@ func (c *clientConn) client() netip.AddrPort {
 // clientIP is client() without the port.
 func (c *clientConn) clientIP() netip.Addr { return c.client().Addr() }
 
-// Read renews the idle deadline before every read, capped by the DATA deadline.
+// Read renews the idle deadline before every read, capped by the DATA and
+// login deadlines. Once the login deadline has passed, reads fail with
+// replyLoginTimeout (not a net.Error: crypto/tls passes it on unchanged).
 func (c *clientConn) Read(b []byte) (int, error) {
+	now := time.Now()
+	login := c.loginDeadline.Load()
+	if login != 0 && now.UnixNano() >= login {
+		return 0, c.expireLogin()
+	}
+	var deadline int64 // 0: none
 	if c.idleTimeout > 0 {
-		deadline := time.Now().Add(c.idleTimeout)
-		if d := c.dataDeadline.Load(); d != 0 && d < deadline.UnixNano() {
-			deadline = time.Unix(0, d)
-		}
-		if err := c.Conn.SetReadDeadline(deadline); err != nil {
-			return 0, err
+		deadline = now.Add(c.idleTimeout).UnixNano()
+	}
+	for _, d := range [...]int64{c.dataDeadline.Load(), login} {
+		if d != 0 && (deadline == 0 || d < deadline) {
+			deadline = d
 		}
 	}
-	return c.Conn.Read(b)
+	t := time.Time{} // no deadline: clear an earlier one (a login deadline)
+	if deadline != 0 {
+		t = time.Unix(0, deadline)
+	}
+	if err := c.Conn.SetReadDeadline(t); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Read(b)
+	if err != nil && login != 0 && errors.Is(err, os.ErrDeadlineExceeded) && time.Now().UnixNano() >= login {
+		return n, c.expireLogin()
+	}
+	return n, err
 }
+
+func (c *clientConn) expireLogin() error {
+	c.loginExpired.Store(true)
+	return replyLoginTimeout
+}
+
+// loggedIn lifts the login deadline (successful AUTH, or a mynetworks
+// client). Call it from the connection's goroutine, or before it reads.
+func (c *clientConn) loggedIn() { c.loginDeadline.Store(0) }
 
 // Write sends b and closes the connection afterwards if a reply was marked as
 // the last one. Each go-smtp reply line is one write (textproto flushes per
@@ -110,6 +153,20 @@ func (c *clientConn) SetReadDeadline(time.Time) error { return nil }
 
 // SetDeadline only applies the write part; reads are governed by Read.
 func (c *clientConn) SetDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(t) }
+
+// CloseWrite half-closes the TCP connection: go-smtp shuts the write side
+// after a last reply it must not lose to a reset (over-long line), then
+// drops what the client still sends before closing.
+func (c *clientConn) CloseWrite() error {
+	conn := c.Conn
+	if pc, ok := conn.(*proxyproto.Conn); ok {
+		conn = pc.Raw()
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
 
 func (c *clientConn) Close() error {
 	err := c.Conn.Close()
@@ -162,8 +219,9 @@ func newID() string {
 // clientListener wraps accepted connections in clientConn.
 type clientListener struct {
 	net.Listener
-	name string
-	idle time.Duration
+	name  string
+	idle  time.Duration
+	login time.Duration // --login-timeout, 0: none
 	// proxyFrom lists the load balancers whose PROXY protocol header (v1
 	// or v2) is honoured; from anyone else a header is just a bad command.
 	// A connection from such an address without a header gets its banner
@@ -188,7 +246,7 @@ func (l *clientListener) Accept() (net.Conn, error) {
 				proxyproto.SetReadHeaderTimeout(3*time.Second))
 		}
 	}
-	cc := newClientConn(c, peer, l.name, l.idle, l.onClose)
+	cc := newClientConn(c, peer, l.name, l.idle, l.login, l.onClose)
 	if l.onAccept != nil {
 		l.onAccept(cc)
 	}

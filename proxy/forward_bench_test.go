@@ -174,7 +174,7 @@ func startBenchProxy(b *testing.B, upstream string) string {
 		Hostname:        "submission.test",
 		Listeners:       []Listener{{Mode: ModeStartTLS, Addr: "127.0.0.1:0"}},
 		TLSConfig:       certs.ServerTLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
-		Upstream:        UpstreamConfig{Addr: upstream, CommandTimeout: 30 * time.Second, DataTimeout: time.Minute},
+		Upstream:        UpstreamConfig{Addr: upstream, Timeout: time.Minute},
 		Auth:            &fakeAuth{users: map[string]string{testUser: testPass}},
 		MaxMessageBytes: 64 << 20,
 		CommandTimeout:  30 * time.Second,

@@ -99,8 +99,9 @@ func NewLockout(cfg LockoutConfig) *Lockout {
 	return &Lockout{cfg: cfg, seed: maphash.MakeSeed(), addrs: addrs, logins: logins}
 }
 
-// Blocked reports whether ip (its /64 for IPv6) has MaxFailures failures
-// within the window; the caller answers 421 4.7.0 and closes.
+// Blocked reports whether ip (its /64 for IPv6) has used up its MaxFailures
+// attempts within the window (failures, and attempts reserved and still
+// being verified); the caller answers 421 4.7.0 and closes.
 func (l *Lockout) Blocked(ip netip.Addr) bool {
 	now := l.cfg.Now()
 	l.mu.Lock()
@@ -109,9 +110,59 @@ func (l *Lockout) Blocked(ip netip.Addr) bool {
 	return ok && r.count(now, l.cfg.Window) >= l.cfg.MaxFailures
 }
 
+// Reserve counts one authentication attempt from ip before its credentials
+// are verified, and reports false (counting nothing) when ip has no attempt
+// left. Counting first is what makes parallel guesses count: if the count
+// came only after the (slow) hash check, N connections sending wrong
+// passwords at the same instant would all pass the check and all get a
+// verdict. A reserved attempt therefore also bounds how many AUTHs of one
+// address are verified at once: never more than MaxFailures. The caller
+// ends each reserved attempt with Failure (wrong credentials) or Release.
+func (l *Lockout) Reserve(ip netip.Addr) bool {
+	now := l.cfg.Now()
+	key := addrKey(ip)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.addrs.Get(key)
+	if !ok {
+		r = newFailureRing(l.cfg.MaxFailures)
+		l.addrs.Add(key, r)
+	}
+	if r.count(now, l.cfg.Window) >= l.cfg.MaxFailures {
+		return false
+	}
+	r.add(now)
+	return true
+}
+
+// Release gives back an attempt Reserve counted for ip: the credentials
+// were right, or the backend could not check them. It drops the newest
+// attempt on record, which is the reserved one or one made within the same
+// verification time; an address is never left with fewer attempts than it
+// made wrong guesses.
+func (l *Lockout) Release(ip netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r, ok := l.addrs.Peek(addrKey(ip)); ok {
+		r.removeNewest()
+	}
+}
+
 // Failure records a failed authentication (wrong credentials only, never a
-// backend that was unavailable) from ip for login.
+// backend that was unavailable) from ip for login that was not reserved:
+// both the address and the login get a failure.
 func (l *Lockout) Failure(ip netip.Addr, login string) {
+	l.failure(ip, login, false)
+}
+
+// ReservedFailure records that an attempt Reserve counted for ip had wrong
+// credentials: the address keeps the attempt, and login gets a failure
+// (LoginDelay).
+func (l *Lockout) ReservedFailure(ip netip.Addr, login string) {
+	l.failure(ip, login, true)
+}
+
+func (l *Lockout) failure(ip netip.Addr, login string, reserved bool) {
 	now := l.cfg.Now()
 	key := addrKey(ip)
 	l.mu.Lock()
@@ -120,9 +171,16 @@ func (l *Lockout) Failure(ip netip.Addr, login string) {
 		r = newFailureRing(l.cfg.MaxFailures)
 		l.addrs.Add(key, r)
 	}
-	wasBlocked := r.count(now, l.cfg.Window) >= l.cfg.MaxFailures
-	r.add(now)
-	justBlocked := !wasBlocked && r.count(now, l.cfg.Window) >= l.cfg.MaxFailures
+	if !reserved {
+		r.add(now)
+	}
+	// One log line per block: when the address is full and has not been
+	// reported within the window.
+	justBlocked := r.count(now, l.cfg.Window) >= l.cfg.MaxFailures &&
+		(r.reported == 0 || r.reported <= uint32(now.Add(-l.cfg.Window).Unix()))
+	if justBlocked {
+		r.reported = uint32(now.Unix())
+	}
 
 	lk := l.loginKey(login)
 	lr, ok := l.logins.Get(lk)
@@ -198,22 +256,39 @@ func (l *Lockout) loginKey(login string) uint64 {
 	return maphash.String(l.seed, strings.ToLower(login))
 }
 
-// failureRing keeps the times of the last len(times) failures: enough to
-// tell whether that many happened within the window, in constant memory.
-// Times are Unix seconds in a uint32 (good until 2106): a second is fine
-// for windows of minutes, and it halves the memory per key.
+// failureRing keeps the times of the last len(times) failures (or reserved
+// attempts): enough to tell whether that many happened within the window,
+// in constant memory. Times are Unix seconds in a uint32 (good until 2106):
+// a second is fine for windows of minutes, and it halves the memory per key.
 type failureRing struct {
-	times []uint32 // 0 = empty slot
-	next  int
+	times    []uint32 // 0 = empty slot
+	reported uint32   // when the lockout log line was written, 0 never
 }
 
 func newFailureRing(size int) *failureRing {
 	return &failureRing{times: make([]uint32, size)}
 }
 
+// add records t in an empty slot, else over the oldest time.
 func (r *failureRing) add(t time.Time) {
-	r.times[r.next] = uint32(t.Unix())
-	r.next = (r.next + 1) % len(r.times)
+	oldest := 0
+	for i, v := range r.times {
+		if v < r.times[oldest] {
+			oldest = i
+		}
+	}
+	r.times[oldest] = uint32(t.Unix())
+}
+
+// removeNewest empties the slot with the newest time.
+func (r *failureRing) removeNewest() {
+	newest := 0
+	for i, v := range r.times {
+		if v > r.times[newest] {
+			newest = i
+		}
+	}
+	r.times[newest] = 0
 }
 
 // count returns the number of remembered failures newer than now-window.

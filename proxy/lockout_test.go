@@ -214,3 +214,63 @@ func TestLockoutMemoryBound(t *testing.T) {
 		t.Errorf("heap grew %d bytes for %d keys; memory is not bounded", growth, maxKeys)
 	}
 }
+
+// TestLockoutReserveCountsParallelAttempts: attempts are counted when they
+// start, so of 100 simultaneous attempts from one address only MaxFailures
+// may be verified; a success gives its attempt back, a failure keeps it.
+func TestLockoutReserveCountsParallelAttempts(t *testing.T) {
+	var logBuf bytes.Buffer
+	l, _ := newTestLockout(LockoutConfig{Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
+	ip := netip.MustParseAddr("192.0.2.7")
+	var granted sync.WaitGroup
+	var mu sync.Mutex
+	n := 0
+	for range 100 {
+		granted.Add(1)
+		go func() {
+			defer granted.Done()
+			if l.Reserve(ip) {
+				mu.Lock()
+				n++
+				mu.Unlock()
+			}
+		}()
+	}
+	granted.Wait()
+	if n != 10 {
+		t.Fatalf("%d of 100 parallel attempts reserved, want 10", n)
+	}
+	if !l.Blocked(ip) {
+		t.Fatal("not blocked with 10 attempts in flight")
+	}
+	// Three were right: given back, three more may be tried.
+	for range 3 {
+		l.Release(ip)
+	}
+	for i := range 4 {
+		if got, want := l.Reserve(ip), i < 3; got != want {
+			t.Fatalf("reserve %d after 3 releases = %v, want %v", i+1, got, want)
+		}
+	}
+	// The 10 in flight turn out wrong: the address stays blocked, and
+	// ReservedFailure does not count the address a second time.
+	for range 10 {
+		l.ReservedFailure(ip, "x")
+	}
+	if !l.Blocked(ip) {
+		t.Fatal("not blocked after 10 reserved failures")
+	}
+	if got := strings.Count(logBuf.String(), "auth lockout: address blocked"); got != 1 {
+		t.Errorf("lockout log lines = %d, want 1", got)
+	}
+	other := netip.MustParseAddr("192.0.2.8")
+	for range 9 {
+		if !l.Reserve(other) {
+			t.Fatal("other address refused")
+		}
+		l.ReservedFailure(other, "y")
+	}
+	if l.Blocked(other) {
+		t.Fatal("9 reserved failures blocked; ReservedFailure counted the address twice")
+	}
+}

@@ -14,6 +14,7 @@ type Metrics struct {
 	connections     *prometheus.CounterVec   // listener
 	tlsHandshakes   *prometheus.CounterVec   // version
 	tlsFailures     *prometheus.CounterVec   // listener
+	refused         *prometheus.CounterVec   // reason
 	auth            *prometheus.CounterVec   // backend, result
 	lockouts        prometheus.Counter       //
 	messages        *prometheus.CounterVec   // result
@@ -36,6 +37,9 @@ func NewMetrics(reg prometheus.Registerer, active func() float64) *Metrics {
 		tlsFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "postern_tls_handshake_failures_total", Help: "Client TLS handshakes that started and did not complete, by listener.",
 		}, []string{"listener"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postern_connections_refused_total", Help: "Client connections closed with 421 by a limit: global (--max-connections), per_ip (--max-connections-per-ip), login_timeout (--login-timeout).",
+		}, []string{"reason"}),
 		auth: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "postern_auth_total", Help: "AUTH attempts by backend (the one that accepted, or \"none\") and result (ok, invalid, unavailable, locked_out).",
 		}, []string{"backend", "result"}),
@@ -59,7 +63,10 @@ func NewMetrics(reg prometheus.Registerer, active func() float64) *Metrics {
 			Name: "postern_active_sessions", Help: "Open client connections.",
 		}, active),
 	}
-	reg.MustRegister(m.connections, m.tlsHandshakes, m.tlsFailures, m.auth, m.lockouts, m.messages,
+	for _, reason := range []string{refusedGlobal, refusedPerIP, refusedLoginTimeout} {
+		m.refused.WithLabelValues(reason) // exported at 0 from the start
+	}
+	reg.MustRegister(m.connections, m.tlsHandshakes, m.tlsFailures, m.refused, m.auth, m.lockouts, m.messages,
 		m.bytesForwarded, m.upstreamReplies, m.upstreamLatency, m.activeSessions)
 	return m
 }
@@ -82,6 +89,12 @@ func (m *Metrics) tlsDone(version string) {
 func (m *Metrics) tlsFailed(listener string) {
 	if m != nil {
 		m.tlsFailures.WithLabelValues(listener).Inc()
+	}
+}
+
+func (m *Metrics) connRefused(reason string) {
+	if m != nil {
+		m.refused.WithLabelValues(reason).Inc()
 	}
 }
 

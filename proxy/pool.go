@@ -50,7 +50,7 @@ func (p *upstreamPool) get() *upstream {
 // put offers a connection with no open transaction back to the pool; it
 // returns false (and the caller closes it) when the pool is full.
 func (p *upstreamPool) put(up *upstream) bool {
-	if p == nil || up.inTransaction {
+	if p == nil || !up.idle() {
 		return false
 	}
 	p.mu.Lock()

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"net/mail"
 	"strings"
 	"testing"
 	"time"
@@ -84,4 +85,117 @@ func TestParseNetworksAndListener(t *testing.T) {
 			t.Errorf("%s accepted", s)
 		}
 	}
+}
+
+// checkHeaderLines fails unless h is one well-formed header field: CRLF
+// line ends and no other CR or LF, every line at most 998 octets (RFC 5322
+// §2.1.1), continuation lines starting with whitespace, balanced comment
+// parentheses, and net/mail parsing it as a single Received field.
+func checkHeaderLines(t testing.TB, h []byte) {
+	t.Helper()
+	s := string(h)
+	if !strings.HasPrefix(s, "Received: ") || !strings.HasSuffix(s, "\r\n") {
+		t.Fatalf("not a Received header ending in CRLF: %q", s)
+	}
+	lines := strings.Split(strings.TrimSuffix(s, "\r\n"), "\r\n")
+	for i, line := range lines {
+		if strings.ContainsAny(line, "\r\n") {
+			t.Fatalf("line %d has a bare CR or LF: %q", i, line)
+		}
+		if len(line) > 998 {
+			t.Fatalf("line %d is %d octets, over 998", i, len(line))
+		}
+		if i > 0 && (line == "" || (line[0] != ' ' && line[0] != '\t')) {
+			t.Fatalf("continuation line %d does not start with whitespace: %q", i, line)
+		}
+		if i > 0 && strings.TrimLeft(line, " \t") == "" {
+			t.Fatalf("continuation line %d is only whitespace", i)
+		}
+	}
+	depth := 0
+	for _, c := range s {
+		switch c {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		}
+		if depth < 0 {
+			t.Fatalf("')' closes no comment: %q", s)
+		}
+	}
+	if depth != 0 {
+		t.Fatalf("unclosed comment: %q", s)
+	}
+	msg, err := mail.ReadMessage(strings.NewReader(s + "\r\nbody\r\n"))
+	if err != nil {
+		t.Fatalf("net/mail cannot read the header: %v\n%q", err, s)
+	}
+	if len(msg.Header) != 1 || len(msg.Header["Received"]) != 1 {
+		t.Fatalf("parsed as %d fields (%v), want one Received", len(msg.Header), msg.Header)
+	}
+}
+
+func TestReceivedHeaderLongEHLO(t *testing.T) {
+	state := &tls.ConnectionState{Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256}
+	ri := receivedInfo{mode: ReceivedFull, by: "mail.example.org", id: "ID1", clientIP: "2001:db8::1",
+		tls: state, authed: true, recipient: "bob@example.net", now: time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)}
+	ri.helo = strings.Repeat("a", 1990) // the EHLO of the report: 1,990 characters
+	h := receivedHeader(ri)
+	checkHeaderLines(t, h)
+	for _, line := range strings.Split(string(h), "\r\n") {
+		if len(line) > maxHeloInTrace+1 {
+			t.Errorf("line of %d octets: %.40q...", len(line), line)
+		}
+	}
+	if want := "\r\n\t" + strings.Repeat("a", maxHeloInTrace-3) + "...\r\n\t([2001:db8::1])\r\n"; !strings.Contains(string(h), want) {
+		t.Errorf("the cut EHLO name is not on its own line, followed by the address:\n%s", h)
+	}
+
+	// A recipient longer than any path is left out, not cut.
+	ri.helo, ri.recipient = "pc.example", strings.Repeat("r", 1900)+"@example.net"
+	h = receivedHeader(ri)
+	checkHeaderLines(t, h)
+	if strings.Contains(string(h), "for <") {
+		t.Errorf("over-long recipient written: %q", h)
+	}
+}
+
+func TestReceivedHeaderHostileEHLO(t *testing.T) {
+	for _, helo := range []string{
+		"evil)\r\nX-Injected: 1", "a\rb", "a\nb", "x)(y", "((((", "))))", "[192.0.2.1]", "x\\)y", "tab\there",
+		"\"quoted\"", "semi;colon", "m\xfcnchen.de", "ümlaut.example", "\x00nul", "<angle>", "a\r\n\r\nBody:",
+	} {
+		ri := receivedInfo{mode: ReceivedFull, by: "mail.example.org", id: "ID1", helo: helo, clientIP: "198.51.100.23",
+			recipient: "bob@example.net", now: time.Now()}
+		h := receivedHeader(ri)
+		checkHeaderLines(t, h)
+		first, _, _ := strings.Cut(string(h), "\r\n")
+		name := strings.TrimSuffix(strings.TrimPrefix(first, "Received: from "), " ([198.51.100.23])")
+		for _, c := range name {
+			if !(c == '-' || c == '.' || c == ':' || c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+				t.Errorf("EHLO %q written as %q", helo, name)
+				break
+			}
+		}
+	}
+}
+
+// FuzzReceivedHeader: whatever the client chose as EHLO name and recipient,
+// the header is one field, with lines of at most 998 octets ending in CRLF,
+// continuation lines starting with whitespace, and balanced comments.
+func FuzzReceivedHeader(f *testing.F) {
+	f.Add("home-pc.lan", "bob@example.net", "198.51.100.23", true)
+	f.Add(strings.Repeat("a", 1990), "bob@example.net", "2001:db8::1", true)
+	f.Add("evil)\r\nX-Injected: 1", "x>\r\n\tfoo", "1.2.3.4", false)
+	f.Add("a b c", strings.Repeat("r", 300), "::1", true)
+	f.Add("", "", "", false)
+	f.Fuzz(func(t *testing.T, helo, rcpt, ip string, withTLS bool) {
+		ri := receivedInfo{mode: ReceivedFull, by: "mail.example.org", id: "ID1", helo: helo, clientIP: ip,
+			recipient: rcpt, authed: true, now: time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)}
+		if withTLS {
+			ri.tls = &tls.ConnectionState{Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256}
+		}
+		checkHeaderLines(t, receivedHeader(ri))
+	})
 }

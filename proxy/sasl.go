@@ -7,22 +7,32 @@ import (
 )
 
 // checkFunc verifies a login and password and returns the reply to send on
-// failure (nil on success).
-type checkFunc func(login, password string) error
+// failure (nil on success). authzid is the identity to act as (SASL PLAIN),
+// "" when none was given; the check refuses one that is not the login, as a
+// counted failure like a wrong password.
+type checkFunc func(authzid, login, password string) error
 
 // plainServer is SASL PLAIN (RFC 4616). It replaces go-sasl's so that a
 // malformed response gets Postern's 501 instead of a raw library error.
 type plainServer struct {
-	check checkFunc
-	done  bool
+	check      checkFunc
+	challenged bool // sent the empty challenge, the credentials come next
+	done       bool
 }
 
 func (s *plainServer) Next(response []byte) ([]byte, bool, error) {
 	if s.done {
 		return nil, false, replyAuthMalformed
 	}
-	if response == nil { // no initial response: ask for it with an empty challenge
-		s.done = true
+	// No initial response: ask for it with an empty challenge ("334 "), and
+	// take the next line as if it had been the initial response (RFC 4954 §4).
+	// Only once: a second nil is not a response.
+	if response == nil {
+		if s.challenged {
+			s.done = true
+			return nil, false, replyAuthMalformed
+		}
+		s.challenged = true
 		return []byte{}, false, nil
 	}
 	s.done = true
@@ -31,12 +41,7 @@ func (s *plainServer) Next(response []byte) ([]byte, bool, error) {
 		return nil, false, replyAuthMalformed
 	}
 	authzid, login, password := string(parts[0]), string(parts[1]), string(parts[2])
-	// Acting as another user (authzid) is not supported: it must be empty or
-	// the login itself.
-	if authzid != "" && authzid != login {
-		return nil, false, replyAuthInvalid
-	}
-	if err := s.check(login, password); err != nil {
+	if err := s.check(authzid, login, password); err != nil {
 		return nil, false, err
 	}
 	return nil, true, nil
@@ -70,7 +75,7 @@ func (s *loginServer) Next(response []byte) ([]byte, bool, error) {
 		if s.login == "" || bytes.IndexByte([]byte(s.login), 0) >= 0 {
 			return nil, false, replyAuthMalformed
 		}
-		if err := s.check(s.login, string(response)); err != nil {
+		if err := s.check("", s.login, string(response)); err != nil {
 			return nil, false, err
 		}
 		return nil, true, nil

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"golang.org/x/net/idna"
 )
 
 // SenderMap says which logins may use which envelope sender addresses. It
@@ -50,7 +52,7 @@ func ParseSenderMap(r io.Reader, name string) (*SenderMap, error) {
 		if k, v, ok := strings.Cut(key, "\t"); ok {
 			key, value = k, v+" "+value
 		}
-		key = strings.ToLower(key)
+		key = normalizeMapKey(key)
 		logins := strings.FieldsFunc(strings.ToLower(value), func(r rune) bool {
 			return r == ',' || r == ' ' || r == '\t'
 		})
@@ -98,6 +100,20 @@ func ParseSenderMap(r io.Reader, name string) (*SenderMap, error) {
 	return m, nil
 }
 
+// normalizeMapKey lower-cases a key and writes an internationalised domain
+// in A-labels, the form parseAddress gives such a domain.
+func normalizeMapKey(key string) string {
+	key = strings.ToLower(key)
+	at := strings.LastIndexByte(key, '@')
+	if at < 0 {
+		return key
+	}
+	if d, err := idna.Lookup.ToASCII(key[at+1:]); err == nil {
+		key = key[:at+1] + d
+	}
+	return key
+}
+
 // Len is the number of entries.
 func (m *SenderMap) Len() int { return len(m.owners) }
 
@@ -107,7 +123,7 @@ func (m *SenderMap) Owners(address string) []string {
 	if m == nil {
 		return nil
 	}
-	address = strings.ToLower(address)
+	address = normalizeMapKey(address)
 	if owners, ok := m.owners[address]; ok {
 		return owners
 	}
@@ -117,24 +133,44 @@ func (m *SenderMap) Owners(address string) []string {
 	return nil
 }
 
-// mayUse reports whether login may send with the envelope sender from.
-// The null sender (bounces, read receipts) is allowed for every login. A
-// login always owns its own name when that is an address; beyond that the
-// sender map and the addresses the auth backend returned (e.g. LDAP mail
-// and alias attributes) grant addresses. Comparison is case-insensitive.
-func mayUse(m *SenderMap, login string, backendAddrs []string, from string) bool {
-	if from == "" || strings.EqualFold(from, login) {
+// mayUse reports whether login may send with the envelope sender from,
+// parsed by parseAddress; nil is the null sender (bounces, read receipts),
+// allowed for every login, as Postfix's reject_sender_login_mismatch does
+// not check it either. A login always owns its own name when that is an
+// address; beyond that the sender map and the addresses the auth backend
+// returned (e.g. LDAP mail and alias attributes) grant addresses. The check
+// is on the parsed address, in the form it is sent upstream (see
+// address.ownerKeys for case), so what is checked is what the upstream
+// reads.
+func mayUse(m *SenderMap, login string, backendAddrs []string, from *address) bool {
+	if from == nil {
+		return true
+	}
+	full, domain := from.ownerKeys()
+	if strings.EqualFold(full, login) {
 		return true
 	}
 	for _, a := range backendAddrs {
-		if strings.EqualFold(a, from) {
+		if strings.EqualFold(a, full) {
 			return true
 		}
 	}
-	for _, owner := range m.Owners(from) {
+	owners, ok := m.lookup(full)
+	if !ok {
+		owners, _ = m.lookup(domain)
+	}
+	for _, owner := range owners {
 		if strings.EqualFold(owner, login) {
 			return true
 		}
 	}
 	return false
+}
+
+func (m *SenderMap) lookup(key string) ([]string, bool) {
+	if m == nil {
+		return nil, false
+	}
+	owners, ok := m.owners[key]
+	return owners, ok
 }

@@ -80,12 +80,27 @@ type Config struct {
 	DataTimeout    time.Duration // whole DATA phase of one message
 	AuthTimeout    time.Duration // one backend verification
 	Log            *slog.Logger
+
+	// MaxConnections caps open client connections, MaxConnectionsPerIP
+	// those of one client address (IPv6: /64; mynetworks exempt); more get
+	// 421 instead of the greeting. 0: no limit.
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	// LoginTimeout is the time from Accept to a successful AUTH (TLS
+	// handshake included) after which a connection gets 421 and is closed;
+	// mynetworks clients are exempt. 0: none.
+	LoginTimeout time.Duration
 }
 
 // AuthLimiter is the lockout policy (see Lockout). Blocked addresses get 421
-// and are disconnected; LoginDelay slows guessing of one login.
+// and are disconnected; LoginDelay slows guessing of one login. Every
+// verification is preceded by Reserve and ended by ReservedFailure or
+// Release, so that parallel attempts are counted before they are verified.
 type AuthLimiter interface {
 	Blocked(ip netip.Addr) bool
+	Reserve(ip netip.Addr) bool
+	Release(ip netip.Addr)
+	ReservedFailure(ip netip.Addr, login string)
 	Failure(ip netip.Addr, login string)
 	Success(ip netip.Addr, login string)
 	LoginDelay(login string) time.Duration
@@ -99,6 +114,7 @@ type Server struct {
 	smtp      *smtp.Server
 	tlsConfig *tls.Config
 	pool      *upstreamPool // nil when pooling is off
+	limits    *connLimits
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -138,7 +154,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, conns: make(map[*clientConn]struct{})}
+	s := &Server{cfg: cfg, log: cfg.Log, conns: make(map[*clientConn]struct{}),
+		limits: newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}
 	s.senderMap.Store(nil)
 	s.tlsConfig = s.markHandshakes(cfg.TLSConfig)
 	if cfg.UpstreamPool > 0 && !cfg.Upstream.XCLIENT {
@@ -181,7 +198,7 @@ func (s *Server) Listen() error {
 		name := string(lc.Mode) + ":" + portOf(l.Addr())
 		var wrapped net.Listener = &clientListener{
 			Listener: l, name: name, idle: s.cfg.CommandTimeout, proxyFrom: s.cfg.ProxyProtocolFrom,
-			onAccept: s.connOpened, onClose: s.connClosed,
+			onAccept: s.connOpened, onClose: s.connClosed, login: s.cfg.LoginTimeout,
 		}
 		if lc.Mode == ModeTLS {
 			wrapped = tls.NewListener(wrapped, s.tlsConfig)
@@ -288,6 +305,7 @@ func (s *Server) connOpened(cc *clientConn) {
 	s.conns[cc] = struct{}{}
 	s.mu.Unlock()
 	s.active.Add(1)
+	s.limits.open()
 	s.cfg.Metrics.connection(cc.listener)
 	s.log.Info("connect", "session", cc.id, "listener", cc.listener, "peer", cc.peer)
 }
@@ -297,8 +315,13 @@ func (s *Server) connClosed(cc *clientConn) {
 	delete(s.conns, cc)
 	s.mu.Unlock()
 	s.active.Add(-1)
+	s.limits.close(&cc.ticket)
 	if cc.tlsStarted.Load() && !cc.tlsLogged.Load() {
 		s.cfg.Metrics.tlsFailed(cc.listener)
+	}
+	if cc.loginExpired.Load() {
+		s.cfg.Metrics.connRefused(refusedLoginTimeout)
+		s.log.Warn("login timeout", "session", cc.id, "client", cc.clientIP().String())
 	}
 	s.log.Info("disconnect", "session", cc.id, "client", cc.client().String(),
 		"messages", cc.messages.Load(), "auth_failures", cc.authFailures.Load(),

@@ -87,7 +87,7 @@ func startServer(t testing.TB, upOpts proxytest.UpstreamOptions, tweak ...func(*
 			{Mode: ModeTLS, Addr: "127.0.0.1:0"},
 		},
 		TLSConfig:       certs.ServerTLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
-		Upstream:        UpstreamConfig{Addr: up.Addr, CommandTimeout: 5 * time.Second, DataTimeout: 10 * time.Second},
+		Upstream:        UpstreamConfig{Addr: up.Addr, Timeout: 5 * time.Second},
 		Auth:            &fakeAuth{users: map[string]string{testUser: testPass, "bob@example.test": "b0b"}},
 		MaxMessageBytes: 1 << 20,
 		MaxRecipients:   5,
@@ -328,7 +328,7 @@ func TestUpstreamFailures(t *testing.T) {
 	})
 	t.Run("slow beyond the upstream timeout", func(t *testing.T) {
 		env := startServer(t, proxytest.UpstreamOptions{DataDelay: 3 * time.Second}, func(c *Config) {
-			c.Upstream.DataTimeout = 500 * time.Millisecond
+			c.Upstream.Timeout = 500 * time.Millisecond
 		})
 		c := dialClient(t, env.starttls, false).ready(testUser, testPass)
 		code, text := c.sendMessage(testUser, []string{"bob@example.test"}, simpleBody)
@@ -399,6 +399,11 @@ func (f *fakeLimiter) Failure(ip netip.Addr, _ string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.blocked[ip] = true
+}
+func (f *fakeLimiter) Reserve(ip netip.Addr) bool { return !f.Blocked(ip) }
+func (f *fakeLimiter) Release(netip.Addr)         {}
+func (f *fakeLimiter) ReservedFailure(ip netip.Addr, login string) {
+	f.Failure(ip, login)
 }
 func (f *fakeLimiter) Success(netip.Addr, string)      {}
 func (f *fakeLimiter) LoginDelay(string) time.Duration { return 0 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -31,7 +32,13 @@ type session struct {
 	login     string   // authenticated login, "" if none
 	loginAddr []string // addresses the auth backend says the login owns
 
-	up *upstream // upstream session, kept across messages
+	// mu guards up and streaming: under BDAT, go-smtp runs Data in a
+	// goroutine of its own, and Reset or Logout may come from another.
+	mu        sync.Mutex
+	up        *upstream // upstream session, kept across messages
+	streaming bool      // Data is using up
+
+	smtputf8 bool // the current MAIL had SMTPUTF8 (RFC 6531): non-ASCII addresses allowed
 
 	// per message
 	msgID   string
@@ -71,21 +78,28 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 // authenticate asks the backends and turns the outcome into a reply. The
 // client never learns whether the login exists: both failures give 535. The
 // log line "auth failed" with client= is what the fail2ban filter matches.
-func (s *session) authenticate(login, password string) error {
+//
+// The attempt is counted against the client address before the credentials
+// are verified (Limiter.Reserve) and given back when they were right or
+// could not be checked: an address collects at most the lockout's
+// MaxFailures 535 replies per window however many connections it guesses
+// on at once, and has at most that many verifications running.
+func (s *session) authenticate(authzid, login, password string) error {
 	ip := s.cc.clientIP()
 	lim := s.srv.cfg.Limiter
-	if lim != nil {
-		if d := lim.LoginDelay(login); d > 0 {
-			time.Sleep(d)
-		}
+	if lim != nil && !lim.Reserve(ip) {
+		s.log.Warn("auth locked out", "client", ip.String())
+		s.srv.cfg.Metrics.authResult("", "locked_out")
+		s.cc.closeAfterNextReply()
+		return replyLockedOut
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.AuthTimeout)
-	defer cancel()
-	res, err := s.srv.cfg.Auth.Authenticate(ctx, auth.Request{Login: login, Password: password, RemoteIP: ip, Secured: true})
+	res, err := s.verify(authzid, login, password)
 	switch {
 	case err == nil:
 		s.login, s.loginAddr = res.Login, res.Addresses
+		s.cc.loggedIn() // no more --login-timeout
 		if lim != nil {
+			lim.Release(ip)
 			lim.Success(ip, login)
 		}
 		s.srv.cfg.Metrics.authResult(res.Backend, "ok")
@@ -94,7 +108,7 @@ func (s *session) authenticate(login, password string) error {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		failures := s.cc.authFailures.Add(1)
 		if lim != nil {
-			lim.Failure(ip, login)
+			lim.ReservedFailure(ip, login)
 		}
 		s.log.Warn("auth failed", "client", ip.String(), "login", sanitizeLog(login), "failures", failures)
 		s.srv.cfg.Metrics.authResult("", "invalid")
@@ -109,6 +123,9 @@ func (s *session) authenticate(login, password string) error {
 		return replyAuthInvalid
 	default:
 		// A backend that is down is not a wrong password: 454, no failure counted.
+		if lim != nil {
+			lim.Release(ip)
+		}
 		s.log.Error("auth unavailable", "client", ip.String(), "login", sanitizeLog(login), "err", err)
 		s.srv.cfg.Metrics.authResult("", "unavailable")
 		// Not a lockout failure, but a connection that keeps trying while a
@@ -121,6 +138,23 @@ func (s *session) authenticate(login, password string) error {
 	}
 }
 
+// verify checks the credentials with the backends, after the login's delay.
+// Acting as another user (a PLAIN authzid other than the login) is not
+// supported: it fails like a wrong password, and counts as one.
+func (s *session) verify(authzid, login, password string) (auth.Result, error) {
+	if authzid != "" && authzid != login {
+		return auth.Result{}, auth.ErrInvalidCredentials
+	}
+	if lim := s.srv.cfg.Limiter; lim != nil {
+		if d := lim.LoginDelay(login); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.AuthTimeout)
+	defer cancel()
+	return s.srv.cfg.Auth.Authenticate(ctx, auth.Request{Login: login, Password: password, RemoteIP: s.cc.clientIP(), Secured: true})
+}
+
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if s.tls == nil {
 		return replyTLSRequired
@@ -128,11 +162,20 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if s.login == "" && !inNetworks(s.srv.cfg.MyNetworks, s.cc.clientIP()) {
 		return replyAuthRequired
 	}
-	if strings.ContainsRune(from, 0) {
-		return replyBadAddress
+	// go-smtp passes the path unquoted: parse it again, check ownership on
+	// that, and send on the re-quoted form (see address). "" is <>.
+	s.smtputf8 = opts != nil && opts.UTF8
+	var sender *address
+	if from != "" {
+		a, err := parseAddress(from, s.smtputf8)
+		if err != nil {
+			s.log.Warn("bad sender address", "from", sanitizeLog(from), "err", err)
+			return replyBadSender
+		}
+		sender, from = &a, a.String()
 	}
-	if s.login != "" && !mayUse(s.srv.senderMap.Load(), s.login, s.loginAddr, from) {
-		s.log.Warn("sender rejected", "login", s.login, "from", from)
+	if s.login != "" && !mayUse(s.srv.senderMap.Load(), s.login, s.loginAddr, sender) {
+		s.log.Warn("sender rejected", "login", s.login, "from", sanitizeLog(from))
 		return replySenderNotOwned
 	}
 	// Busy from here to the end of the message: a shutdown lets it finish.
@@ -150,22 +193,24 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 // closed by the upstream's idle timeout meanwhile: then dial once more.
 func (s *session) openUpstream(from string, opts *smtp.MailOptions) error {
 	for attempt := 0; attempt < 2; attempt++ {
-		if s.up == nil && attempt == 0 {
-			s.up = s.srv.pool.get()
+		up := s.upstream()
+		if up == nil && attempt == 0 {
+			up = s.srv.pool.get()
 		}
-		reused := s.up != nil
+		reused := up != nil
 		if !reused {
 			start := time.Now()
-			up, err := dialUpstream(context.Background(), s.srv.cfg.Upstream, s.upstreamIdentity())
+			var err error
+			up, err = dialUpstream(context.Background(), s.srv.cfg.Upstream, s.upstreamIdentity())
 			s.srv.cfg.Metrics.upstreamReply("connect", replyCode(err))
 			if err != nil {
 				s.log.Error("upstream unavailable", "err", err)
 				return replyUpstreamUnavailable
 			}
 			s.srv.cfg.Metrics.upstreamTime("connect", start)
-			s.up = up
 		}
-		err := s.up.mail(from, opts)
+		s.setUpstream(up)
+		err := up.mail(from, opts)
 		s.srv.cfg.Metrics.upstreamReply("mail", replyCode(err))
 		if err == nil {
 			return nil
@@ -175,7 +220,7 @@ func (s *session) openUpstream(from string, opts *smtp.MailOptions) error {
 			s.log.Info("upstream refused sender", "from", from, "code", reply.Code)
 			return reply
 		}
-		s.dropUpstream()
+		s.dropUpstream(up)
 		if !reused {
 			s.log.Error("upstream MAIL failed", "err", err)
 			return reply
@@ -185,19 +230,25 @@ func (s *session) openUpstream(from string, opts *smtp.MailOptions) error {
 }
 
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
-	if strings.ContainsRune(to, 0) {
-		return replyBadAddress
+	// As in Mail: forward the re-quoted form, so that a quoted local part
+	// cannot carry parameters (NOTIFY=NEVER) into the upstream's RCPT.
+	rcpt, perr := parseAddress(to, s.smtputf8)
+	if perr != nil {
+		s.log.Warn("bad recipient address", "to", sanitizeLog(to), "err", perr)
+		return replyBadRecipient
 	}
-	if s.up == nil {
+	to = rcpt.String()
+	up := s.upstream()
+	if up == nil {
 		return replyUpstreamFailed
 	}
-	err := s.up.client.Rcpt(to, opts)
+	err := up.rcpt(to, opts)
 	s.srv.cfg.Metrics.upstreamReply("rcpt", replyCode(err))
 	if err != nil {
 		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
 		if !fromUpstream {
 			s.log.Error("upstream RCPT failed", "err", err)
-			s.dropUpstream()
+			s.dropUpstream(up)
 			return reply
 		}
 		if reply.Code == 552 { // RFC 5321 §4.5.3.1.10
@@ -219,45 +270,42 @@ func (s *session) Data(r io.Reader) error {
 	// (421, close) between the upstream's 250 and the client receiving it,
 	// or the client would retry a message that was delivered.
 	s.cc.messages.Add(1)
-	if s.up == nil {
+	up := s.startStreaming()
+	if up == nil {
 		return replyUpstreamFailed
 	}
-	w, err := s.up.client.Data()
-	if err != nil {
-		s.srv.cfg.Metrics.upstreamReply("data", replyCode(err))
-		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
-		if !fromUpstream {
-			s.dropUpstream()
-		}
-		s.logMessage(0, reply, err)
-		return reply
-	}
+	defer s.stopStreaming()
 	copier := messageCopier{received: receivedHeader(s.receivedInfo())}
 	if s.srv.cfg.Received == ReceivedAnonymous {
 		copier.strip = stripAnonymous
 	}
-	n, err := copier.copy(w, r)
-	if err != nil {
-		// Whatever went wrong, the upstream must not see a final dot.
-		s.dropUpstream()
-		reply := s.dataReadReply(err)
-		s.logMessage(n, reply, err)
+	var dot time.Time
+	resp, n, bodyErr, err := up.data(func(w io.Writer) (int64, error) {
+		n, err := copier.copy(w, r)
+		dot = time.Now()
+		return n, err
+	})
+	if bodyErr != nil {
+		// The client's or the upstream's fault while streaming; up
+		// has dropped the connection, the upstream saw no final dot.
+		s.dropUpstream(up)
+		reply := s.dataReadReply(bodyErr)
+		s.logMessage(n, reply, bodyErr)
 		return reply
 	}
-	dot := time.Now()
-	resp, err := w.CloseWithResponse()
-	s.up.inTransaction = false
 	s.srv.cfg.Metrics.upstreamReply("data", replyCode(err))
-	s.srv.cfg.Metrics.upstreamTime("data", dot)
+	if !dot.IsZero() {
+		s.srv.cfg.Metrics.upstreamTime("data", dot)
+	}
 	if err != nil {
 		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
 		if !fromUpstream {
-			s.dropUpstream()
+			s.dropUpstream(up)
 		}
 		s.logMessage(n, reply, err)
 		return reply
 	}
-	reply := acceptedReply(resp.StatusText)
+	reply := acceptedReply(resp)
 	s.logMessage(n, reply, nil)
 	return reply
 }
@@ -325,10 +373,12 @@ func replyText(r *smtp.SMTPError) string {
 
 // Reset is called by go-smtp on RSET, after each DATA and on a repeated EHLO.
 func (s *session) Reset() {
-	if s.up != nil {
-		if err := s.up.reset(); err != nil {
-			s.dropUpstream()
-		}
+	if up, streaming := s.upstreamState(); streaming {
+		// A BDAT transfer abandoned while Data still streams it:
+		// close, so the upstream never sees a final dot.
+		s.dropUpstream(up)
+	} else if up != nil && up.reset() != nil {
+		s.dropUpstream(up)
 	}
 	s.from, s.rcpts, s.msgID = "", 0, ""
 	s.cc.busy.Store(false)
@@ -336,18 +386,61 @@ func (s *session) Reset() {
 
 // Logout ends the session (QUIT, disconnect, or STARTTLS replacing it).
 func (s *session) Logout() error {
-	if s.up != nil {
-		if !s.srv.pool.put(s.up) {
-			s.up.quit()
+	up, streaming := s.upstreamState()
+	switch {
+	case up == nil:
+	case streaming:
+		s.dropUpstream(up) // an abandoned BDAT transfer, as in Reset
+	default:
+		s.setUpstream(nil)
+		if !s.srv.pool.put(up) {
+			up.quit()
 		}
-		s.up = nil
 	}
 	return nil
 }
 
-func (s *session) dropUpstream() {
+func (s *session) upstream() *upstream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.up
+}
+
+func (s *session) upstreamState() (*upstream, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.up, s.streaming
+}
+
+func (s *session) setUpstream(up *upstream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.up = up
+}
+
+// startStreaming marks the upstream as Data's until stopStreaming.
+func (s *session) startStreaming() *upstream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.up != nil {
-		s.up.abort()
+		s.streaming = true
+	}
+	return s.up
+}
+
+func (s *session) stopStreaming() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.streaming = false
+}
+
+// dropUpstream closes up, whatever it is doing, and forgets it if it is
+// still this session's.
+func (s *session) dropUpstream(up *upstream) {
+	up.abort()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.up == up {
 		s.up = nil
 	}
 }

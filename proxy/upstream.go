@@ -5,22 +5,31 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
+// DefaultUpstreamTimeout is --upstream-timeout's default: how long one read
+// from or write to the upstream may take (RFC 5321 §4.5.3.2 asks for minutes
+// per command; a minute is what a stalled MTA gets before the client hears 4xx).
+const DefaultUpstreamTimeout = time.Minute
+
 // UpstreamConfig says how to reach the internal MTA.
 type UpstreamConfig struct {
-	Addr           string        // host:port
-	HeloName       string        // our EHLO name towards the upstream
-	DialTimeout    time.Duration // TCP connect + greeting
-	CommandTimeout time.Duration // each command's reply
-	DataTimeout    time.Duration // the reply after the final dot
+	Addr        string        // host:port
+	HeloName    string        // our EHLO name towards the upstream
+	DialTimeout time.Duration // TCP connect + greeting
+	// Timeout bounds every single read and write on the upstream
+	// connection, renewed as the transfer makes progress (0: the default).
+	Timeout time.Duration
 	// TLS is "none" (default; the upstream trusts Postern by address),
 	// "starttls" or "tls" (implicit). TLSConfig verifies the upstream.
 	TLS       string
@@ -48,11 +57,22 @@ func ParseUpstreamTLS(s string) (string, error) {
 // it at its first MAIL and keeps it for the next messages (RSET between
 // aborted transactions), so a client sending ten messages costs one upstream
 // connection.
+//
+// It owns go-smtp's client and the transaction: nobody else touches them,
+// and mu lets one goroutine at a time use them (under BDAT, go-smtp runs
+// Session.Data in a goroutine of its own). The final dot is written only by
+// data, after the whole message was copied; every other way out of a
+// transaction closes the connection, so the upstream discards what it got.
 type upstream struct {
+	mu            sync.Mutex
+	conn          net.Conn // under client; closed by abort from any goroutine
 	client        *smtp.Client
-	inTransaction bool // MAIL sent, message not yet finished
-	used          int  // messages started on this connection
+	inTransaction bool        // MAIL accepted, message not yet finished
+	aborted       atomic.Bool // closed: never used again
 }
+
+// errUpstreamAborted is what a method of an aborted upstream returns.
+var errUpstreamAborted = errors.New("upstream connection aborted")
 
 func dialUpstream(ctx context.Context, cfg UpstreamConfig, id clientIdentity) (*upstream, error) {
 	d := net.Dialer{Timeout: cfg.DialTimeout}
@@ -78,13 +98,12 @@ func dialUpstream(ctx context.Context, cfg UpstreamConfig, id clientIdentity) (*
 		}
 		conn = pc
 	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultUpstreamTimeout
+	}
+	conn = &timedConn{Conn: conn, timeout: timeout}
 	c := smtp.NewClient(conn)
-	if cfg.CommandTimeout > 0 {
-		c.CommandTimeout = cfg.CommandTimeout
-	}
-	if cfg.DataTimeout > 0 {
-		c.SubmissionTimeout = cfg.DataTimeout
-	}
 	if err := c.Hello(cfg.HeloName); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("greeting upstream %s: %w", cfg.Addr, err)
@@ -95,7 +114,7 @@ func dialUpstream(ctx context.Context, cfg UpstreamConfig, id clientIdentity) (*
 			return nil, fmt.Errorf("authenticating to upstream %s: %w", cfg.Addr, err)
 		}
 	}
-	return &upstream{client: c}, nil
+	return &upstream{conn: conn, client: c}, nil
 }
 
 func upstreamTLSConfig(cfg UpstreamConfig) *tls.Config {
@@ -111,36 +130,151 @@ func upstreamTLSConfig(cfg UpstreamConfig) *tls.Config {
 
 // mail starts a transaction.
 func (u *upstream) mail(from string, opts *smtp.MailOptions) error {
-	u.used++
-	if err := u.client.Mail(from, opts); err != nil {
-		return err
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.aborted.Load() {
+		return errUpstreamAborted
 	}
-	u.inTransaction = true
-	return nil
+	err := u.client.Mail(from, opts)
+	if err == nil {
+		u.inTransaction = true
+	}
+	return u.checked(err)
 }
 
-// reset aborts an open transaction (client RSET or a refused message).
+// rcpt adds a recipient to the open transaction.
+func (u *upstream) rcpt(to string, opts *smtp.RcptOptions) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.aborted.Load() {
+		return errUpstreamAborted
+	}
+	return u.checked(u.client.Rcpt(to, opts))
+}
+
+// data sends DATA, lets body write the message, and ends it with the final
+// dot only if body returned no error; otherwise the connection is closed
+// (RFC 5321 §4.1.1.4: the upstream then discards the message). resp is the
+// upstream's text after the dot (its queue id). bodyErr is body's error,
+// kept apart so the caller can tell the client's fault from the upstream's.
+func (u *upstream) data(body func(w io.Writer) (int64, error)) (resp string, n int64, bodyErr, err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.aborted.Load() {
+		return "", 0, nil, errUpstreamAborted
+	}
+	w, err := u.client.Data()
+	if err != nil {
+		return "", 0, nil, u.checked(err)
+	}
+	if n, bodyErr = body(w); bodyErr != nil {
+		u.abort() // never w.Close: that would write the final dot
+		return "", n, bodyErr, nil
+	}
+	r, err := w.CloseWithResponse()
+	u.inTransaction = false
+	if err != nil {
+		return "", n, nil, u.checked(err)
+	}
+	return r.StatusText, n, nil, nil
+}
+
+// reset ends an open transaction without a message (client RSET, a
+// refused message); it does nothing between transactions.
 func (u *upstream) reset() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.aborted.Load() {
+		return errUpstreamAborted
+	}
 	if !u.inTransaction {
 		return nil
 	}
 	u.inTransaction = false
-	return u.client.Reset()
+	return u.checked(u.client.Reset())
 }
 
-// abort drops the connection in the middle of DATA. Closing the DATA writer
-// would send the final dot and deliver a truncated message; closing the
-// connection makes the upstream discard it (RFC 5321 §4.1.1.4).
-func (u *upstream) abort() {
-	u.inTransaction = false
-	u.client.Close()
+// idle reports whether the connection may serve another client session:
+// alive and with no transaction open.
+func (u *upstream) idle() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return !u.aborted.Load() && !u.inTransaction
 }
 
+// quit ends the session politely; an open transaction without a message is
+// dropped by the upstream. No DATA writer can be open here (data closes or
+// aborts it before releasing mu), so go-smtp's client has no dot to write
+// before QUIT.
 func (u *upstream) quit() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.aborted.Load() {
+		u.abort()
+		return
+	}
 	if err := u.client.Quit(); err != nil {
-		u.client.Close()
+		u.abort()
 	}
 }
+
+// abort closes the connection, never writing anything more; safe from any
+// goroutine and without mu, so it also stops a data call stuck in a write.
+// A message in progress is discarded by the upstream (RFC 5321 §4.1.1.4).
+func (u *upstream) abort() {
+	u.aborted.Store(true)
+	u.conn.Close()
+}
+
+// checked aborts the connection after an error that is not an SMTP reply
+// (network failure, timeout, protocol error): its state is unknown.
+func (u *upstream) checked(err error) error {
+	var se *smtp.SMTPError
+	if err != nil && !errors.As(err, &se) {
+		u.abort()
+	}
+	return err
+}
+
+// timedConn gives every Read and Write on the upstream connection its own
+// deadline, renewed at each call and for every 64 KiB written, so a long
+// message at any sane speed never trips it, but an upstream that stops
+// reading or answering fails the call within timeout. It decides the
+// deadlines alone: go-smtp's client would clear its own during DATA.
+type timedConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+const timedWriteChunk = 64 << 10
+
+func (c *timedConn) Read(b []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *timedConn) Write(b []byte) (int, error) {
+	written := 0
+	for len(b) > 0 {
+		p := b[:min(len(b), timedWriteChunk)]
+		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+			return written, err
+		}
+		n, err := c.Conn.Write(p)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		b = b[n:]
+	}
+	return written, nil
+}
+
+func (c *timedConn) SetDeadline(time.Time) error      { return nil }
+func (c *timedConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *timedConn) SetWriteDeadline(time.Time) error { return nil }
 
 // upstreamReply turns an upstream *smtp.SMTPError into the reply the client
 // gets: the upstream's own code and text are passed on, except that a 552 to

@@ -73,7 +73,7 @@ func runDemo(c *cli.Context) error {
 			{Mode: proxy.ModeTLS, Addr: "127.0.0.1:0"},
 		},
 		TLSConfig:       cm.TLSConfig(),
-		Upstream:        proxy.UpstreamConfig{Addr: sink.Addr(), CommandTimeout: time.Minute},
+		Upstream:        proxy.UpstreamConfig{Addr: sink.Addr()},
 		Auth:            users,
 		MaxMessageBytes: 52428800,
 		MaxRecipients:   100,

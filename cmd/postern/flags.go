@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/postern/postern/proxy"
 )
 
 // env returns the environment twin of a flag: --max-message-size is
@@ -57,7 +59,7 @@ func serveFlags() []cli.Flag {
 		str("ldap-bind-password-file", "", "file holding the password of --ldap-bind-dn"),
 		str("ldap-alias-attribute", "", "attribute listing further sender addresses of the entry, e.g. mailAlternateAddress"),
 		dur("auth-cache-ttl", 5*time.Minute, "remember a successful login for this long (0 disables)"),
-		&cli.IntFlag{Name: "auth-max-failures", Value: 10, Usage: "AUTH failures per client address (IPv6: per /64) within --auth-lockout-window before it gets 421", EnvVars: env("auth-max-failures")},
+		&cli.IntFlag{Name: "auth-max-failures", Value: 10, Usage: "AUTH attempts per client address (IPv6: per /64) within --auth-lockout-window, counted before the password is checked and given back on success (so also the bound on parallel AUTHs), before it gets 421", EnvVars: env("auth-max-failures")},
 		dur("auth-lockout-window", 15*time.Minute, "sliding window for --auth-max-failures"),
 		str("mynetworks", "", "CIDRs that may relay without AUTH (still over TLS), comma-separated"),
 		str("received", "anonymous", "Received header: anonymous|full|none"),
@@ -66,7 +68,10 @@ func serveFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-auth-failures-per-connection", Value: 3, Usage: "AUTH failures before the connection is closed", EnvVars: env("max-auth-failures-per-connection")},
 		dur("command-timeout", 5*time.Minute, "idle time allowed while waiting for a command or message data"),
 		dur("data-timeout", 10*time.Minute, "longest time to receive one message"),
-		dur("upstream-timeout", time.Minute, "wait for each upstream reply (10 minutes after the final dot)"),
+		&cli.IntFlag{Name: "max-connections", Value: 10000, Usage: "open client connections; more get 421 4.7.0 (0: no limit)", EnvVars: env("max-connections")},
+		&cli.IntFlag{Name: "max-connections-per-ip", Value: 50, Usage: "open connections per client address (IPv6: per /64), --mynetworks exempt; more get 421 4.7.0 (0: no limit)", EnvVars: env("max-connections-per-ip")},
+		dur("login-timeout", time.Minute, "time from connect (TLS handshake included) to a successful AUTH, then 421 4.7.0; --mynetworks exempt (0: none)"),
+		dur("upstream-timeout", proxy.DefaultUpstreamTimeout, "longest wait for each read from or write to the upstream (its reply, or its taking more of the message); then 451 and the connection is dropped"),
 		dur("shutdown-timeout", 30*time.Second, "on SIGTERM, time given to sessions in flight before they are closed"),
 		str("metrics", "", "ADDR for /metrics (Prometheus), /healthz and /readyz, e.g. 127.0.0.1:9090"),
 		&cli.BoolFlag{Name: "pprof", Usage: "also serve /debug/pprof/ on the --metrics listener (keep it private)", EnvVars: env("pprof")},

@@ -60,6 +60,9 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	if c.Int64("max-message-size") <= 0 || c.Int("max-recipients") <= 0 {
 		return nil, errors.New("--max-message-size and --max-recipients must be positive")
 	}
+	if c.Int("max-connections") < 0 || c.Int("max-connections-per-ip") < 0 || c.Duration("login-timeout") < 0 {
+		return nil, errors.New("--max-connections, --max-connections-per-ip and --login-timeout must not be negative")
+	}
 
 	inst := &instance{log: log, senderMap: c.String("sender-map"), drain: c.Duration("shutdown-timeout")}
 	if c.String("tls-cert") == "" && c.String("tls-sni-dir") == "" && len(c.StringSlice("acme-domain")) == 0 {
@@ -98,6 +101,9 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	}
 	inst.registry = prometheus.NewRegistry()
 	inst.registry.MustRegister(newCertExpiry(inst.certs))
+	if inst.auth.users != nil {
+		inst.registry.MustRegister(newUsersHashes(inst.auth.users))
+	}
 	inst.ready = &readiness{certs: inst.certs, upstream: upstream.Addr}
 	var server *proxy.Server
 	metrics := proxy.NewMetrics(inst.registry, func() float64 { return float64(server.ActiveSessions()) })
@@ -123,6 +129,10 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		CommandTimeout:  c.Duration("command-timeout"),
 		DataTimeout:     c.Duration("data-timeout"),
 		Log:             log,
+
+		MaxConnections:      c.Int("max-connections"),
+		MaxConnectionsPerIP: c.Int("max-connections-per-ip"),
+		LoginTimeout:        c.Duration("login-timeout"),
 	})
 	if err != nil {
 		return nil, err

@@ -15,8 +15,42 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/postern/postern/auth"
 	"github.com/postern/postern/certs"
 )
+
+// usersHashes exports, at each scrape, how many users file entries have a
+// weak hash (by scheme, a bounded set of Dovecot scheme names) and how many
+// were skipped for an unknown scheme. It reads the current table, so a
+// reload shows at the next scrape.
+type usersHashes struct {
+	users   *auth.PasswdFile
+	weak    *prometheus.Desc
+	skipped *prometheus.Desc
+}
+
+func newUsersHashes(users *auth.PasswdFile) *usersHashes {
+	return &usersHashes{
+		users: users,
+		weak: prometheus.NewDesc("postern_users_weak_hashes",
+			"Users file entries whose hash is not a salted slow hash (clear text, MD5, SHA, DES/MD5-crypt, CRAM-MD5...), by scheme.",
+			[]string{"scheme"}, nil),
+		skipped: prometheus.NewDesc("postern_users_skipped_entries",
+			"Users file entries left out because Postern does not verify their password scheme.", nil, nil),
+	}
+}
+
+func (u *usersHashes) Describe(ch chan<- *prometheus.Desc) {
+	ch <- u.weak
+	ch <- u.skipped
+}
+
+func (u *usersHashes) Collect(ch chan<- prometheus.Metric) {
+	for scheme, n := range u.users.WeakHashes() {
+		ch <- prometheus.MustNewConstMetric(u.weak, prometheus.GaugeValue, float64(n), scheme)
+	}
+	ch <- prometheus.MustNewConstMetric(u.skipped, prometheus.GaugeValue, float64(u.users.SkippedEntries()))
+}
 
 // certExpiry exports each served certificate's expiry time. Names come from
 // the configuration (files, ACME domains), so the label set is bounded.

@@ -17,11 +17,10 @@ import (
 func buildUpstream(c *cli.Context) (proxy.UpstreamConfig, error) {
 	timeout := c.Duration("upstream-timeout")
 	up := proxy.UpstreamConfig{
-		Addr:           c.String("upstream"),
-		DialTimeout:    timeout,
-		CommandTimeout: timeout,
-		DataTimeout:    10 * timeout,
-		XCLIENT:        c.Bool("upstream-xclient"),
+		Addr:        c.String("upstream"),
+		DialTimeout: timeout,
+		Timeout:     timeout,
+		XCLIENT:     c.Bool("upstream-xclient"),
 	}
 	var err error
 	if up.TLS, err = proxy.ParseUpstreamTLS(c.String("upstream-tls")); err != nil {

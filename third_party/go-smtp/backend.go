@@ -100,3 +100,12 @@ type AuthSession interface {
 	AuthMechanisms() []string
 	Auth(mech string) (sasl.Server, error)
 }
+
+// ConnectBackend is an add-on interface for Backend (Postern). Connect is
+// called once per connection, in the connection's goroutine, before the TLS
+// handshake of an implicit-TLS listener. An error it returns is sent instead
+// of the greeting (after that handshake) and the connection is closed; an
+// *SMTPError is sent as is, any other error as 421 4.0.0.
+type ConnectBackend interface {
+	Connect(c *Conn) error
+}

@@ -176,6 +176,8 @@ func (c *Conn) setSession(session Session) {
 }
 
 func (c *Conn) Close() error {
+	c.endBdat() // Postern: Session.Data has returned before Logout
+
 	c.locker.Lock()
 	defer c.locker.Unlock()
 
@@ -234,6 +236,8 @@ func (c *Conn) handleGreet(enhanced bool, arg string) {
 		c.writeResponse(501, EnhancedCode{5, 5, 2}, "Domain/address argument required for HELO")
 		return
 	}
+	// Postern: a BDAT Data goroutine may still read c.helo (Hostname).
+	c.endBdat()
 	// c.helo is populated before NewSession so
 	// NewSession can access it via Conn.Hostname.
 	c.helo = domain
@@ -956,6 +960,7 @@ func (c *Conn) handleStartTLS() {
 	// This is different from just calling reset() since we want the Backend to
 	// be able to see the information about TLS connection in the
 	// ConnectionState object passed to it.
+	c.endBdat() // Postern: Session.Data has returned before Logout
 	if session := c.Session(); session != nil {
 		session.Logout()
 		c.setSession(nil)
@@ -1052,16 +1057,20 @@ func (c *Conn) handleBdat(arg string) {
 
 	if c.bdatPipe == nil {
 		var r *io.PipeReader
+		// Postern: set under the lock and sent on through a local
+		// channel, as endBdat takes both from another goroutine.
+		result := make(chan error, 1)
+		c.locker.Lock()
 		r, c.bdatPipe = io.Pipe()
-
-		c.dataResult = make(chan error, 1)
+		c.dataResult = result
+		c.locker.Unlock()
 
 		go func() {
 			defer func() {
 				if err := recover(); err != nil {
 					c.handlePanic(err, c.bdatStatus)
 
-					c.dataResult <- errPanic
+					result <- errPanic
 					r.CloseWithError(errPanic)
 				}
 			}()
@@ -1081,7 +1090,7 @@ func (c *Conn) handleBdat(arg string) {
 				}
 			}
 
-			c.dataResult <- err
+			result <- err
 			r.CloseWithError(err)
 		}()
 	}
@@ -1111,9 +1120,14 @@ func (c *Conn) handleBdat(arg string) {
 	c.bytesReceived += int64(size)
 
 	if last {
-		c.bdatPipe.Close()
+		// Postern: taken so that endBdat does not wait for this result too.
+		pipe, result := c.takeBdat()
+		if pipe == nil {
+			return // closed meanwhile by Close on another goroutine
+		}
+		pipe.Close()
 
-		err := <-c.dataResult
+		err := <-result
 
 		if c.server.LMTP {
 			c.bdatStatus.fillRemaining(err)
@@ -1346,7 +1360,32 @@ func (c *Conn) readLine() (string, error) {
 	return c.text.ReadLine()
 }
 
+// takeBdat hands the BDAT pipe and the channel of Session.Data's result to
+// one caller (Postern).
+func (c *Conn) takeBdat() (*io.PipeWriter, chan error) {
+	c.locker.Lock()
+	defer c.locker.Unlock()
+	pipe, result := c.bdatPipe, c.dataResult
+	c.bdatPipe, c.dataResult = nil, nil
+	return pipe, result
+}
+
+// endBdat aborts a BDAT transfer in progress and waits for Session.Data,
+// which runs in a goroutine of its own, to return (Postern). Without the
+// wait, Reset or Logout ran while Data was still using the session: a
+// forwarding backend could end the message upstream as if it were complete.
+// Not under the lock: the Data goroutine takes it in c.Session().
+func (c *Conn) endBdat() {
+	pipe, result := c.takeBdat()
+	if pipe != nil {
+		pipe.CloseWithError(ErrDataReset)
+		<-result
+	}
+}
+
 func (c *Conn) reset() {
+	c.endBdat() // Postern: Session.Data has returned before Reset
+
 	c.locker.Lock()
 	defer c.locker.Unlock()
 

@@ -70,9 +70,9 @@ func newDataReader(c *Conn) *dataReader {
 }
 
 // States of dataReader.state. The reader is the state machine of
-// net/textproto's dotReader, except that it keeps CRLF as is, and that
-// ".\r" followed by anything but "\n" at a line start drops both the dot
-// and the CR (upstream go-smtp behaviour, kept as is).
+// net/textproto's dotReader, except that it keeps CRLF as is and that only
+// CRLF ends a line (RFC 5321 §2.3.8: a bare LF is data, so "\n.\n" and
+// "\n.\r\n" never end the message).
 const (
 	stateBeginLine = iota // beginning of line; initial state; must be zero
 	stateDot              // read . at beginning of line
@@ -146,13 +146,26 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 					r.state = stateEOF
 					continue
 				}
+				// Postern: ".\r" not followed by "\n": the dot was
+				// stuffing, the CR is data, and c is looked at again in
+				// the middle of the line, so that a CR there can start
+				// the line's CRLF (net/textproto unreads it the same way).
+				// It used to be dropped with the CR, and ".\r\r\n.\r\n"
+				// never ended the message.
+				i--
+				c = '\r'
 				r.state = stateData
 			case stateCR:
 				if c == '\n' {
 					r.state = stateBeginLine
 					break
 				}
-				r.state = stateData
+				// Postern: a second CR may be the start of the CRLF that
+				// ends the line ("line\r\r\n.\r\n" ends the message, as
+				// with net/textproto, which re-reads the byte).
+				if c != '\r' {
+					r.state = stateData
+				}
 			}
 			b[n] = c
 			n++

@@ -2,15 +2,21 @@ package smtp
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"math/rand"
+	"net/textproto"
 	"testing"
 )
 
-// oldDataReader is go-smtp v0.25.1's dataReader, byte at a time, kept as the
-// reference for the chunked dataReader.Read (Postern patch 3).
-type oldDataReader struct {
+// byteDataReader is go-smtp v0.25.1's dataReader, byte at a time, with the
+// two CR fixes of Postern patch 10; it is the reference for the chunked
+// dataReader.Read (patch 3). FuzzDataReader also checks it against
+// net/textproto's DotReader, so the reference itself is not trusted blindly
+// (v0.25.1's code, which both readers were compared with before, never
+// ended a message whose last line ended in CR CR LF).
+type byteDataReader struct {
 	r     *bufio.Reader
 	state int
 
@@ -18,7 +24,7 @@ type oldDataReader struct {
 	n       int64 // Maximum bytes remaining
 }
 
-func (r *oldDataReader) Read(b []byte) (n int, err error) {
+func (r *byteDataReader) Read(b []byte) (n int, err error) {
 	if r.limited {
 		if r.n <= 0 {
 			return 0, ErrDataTooLarge
@@ -28,8 +34,8 @@ func (r *oldDataReader) Read(b []byte) (n int, err error) {
 		}
 	}
 
-	// Code below is taken from net/textproto with only one modification to
-	// not rewrite CRLF -> LF.
+	// Code below is taken from net/textproto, modified to keep CRLF as is
+	// and to take only CRLF as a line ending.
 
 	// Run data through a simple state machine to
 	// elide leading dots and detect End-of-Data (<CR><LF>.<CR><LF>) line.
@@ -72,13 +78,18 @@ func (r *oldDataReader) Read(b []byte) (n int, err error) {
 				r.state = stateEOF
 				continue
 			}
+			// Drop the dot, emit the CR, look at c again.
+			r.r.UnreadByte()
+			c = '\r'
 			r.state = stateData
 		case stateCR:
 			if c == '\n' {
 				r.state = stateBeginLine
 				break
 			}
-			r.state = stateData
+			if c != '\r' {
+				r.state = stateData
+			}
 		case stateData:
 			if c == '\r' {
 				r.state = stateCR
@@ -165,7 +176,7 @@ func runDataReader(t *testing.T, data []byte, seed int64, bufSize int, limit int
 		dr := &dataReader{r: br, limited: limit > 0, n: limit}
 		r, unlimit = dr, func() { dr.limited = false }
 	} else {
-		dr := &oldDataReader{r: br, limited: limit > 0, n: limit}
+		dr := &byteDataReader{r: br, limited: limit > 0, n: limit}
 		r, unlimit = dr, func() { dr.limited = false }
 	}
 
@@ -200,6 +211,49 @@ func runDataReader(t *testing.T, data []byte, seed int64, bufSize int, limit int
 	return tr
 }
 
+// crlfOnly turns every LF that does not follow a CR into CRLF: the inputs on
+// which dataReader and net/textproto's DotReader must agree (textproto also
+// ends a line at a bare LF, which RFC 5321 §2.3.8 forbids a server to do).
+func crlfOnly(data []byte) []byte {
+	out := make([]byte, 0, len(data)+8)
+	for i, c := range data {
+		if c == '\n' && (i == 0 || data[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// checkAgainstTextproto reads data with dataReader and with net/textproto's
+// DotReader: both must find the end of the data at the same byte (same bytes
+// left unread, or both io.ErrUnexpectedEOF), and return the same message
+// once CRLF is written LF as textproto does (but for a CR at the end of a
+// truncated message).
+func checkAgainstTextproto(t *testing.T, data []byte) {
+	br := bufio.NewReaderSize(bytes.NewReader(data), 16)
+	got, gotErr := io.ReadAll(&dataReader{r: br})
+	gotRest, _ := io.ReadAll(br)
+
+	tbr := bufio.NewReaderSize(bytes.NewReader(data), 16)
+	want, wantErr := io.ReadAll(textproto.NewReader(tbr).DotReader())
+	wantRest, _ := io.ReadAll(tbr)
+
+	if gotErr != wantErr || string(gotRest) != string(wantRest) {
+		t.Fatalf("input %q: end of data: error %v, unread %q; textproto: %v, unread %q",
+			data, gotErr, gotRest, wantErr, wantRest)
+	}
+	lf := bytes.ReplaceAll(got, []byte("\r\n"), []byte("\n"))
+	if gotErr != nil {
+		// A truncated message: textproto holds a CR until it sees the
+		// next byte, and loses it at the end of the input.
+		lf = bytes.TrimSuffix(lf, []byte("\r"))
+	}
+	if !bytes.Equal(lf, want) {
+		t.Fatalf("input %q: message %q; textproto %q", data, got, want)
+	}
+}
+
 func FuzzDataReader(f *testing.F) {
 	for _, s := range []string{
 		"",
@@ -212,12 +266,18 @@ func FuzzDataReader(f *testing.F) {
 		"\r\n.\r\r\n.\r\n",
 		"no end",
 		"line\r\n.",
+		"line\r\r\n.\r\n",
+		"line\r\r\r\n.\r\nQUIT\r\n",
+		".\r\r\n.\r\n",
+		"\r\r\n.\r\n",
 	} {
 		f.Add([]byte(s), int64(1), uint16(16), uint32(0), int32(-1))
 		f.Add([]byte(s), int64(2), uint16(4096), uint32(5), int32(-1))
 		f.Add([]byte(s), int64(3), uint16(20), uint32(0), int32(7))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, seed int64, bufSize uint16, limit uint32, errAt int32) {
+		checkAgainstTextproto(t, crlfOnly(data))
+
 		bs := 16 + int(bufSize)%8192
 		lim := int64(limit % (uint32(len(data)) + 8))
 		if limit%3 == 0 {
@@ -230,18 +290,18 @@ func FuzzDataReader(f *testing.F) {
 		want := runDataReader(t, data, seed, bs, lim, ea, false)
 		got := runDataReader(t, data, seed, bs, lim, ea, true)
 		if len(got.steps) != len(want.steps) {
-			t.Fatalf("%d reads, old reader %d\n got %+v\nwant %+v", len(got.steps), len(want.steps), got.steps, want.steps)
+			t.Fatalf("%d reads, byte reader %d\n got %+v\nwant %+v", len(got.steps), len(want.steps), got.steps, want.steps)
 		}
 		for i := range want.steps {
 			if got.steps[i] != want.steps[i] {
-				t.Fatalf("read %d: got %+v, old reader %+v", i, got.steps[i], want.steps[i])
+				t.Fatalf("read %d: got %+v, byte reader %+v", i, got.steps[i], want.steps[i])
 			}
 		}
 		if got.drainN != want.drainN || got.drainErr != want.drainErr {
-			t.Fatalf("drain: got %d, %v; old reader %d, %v", got.drainN, got.drainErr, want.drainN, want.drainErr)
+			t.Fatalf("drain: got %d, %v; byte reader %d, %v", got.drainN, got.drainErr, want.drainN, want.drainErr)
 		}
 		if got.rest != want.rest || got.restErr != want.restErr {
-			t.Fatalf("unread: got %q, %v; old reader %q, %v", got.rest, got.restErr, want.rest, want.restErr)
+			t.Fatalf("unread: got %q, %v; byte reader %q, %v", got.rest, got.restErr, want.rest, want.restErr)
 		}
 	})
 }

@@ -161,6 +161,13 @@ func (s *Server) handleConn(c *Conn) error {
 		s.locker.Unlock()
 	}()
 
+	// Postern: a ConnectBackend may refuse the connection (its reply goes
+	// where the greeting would, after an implicit-TLS handshake).
+	var refused error
+	if cb, ok := s.Backend.(ConnectBackend); ok {
+		refused = cb.Connect(c)
+	}
+
 	if tlsConn, ok := c.conn.(*tls.Conn); ok {
 		if d := s.ReadTimeout; d != 0 {
 			c.conn.SetReadDeadline(time.Now().Add(d))
@@ -173,6 +180,10 @@ func (s *Server) handleConn(c *Conn) error {
 		}
 	}
 
+	if refused != nil {
+		c.writeError(421, EnhancedCode{4, 0, 0}, refused)
+		return nil
+	}
 	c.greet()
 
 	for {
@@ -190,12 +201,21 @@ func (s *Server) handleConn(c *Conn) error {
 				return nil
 			}
 			if err == ErrTooLongLine {
-				c.writeResponse(500, EnhancedCode{5, 4, 0}, "Too long line, closing connection")
+				// Postern: reply, and do not lose the reply to a reset.
+				c.writeError(0, EnhancedCode{}, ErrLineTooLong)
+				c.lingeringClose()
 				return nil
 			}
 
 			if neterr, ok := err.(net.Error); ok && neterr.Timeout() {
 				c.writeResponse(421, EnhancedCode{4, 4, 2}, "Idle timeout, bye bye")
+				return nil
+			}
+
+			// Postern: a read that fails with an *SMTPError (the
+			// connection's login deadline passed) ends with that reply.
+			if smtpErr, ok := err.(*SMTPError); ok {
+				c.writeError(421, EnhancedCode{4, 0, 0}, smtpErr)
 				return nil
 			}
 

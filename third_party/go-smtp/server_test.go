@@ -330,9 +330,10 @@ func TestServerAcceptErrorHandling(t *testing.T) {
 	l.Send(temporaryError)
 	permanentError := newMockError("permanent mock error", false)
 	l.Send(permanentError)
-	s.Close()
-
+	// Postern: wait for Serve to return before Close; closing first races
+	// with Serve's check of s.done and makes Serve return nil (flaky under -race).
 	serveError := <-done
+	s.Close()
 	if serveError == nil {
 		t.Fatal("Serve had exited without an expected error")
 	} else if serveError != permanentError {
@@ -864,6 +865,39 @@ func TestServer_smtpSmuggling(t *testing.T) {
 	}
 }
 
+// Postern patch 10: a last line ending in CR CR LF (or a line ".\r\r\n")
+// still ends at the next ".\r\n" line, as with net/textproto; the message
+// used to never end and the client waited for the data timeout.
+func TestServer_CRCRLF(t *testing.T) {
+	for _, tc := range []struct{ name, body, want string }{
+		{"line CR CR LF", "line\r\r\n.\r\n", "line\r\r\n"},
+		{"line CR CR CR LF", "line\r\r\r\n.\r\n", "line\r\r\r\n"},
+		{"dot CR CR LF", "a\r\n.\r\r\n.\r\n", "a\r\n\r\r\n"},
+		{"dot CR X", ".\rX\r\n.\r\n", "\rX\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			be, s, c, scanner := testServerAuthenticated(t)
+			defer s.Close()
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+
+			io.WriteString(c, "MAIL FROM:<root@nsa.gov>\r\n")
+			scanner.Scan()
+			io.WriteString(c, "RCPT TO:<root@gchq.gov.uk>\r\n")
+			scanner.Scan()
+			io.WriteString(c, "DATA\r\n")
+			scanner.Scan()
+			io.WriteString(c, tc.body)
+			scanner.Scan()
+			if !strings.HasPrefix(scanner.Text(), "250 ") {
+				t.Fatalf("reply to the message: %q, %v (want 250)", scanner.Text(), scanner.Err())
+			}
+			if len(be.messages) != 1 || string(be.messages[0].Data) != tc.want {
+				t.Fatalf("messages %+v, want one with data %q", be.messages, tc.want)
+			}
+		})
+	}
+}
+
 func TestServer_tooLongLine(t *testing.T) {
 	_, s, c, scanner := testServerAuthenticated(t)
 	defer s.Close()
@@ -1388,8 +1422,78 @@ func TestServer_TooLongCommand(t *testing.T) {
 
 	io.WriteString(c, "MAIL FROM:<"+strings.Repeat("a", s.MaxLineLength)+">\r\n")
 	scanner.Scan()
-	if !strings.HasPrefix(scanner.Text(), "500 5.4.0 ") {
+	if scanner.Text() != "500 5.5.6 Line too long" {
 		t.Fatal("Invalid too long MAIL response:", scanner.Text())
+	}
+}
+
+// Postern patch 11: an over-long command line, or AUTH line, gets
+// "500 5.5.6 Line too long" and then an orderly close: the client reads the
+// reply and EOF, not a reset that would drop the reply (the rest of the line
+// was still unread when the connection was closed).
+func TestServer_tooLongLineReplyThenEOF(t *testing.T) {
+	long := strings.Repeat("QUFB", 5000)
+	for _, tc := range []struct {
+		name  string
+		lines []string
+	}{
+		{"NOOP", []string{"NOOP " + long}},
+		{"EHLO", []string{"EHLO " + long}},
+		{"AUTH initial response", []string{"AUTH PLAIN " + long}},
+		{"AUTH after 334", []string{"AUTH PLAIN", long}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, s, c, _, _ := testServerEhlo(t)
+			defer s.Close()
+			defer c.Close()
+			br := bufio.NewReader(c)
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			for i, line := range tc.lines {
+				io.WriteString(c, line+"\r\n")
+				if i < len(tc.lines)-1 {
+					if reply, err := br.ReadString('\n'); reply != "334 \r\n" {
+						t.Fatalf("reply %q, %v; want 334", reply, err)
+					}
+				}
+			}
+			out, err := io.ReadAll(br)
+			if err != nil {
+				t.Fatalf("read %q, then %v; want EOF", out, err)
+			}
+			if string(out) != "500 5.5.6 Line too long\r\n" {
+				t.Fatalf("read %q before EOF", out)
+			}
+		})
+	}
+}
+
+// The drop after an over-long line is bounded: a client that goes on
+// dribbling bytes and never closes is closed on within the bound (2 s),
+// so its writes fail.
+func TestServer_tooLongLineLingerBounded(t *testing.T) {
+	_, s, c, _, _ := testServerEhlo(t)
+	defer s.Close()
+	defer c.Close()
+	io.WriteString(c, "NOOP "+strings.Repeat("A", 20000)+"\r\n")
+	writeErr := make(chan error, 1)
+	go func() {
+		for {
+			time.Sleep(50 * time.Millisecond)
+			if _, err := io.WriteString(c, "x"); err != nil {
+				writeErr <- err
+				return
+			}
+		}
+	}()
+	br := bufio.NewReader(c)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if reply, err := br.ReadString('\n'); reply != "500 5.5.6 Line too long\r\n" {
+		t.Fatalf("reply %q, %v", reply, err)
+	}
+	select {
+	case <-writeErr:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server still read what the client sent 10 s after the last reply")
 	}
 }
 

@@ -1,0 +1,113 @@
+package proxy
+
+import (
+	"net/netip"
+	"sync"
+	"testing"
+)
+
+// TestConnLimitsConcurrent: 200 connections from one /64 admitted at once
+// against a limit of 5 admit exactly 5; closing everything (twice) leaves
+// nothing counted, and the next 5 are admitted again.
+func TestConnLimitsConcurrent(t *testing.T) {
+	l := newConnLimits(0, 5)
+	tickets := make([]connTicket, 200)
+	refused := make([]string, len(tickets))
+	var wg sync.WaitGroup
+	for i := range tickets {
+		l.open()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Addresses differ inside one /64: one network.
+			ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i)})
+			refused[i] = l.admit(&tickets[i], ip, false)
+		}()
+	}
+	wg.Wait()
+	admitted := 0
+	for _, r := range refused {
+		switch r {
+		case "":
+			admitted++
+		case refusedPerIP:
+		default:
+			t.Fatalf("refusal %q, want %q", r, refusedPerIP)
+		}
+	}
+	if admitted != 5 {
+		t.Fatalf("%d admitted, want 5", admitted)
+	}
+	for i := range tickets {
+		wg.Add(1)
+		go func() { defer wg.Done(); l.close(&tickets[i]); l.close(&tickets[i]) }()
+	}
+	wg.Wait()
+	if total, nets := l.counts(); total != 0 || nets != 0 {
+		t.Fatalf("after closing all: total %d, networks %d, want 0, 0", total, nets)
+	}
+	for i := 0; i < 6; i++ {
+		l.open()
+		r := l.admit(&connTicket{}, netip.MustParseAddr("2001:db8::1"), false)
+		if want := map[bool]string{true: refusedPerIP, false: ""}[i == 5]; r != want {
+			t.Fatalf("connection %d: refusal %q, want %q", i+1, r, want)
+		}
+	}
+}
+
+func TestConnLimitsRules(t *testing.T) {
+	a := netip.MustParseAddr("192.0.2.1")
+	b := netip.MustParseAddr("192.0.2.2")
+	t.Run("global counts from open, exempt included", func(t *testing.T) {
+		l := newConnLimits(2, 0)
+		var t1, t2, t3 connTicket
+		l.open()
+		l.open()
+		if r := l.admit(&t1, a, true) + l.admit(&t2, b, false); r != "" {
+			t.Fatalf("refused %q under the limit", r)
+		}
+		l.open() // a third, not admitted yet, is over the limit
+		if r := l.admit(&t3, a, true); r != refusedGlobal {
+			t.Fatalf("refusal %q, want %q", r, refusedGlobal)
+		}
+		l.close(&t3)
+		l.close(&t1)
+		l.open()
+		if r := l.admit(&connTicket{}, a, false); r != "" {
+			t.Fatalf("refused %q after a close", r)
+		}
+	})
+	t.Run("per address, exempt not counted", func(t *testing.T) {
+		l := newConnLimits(0, 1)
+		for i := 0; i < 3; i++ {
+			l.open()
+			if r := l.admit(&connTicket{}, a, true); r != "" {
+				t.Fatalf("exempt client refused %q", r)
+			}
+		}
+		l.open()
+		if r := l.admit(&connTicket{}, a, false); r != "" {
+			t.Fatalf("first counted connection refused %q", r)
+		}
+		l.open()
+		if r := l.admit(&connTicket{}, a, false); r != refusedPerIP {
+			t.Fatalf("refusal %q, want %q", r, refusedPerIP)
+		}
+		l.open()
+		if r := l.admit(&connTicket{}, b, false); r != "" {
+			t.Fatalf("another address refused %q", r)
+		}
+	})
+	t.Run("closed before admission", func(t *testing.T) {
+		l := newConnLimits(0, 1)
+		var tk connTicket
+		l.open()
+		l.close(&tk)
+		if r := l.admit(&tk, a, false); r != "" {
+			t.Fatalf("refusal %q for a closed connection", r)
+		}
+		if total, nets := l.counts(); total != 0 || nets != 0 {
+			t.Fatalf("total %d, networks %d, want 0, 0", total, nets)
+		}
+	})
+}
