@@ -76,6 +76,7 @@ func StartSlapd(t testing.TB) *Slapd {
 	for _, f := range []string{"core", "cosine", "inetorgperson", "misc"} {
 		testkit.RequireFile(t, "/etc/ldap/schema/"+f+".schema", "slapd's "+f+" schema (package slapd)")
 	}
+	testkit.RequireFile(t, "/usr/lib/ldap/back_mdb.so*", "slapd's mdb backend module (package slapd)")
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "db"), 0o700); err != nil {
 		t.Fatal(err)
