@@ -7,10 +7,10 @@ import (
 
 // Paths served. Anything else is 404: no directory listings, no files.
 const (
-	pathThunderbird          = "/mail/config-v1.1.xml"                      // on autoconfig.D
+	pathThunderbird          = "/mail/config-v1.1.xml"                        // on autoconfig.D
 	pathThunderbirdWellKnown = "/.well-known/autoconfig/mail/config-v1.1.xml" // on D
-	pathAutodiscover         = "/autodiscover/autodiscover.xml"             // any case: Outlook varies it
-	pathMTASTS               = "/.well-known/mta-sts.txt"                   // RFC 8461 §3.3
+	pathAutodiscover         = "/autodiscover/autodiscover.xml"               // any case: Outlook varies it
+	pathMTASTS               = "/.well-known/mta-sts.txt"                     // RFC 8461 §3.3
 	prefixApple              = "/apple/"
 	suffixApple              = ".mobileconfig"
 )
