@@ -6,8 +6,9 @@ GO       ?= go
 PKGS     ?= ./...
 # Debian packages of the real peers the tests start: mail clients, Postfix as
 # the upstream, Dovecot and slapd as auth servers, Pebble as ACME CA, openssl,
-# bind9-utils (named-checkzone loads the `postern dns-records` output).
-DEB_PKGS := postfix swaks msmtp dovecot-core apache2-utils slapd ldap-utils pebble openssl bind9-utils python3 ca-certificates docker-compose fail2ban haproxy systemd
+# BIND (named-checkzone and named load the `postern dns-records` output, dig
+# resolves it).
+DEB_PKGS := postfix swaks msmtp dovecot-core apache2-utils slapd ldap-utils pebble openssl bind9-utils bind9 bind9-dnsutils python3 ca-certificates docker-compose fail2ban haproxy systemd
 
 .PHONY: all build test deps check fuzz bench demo staticcheck
 

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -178,20 +179,37 @@ func TestAutoconfigHTTPSE2E(t *testing.T) {
 	}
 }
 
+// dnsRecordsArgs is a full configuration for `postern dns-records`.
+var dnsRecordsArgs = []string{"dns-records", "--hostname", "mail.example.org",
+	"--listen", "starttls=:587", "--listen", "tls=:465", "--listen", "starttls=:2525", "--listen", "https=:443",
+	"--autoconfig-domain", "example.org", "--autoconfig-domain", "example.net",
+	"--autoconfig-imap", "imap.example.org:993",
+	"--mta-sts-mode", "enforce", "--mta-sts-mx", "mx1.example.org", "--mta-sts-mx", "*.mx.example.org",
+	"--tls-rpt-email", "tls-reports@example.org"}
+
+// exampleOrgZone runs dns-records and returns its output and a zone file
+// for example.org: an SOA, an NS and the example.org records it printed.
+func exampleOrgZone(t *testing.T) (out, zone string) {
+	t.Helper()
+	out, errOut, code := runPostern(t, dnsRecordsArgs...)
+	if code != 0 {
+		t.Fatalf("dns-records exit %d: %s", code, errOut)
+	}
+	i := strings.Index(out, "; Postern: records for example.net")
+	if i < 0 {
+		t.Fatalf("no example.net part in:\n%s", out)
+	}
+	zone = "$TTL 3600\n@ IN SOA ns.example.org. hostmaster.example.org. 1 7200 3600 1209600 3600\n" +
+		"@ IN NS ns.example.org.\nns IN A 192.0.2.1\nmail IN A 192.0.2.2\nimap IN A 192.0.2.3\n" + out[:i]
+	return out, zone
+}
+
 // TestDNSRecordsZoneE2E: `postern dns-records` prints records that a real
 // DNS server's zone loader (named-checkzone) accepts, with each listener's
 // port in its SRV record.
 func TestDNSRecordsZoneE2E(t *testing.T) {
 	checkzone := testkit.RequireTool(t, "named-checkzone")
-	out, errOut, code := runPostern(t, "dns-records", "--hostname", "mail.example.org",
-		"--listen", "starttls=:587", "--listen", "tls=:465", "--listen", "starttls=:2525", "--listen", "https=:443",
-		"--autoconfig-domain", "example.org", "--autoconfig-domain", "example.net",
-		"--autoconfig-imap", "imap.example.org:993",
-		"--mta-sts-mode", "enforce", "--mta-sts-mx", "mx1.example.org", "--mta-sts-mx", "*.mx.example.org",
-		"--tls-rpt-email", "tls-reports@example.org")
-	if code != 0 {
-		t.Fatalf("dns-records exit %d: %s", code, errOut)
-	}
+	out, zone := exampleOrgZone(t)
 	for _, want := range []string{
 		"_submissions._tcp.example.org. 3600 IN SRV 0 1 465 mail.example.org.",
 		"_submission._tcp.example.org. 3600 IN SRV 10 1 587 mail.example.org.",
@@ -208,9 +226,6 @@ func TestDNSRecordsZoneE2E(t *testing.T) {
 			t.Errorf("missing %q in:\n%s", want, out)
 		}
 	}
-	// The example.org part, in a zone of its own, loads in named-checkzone.
-	part := out[:strings.Index(out, "; Postern: records for example.net")]
-	zone := "$TTL 3600\n@ IN SOA ns.example.org. hostmaster.example.org. 1 7200 3600 1209600 3600\n@ IN NS ns.example.org.\nns IN A 192.0.2.1\n" + part
 	zf := filepath.Join(t.TempDir(), "example.org.zone")
 	writeFile(t, zf, zone)
 	res, err := exec.Command(checkzone, "-k", "fail", "-n", "fail", "example.org", zf).CombinedOutput()
@@ -229,6 +244,62 @@ func TestDNSRecordsZoneE2E(t *testing.T) {
 	}
 	if id(out) == id(out2) {
 		t.Errorf("the _mta-sts id did not change with the mode: %s", id(out))
+	}
+}
+
+// TestDNSRecordsResolveE2E: the records, served by a real named on a
+// loopback port, resolve with dig the way a mail client looks them up.
+func TestDNSRecordsResolveE2E(t *testing.T) {
+	named := testkit.RequireTool(t, "named")
+	dig := testkit.RequireTool(t, "dig")
+	_, zone := exampleOrgZone(t)
+	dir := t.TempDir()
+	port := testkit.FreePort(t)
+	writeFile(t, filepath.Join(dir, "example.org.zone"), zone)
+	writeFile(t, filepath.Join(dir, "named.conf"), fmt.Sprintf(`options {
+	directory "%[1]s";
+	pid-file "%[1]s/named.pid";
+	session-keyfile "%[1]s/session.key";
+	listen-on port %[2]d { 127.0.0.1; };
+	listen-on-v6 { none; };
+	recursion no;
+	dnssec-validation no;
+};
+controls { };
+zone "example.org" { type primary; file "%[1]s/example.org.zone"; };
+`, dir, port))
+	proc := testkit.Start(t, named, "-g", "-4", "-c", filepath.Join(dir, "named.conf"))
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(proc.Output(), " running\n") { // after "all zones loaded"
+		if time.Now().After(deadline) {
+			t.Fatalf("named did not start:\n%s", proc.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	query := func(typ, name string) string {
+		out, err := exec.Command(dig, "@127.0.0.1", "-p", strconv.Itoa(port), "+short", "+time=5", "+tries=2", typ, name).CombinedOutput()
+		if err != nil {
+			t.Fatalf("dig %s %s: %v\n%s", typ, name, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	for _, q := range []struct{ typ, name, want string }{
+		{"SRV", "_submissions._tcp.example.org", "0 1 465 mail.example.org."},
+		{"SRV", "_submission._tcp.example.org", "10 1 587 mail.example.org.\n20 1 2525 mail.example.org."},
+		{"SRV", "_imaps._tcp.example.org", "0 1 993 imap.example.org."},
+		{"SRV", "_autodiscover._tcp.example.org", "0 1 443 mail.example.org."},
+		{"CNAME", "autoconfig.example.org", "mail.example.org."},
+		{"TXT", "_smtp._tls.example.org", `"v=TLSRPTv1; rua=mailto:tls-reports@example.org"`},
+	} {
+		got := query(q.typ, q.name)
+		lines := strings.Split(got, "\n")
+		slices.Sort(lines)
+		if strings.Join(lines, "\n") != q.want {
+			t.Errorf("%s %s: got %q, want %q", q.typ, q.name, got, q.want)
+		}
+	}
+	if got := query("TXT", "_mta-sts.example.org"); !strings.HasPrefix(got, `"v=STSv1; id=`) || len(got) != len(`"v=STSv1; id=;"`)+32 {
+		t.Errorf("_mta-sts TXT: %q", got)
 	}
 }
 
