@@ -328,10 +328,25 @@ func TestAutoconfigCheckConfigE2E(t *testing.T) {
 	if code != 0 || strings.Contains(out, "WARNING: no certificate covers") {
 		t.Errorf("exit %d, still warning with the names in the SNI directory:\n%s%s", code, out, errOut)
 	}
-	// --listen https= without a domain to serve is a configuration error.
-	if _, errOut, code := runPostern(t, "check-config", "--upstream", "127.0.0.1:25", "--users", users, "--tls-cert", certFile,
-		"--tls-key", keyFile, "--listen", "https=127.0.0.1:8443"); code == 0 || !strings.Contains(errOut, "--autoconfig-domain") {
-		t.Errorf("https listener without domains: exit %d: %s", code, errOut)
+	// Configuration errors exit non-zero and say what is wrong.
+	plain := []string{"check-config", "--hostname", "mail.example.test", "--upstream", "127.0.0.1:25", "--users", users, "--tls-cert", certFile, "--tls-key", keyFile}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"https without domains", []string{"--listen", "https=127.0.0.1:8443"}, "--autoconfig-domain"},
+		{"two https listeners", []string{"--autoconfig-domain", "example.test", "--listen", "https=:8443", "--listen", "https=:9443"}, "only one https"},
+		{"bad domain", []string{"--autoconfig-domain", "exa_mple.test"}, "not a host name"},
+		{"bad mode", []string{"--autoconfig-domain", "example.test", "--mta-sts-mode", "strict"}, "want testing, enforce or none"},
+		{"enforce without mx", []string{"--autoconfig-domain", "example.test", "--mta-sts-mode", "enforce"}, "--mta-sts-mx"},
+		{"bad imap", []string{"--autoconfig-domain", "example.test", "--autoconfig-imap", "imap.example.test"}, "--autoconfig-imap"},
+		{"single-label host name", []string{"--hostname", "vm", "--autoconfig-domain", "example.test"}, "fully qualified"},
+		{"bad tls-rpt address", []string{"--autoconfig-domain", "example.test", "--tls-rpt-email", "reports"}, "TLS-RPT"},
+	} {
+		if _, errOut, code := runPostern(t, append(slices.Clone(plain), tc.args...)...); code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%s: exit %d, want an error naming %q: %s", tc.name, code, tc.want, errOut)
+		}
 	}
 }
 

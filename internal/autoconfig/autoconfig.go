@@ -118,7 +118,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	for _, e := range append(append([]Endpoint(nil), cfg.Submission...), derefEndpoint(cfg.IMAP)...) {
 		if !isHostName(normalizeHost(e.Host)) && net.ParseIP(e.Host) == nil && e.Host != "localhost" {
-			return nil, fmt.Errorf("autoconfig: server %q is not a host name", e.Host)
+			return nil, fmt.Errorf("autoconfig: server %q (--hostname or --autoconfig-imap) is not a fully qualified host name that clients can reach", e.Host)
 		}
 		if e.Port <= 0 || e.Port > 65535 {
 			return nil, fmt.Errorf("autoconfig: server %s: port %d out of range", e.Host, e.Port)
