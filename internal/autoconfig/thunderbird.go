@@ -3,7 +3,6 @@ package autoconfig
 import (
 	"encoding/xml"
 	"net/http"
-	"strconv"
 )
 
 // Thunderbird's autoconfig format, config-v1.1
@@ -95,5 +94,3 @@ func marshalXML(v any) ([]byte, error) {
 	}
 	return append([]byte(xml.Header), append(body, '\n')...), nil
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
