@@ -50,7 +50,7 @@ func serveFlags() []cli.Flag {
 		str("acme-email", "", "contact address for the ACME account"),
 		str("acme-cache", "/var/lib/postern/acme", "directory for ACME account and certificates (share it between instances)"),
 		str("acme-directory", "https://acme-v02.api.letsencrypt.org/directory", "ACME directory URL (any RFC 8555 CA)"),
-		str("acme-http", ":80", "HTTP-01 challenge listener (the CA validates here, never on 587/465); 'none' disables"),
+		str("acme-http", ":80", "HTTP-01 challenge listener (the CA validates here, never on 587/465; with --autoconfig-domain it also serves the documents); 'none' disables"),
 		str("dovecot-auth", "", "Dovecot auth socket: a unix socket path, or HOST:PORT of an inet_listener"),
 		str("ldap-url", "", "ldap://host or ldaps://host: authenticate by search then bind"),
 		&cli.BoolFlag{Name: "ldap-starttls", Usage: "upgrade ldap:// with StartTLS", EnvVars: env("ldap-starttls")},
@@ -88,7 +88,7 @@ func serveFlags() []cli.Flag {
 		str("mta-sts-mode", "", "testing|enforce|none: serve an MTA-STS policy on mta-sts.DOMAIN (empty: none served)"),
 		strs("mta-sts-mx", nil, "MX host (or *.domain) of the MTA-STS policy (repeatable)"),
 		dur("mta-sts-max-age", autoconfig.DefaultMTASTSMaxAge, "max_age of the MTA-STS policy"),
-		str("tls-rpt-email", "", "address for TLS reports (RFC 8460), for `postern dns-records`"),
+		str("tls-rpt-email", "", "address for TLS reports (RFC 8460), named in the _smtp._tls record of dns-records"),
 		str("log-format", "text", "text|json"),
 		str("log-level", "info", "debug|info|warn|error"),
 	}
