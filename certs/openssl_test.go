@@ -35,7 +35,7 @@ func sClient(t *testing.T, openssl, addr string, args ...string) (string, bool) 
 // suites, and gets the certificate chosen by -servername. The client is
 // allowed everything at @SECLEVEL=0, so each refusal is the server's.
 func TestOpenSSLPolicy(t *testing.T) {
-	openssl := testkit.RequireTool(t, "openssl")
+	openssl := testkit.RequireOpenSSL(t)
 	f := newSNIFixture(t, -1)
 	anything := "-cipher=ALL:@SECLEVEL=0"
 

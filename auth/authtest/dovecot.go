@@ -113,7 +113,10 @@ func StartDovecot(t testing.TB, users []User) *Dovecot {
 	// As root, Dovecot wants its Debian users; otherwise it can only run as
 	// the current user.
 	loginUser, internalUser := "dovenull", "dovecot"
-	if os.Getuid() != 0 {
+	if os.Getuid() == 0 {
+		testkit.RequireUser(t, loginUser, "created by dovecot-core's postinst")
+		testkit.RequireUser(t, internalUser, "created by dovecot-core's postinst")
+	} else {
 		u, err := user.Current()
 		if err != nil {
 			t.Fatal(err)

@@ -71,6 +71,12 @@ type Slapd struct {
 func StartSlapd(t testing.TB) *Slapd {
 	t.Helper()
 	s := &Slapd{t: t, slapd: testkit.RequireTool(t, "slapd"), slappasswd: testkit.RequireTool(t, "slappasswd")}
+	// slapd.conf includes these schemas; slapd without them exits at once
+	// with a line about an unknown file.
+	for _, f := range []string{"core", "cosine", "inetorgperson", "misc"} {
+		testkit.RequireFile(t, "/etc/ldap/schema/"+f+".schema", "slapd's "+f+" schema (package slapd)")
+	}
+	testkit.RequireFile(t, "/usr/lib/ldap/back_mdb.so*", "slapd's mdb backend module (package slapd)")
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "db"), 0o700); err != nil {
 		t.Fatal(err)

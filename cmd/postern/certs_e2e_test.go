@@ -301,7 +301,7 @@ func opensslStartTLS(t testing.TB, addr, sni, caFile string) servedCert {
 // completed.
 func sClient(t testing.TB, addr string, args ...string) (string, bool) {
 	t.Helper()
-	openssl := testkit.RequireTool(t, "openssl")
+	openssl := testkit.RequireOpenSSL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, openssl, append([]string{"s_client", "-connect", addr}, args...)...)
@@ -473,7 +473,7 @@ func TestCertsSNIDirectoryE2E(t *testing.T) {
 // server, on the STARTTLS and on the implicit TLS listener; TLS 1.2 with
 // an AEAD suite and TLS 1.3 are accepted.
 func TestCertsTLSPolicyE2E(t *testing.T) {
-	testkit.RequireTool(t, "openssl")
+	testkit.RequireOpenSSL(t)
 	// No upstream is needed for handshakes: nothing listens there.
 	p := startPostern(t, testkit.FreeAddr(t))
 	cases := []struct {

@@ -171,7 +171,7 @@ func TestVersion(t *testing.T) {
 // TestDemo runs `postern demo` as a newcomer would: paste the printed swaks
 // command and find the message in the directory it names; Ctrl-C exits 0.
 func TestDemo(t *testing.T) {
-	testkit.RequireTool(t, "swaks")
+	testkit.RequireSwaksTLS(t) // the printed command uses --tls
 	dir := t.TempDir()
 	cmd := exec.Command(posternBin, "demo", "--dir", dir)
 	cmd.Env = cleanEnv()

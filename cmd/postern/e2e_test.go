@@ -81,7 +81,7 @@ func TestEndToEndWithPostfix(t *testing.T) {
 	})
 
 	t.Run("msmtp", func(t *testing.T) {
-		msmtp := testkit.RequireTool(t, "msmtp")
+		msmtp := testkit.RequireMsmtpTLS(t)
 		host, port, _ := net.SplitHostPort(p.StartTLS)
 		cmd := exec.Command(msmtp, "--host="+host, "--port="+port, "--tls=on", "--tls-starttls=on",
 			"--tls-certcheck=off", "--auth=plain", "--user="+bobLogin, "--passwordeval=echo '"+bobPass+"'",
@@ -94,7 +94,7 @@ func TestEndToEndWithPostfix(t *testing.T) {
 	})
 
 	t.Run("python smtplib: SMTPUTF8 and several messages on one connection", func(t *testing.T) {
-		python := testkit.RequireTool(t, "python3")
+		python := testkit.RequirePythonSSL(t)
 		script := fmt.Sprintf(`
 import smtplib, ssl
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE

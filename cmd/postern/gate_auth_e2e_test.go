@@ -171,7 +171,7 @@ func TestAuthPlainWithoutInitialResponse(t *testing.T) {
 		expectReply(t, "password", c.cmd(base64.StdEncoding.EncodeToString([]byte(alicePass))), "235")
 	})
 	t.Run("python smtplib", func(t *testing.T) {
-		python := testkit.RequireTool(t, "python3")
+		python := testkit.RequirePythonSSL(t)
 		host, port, _ := strings.Cut(p.StartTLS, ":")
 		// initial_response_ok=False makes smtplib send "AUTH PLAIN" alone
 		// and the credentials after the 334, as several client libraries do.

@@ -34,10 +34,7 @@ func RequireTool(t testing.TB, name string) string {
 			return p
 		}
 	}
-	if InCI() {
-		t.Fatalf("required tool %q is missing (run `make deps`)", name)
-	}
-	t.Skipf("tool %q not installed; run `make deps` (CI=true makes this a failure)", name)
+	Missing(t, "required tool %q is not installed", name)
 	return ""
 }
 
