@@ -71,7 +71,7 @@ func rawGet(host, target string) string {
 // outgoing server it names — implicit TLS and STARTTLS — into Postfix.
 func TestAutoconfigClientFollowsDocumentE2E(t *testing.T) {
 	python := testkit.RequireTool(t, "python3")
-	testkit.RequireTool(t, "swaks")
+	testkit.RequireSwaksTLS(t)
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	httpsAddr := testkit.FreeAddr(t)
 	p := startPostern(t, pf.Addr, autoconfigFlags(httpsAddr)...)
