@@ -5,15 +5,17 @@
 GO       ?= go
 PKGS     ?= ./...
 # Debian packages of the real peers the tests start: mail clients, Postfix as
-# the upstream, Dovecot and slapd as auth servers, Pebble as ACME CA, openssl.
+# the upstream, Dovecot and slapd as auth servers, Pebble as ACME CA, openssl,
+# BIND (named-checkzone and named load the `postern dns-records` output, dig
+# resolves it).
 # .ci/install-deps installs without Recommends, so every part a test needs is
 # named here, not only the tool: swaks speaks TLS only with libnet-ssleay-perl
 # (a Recommends); Postfix's Cyrus SASL lists no mechanism without
 # libsasl2-modules (a Suggests); the systemd unit's ExecReload=/bin/kill is
 # procps's; `go test -race` needs cgo, i.e. gcc and libc6-dev.
 DEB_PKGS := postfix libsasl2-modules swaks libnet-ssleay-perl msmtp dovecot-core apache2-utils \
-	slapd ldap-utils pebble openssl python3 ca-certificates docker-compose fail2ban haproxy \
-	systemd procps gcc libc6-dev
+	slapd ldap-utils pebble openssl bind9-utils bind9 bind9-dnsutils python3 ca-certificates \
+	docker-compose fail2ban haproxy systemd procps gcc libc6-dev
 
 .PHONY: all build test deps check fuzz bench demo staticcheck fork-check
 

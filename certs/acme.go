@@ -72,8 +72,12 @@ func newACMESource(cfg Config, log *slog.Logger) (*acmeSource, error) {
 	}
 	if a.httpAddr != "" {
 		// Calling HTTPHandler is what turns HTTP-01 on in autocert. Anything
-		// but a challenge gets 404: this port serves nothing else.
-		h := a.mgr.HTTPHandler(http.NotFoundHandler())
+		// but a challenge goes to cfg.HTTPHandler, or gets 404.
+		other := cfg.HTTPHandler
+		if other == nil {
+			other = http.NotFoundHandler()
+		}
+		h := a.mgr.HTTPHandler(other)
 		a.http01 = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			// autocert checks r.Host against the allow-list as it is, so a
 			// validation sent to a port other than 80 ("name:8080") would
@@ -139,6 +143,8 @@ func (a *acmeSource) run(ctx context.Context) error {
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			MaxHeaderBytes:    16 << 10,
 			ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 		}
 		go func() {

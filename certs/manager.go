@@ -67,6 +67,9 @@ type Config struct {
 	// empty means ":80", "none" disables HTTP-01 (TLS-ALPN-01 only, which
 	// needs a listener on :443 using TLSConfig).
 	ACMEHTTPAddr string
+	// HTTPHandler answers every request on the HTTP-01 listener that is not
+	// an ACME challenge (the autoconfig documents); nil answers 404.
+	HTTPHandler http.Handler
 	// ACMERenewBefore is how long before expiry ACME certificates are
 	// renewed; zero is autocert's default (a third of the lifetime, at most
 	// 30 days).

@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/postern/postern/internal/autoconfig"
 	"github.com/postern/postern/proxy"
 )
 
@@ -38,7 +39,7 @@ func serveFlags() []cli.Flag {
 	return []cli.Flag{
 		str("config", "", "TOML file with the same keys as the flags (flags and env win)"),
 		str("hostname", "", "name in the banner and the Received header (default: the host name)"),
-		strs("listen", []string{"starttls=:587", "tls=:465", "starttls=:2525"}, "MODE=ADDR, MODE starttls|tls; repeatable"),
+		strs("listen", []string{"starttls=:587", "tls=:465", "starttls=:2525"}, "MODE=ADDR, MODE starttls|tls|https (https: the autoconfig documents, off by default); repeatable"),
 		str("upstream", "", "the internal MTA, HOST:PORT (it must trust Postern via mynetworks)"),
 		str("users", "", "users file, Dovecot passwd-file format (login:hash); tried first"),
 		str("sender-map", "", "Postfix smtpd_sender_login_maps text file: 'address login[,login]' or '@domain login'"),
@@ -49,7 +50,7 @@ func serveFlags() []cli.Flag {
 		str("acme-email", "", "contact address for the ACME account"),
 		str("acme-cache", "/var/lib/postern/acme", "directory for ACME account and certificates (share it between instances)"),
 		str("acme-directory", "https://acme-v02.api.letsencrypt.org/directory", "ACME directory URL (any RFC 8555 CA)"),
-		str("acme-http", ":80", "HTTP-01 challenge listener (the CA validates here, never on 587/465); 'none' disables"),
+		str("acme-http", ":80", "HTTP-01 challenge listener (the CA validates here, never on 587/465; with --autoconfig-domain it also serves the documents); 'none' disables"),
 		str("dovecot-auth", "", "Dovecot auth socket: a unix socket path, or HOST:PORT of an inet_listener"),
 		str("ldap-url", "", "ldap://host or ldaps://host: authenticate by search then bind"),
 		&cli.BoolFlag{Name: "ldap-starttls", Usage: "upgrade ldap:// with StartTLS", EnvVars: env("ldap-starttls")},
@@ -81,6 +82,13 @@ func serveFlags() []cli.Flag {
 		str("upstream-tls-ca", "", "PEM file of CAs trusted for the upstream's certificate (default: the system's)"),
 		str("upstream-auth-file", "", "file with 'username:password' to AUTH to the upstream (needs --upstream-tls)"),
 		&cli.BoolFlag{Name: "upstream-xclient", Usage: "send Postfix XCLIENT LOGIN= (ADDR= only with --received full)", EnvVars: env("upstream-xclient")},
+		strs("autoconfig-domain", nil, "mail domain whose clients get autoconfig/autodiscover/Apple profile/MTA-STS documents (repeatable)"),
+		str("autoconfig-imap", "", "HOST:PORT of the IMAP server named in the documents (993: implicit TLS, else STARTTLS)"),
+		str("autoconfig-username", autoconfig.DefaultUsername, "login named in the documents: %EMAILADDRESS%, %EMAILLOCALPART%, %EMAILDOMAIN%"),
+		str("mta-sts-mode", "", "testing|enforce|none: serve an MTA-STS policy on mta-sts.DOMAIN (empty: none served)"),
+		strs("mta-sts-mx", nil, "MX host (or *.domain) of the MTA-STS policy (repeatable)"),
+		dur("mta-sts-max-age", autoconfig.DefaultMTASTSMaxAge, "max_age of the MTA-STS policy"),
+		str("tls-rpt-email", "", "address for TLS reports (RFC 8460), named in the _smtp._tls record of dns-records"),
 		str("log-format", "text", "text|json"),
 		str("log-level", "info", "debug|info|warn|error"),
 	}

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/postern/postern/certs"
+	"github.com/postern/postern/internal/autoconfig"
 	"github.com/postern/postern/proxy"
 )
 
@@ -25,6 +29,10 @@ type instance struct {
 	drain     time.Duration
 	registry  *prometheus.Registry
 	ready     *readiness
+	// autoconfig serves the client-setup documents (nil without
+	// --autoconfig-domain) on httpsAddr (if set) and the HTTP-01 listener.
+	autoconfig *autoconfig.Server
+	httpsAddr  string
 }
 
 // buildInstance validates every setting and builds the components without
@@ -41,8 +49,12 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	if c.String("upstream") == "" {
 		return nil, errors.New("--upstream is required (the internal MTA, e.g. 127.0.0.1:25)")
 	}
+	smtpListen, httpsAddr, err := splitListen(c.StringSlice("listen"))
+	if err != nil {
+		return nil, err
+	}
 	var listeners []proxy.Listener
-	for _, l := range c.StringSlice("listen") {
+	for _, l := range smtpListen {
 		pl, err := proxy.ParseListener(l)
 		if err != nil {
 			return nil, err
@@ -64,20 +76,38 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		return nil, errors.New("--max-connections, --max-connections-per-ip and --login-timeout must not be negative")
 	}
 
-	inst := &instance{log: log, senderMap: c.String("sender-map"), drain: c.Duration("shutdown-timeout")}
+	inst := &instance{log: log, senderMap: c.String("sender-map"), drain: c.Duration("shutdown-timeout"), httpsAddr: httpsAddr}
 	if c.String("tls-cert") == "" && c.String("tls-sni-dir") == "" && len(c.StringSlice("acme-domain")) == 0 {
 		return nil, errors.New("no certificate: set --tls-cert/--tls-key, --tls-sni-dir or --acme-domain")
+	}
+	inst.autoconfig, err = buildAutoconfig(c, hostname, listeners, httpsAddr, func(name string) (*tls.Certificate, error) {
+		return inst.certs.GetCertificate(&tls.ClientHelloInfo{ServerName: name})
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	acmeDomains := c.StringSlice("acme-domain")
+	var httpHandler http.Handler
+	if inst.autoconfig != nil {
+		httpHandler = inst.autoconfig.Handler()
+		// The documents' host names join the ACME allow-list: a client
+		// checks the certificate of autoconfig.D, and an MTA-STS sender
+		// that of mta-sts.D (RFC 8461 §3.3).
+		if len(acmeDomains) > 0 {
+			acmeDomains = append(slices.Clone(acmeDomains), inst.autoconfig.HostNames()...)
+		}
 	}
 	inst.certs, err = certs.New(certs.Config{
 		Hostname:      hostname,
 		CertFile:      c.String("tls-cert"),
 		KeyFile:       c.String("tls-key"),
 		SNIDir:        c.String("tls-sni-dir"),
-		ACMEDomains:   c.StringSlice("acme-domain"),
+		ACMEDomains:   acmeDomains,
 		ACMEEmail:     c.String("acme-email"),
 		ACMECache:     c.String("acme-cache"),
 		ACMEDirectory: c.String("acme-directory"),
 		ACMEHTTPAddr:  c.String("acme-http"),
+		HTTPHandler:   httpHandler,
 	}, log)
 	if err != nil {
 		return nil, fmt.Errorf("loading certificates: %w", err)

@@ -35,8 +35,17 @@ func serveCommand() *cli.Command {
 					return fmt.Errorf("metrics listener: %w", err)
 				}
 			}
+			var httpsLn net.Listener
+			if inst.httpsAddr != "" {
+				if httpsLn, err = net.Listen("tcp", inst.httpsAddr); err != nil {
+					return fmt.Errorf("autoconfig HTTPS listener: %w", err)
+				}
+			}
 			for _, a := range inst.server.Addrs() {
 				log.Info("listening", "addr", a.String())
+			}
+			if httpsLn != nil {
+				log.Info("listening", "addr", httpsLn.Addr().String(), "serves", "autoconfig https")
 			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
@@ -46,6 +55,13 @@ func serveCommand() *cli.Command {
 					log.Error("certificate manager stopped", "err", err)
 				}
 			}()
+			if httpsLn != nil {
+				go func() {
+					if err := serveHTTPS(ctx, httpsLn, inst.certs.TLSConfig(), inst.autoconfig.Handler(), log); err != nil {
+						log.Error("autoconfig listener stopped", "err", err)
+					}
+				}()
+			}
 			if metricsLn != nil {
 				go func() {
 					if err := serveMetrics(ctx, metricsLn, inst.registry, inst.ready, c.Bool("pprof"), log); err != nil {
@@ -94,6 +110,13 @@ func checkConfigCommand() *cli.Command {
 					ci.Source, ci.Names, ci.Issuer, ci.NotAfter.Format("2006-01-02"))
 				if ci.Warning != "" {
 					fmt.Fprintf(w, "  WARNING: %s\n", ci.Warning)
+				}
+			}
+			if inst.autoconfig != nil {
+				for _, name := range inst.autoconfig.HostNames() {
+					if !inst.certs.Covers(name) {
+						fmt.Fprintf(w, "WARNING: no certificate covers %s: clients will refuse its documents (add it to --tls-sni-dir, or use ACME, which adds it by itself)\n", name)
+					}
 				}
 			}
 			fmt.Fprintln(w, "configuration OK")
