@@ -1,0 +1,50 @@
+package main
+
+// End-to-end tests of holes found by attacking the merged fixes of issue 9
+// ("The gate holds") through the built binary.
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postern/postern/proxy/proxytest"
+)
+
+// TestLoginTimeoutClientNotReadingE2E: a client that never logs in and never
+// reads its replies (it pipelines NOOPs until Postern's writes block) must
+// still be cut at --login-timeout. Before, the blocked reply write waited
+// for the whole write timeout (--command-timeout, 5 min by default) and
+// only the read after it looked at the login deadline: such clients held
+// their connection slots for minutes instead of seconds.
+func TestLoginTimeoutClientNotReadingE2E(t *testing.T) {
+	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
+	p, metrics := startLimited(t, up.Addr, "--login-timeout", "2s", "--command-timeout", "2m")
+
+	conn := limDial(t, p.StartTLS, "127.0.0.1", "")
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(4096) // fill Postern's send buffer sooner
+	}
+	// Write NOOPs and read nothing until the connection is closed (or
+	// the writes block for good: then Postern is not reading either).
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		noops := []byte(strings.Repeat("NOOP\r\n", 1000))
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = conn.SetWriteDeadline(time.Now().Add(time.Minute))
+			if _, err := conn.Write(noops); err != nil {
+				return
+			}
+		}
+	}()
+	// Generous, yet far below the 2 min write timeout the cut waited for.
+	p.waitLog(t, `msg="login timeout"`, 30*time.Second)
+	limMetric(t, metrics, `postern_connections_refused_total{reason="login_timeout"}`, 1)
+}
