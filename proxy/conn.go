@@ -152,7 +152,30 @@ func (c *clientConn) Write(b []byte) (int, error) {
 func (c *clientConn) SetReadDeadline(time.Time) error { return nil }
 
 // SetDeadline only applies the write part; reads are governed by Read.
-func (c *clientConn) SetDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(t) }
+func (c *clientConn) SetDeadline(t time.Time) error { return c.SetWriteDeadline(t) }
+
+// lastReplyTimeout bounds the write of a reply after which the connection
+// is closed anyway (the login timeout's 421, a shutdown's 421).
+const lastReplyTimeout = time.Second
+
+// SetWriteDeadline caps go-smtp's write deadline (--command-timeout, set
+// before each reply; crypto/tls passes its own calls on here) at the login
+// deadline: a client that never logs in and stops reading its replies
+// would otherwise block a reply write, and so the read that enforces the
+// login deadline, for the whole write timeout. Once the login deadline has
+// passed, only the last reply is still written: it gets lastReplyTimeout.
+func (c *clientConn) SetWriteDeadline(t time.Time) error {
+	if login := c.loginDeadline.Load(); login != 0 {
+		limit := time.Unix(0, login)
+		if now := time.Now(); !now.Before(limit) {
+			limit = now.Add(lastReplyTimeout)
+		}
+		if t.IsZero() || limit.Before(t) {
+			t = limit
+		}
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
 
 // CloseWrite half-closes the TCP connection: go-smtp shuts the write side
 // after a last reply it must not lose to a reset (over-long line), then
@@ -189,7 +212,7 @@ func (c *clientConn) dismiss(reply *smtp.SMTPError) {
 		w = *top
 	}
 	ec := reply.EnhancedCode
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(lastReplyTimeout))
 	fmt.Fprintf(w, "%d %d.%d.%d %s\r\n", reply.Code, ec[0], ec[1], ec[2], reply.Message)
 	c.Close()
 }

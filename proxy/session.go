@@ -263,8 +263,11 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 // Data streams the message to the upstream and answers with the upstream's
 // own reply: the client gets 250 only after the upstream said 250.
 func (s *session) Data(r io.Reader) error {
+	// The deadline stays until Reset, after the reply: go-smtp drains
+	// what is left of a refused message first, and that drain must not
+	// outlive the deadline either (a client dribbling its message never
+	// heard the 451 and kept the connection).
 	s.cc.startData(s.srv.cfg.DataTimeout)
-	defer s.cc.endData()
 	// busy stays set until Reset, which go-smtp calls only after it has
 	// written this method's reply: a shutdown must not dismiss the session
 	// (421, close) between the upstream's 250 and the client receiving it,
@@ -290,6 +293,12 @@ func (s *session) Data(r io.Reader) error {
 		// has dropped the connection, the upstream saw no final dot.
 		s.dropUpstream(up)
 		reply := s.dataReadReply(bodyErr)
+		if reply == replyDataTimeout {
+			// The rest of the message is not coming in time: after
+			// the reply nothing the client sends can be read as a
+			// command, so the connection ends (RFC 5321 §4.5.3.2.7).
+			s.cc.closeAfterNextReply()
+		}
 		s.logMessage(n, reply, bodyErr)
 		return reply
 	}
@@ -381,6 +390,7 @@ func (s *session) Reset() {
 		s.dropUpstream(up)
 	}
 	s.from, s.rcpts, s.msgID = "", 0, ""
+	s.cc.endData()
 	s.cc.busy.Store(false)
 }
 

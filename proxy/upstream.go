@@ -236,26 +236,36 @@ func (u *upstream) checked(err error) error {
 	return err
 }
 
-// timedConn gives every Read and Write on the upstream connection its own
-// deadline, renewed at each call and for every 64 KiB written, so a long
-// message at any sane speed never trips it, but an upstream that stops
-// reading or answering fails the call within timeout. It decides the
-// deadlines alone: go-smtp's client would clear its own during DATA.
+// timedConn gives the upstream connection deadlines of its own. Every
+// Write gets one, renewed for every 64 KiB written, so a long message at
+// any sane speed never trips it, but an upstream that stops reading fails
+// the call within timeout. The reads of one reply share one deadline, set
+// by the first read after a write (the command it answers): an upstream
+// that dribbles its reply a byte at a time cannot stretch it beyond timeout
+// either (renewed per read, a 32-byte reply at one byte a minute took half
+// an hour). It decides the deadlines alone: go-smtp's client would clear
+// its own during DATA. Used by one goroutine at a time (upstream.mu), except
+// for Close.
 type timedConn struct {
 	net.Conn
 	timeout time.Duration
+	replyBy time.Time // read deadline of the reply being read; zero after a write
 }
 
 const timedWriteChunk = 64 << 10
 
 func (c *timedConn) Read(b []byte) (int, error) {
-	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
-		return 0, err
+	if c.replyBy.IsZero() {
+		c.replyBy = time.Now().Add(c.timeout)
+		if err := c.Conn.SetReadDeadline(c.replyBy); err != nil {
+			return 0, err
+		}
 	}
 	return c.Conn.Read(b)
 }
 
 func (c *timedConn) Write(b []byte) (int, error) {
+	c.replyBy = time.Time{} // a command: its reply gets a fresh deadline
 	written := 0
 	for len(b) > 0 {
 		p := b[:min(len(b), timedWriteChunk)]

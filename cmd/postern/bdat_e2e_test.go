@@ -11,9 +11,10 @@ import (
 )
 
 // TestBDATAbandonedNeverDelivered abandons a BDAT transfer every way a client
-// can (RSET, QUIT, EHLO, disconnect, a chunk over the size limit) against a
-// real Postfix: Postfix must never see a final dot, so nothing is queued or
-// delivered, while a complete BDAT ... LAST message arrives byte for byte.
+// can (RSET, QUIT, EHLO, disconnect, a disconnect inside a LAST chunk, a chunk
+// over the size limit) against a real Postfix: Postfix must never see a final
+// dot, so nothing is queued or delivered, while a complete BDAT ... LAST
+// message arrives byte for byte.
 func TestBDATAbandonedNeverDelivered(t *testing.T) {
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	// No pool: every session's upstream connection ends with the session,
@@ -68,6 +69,17 @@ func TestBDATAbandonedNeverDelivered(t *testing.T) {
 		}},
 		{"disconnect", func(t *testing.T, c *textConn) {
 			firstChunk(c, "abandoned-disconnect")
+			c.conn.Close()
+		}},
+		{"disconnect inside the LAST chunk", func(t *testing.T, c *textConn) {
+			// BDAT 2000 LAST announces 2000 octets; the client sends 1000
+			// and vanishes. The chunk is short: the message never ended.
+			c.raw("BDAT 2000 LAST\r\n" + chunk("abandoned-short-last", 1000))
+			c.conn.Close()
+		}},
+		{"disconnect inside a later LAST chunk", func(t *testing.T, c *textConn) {
+			firstChunk(c, "abandoned-short-second")
+			c.raw("BDAT 5000 LAST\r\n" + strings.Repeat("z", 70) + "\r\n")
 			c.conn.Close()
 		}},
 		{"second chunk over the size limit", func(t *testing.T, c *textConn) {

@@ -28,6 +28,7 @@ const (
 	stallDataRead = "data-read" // 354, then stops reading the message
 	stallAfterDot = "after-dot" // reads the whole message, never replies
 	stallSlow     = "slow"      // reads the message in steps, at most 6 MiB/s
+	stallDribble  = "dribble"   // answers MAIL one byte every 400 ms
 )
 
 func startStallingUpstream(t *testing.T) *stallingUpstream {
@@ -84,6 +85,21 @@ func (u *stallingUpstream) serve(conn net.Conn, mode string) {
 			if mode == stallMail && verb == "MAIL" || mode == stallRcpt && verb == "RCPT" {
 				stall()
 				return
+			}
+			if mode == stallDribble && verb == "MAIL" {
+				// Each byte within --upstream-timeout of the last,
+				// the whole reply (32 bytes) well after it.
+				for _, b := range []byte("250 2.1.0 Ok " + strings.Repeat(".", 17) + "\r\n") {
+					select {
+					case <-u.stop:
+						return
+					case <-time.After(400 * time.Millisecond):
+					}
+					if _, err := conn.Write([]byte{b}); err != nil {
+						return
+					}
+				}
+				continue
 			}
 			say("250 2.1.0 Ok")
 		case "DATA":
@@ -169,6 +185,15 @@ func TestUpstreamStallBounded(t *testing.T) {
 		reply, took := send(t, nil)
 		if !strings.HasPrefix(reply, "451 4.4.2") {
 			t.Fatalf("got %q after %v, want 451 4.4.2", reply, took)
+		}
+	})
+	t.Run("reply to MAIL dribbled a byte at a time", func(t *testing.T) {
+		// Every read makes progress, but the reply as a whole takes
+		// 13 s: --upstream-timeout bounds a reply, not a byte.
+		up.mode.Store(stallDribble)
+		reply, took := send(t, nil)
+		if !strings.HasPrefix(reply, "451 4.4.") {
+			t.Fatalf("got %q after %v, want 451 4.4.x", reply, took)
 		}
 	})
 	t.Run("stops reading a 30 MB message", func(t *testing.T) {

@@ -58,12 +58,18 @@ func (s *bdatOrderSession) Data(r io.Reader) error {
 }
 
 func TestServerBdatAbandonedDataReturnsFirst(t *testing.T) {
-	for _, tc := range []struct{ name, abandon string }{
-		{"RSET", "RSET\r\nQUIT\r\n"},
-		{"EHLO", "EHLO again\r\nQUIT\r\n"},
-		{"QUIT", "QUIT\r\n"},
-		{"disconnect", ""},
-		{"over the size limit", "BDAT 100 LAST\r\n" + strings.Repeat("x", 98) + "\r\nQUIT\r\n"},
+	for _, tc := range []struct {
+		name, abandon string
+		hangUp        bool // close after writing abandon
+	}{
+		{"RSET", "RSET\r\nQUIT\r\n", false},
+		{"EHLO", "EHLO again\r\nQUIT\r\n", false},
+		{"QUIT", "QUIT\r\n", false},
+		{"disconnect", "", true},
+		{"over the size limit", "BDAT 100 LAST\r\n" + strings.Repeat("x", 98) + "\r\nQUIT\r\n", false},
+		// The client announces 40 octets, sends 20 and hangs up: the
+		// short LAST chunk must not end the message (patch 14).
+		{"disconnect inside the LAST chunk", "BDAT 40 LAST\r\n" + strings.Repeat("z", 20), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sess := &bdatOrderSession{done: make(chan struct{})}
@@ -84,8 +90,8 @@ func TestServerBdatAbandonedDataReturnsFirst(t *testing.T) {
 			defer c.Close()
 			io.WriteString(c, "EHLO localhost\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nBDAT 100\r\n"+
 				strings.Repeat("y", 98)+"\r\n"+tc.abandon)
-			if tc.abandon == "" {
-				// Wait for the chunk's 250 before hanging up.
+			if tc.hangUp {
+				// Wait for the first chunk's 250 before hanging up.
 				sc := bufio.NewScanner(c)
 				for sc.Scan() && !strings.HasPrefix(sc.Text(), "250 2.0.0 Continue") {
 				}
