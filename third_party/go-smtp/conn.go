@@ -1349,7 +1349,9 @@ func (c *Conn) writeError(code int, enhCode EnhancedCode, err error) {
 	}
 }
 
-// Reads a line of input
+// Reads a line of input. A line must end in LF: the bytes that arrived
+// before a read error or the end of the connection are not a line
+// (textproto's ReadLine returns them as one), or half a command would run.
 func (c *Conn) readLine() (string, error) {
 	if c.server.ReadTimeout != 0 {
 		if err := c.conn.SetReadDeadline(time.Now().Add(c.server.ReadTimeout)); err != nil {
@@ -1357,7 +1359,12 @@ func (c *Conn) readLine() (string, error) {
 		}
 	}
 
-	return c.text.ReadLine()
+	line, err := c.text.R.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimSuffix(line, "\n")
+	return strings.TrimSuffix(line, "\r"), nil
 }
 
 // takeBdat hands the BDAT pipe and the channel of Session.Data's result to
