@@ -101,6 +101,17 @@ func TestBadConfigurations(t *testing.T) {
 	}
 }
 
+// An unknown command is a usage error: exit 2 and its name, from main (the
+// only place that exits).
+func TestUnknownCommand(t *testing.T) {
+	if out, code := runCLI(t, nil, "", "no-such-command"); code != 2 || !strings.Contains(out, `unknown command "no-such-command"`) {
+		t.Fatalf("exit %d, want 2 naming the command:\n%s", code, out)
+	}
+	if out, code := runCLI(t, nil, ""); code != 0 || !strings.Contains(out, "COMMANDS") {
+		t.Fatalf("no command: exit %d, want 0 and the help:\n%s", code, out)
+	}
+}
+
 func TestConfigFileAndEnvironment(t *testing.T) {
 	dir, flags := validConfig(t)
 	get := func(name string) string {
