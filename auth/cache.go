@@ -8,11 +8,11 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
+	"golang.org/x/sync/singleflight"
 )
 
 // DefaultCacheSize is the number of remembered successes when NewCache is
@@ -35,16 +35,8 @@ type Cache struct {
 
 	// inflight merges simultaneous misses for the same credentials (fifty
 	// phones of one user reconnecting after a restart cost one bcrypt).
-	mu       sync.Mutex
-	inflight map[[sha256.Size]byte]*pendingAuth
-	waiting  atomic.Int32 // requests waiting on another's verification now
-}
-
-// pendingAuth is one verification others with the same credentials wait for.
-type pendingAuth struct {
-	done chan struct{}
-	res  Result
-	err  error
+	inflight singleflight.Group
+	waiting  atomic.Int32 // requests waiting on a verification now
 }
 
 // NewCache wraps next. ttl 0 (or less) makes the cache a pass-through; size
@@ -76,34 +68,25 @@ func (c *Cache) Authenticate(ctx context.Context, req Request) (Result, error) {
 	if res, ok := c.lru.Get(key); ok {
 		return cloneResult(res), nil
 	}
-	c.mu.Lock()
-	if p, ok := c.inflight[key]; ok {
-		c.mu.Unlock()
-		c.waiting.Add(1)
-		defer c.waiting.Add(-1)
-		select {
-		case <-p.done:
-			return cloneResult(p.res), p.err
-		case <-ctx.Done():
-			return Result{}, errors.Join(ErrUnavailable, ctx.Err())
+	// The first request runs the verification under its own context;
+	// everyone with the same credentials meanwhile shares its outcome, but
+	// stops waiting when their own context ends.
+	ch := c.inflight.DoChan(string(key[:]), func() (any, error) {
+		res, err := c.next.Authenticate(ctx, req)
+		if err == nil {
+			c.lru.Add(key, cloneResult(res))
 		}
+		return res, err
+	})
+	c.waiting.Add(1)
+	defer c.waiting.Add(-1)
+	select {
+	case r := <-ch:
+		res, _ := r.Val.(Result)
+		return cloneResult(res), r.Err
+	case <-ctx.Done():
+		return Result{}, errors.Join(ErrUnavailable, ctx.Err())
 	}
-	p := &pendingAuth{done: make(chan struct{})}
-	if c.inflight == nil {
-		c.inflight = make(map[[sha256.Size]byte]*pendingAuth)
-	}
-	c.inflight[key] = p
-	c.mu.Unlock()
-
-	p.res, p.err = c.next.Authenticate(ctx, req)
-	if p.err == nil {
-		c.lru.Add(key, cloneResult(p.res))
-	}
-	c.mu.Lock()
-	delete(c.inflight, key)
-	c.mu.Unlock()
-	close(p.done)
-	return cloneResult(p.res), p.err
 }
 
 // Purge forgets every entry; call it on reload, when passwords may have

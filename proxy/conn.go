@@ -4,7 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
-	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -211,9 +211,8 @@ func (c *clientConn) dismiss(reply *smtp.SMTPError) {
 	if top := c.top.Load(); top != nil {
 		w = *top
 	}
-	ec := reply.EnhancedCode
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(lastReplyTimeout))
-	fmt.Fprintf(w, "%d %d.%d.%d %s\r\n", reply.Code, ec[0], ec[1], ec[2], reply.Message)
+	_, _ = io.WriteString(w, replyText(reply)+"\r\n")
 	c.Close()
 }
 

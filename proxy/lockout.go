@@ -16,9 +16,10 @@ import (
 type LockoutConfig struct {
 	// MaxFailures is how many failed AUTHs an address (IPv4) or network
 	// (IPv6 /64) may have within Window; with that many it is Blocked until
-	// the oldest of them leaves the window. Default 10.
+	// the oldest of them leaves the window. Default DefaultLockoutMaxFailures.
 	MaxFailures int
-	// Window is the sliding window failures are counted in. Default 15m.
+	// Window is the sliding window failures are counted in. Default
+	// DefaultLockoutWindow.
 	Window time.Duration
 	// MaxKeys bounds the addresses, and separately the logins, tracked; the
 	// least recently seen are forgotten first. Default 100_000.
@@ -37,10 +38,10 @@ type LockoutConfig struct {
 
 func (c LockoutConfig) withDefaults() LockoutConfig {
 	if c.MaxFailures <= 0 {
-		c.MaxFailures = 10
+		c.MaxFailures = DefaultLockoutMaxFailures
 	}
 	if c.Window <= 0 {
-		c.Window = 15 * time.Minute
+		c.Window = DefaultLockoutWindow
 	}
 	if c.MaxKeys <= 0 {
 		c.MaxKeys = 100_000

@@ -21,12 +21,12 @@ type Metrics struct {
 	bytesForwarded  prometheus.Counter       //
 	upstreamReplies *prometheus.CounterVec   // stage, class
 	upstreamLatency *prometheus.HistogramVec // stage
-	activeSessions  prometheus.GaugeFunc
 }
 
-// NewMetrics creates the collectors and registers them with reg; active
-// reports the number of open sessions.
-func NewMetrics(reg prometheus.Registerer, active func() float64) *Metrics {
+// NewMetrics creates the collectors and registers them with reg. The
+// active-sessions gauge reads the Server itself: register
+// NewActiveSessionsGauge once proxy.New has returned it.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "postern_connections_total", Help: "Client connections accepted, by listener.",
@@ -59,16 +59,21 @@ func NewMetrics(reg prometheus.Registerer, active func() float64) *Metrics {
 			Name: "postern_upstream_latency_seconds", Help: "Upstream latency: connect (dial to EHLO done) and data (final dot to reply).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"stage"}),
-		activeSessions: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "postern_active_sessions", Help: "Open client connections.",
-		}, active),
 	}
 	for _, reason := range []string{refusedGlobal, refusedPerIP, refusedLoginTimeout} {
 		m.refused.WithLabelValues(reason) // exported at 0 from the start
 	}
 	reg.MustRegister(m.connections, m.tlsHandshakes, m.tlsFailures, m.refused, m.auth, m.lockouts, m.messages,
-		m.bytesForwarded, m.upstreamReplies, m.upstreamLatency, m.activeSessions)
+		m.bytesForwarded, m.upstreamReplies, m.upstreamLatency)
 	return m
+}
+
+// NewActiveSessionsGauge is postern_active_sessions: the open client
+// connections of s.
+func NewActiveSessionsGauge(s *Server) prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "postern_active_sessions", Help: "Open client connections.",
+	}, func() float64 { return float64(s.ActiveSessions()) })
 }
 
 // The methods below accept a nil *Metrics, so a Server without metrics

@@ -35,15 +35,14 @@ func ParseReceivedMode(s string) (ReceivedMode, error) {
 
 // receivedInfo is what the Received header may say about one message.
 type receivedInfo struct {
-	mode      ReceivedMode
-	by        string // Postern's hostname
-	id        string // message id, also in the log line
-	helo      string // client EHLO name (full mode only)
-	clientIP  string // client address (full mode only)
-	tls       *tls.ConnectionState
-	authed    bool
-	recipient string // the only recipient, if there is exactly one (full mode)
-	now       time.Time
+	mode     ReceivedMode
+	by       string // Postern's hostname
+	id       string // message id, also in the log line
+	helo     string // client EHLO name (full mode only)
+	clientIP string // client address (full mode only)
+	tls      *tls.ConnectionState
+	authed   bool
+	now      time.Time
 }
 
 // Line lengths of the header Postern writes (RFC 5322 §2.1.1): lines
@@ -54,7 +53,6 @@ const (
 	headerFoldAt   = 78
 	headerMaxLine  = 998
 	maxHeloInTrace = 255 // RFC 5321 §4.5.3.1.2: a domain is at most 255 octets
-	maxRcptInTrace = 254 // RFC 5321 §4.5.3.1.3: a path is at most 256, brackets included
 	maxIPInTrace   = 64  // an IPv6 address with a zone, generously
 )
 
@@ -89,11 +87,6 @@ func receivedHeader(ri receivedInfo) []byte {
 	if ri.mode == ReceivedFull && ri.tls != nil {
 		clauses = append(clauses, strings.Fields(fmt.Sprintf("(using %s with cipher %s)",
 			tls.VersionName(ri.tls.Version), tls.CipherSuiteName(ri.tls.CipherSuite))))
-	}
-	// An over-long recipient cannot be a real path; the clause is optional,
-	// and a cut address would name somebody else.
-	if ri.mode == ReceivedFull && ri.recipient != "" && len(ri.recipient) <= maxRcptInTrace {
-		clauses = append(clauses, []string{"for", "<" + traceToken(ri.recipient) + ">"})
 	}
 	last := clauses[len(clauses)-1]
 	last[len(last)-1] += ";"

@@ -1,13 +1,19 @@
 package proxy
 
 import (
+	"fmt"
+
 	"github.com/emersion/go-smtp"
 )
 
 // Every reply Postern itself sends, declared once (DESIGN.md "Protocol
 // behaviour"). They are returned to go-smtp unwrapped: it picks the code by a
 // type assertion on *smtp.SMTPError, not errors.As, so a wrapped reply would
-// lose its code.
+// lose its code. The protocol replies go-smtp writes itself (501 5.5.2
+// "Invalid base64 data" for an AUTH response, 501 5.0.0 "Negotiation
+// cancelled" for "*", syntax errors) keep go-smtp's wording and live there;
+// AUTH before TLS gets replyTLSRequired from the session, never go-smtp's
+// 523 (the server sets AllowInsecureAuth).
 var (
 	replyTLSRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0},
 		Message: "Must issue a STARTTLS command first"}
@@ -52,3 +58,10 @@ var (
 	replyShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
 		Message: "Service shutting down, try again later"}
 )
+
+// replyText is a reply as one line on the wire, without the CRLF: the one
+// formatter for the replies Postern writes or logs itself.
+func replyText(r *smtp.SMTPError) string {
+	ec := r.EnhancedCode
+	return fmt.Sprintf("%d %d.%d.%d %s", r.Code, ec[0], ec[1], ec[2], r.Message)
+}

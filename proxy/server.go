@@ -145,16 +145,16 @@ func New(cfg Config) (*Server, error) {
 		cfg.Received = ReceivedAnonymous
 	}
 	if cfg.MaxAuthFailures <= 0 {
-		cfg.MaxAuthFailures = 3
+		cfg.MaxAuthFailures = DefaultMaxAuthFailures
 	}
 	if cfg.AuthTimeout <= 0 {
-		cfg.AuthTimeout = 30 * time.Second
+		cfg.AuthTimeout = DefaultAuthTimeout
 	}
 	if cfg.Upstream.HeloName == "" {
 		cfg.Upstream.HeloName = cfg.Hostname
 	}
 	if cfg.Upstream.DialTimeout <= 0 {
-		cfg.Upstream.DialTimeout = 10 * time.Second
+		cfg.Upstream.DialTimeout = DefaultUpstreamDialTimeout
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

@@ -266,7 +266,8 @@ func TestMessageSizeLimit(t *testing.T) {
 		t.Fatalf("next message got %d", code)
 	}
 	msgs := env.up.WaitMessages(t, 1, 5*time.Second)
-	time.Sleep(200 * time.Millisecond)
+	c.cmd("QUIT", 221, "")
+	waitUpstreamClosed(t, env.up)
 	if n := len(env.up.Messages()); n != 1 || !strings.Contains(string(msgs[0].Data), "hello") {
 		t.Fatalf("upstream got %d messages", n)
 	}
@@ -285,9 +286,10 @@ func TestSmugglingRejectedNothingDelivered(t *testing.T) {
 				t.Fatalf("got %d %q", code, text)
 			}
 			c.cmd("NOOP", 250, "") // session still in sync
+			c.cmd("QUIT", 221, "")
 		})
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitUpstreamClosed(t, env.up)
 	if n := len(env.up.Messages()); n != 0 {
 		t.Fatalf("upstream got %d messages", n)
 	}
@@ -356,12 +358,18 @@ func TestUpstreamConnectionReused(t *testing.T) {
 	if n := env.up.Connections(); n != 1 {
 		t.Fatalf("upstream connections = %d, want 1 for one client session", n)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for env.up.ActiveConnections() != 0 {
+	waitUpstreamClosed(t, env.up)
+}
+
+// waitUpstreamClosed waits until the upstream has closed every connection
+// (after the client sessions ended): all Postern sent it has then been
+// processed, so a count of messages is final (no sleep needed).
+func waitUpstreamClosed(t *testing.T, up *proxytest.Upstream) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); up.ActiveConnections() != 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("upstream connection leaked after QUIT")
+			t.Fatalf("%d upstream connections still open 5 s after the client sessions ended", up.ActiveConnections())
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

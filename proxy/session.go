@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -373,11 +372,6 @@ func (s *session) logMessage(size int64, reply *smtp.SMTPError, err error) {
 	} else {
 		s.log.Warn("message rejected", attrs...)
 	}
-}
-
-func replyText(r *smtp.SMTPError) string {
-	ec := r.EnhancedCode
-	return fmt.Sprintf("%d %d.%d.%d %s", r.Code, ec[0], ec[1], ec[2], r.Message)
 }
 
 // Reset is called by go-smtp on RSET, after each DATA and on a repeated EHLO.

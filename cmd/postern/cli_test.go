@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,6 +100,17 @@ func TestBadConfigurations(t *testing.T) {
 				t.Fatalf("exit %d, want non-zero with %q:\n%s", code, tt.want, out)
 			}
 		})
+	}
+}
+
+// An unknown command is a usage error: exit 2 and its name, from main (the
+// only place that exits).
+func TestUnknownCommand(t *testing.T) {
+	if out, code := runCLI(t, nil, "", "no-such-command"); code != 2 || !strings.Contains(out, `unknown command "no-such-command"`) {
+		t.Fatalf("exit %d, want 2 naming the command:\n%s", code, out)
+	}
+	if out, code := runCLI(t, nil, ""); code != 0 || !strings.Contains(out, "COMMANDS") {
+		t.Fatalf("no command: exit %d, want 0 and the help:\n%s", code, out)
 	}
 }
 
@@ -213,5 +226,45 @@ func TestDemo(t *testing.T) {
 	}
 	if code := cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("demo exited %d:\n%s", code, p.Output())
+	}
+}
+
+// The demo builds its instance the way serve does, so it has serve's
+// default limits: the 51st connection from one address gets 421 4.7.0
+// (--max-connections-per-ip 50).
+func TestDemoConnectionLimit(t *testing.T) {
+	cmd := exec.Command(posternBin, "demo", "--dir", t.TempDir())
+	cmd.Env = cleanEnv()
+	p := testkit.StartCmd(t, cmd)
+	re := regexp.MustCompile(`STARTTLS submission: (127\.0\.0\.1:\d+)`)
+	var addr string
+	for deadline := time.Now().Add(20 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := re.FindStringSubmatch(p.Output()); m != nil {
+			addr = m[1]
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no address printed:\n%s", p.Output())
+	}
+	greeting := func() string {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the greeting: %v", err)
+		}
+		return line
+	}
+	for i := range 50 {
+		if g := greeting(); !strings.HasPrefix(g, "220 ") {
+			t.Fatalf("connection %d: %q, want 220", i+1, g)
+		}
+	}
+	if g := greeting(); !strings.HasPrefix(g, "421 4.7.0") {
+		t.Fatalf("connection 51: %q, want 421 4.7.0 (the default --max-connections-per-ip)", g)
 	}
 }

@@ -2,19 +2,22 @@ package main
 
 import (
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/postern/postern/auth"
 	"github.com/postern/postern/certs"
-	"github.com/postern/postern/proxy"
 )
 
 const demoLogin = "demo@postern.test"
@@ -53,7 +56,7 @@ func runDemo(c *cli.Context) error {
 	if err := os.WriteFile(usersFile, []byte(demoLogin+":"+hash+"\n"), 0o600); err != nil {
 		return fmt.Errorf("writing the demo users file: %w", err)
 	}
-	users, err := auth.OpenPasswdFile(usersFile, log)
+	certFile, keyFile, err := writeDemoCertificate(dir)
 	if err != nil {
 		return err
 	}
@@ -62,28 +65,22 @@ func runDemo(c *cli.Context) error {
 		return err
 	}
 	defer sink.Close()
-	cm, err := certs.New(certs.Config{Hostname: "localhost", SelfSigned: true}, log)
-	if err != nil {
-		return err
-	}
-	srv, err := proxy.New(proxy.Config{
-		Hostname: "localhost",
-		Listeners: []proxy.Listener{
-			{Mode: proxy.ModeStartTLS, Addr: "127.0.0.1:0"},
-			{Mode: proxy.ModeTLS, Addr: "127.0.0.1:0"},
-		},
-		TLSConfig:       cm.TLSConfig(),
-		Upstream:        proxy.UpstreamConfig{Addr: sink.Addr()},
-		Auth:            users,
-		MaxMessageBytes: 52428800,
-		MaxRecipients:   100,
-		CommandTimeout:  5 * time.Minute,
-		DataTimeout:     10 * time.Minute,
-		Log:             log,
+	// The demo is `serve` with these flags: it builds its instance the
+	// same way and has every other default (limits, timeouts, lockout).
+	inst, err := demoInstance(c, log, []string{
+		"--hostname", "localhost",
+		"--listen", "starttls=127.0.0.1:0",
+		"--listen", "tls=127.0.0.1:0",
+		"--upstream", sink.Addr(),
+		"--users", usersFile,
+		"--tls-cert", certFile,
+		"--tls-key", keyFile,
+		"--shutdown-timeout", "5s",
 	})
 	if err != nil {
 		return err
 	}
+	srv := inst.server
 	if err := srv.Listen(); err != nil {
 		return err
 	}
@@ -109,7 +106,76 @@ or over implicit TLS:
 
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	err = srv.Serve(ctx, 5*time.Second)
+	err = srv.Serve(ctx, inst.drain)
 	fmt.Fprintf(c.App.Writer, "Postern demo stopped; messages are in %s\n", dir)
 	return err
+}
+
+// demoInstance builds an instance with buildInstance from serve's flags set
+// to args; everything else keeps its default. The environment is not read:
+// POSTERN_* variables configure serve, not the demo.
+func demoInstance(c *cli.Context, log *slog.Logger, args []string) (*instance, error) {
+	set := flag.NewFlagSet("demo", flag.ContinueOnError)
+	set.SetOutput(io.Discard)
+	for _, f := range serveFlags() {
+		if err := withoutEnv(f).Apply(set); err != nil {
+			return nil, fmt.Errorf("demo flags: %w", err)
+		}
+	}
+	if err := set.Parse(args); err != nil {
+		return nil, fmt.Errorf("demo flags: %w", err)
+	}
+	return buildInstance(cli.NewContext(c.App, set, c), log)
+}
+
+// withoutEnv returns f with no environment twin.
+func withoutEnv(f cli.Flag) cli.Flag {
+	switch f := f.(type) {
+	case *cli.StringFlag:
+		g := *f
+		g.EnvVars = nil
+		return &g
+	case *cli.StringSliceFlag:
+		g := *f
+		g.EnvVars = nil
+		return &g
+	case *cli.DurationFlag:
+		g := *f
+		g.EnvVars = nil
+		return &g
+	case *cli.IntFlag:
+		g := *f
+		g.EnvVars = nil
+		return &g
+	case *cli.Int64Flag:
+		g := *f
+		g.EnvVars = nil
+		return &g
+	case *cli.BoolFlag:
+		g := *f
+		g.EnvVars = nil
+		return &g
+	}
+	return f
+}
+
+// writeDemoCertificate writes a throw-away self-signed certificate for
+// localhost, 127.0.0.1 and ::1 into dir, for --tls-cert and --tls-key.
+func writeDemoCertificate(dir string) (certFile, keyFile string, err error) {
+	cert, err := certs.SelfSigned("localhost", "127.0.0.1", "::1")
+	if err != nil {
+		return "", "", fmt.Errorf("making the demo certificate: %w", err)
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		return "", "", fmt.Errorf("encoding the demo key: %w", err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644); err != nil {
+		return "", "", fmt.Errorf("writing the demo certificate: %w", err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600); err != nil {
+		return "", "", fmt.Errorf("writing the demo key: %w", err)
+	}
+	return certFile, keyFile, nil
 }

@@ -135,14 +135,12 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		inst.registry.MustRegister(newUsersHashes(inst.auth.users))
 	}
 	inst.ready = &readiness{certs: inst.certs, upstream: upstream.Addr}
-	var server *proxy.Server
-	metrics := proxy.NewMetrics(inst.registry, func() float64 { return float64(server.ActiveSessions()) })
 	inst.server, err = proxy.New(proxy.Config{
 		Hostname:          hostname,
 		Listeners:         listeners,
 		TLSConfig:         inst.certs.TLSConfig(),
 		Upstream:          upstream,
-		Metrics:           metrics,
+		Metrics:           proxy.NewMetrics(inst.registry),
 		ProxyProtocolFrom: proxyFrom,
 		Auth:              inst.auth.cache,
 		Limiter: proxy.NewLockout(proxy.LockoutConfig{
@@ -167,7 +165,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	server = inst.server
+	inst.registry.MustRegister(proxy.NewActiveSessionsGauge(inst.server))
 	inst.server.SetSenderMap(senders)
 	return inst, nil
 }

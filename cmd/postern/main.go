@@ -5,6 +5,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,10 +16,17 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// main is the only place that exits: commands return errors, and an error
+// carrying an exit code (cli.Exit, e.g. 2 for an unknown command) sets it.
 func main() {
 	if err := newApp(os.Stdin, os.Stdout, os.Stderr).Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "postern:", err)
-		os.Exit(1)
+		code := 1
+		var ec cli.ExitCoder
+		if errors.As(err, &ec) {
+			code = ec.ExitCode()
+		}
+		os.Exit(code)
 	}
 }
 
@@ -30,10 +38,15 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Reader:    stdin,
 		Writer:    stdout,
 		ErrWriter: stderr,
-		// Unknown flags and subcommands are errors that name them.
-		CommandNotFound: func(c *cli.Context, name string) {
-			fmt.Fprintf(c.App.ErrWriter, "postern: unknown command %q\n", name)
-			os.Exit(2)
+		// Unknown flags and subcommands are errors that name them. The
+		// app never exits by itself (the default handler would call
+		// os.Exit): main does, with the error's code.
+		ExitErrHandler: func(*cli.Context, error) {},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return cli.Exit(fmt.Sprintf("unknown command %q", c.Args().First()), 2)
+			}
+			return cli.ShowAppHelp(c)
 		},
 		Commands: []*cli.Command{
 			serveCommand(),
