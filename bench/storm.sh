@@ -55,7 +55,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   printf 'W5 round %d: %d users, %d at a time, GOMAXPROCS=%s\n' "$r" "$N" "$C" "$(nproc)"
   for pair in "no bound (--auth-concurrency 0):$off" "bound (default, GOMAXPROCS):$on"; do
     j=${pair#*:}
-    printf '  %-34s set-up p50 %s ms, p99 %s ms, max %s ms; %s logins/s; errors %s\n' "${pair%%:*}" \
+    printf '  %-34s set-up p50 %.0f ms, p99 %.0f ms, max %.0f ms; %.1f logins/s; errors %s\n' "${pair%%:*}" \
       "$(field setup_p50_ms <<<"$j")" "$(field setup_p99_ms <<<"$j")" "$(field setup_max_ms <<<"$j")" \
       "$(field connections_per_s <<<"$j")" "$(field errors <<<"$j")"
   done
