@@ -225,6 +225,13 @@ func chooseDummy(entries []*userEntry) (parsedHash, error) {
 // ErrInvalidCredentials. A cancelled ctx gives an error wrapping ErrUnavailable
 // and ctx.Err(), without hashing.
 func (u *Users) Authenticate(ctx context.Context, req Request) (Result, error) {
+	return u.authenticate(ctx, req, nil)
+}
+
+// authenticate is Authenticate with every verification, the dummy one for
+// an unknown login included, taking its turn in slots: both wait in the same
+// queue, so the wait tells nothing about which logins exist.
+func (u *Users) authenticate(ctx context.Context, req Request, slots *VerifySlots) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -236,7 +243,12 @@ func (u *Users) Authenticate(ctx context.Context, req Request) (Result, error) {
 	if known {
 		hash = entry.hash
 	}
+	release, err := slots.acquire(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("users file %s: %w", u.name, err)
+	}
 	ok, err := hash.verify(req.Password)
+	release()
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: users file %s: %w", ErrUnavailable, u.name, err)
 	}
@@ -252,17 +264,27 @@ type PasswdFile struct {
 	path  string
 	log   *slog.Logger
 	users atomic.Pointer[Users]
+	// slots bounds the verifications in progress across reloads (nil: no
+	// bound).
+	slots *VerifySlots
 	// reloadMu serialises reloads, so that two overlapping SIGHUPs cannot
 	// store an older table after a newer one.
 	reloadMu sync.Mutex
 }
 
-// OpenPasswdFile loads the users file at path. log may be nil.
+// OpenPasswdFile loads the users file at path, with no bound on
+// verifications at once. log may be nil.
 func OpenPasswdFile(path string, log *slog.Logger) (*PasswdFile, error) {
+	return OpenPasswdFileSlots(path, log, nil)
+}
+
+// OpenPasswdFileSlots is OpenPasswdFile with every verification taking its
+// turn in slots (nil: no bound).
+func OpenPasswdFileSlots(path string, log *slog.Logger, slots *VerifySlots) (*PasswdFile, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &PasswdFile{path: path, log: log}
+	p := &PasswdFile{path: path, log: log, slots: slots}
 	users, err := p.load()
 	if err != nil {
 		return nil, err
@@ -293,12 +315,16 @@ func (p *PasswdFile) Reload() error {
 // postern_users_weak_hashes gauge).
 func (p *PasswdFile) WeakHashes() map[string]int { return p.users.Load().WeakHashes() }
 
+// VerificationsWaiting is the number of logins queued for a verification
+// slot now (for the postern_auth_verifications_waiting gauge).
+func (p *PasswdFile) VerificationsWaiting() int64 { return p.slots.Waiting() }
+
 // SkippedEntries is the number of entries the current table left out.
 func (p *PasswdFile) SkippedEntries() int { return len(p.users.Load().Skipped()) }
 
 // Authenticate implements Authenticator with the current table.
 func (p *PasswdFile) Authenticate(ctx context.Context, req Request) (Result, error) {
-	return p.users.Load().Authenticate(ctx, req)
+	return p.users.Load().authenticate(ctx, req, p.slots)
 }
 
 func (p *PasswdFile) load() (*Users, error) {

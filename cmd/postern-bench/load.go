@@ -30,8 +30,14 @@ type loadConfig struct {
 	Hold            time.Duration // ... for this long
 	RSSPID          int           // sample this process's memory (Linux /proc)
 	Label, Workload string
-	hooks           *testHooks
+	// Logins (W5, --logins): connection i logs in as Logins[i mod len], so
+	// a run of len(Logins) connections logs each one in once.
+	Logins []login
+	hooks  *testHooks
 }
+
+// login is one AUTH PLAIN credential of --logins.
+type login struct{ user, password string }
 
 type testHooks struct {
 	afterSetup func() // called once per established session
@@ -145,8 +151,19 @@ func runConnections(ctx context.Context, cfg *loadConfig, tc *tls.Config, msg []
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= int64(cfg.Connections) && time.Now().Before(softEnd) && ctx.Err() == nil {
-				oneConnection(ctx, cfg, tc, msg, rec, softEnd)
+			for {
+				i := next.Add(1)
+				if i > int64(cfg.Connections) || !time.Now().Before(softEnd) || ctx.Err() != nil {
+					return
+				}
+				conn := cfg
+				if len(cfg.Logins) > 0 {
+					l := cfg.Logins[(i-1)%int64(len(cfg.Logins))]
+					copied := *cfg
+					copied.User, copied.Password = l.user, l.password
+					conn = &copied
+				}
+				oneConnection(ctx, conn, tc, msg, rec, softEnd)
 			}
 		}()
 	}

@@ -5,6 +5,8 @@
 //	postern-bench sink --listen ADDR           the common upstream: accepts and discards
 //	postern-bench authhttp --listen ADDR --users FILE --upstream IP:PORT
 //	                                           nginx mail proxy's auth_http service
+//	postern-bench storm-users --n N --users FILE --logins FILE
+//	                                           W5's N distinct bcrypt users and their passwords
 //	postern-bench report --in FILE --out FILE --svg FILE
 //	                                           medians and ratios as markdown, W1/W2 chart
 package main
@@ -40,6 +42,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return runAuthHTTPCmd(ctx, args[1:], stderr)
 		case "report":
 			return runReportCmd(args[1:], stderr)
+		case "storm-users":
+			return runStormUsersCmd(args[1:], stderr)
 		case "load":
 			args = args[1:]
 		}
@@ -72,9 +76,17 @@ func runLoadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.IntVar(&c.RSSPID, "rss-pid", 0, "sample this `PID`'s VmRSS/VmHWM (before, during --idle, after)")
 	fs.StringVar(&c.Label, "label", "", "name of the peer, copied into the JSON line")
 	fs.StringVar(&c.Workload, "workload", "", "name of the workload, copied into the JSON line")
+	loginsFile := fs.String("logins", "", "W5: `FILE` of login:password lines; connection i logs in as line i (mod the count), overriding --user")
 	quiet := fs.Bool("json", false, "print only the JSON line")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *loginsFile != "" {
+		l, err := readLogins(*loginsFile)
+		if err != nil {
+			return err
+		}
+		c.Logins = l
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))

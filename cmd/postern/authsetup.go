@@ -24,8 +24,13 @@ type authBackends struct {
 func buildAuth(c *cli.Context, log *slog.Logger) (*authBackends, error) {
 	var chain []auth.Authenticator
 	ab := &authBackends{}
+	if n := c.Int("auth-concurrency"); n < 0 {
+		return nil, fmt.Errorf("--auth-concurrency %d must not be negative (0: no bound)", n)
+	}
 	if path := c.String("users"); path != "" {
-		users, err := auth.OpenPasswdFile(path, log)
+		// Bound at one verification per core: a login storm then queues in
+		// arrival order instead of slowing every session down together.
+		users, err := auth.OpenPasswdFileSlots(path, log, auth.NewVerifySlots(c.Int("auth-concurrency")))
 		if err != nil {
 			return nil, fmt.Errorf("loading users: %w", err)
 		}

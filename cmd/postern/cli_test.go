@@ -92,6 +92,7 @@ func TestBadConfigurations(t *testing.T) {
 		{"upstream auth without TLS", append(flags, "--upstream-auth-file", brokenUsers), "needs --upstream-tls"},
 		{"bad log format", append(flags, "--log-format", "xml"), "log format"},
 		{"negative connection limit", append(flags, "--max-connections-per-ip", "-1"), "must not be negative"},
+		{"negative auth concurrency", append(flags, "--auth-concurrency", "-1"), "--auth-concurrency -1 must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

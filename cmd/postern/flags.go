@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime"
 	"strings"
 	"time"
 
@@ -60,6 +61,7 @@ func serveFlags() []cli.Flag {
 		str("ldap-bind-password-file", "", "file holding the password of --ldap-bind-dn"),
 		str("ldap-alias-attribute", "", "attribute listing further sender addresses of the entry, e.g. mailAlternateAddress"),
 		dur("auth-cache-ttl", 5*time.Minute, "remember a successful login for this long (0 disables)"),
+		&cli.IntFlag{Name: "auth-concurrency", Value: runtime.GOMAXPROCS(0), DefaultText: "GOMAXPROCS, the CPUs Go uses", Usage: "password hashes (users file) verified at once; more wait their turn in a queue, up to the 30 s login verification timeout (then 454); 0 = no bound", EnvVars: env("auth-concurrency")},
 		&cli.IntFlag{Name: "auth-max-failures", Value: proxy.DefaultLockoutMaxFailures, Usage: "AUTH attempts per client address (IPv6: per /64) within --auth-lockout-window, counted before the password is checked and given back on success (so also the bound on parallel AUTHs), before it gets 421", EnvVars: env("auth-max-failures")},
 		dur("auth-lockout-window", proxy.DefaultLockoutWindow, "sliding window for --auth-max-failures"),
 		str("mynetworks", "", "CIDRs that may relay without AUTH (still over TLS), comma-separated"),

@@ -27,6 +27,7 @@ type usersHashes struct {
 	users   *auth.PasswdFile
 	weak    *prometheus.Desc
 	skipped *prometheus.Desc
+	waiting *prometheus.Desc
 }
 
 func newUsersHashes(users *auth.PasswdFile) *usersHashes {
@@ -37,12 +38,15 @@ func newUsersHashes(users *auth.PasswdFile) *usersHashes {
 			[]string{"scheme"}, nil),
 		skipped: prometheus.NewDesc("postern_users_skipped_entries",
 			"Users file entries left out because Postern does not verify their password scheme.", nil, nil),
+		waiting: prometheus.NewDesc("postern_auth_verifications_waiting",
+			"Logins queued for a password verification slot (--auth-concurrency) now.", nil, nil),
 	}
 }
 
 func (u *usersHashes) Describe(ch chan<- *prometheus.Desc) {
 	ch <- u.weak
 	ch <- u.skipped
+	ch <- u.waiting
 }
 
 func (u *usersHashes) Collect(ch chan<- prometheus.Metric) {
@@ -50,6 +54,7 @@ func (u *usersHashes) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(u.weak, prometheus.GaugeValue, float64(n), scheme)
 	}
 	ch <- prometheus.MustNewConstMetric(u.skipped, prometheus.GaugeValue, float64(u.users.SkippedEntries()))
+	ch <- prometheus.MustNewConstMetric(u.waiting, prometheus.GaugeValue, float64(u.users.VerificationsWaiting()))
 }
 
 // certExpiry exports each served certificate's expiry time. Names come from
