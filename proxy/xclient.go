@@ -41,8 +41,7 @@ func upstreamPreamble(conn net.Conn, cfg UpstreamConfig, id clientIdentity, dead
 		}
 		return msg, nil
 	}
-	greeting, err := readGreeting(tr, cfg.Addr)
-	if err != nil {
+	if _, err := readGreeting(tr, cfg.Addr); err != nil {
 		return nil, err
 	}
 	ehlo, err := cmd("EHLO "+cfg.HeloName, 250)
@@ -79,7 +78,7 @@ func upstreamPreamble(conn net.Conn, cfg UpstreamConfig, id clientIdentity, dead
 		line += " ADDR=" + xtext(id.addr.String())
 	}
 	// A successful XCLIENT is answered with a new 220 greeting.
-	greeting, err = cmd(line, 220)
+	greeting, err := cmd(line, 220)
 	if err != nil {
 		return nil, err
 	}
