@@ -26,7 +26,7 @@ const DefaultUpstreamTimeout = time.Minute
 type UpstreamConfig struct {
 	Addr        string        // host:port
 	HeloName    string        // our EHLO name towards the upstream
-	DialTimeout time.Duration // TCP connect + greeting
+	DialTimeout time.Duration // TCP connect, TLS, greeting, XCLIENT and EHLO together
 	// Timeout bounds every single read and write on the upstream
 	// connection, renewed as the transfer makes progress (0: the default).
 	Timeout time.Duration
@@ -74,15 +74,30 @@ type upstream struct {
 // errUpstreamAborted is what a method of an aborted upstream returns.
 var errUpstreamAborted = errors.New("upstream connection aborted")
 
+// dialUpstream connects and greets the upstream. Everything up to the
+// end of EHLO shares one deadline, setupBy (DialTimeout), on top of the
+// per-step timeout of timedConn; then only the per-step timeout applies.
+//
+// Three ways to get there, by what go-smtp's client can do itself:
+//   - XCLIENT: upstreamPreamble speaks STARTTLS (if asked) and XCLIENT on
+//     the bare connection, then go-smtp's client greets the new session;
+//   - --upstream-tls starttls alone: go-smtp's NewClientStartTLS, which
+//     refuses an upstream that does not offer STARTTLS (never clear text);
+//   - otherwise a plain or implicit-TLS connection and go-smtp's client.
 func dialUpstream(ctx context.Context, cfg UpstreamConfig, id clientIdentity) (*upstream, error) {
-	d := net.Dialer{Timeout: cfg.DialTimeout}
+	dialTimeout := cfg.DialTimeout
+	if dialTimeout <= 0 {
+		dialTimeout = DefaultUpstreamDialTimeout
+	}
+	setupBy := time.Now().Add(dialTimeout)
+	d := net.Dialer{Deadline: setupBy}
 	conn, err := d.DialContext(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to upstream %s: %w", cfg.Addr, err)
 	}
 	if cfg.TLS == "tls" {
 		tc := tls.Client(conn, upstreamTLSConfig(cfg))
-		tc.SetDeadline(time.Now().Add(cfg.DialTimeout))
+		tc.SetDeadline(setupBy)
 		if err := tc.Handshake(); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("TLS with upstream %s: %w", cfg.Addr, err)
@@ -90,8 +105,9 @@ func dialUpstream(ctx context.Context, cfg UpstreamConfig, id clientIdentity) (*
 		tc.SetDeadline(time.Time{})
 		conn = tc
 	}
-	if cfg.TLS == "starttls" || (cfg.XCLIENT && id.login != "") {
-		pc, err := upstreamPreamble(conn, cfg, id)
+	xclient := cfg.XCLIENT && id.login != ""
+	if xclient {
+		pc, err := upstreamPreamble(conn, cfg, id, setupBy)
 		if err != nil {
 			conn.Close() // not pc: it is nil on error
 			return nil, err
@@ -102,19 +118,34 @@ func dialUpstream(ctx context.Context, cfg UpstreamConfig, id clientIdentity) (*
 	if timeout <= 0 {
 		timeout = DefaultUpstreamTimeout
 	}
-	conn = &timedConn{Conn: conn, timeout: timeout}
-	c := smtp.NewClient(conn)
+	tconn := &timedConn{Conn: conn, timeout: timeout, setupBy: setupBy}
+	var c *smtp.Client
+	if cfg.TLS == "starttls" && !xclient {
+		// Below go-smtp's TLS layer, timedConn bounds the handshake's
+		// reads and writes too. The EHLO before STARTTLS says
+		// "localhost": v0.26.0 has no way to name ourselves before it.
+		// On error NewClientStartTLS has closed the connection.
+		if c, err = smtp.NewClientStartTLS(tconn, upstreamTLSConfig(cfg)); err != nil {
+			return nil, fmt.Errorf("STARTTLS with upstream %s: %w", cfg.Addr, err)
+		}
+	} else {
+		c = smtp.NewClient(tconn)
+	}
 	if err := c.Hello(cfg.HeloName); err != nil {
 		c.Close()
+		if cfg.TLS == "starttls" && !xclient { // the TLS handshake runs here
+			return nil, fmt.Errorf("STARTTLS with upstream %s (TLS handshake, EHLO): %w", cfg.Addr, err)
+		}
 		return nil, fmt.Errorf("greeting upstream %s: %w", cfg.Addr, err)
 	}
+	tconn.endSetup()
 	if cfg.Username != "" {
 		if err := c.Auth(sasl.NewPlainClient("", cfg.Username, cfg.Password)); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("authenticating to upstream %s: %w", cfg.Addr, err)
 		}
 	}
-	return &upstream{conn: conn, client: c}, nil
+	return &upstream{conn: tconn, client: c}, nil
 }
 
 func upstreamTLSConfig(cfg UpstreamConfig) *tls.Config {
@@ -250,13 +281,31 @@ type timedConn struct {
 	net.Conn
 	timeout time.Duration
 	replyBy time.Time // read deadline of the reply being read; zero after a write
+	// setupBy, until endSetup, caps every deadline: greeting, STARTTLS and
+	// EHLO together take at most DialTimeout.
+	setupBy time.Time
 }
 
 const timedWriteChunk = 64 << 10
 
+// deadline is now+timeout, capped by setupBy during the setup.
+func (c *timedConn) deadline() time.Time {
+	d := time.Now().Add(c.timeout)
+	if !c.setupBy.IsZero() && c.setupBy.Before(d) {
+		return c.setupBy
+	}
+	return d
+}
+
+// endSetup lifts the setup cap once the upstream has answered EHLO.
+func (c *timedConn) endSetup() {
+	c.setupBy = time.Time{}
+	c.replyBy = time.Time{}
+}
+
 func (c *timedConn) Read(b []byte) (int, error) {
 	if c.replyBy.IsZero() {
-		c.replyBy = time.Now().Add(c.timeout)
+		c.replyBy = c.deadline()
 		if err := c.Conn.SetReadDeadline(c.replyBy); err != nil {
 			return 0, err
 		}
@@ -269,7 +318,7 @@ func (c *timedConn) Write(b []byte) (int, error) {
 	written := 0
 	for len(b) > 0 {
 		p := b[:min(len(b), timedWriteChunk)]
-		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		if err := c.Conn.SetWriteDeadline(c.deadline()); err != nil {
 			return written, err
 		}
 		n, err := c.Conn.Write(p)

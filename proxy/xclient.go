@@ -19,12 +19,14 @@ type clientIdentity struct {
 	addr  netip.Addr // only in --received full
 }
 
-// upstreamPreamble speaks the part of the upstream dialog go-smtp's client
-// cannot: STARTTLS before XCLIENT, and XCLIENT itself (Postfix
-// XCLIENT_README), whose 220 reply restarts the session. It returns a
-// connection positioned so that go-smtp's client reads a 220 greeting next.
-func upstreamPreamble(conn net.Conn, cfg UpstreamConfig, id clientIdentity) (net.Conn, error) {
-	deadline := time.Now().Add(cfg.DialTimeout)
+// upstreamPreamble speaks XCLIENT (Postfix XCLIENT_README), which go-smtp's
+// client cannot send, and, with --upstream-tls starttls, STARTTLS before it:
+// Postfix wants XCLIENT inside TLS, and its 220 reply restarts the session,
+// so the order is greeting, EHLO, STARTTLS, EHLO, XCLIENT. It returns a
+// connection positioned so that go-smtp's client reads that 220 greeting
+// next and sends the session's EHLO itself. All of it must end by deadline.
+// Without XCLIENT, dialUpstream leaves STARTTLS to go-smtp.
+func upstreamPreamble(conn net.Conn, cfg UpstreamConfig, id clientIdentity, deadline time.Time) (net.Conn, error) {
 	conn.SetDeadline(deadline)
 	defer conn.SetDeadline(time.Time{})
 	br := bufio.NewReader(conn)
@@ -39,8 +41,7 @@ func upstreamPreamble(conn net.Conn, cfg UpstreamConfig, id clientIdentity) (net
 		}
 		return msg, nil
 	}
-	greeting, err := readGreeting(tr, cfg.Addr)
-	if err != nil {
+	if _, err := readGreeting(tr, cfg.Addr); err != nil {
 		return nil, err
 	}
 	ehlo, err := cmd("EHLO "+cfg.HeloName, 250)
@@ -69,18 +70,17 @@ func upstreamPreamble(conn net.Conn, cfg UpstreamConfig, id clientIdentity) (net
 			return nil, err
 		}
 	}
-	if cfg.XCLIENT && id.login != "" {
-		if !hasExtension(ehlo, "XCLIENT") {
-			return nil, fmt.Errorf("upstream %s does not offer XCLIENT to Postern (Postfix: smtpd_authorized_xclient_hosts)", cfg.Addr)
-		}
-		line := "XCLIENT LOGIN=" + xtext(id.login)
-		if id.addr.IsValid() {
-			line += " ADDR=" + xtext(id.addr.String())
-		}
-		// A successful XCLIENT is answered with a new 220 greeting.
-		if greeting, err = cmd(line, 220); err != nil {
-			return nil, err
-		}
+	if !hasExtension(ehlo, "XCLIENT") {
+		return nil, fmt.Errorf("upstream %s does not offer XCLIENT to Postern (Postfix: smtpd_authorized_xclient_hosts)", cfg.Addr)
+	}
+	line := "XCLIENT LOGIN=" + xtext(id.login)
+	if id.addr.IsValid() {
+		line += " ADDR=" + xtext(id.addr.String())
+	}
+	// A successful XCLIENT is answered with a new 220 greeting.
+	greeting, err := cmd(line, 220)
+	if err != nil {
+		return nil, err
 	}
 	// go-smtp's client starts by reading a greeting: give it the last one
 	// again, followed by anything still buffered.
