@@ -81,8 +81,9 @@ var errUpstreamAborted = errors.New("upstream connection aborted")
 // Three ways to get there, by what go-smtp's client can do itself:
 //   - XCLIENT: upstreamPreamble speaks STARTTLS (if asked) and XCLIENT on
 //     the bare connection, then go-smtp's client greets the new session;
-//   - --upstream-tls starttls alone: go-smtp's NewClientStartTLS, which
-//     refuses an upstream that does not offer STARTTLS (never clear text);
+//   - --upstream-tls starttls alone: go-smtp's client, EHLO with our name,
+//     then its StartTLS (patch 0015), which refuses an upstream that does
+//     not offer STARTTLS (never clear text);
 //   - otherwise a plain or implicit-TLS connection and go-smtp's client.
 func dialUpstream(ctx context.Context, cfg UpstreamConfig, id clientIdentity) (*upstream, error) {
 	dialTimeout := cfg.DialTimeout
@@ -119,17 +120,18 @@ func dialUpstream(ctx context.Context, cfg UpstreamConfig, id clientIdentity) (*
 		timeout = DefaultUpstreamTimeout
 	}
 	tconn := &timedConn{Conn: conn, timeout: timeout, setupBy: setupBy}
-	var c *smtp.Client
+	c := smtp.NewClient(tconn)
 	if cfg.TLS == "starttls" && !xclient {
 		// Below go-smtp's TLS layer, timedConn bounds the handshake's
-		// reads and writes too. The EHLO before STARTTLS says
-		// "localhost": v0.26.0 has no way to name ourselves before it.
-		// On error NewClientStartTLS has closed the connection.
-		if c, err = smtp.NewClientStartTLS(tconn, upstreamTLSConfig(cfg)); err != nil {
+		// reads and writes too.
+		if err := c.Hello(cfg.HeloName); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("greeting upstream %s: %w", cfg.Addr, err)
+		}
+		if err := c.StartTLS(upstreamTLSConfig(cfg)); err != nil {
+			c.Close()
 			return nil, fmt.Errorf("STARTTLS with upstream %s: %w", cfg.Addr, err)
 		}
-	} else {
-		c = smtp.NewClient(tconn)
 	}
 	if err := c.Hello(cfg.HeloName); err != nil {
 		c.Close()

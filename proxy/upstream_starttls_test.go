@@ -15,8 +15,10 @@ import (
 // startStallingTLSUpstream is a fake MTA that offers STARTTLS (and
 // XCLIENT), answers STARTTLS with 220 and then never says another word:
 // the TLS handshake stalls. It stops when the test ends.
-func startStallingTLSUpstream(t *testing.T) string {
+func startStallingTLSUpstream(t *testing.T) (addr string, ehlos func() []string) {
 	t.Helper()
+	var mu sync.Mutex
+	var seen []string // EHLO arguments, in order
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +46,9 @@ func startStallingTLSUpstream(t *testing.T) string {
 					}
 					switch cmd := strings.ToUpper(strings.Fields(line + " x")[0]); cmd {
 					case "EHLO":
+						mu.Lock()
+						seen = append(seen, strings.TrimSpace(line[len("EHLO"):]))
+						mu.Unlock()
 						conn.Write([]byte("250-stall.test\r\n250-XCLIENT LOGIN ADDR\r\n250 STARTTLS\r\n"))
 					case "STARTTLS":
 						conn.Write([]byte("220 2.0.0 Ready to start TLS\r\n"))
@@ -61,7 +66,11 @@ func startStallingTLSUpstream(t *testing.T) string {
 		close(stop)
 		wg.Wait()
 	})
-	return l.Addr().String()
+	return l.Addr().String(), func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), seen...)
+	}
 }
 
 // TestUpstreamStartTLSStalledHandshakeBounded: an upstream that stops
@@ -70,7 +79,7 @@ func startStallingTLSUpstream(t *testing.T) string {
 // both ways of speaking STARTTLS (go-smtp's client alone, and the XCLIENT
 // preamble).
 func TestUpstreamStartTLSStalledHandshakeBounded(t *testing.T) {
-	addr := startStallingTLSUpstream(t)
+	addr, ehlos := startStallingTLSUpstream(t)
 	for _, tc := range []struct {
 		name string
 		id   clientIdentity
@@ -95,6 +104,11 @@ func TestUpstreamStartTLSStalledHandshakeBounded(t *testing.T) {
 					t.Errorf("error does not name STARTTLS: %v", err)
 				}
 				t.Logf("error: %v", err)
+				// The EHLO before STARTTLS carries our name, never
+				// go-smtp's default "localhost" (patch 0015).
+				if got := ehlos(); len(got) == 0 || got[len(got)-1] != "postern.test" {
+					t.Errorf("EHLO names before STARTTLS: %q, want postern.test", got)
+				}
 			case <-time.After(15 * time.Second):
 				t.Fatal("dial still running 15 s after a 1 s dial timeout")
 			}

@@ -128,6 +128,15 @@ func NewClientStartTLS(conn net.Conn, tlsConfig *tls.Config) (*Client, error) {
 	return c, nil
 }
 
+// StartTLS sends STARTTLS and encrypts the rest of the session. Unlike
+// NewClientStartTLS, it lets the caller choose the name of the EHLO that
+// precedes it: call Hello first (an MTA may refuse "localhost"). After the
+// upgrade the next command greets again, with the same name. It fails,
+// sending nothing more, if the server does not offer STARTTLS.
+func (c *Client) StartTLS(tlsConfig *tls.Config) error {
+	return initStartTLS(c, tlsConfig)
+}
+
 func initStartTLS(c *Client, tlsConfig *tls.Config) error {
 	if err := c.hello(); err != nil {
 		return err
