@@ -55,6 +55,13 @@ func (v *VerifySlots) acquire(ctx context.Context) (release func(), err error) {
 	defer v.waiting.Add(-1)
 	select {
 	case v.slots <- struct{}{}:
+		// A slot and the deadline can become ready together (select
+		// picks either): nobody waits for a verification past its
+		// deadline, so do not spend a hash on it.
+		if err := ctx.Err(); err != nil {
+			v.release()
+			return nil, fmt.Errorf("%w: waiting for a password verification slot: %w", ErrUnavailable, err)
+		}
 		return v.release, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: waiting for a password verification slot: %w", ErrUnavailable, ctx.Err())
