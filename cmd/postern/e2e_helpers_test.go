@@ -1,9 +1,6 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/x509"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"os"
@@ -15,7 +12,7 @@ import (
 	"time"
 
 	"github.com/postern/postern/auth"
-	"github.com/postern/postern/certs"
+	"github.com/postern/postern/certs/certstest"
 	"github.com/postern/postern/internal/testkit"
 )
 
@@ -68,17 +65,10 @@ type postern struct {
 // writeTestCert writes a throw-away certificate for localhost and returns the paths.
 func writeTestCert(t testing.TB, dir string) (certFile, keyFile string) {
 	t.Helper()
-	cert, err := certs.SelfSigned("localhost", "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := x509.MarshalECPrivateKey(cert.PrivateKey.(*ecdsa.PrivateKey))
-	if err != nil {
-		t.Fatal(err)
-	}
+	certPEM, keyPEM, _ := certstest.SelfSigned(t, "localhost", "127.0.0.1")
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})))
-	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: key})))
+	writeFile(t, certFile, string(certPEM))
+	writeFile(t, keyFile, string(keyPEM))
 	return certFile, keyFile
 }
 
