@@ -281,7 +281,7 @@ backend one
 		// connection HAProxy sends there is refused and redispatched
 		// (before that, p1 would accept it and dismiss it with 421).
 		p1.waitLog(t, `msg="shutting down"`, 10*time.Second)
-		time.Sleep(50 * time.Millisecond)
+		testkit.WaitNotListening(t, p1.StartTLS, 10*time.Second)
 		const m = 6
 		for i := 0; i < m; i++ {
 			c := opsDial(t, both, "127.0.0.9", "")
@@ -299,7 +299,8 @@ backend one
 			t.Fatalf("p1 after SIGTERM: %v\n%s", err, p1.Log())
 		}
 	})
-	time.Sleep(500 * time.Millisecond)
+	// Nothing more is on its way: whatever Postfix accepted is delivered.
+	pf.WaitQueueEmpty(t, 30*time.Second)
 	if got := len(pf.Messages(t)); got != delivered {
 		t.Fatalf("Postfix delivered %d messages, want %d", got, delivered)
 	}
@@ -382,7 +383,11 @@ func TestOpsProxyProtocolTrustE2E(t *testing.T) {
 			t.Fatalf("transcript after an untrusted v2 header: %q; want the banner, errors and 221", out)
 		}
 	})
-	time.Sleep(200 * time.Millisecond)
+	// Both sessions are over (each subtest closed its connection), so
+	// everything they could have logged is in the log.
+	waitFor(t, "the end of both untrusted sessions", func() bool {
+		return strings.Count(untrusted.Log(), "msg=disconnect ") >= 2
+	})
 	if strings.Contains(untrusted.Log(), "1.2.3.4") {
 		t.Fatalf("the untrusted header's address reached the log:\n%s", untrusted.Log())
 	}
@@ -433,8 +438,12 @@ func TestOpsSIGTERMDuringDataE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.waitLog(t, `msg="shutting down"`, 10*time.Second)
-	// The listeners are closed right after that line is written.
-	time.Sleep(100 * time.Millisecond)
+	// The listeners are closed right after that line is written. Waiting
+	// on the socket table, not on a probe connection: one accepted before
+	// the close would count as a connection after SIGTERM.
+	for _, addr := range []string{p.StartTLS, p.TLS} {
+		testkit.WaitNotListening(t, addr, 10*time.Second)
+	}
 	for _, addr := range []string{p.StartTLS, p.TLS} {
 		for i := 0; i < 3; i++ {
 			conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
@@ -485,8 +494,8 @@ func TestOpsSIGTERMDuringDataE2E(t *testing.T) {
 	if strings.Contains(p.Log(), "drain timeout") {
 		t.Errorf("drain timed out:\n%s", p.Log())
 	}
-	// Exactly once, also after Postfix had time to deliver a duplicate.
-	time.Sleep(1500 * time.Millisecond)
+	// Exactly once: postern has exited, so all it handed to Postfix is in
+	// Postfix's queue or delivered; an empty queue leaves nothing to come.
 	pf.WaitQueueEmpty(t, 10*time.Second)
 	want := 0
 	if strings.HasPrefix(reply, "250") {
@@ -949,7 +958,7 @@ func TestOpsUpstreamTLSPostfixE2E(t *testing.T) {
 	expectReply(t, "AUTH", c.auth(aliceLogin, alicePass), "235")
 	expectReply(t, "MAIL with an unverifiable upstream", c.cmd("MAIL FROM:<"+aliceLogin+">"), "451 4.4.1")
 	wrong.waitLog(t, "certificate", 10*time.Second)
-	time.Sleep(500 * time.Millisecond)
+	pf.WaitQueueEmpty(t, 10*time.Second)
 	if got := len(pf.Messages(t)); got != 1 {
 		t.Fatalf("Postfix delivered %d messages, want 1", got)
 	}
