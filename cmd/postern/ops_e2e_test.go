@@ -641,10 +641,8 @@ func opsStatus(t *testing.T, url string) int {
 // endpoints and `postern healthcheck` follow the upstream's state.
 func TestOpsMetricsE2E(t *testing.T) {
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
-	metricsAddr := testkit.FreeAddr(t)
-	p := startPostern(t, pf.Addr, "--metrics", metricsAddr, "--pprof")
-	base := "http://" + metricsAddr
-	p.waitLog(t, `msg="metrics listening"`, 10*time.Second)
+	p := startPostern(t, pf.Addr, "--metrics", anyPort, "--pprof")
+	base := "http://" + p.metricsAddr(t)
 	listener := `listener="starttls:` + p.StartTLS[strings.LastIndexByte(p.StartTLS, ':')+1:] + `"`
 	// startPostern's readiness probe connects once; on a loaded machine the
 	// server may accept it only after this point, so wait for its connect
