@@ -993,11 +993,10 @@ func TestFail2banFilterLockout(t *testing.T) {
 	}
 	for _, format := range []string{"text", "json"} {
 		t.Run(format, func(t *testing.T) {
-			addr := testkit.FreeAddr(t)
 			cmd := exec.Command(bin, "serve",
 				"--hostname", "localhost",
-				"--listen", "starttls="+addr,
-				"--upstream", testkit.FreeAddr(t), // AUTH never reaches it
+				"--listen", "starttls=127.0.0.1:0", // the bound address is logged
+				"--upstream", "127.0.0.1:1", // AUTH never reaches it
 				"--users", users,
 				"--tls-cert", certFile, "--tls-key", keyFile,
 				"--acme-http", "none",
@@ -1005,6 +1004,7 @@ func TestFail2banFilterLockout(t *testing.T) {
 				"--log-format", format)
 			cmd.Env = cleanEnv()
 			p := testkit.StartCmd(t, cmd)
+			addr := waitListenAddr(t, p)
 			testkit.WaitTCP(t, addr, 15*time.Second)
 
 			wantAuthFailed(t, tryAuth(t, addr, craftedLogins[0], "wrong", false), 535)
@@ -1081,6 +1081,32 @@ func cleanEnv() []string {
 		}
 	}
 	return env
+}
+
+// listenLine matches serve's "listening" line in text and in JSON format
+// and captures the bound address (whole: followed by a quote or the end of
+// the line, not cut off by a write still under way).
+var listenLine = regexp.MustCompile(`listening"?[ ,]"?addr"?[=:]"?(127\.0\.0\.1:[0-9]+)[" \n]`)
+
+// waitListenAddr waits until postern logged its first listener and returns
+// the bound address.
+func waitListenAddr(t *testing.T, p *testkit.Process) string {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if m := listenLine.FindStringSubmatch(p.Output()); m != nil {
+			return m[1]
+		}
+		select {
+		case <-p.Done():
+			t.Fatalf("postern exited early:\n%s", p.Output())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("postern logged no listener:\n%s", p.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {

@@ -480,7 +480,7 @@ func TestCertsSNIDirectoryE2E(t *testing.T) {
 func TestCertsTLSPolicyE2E(t *testing.T) {
 	testkit.RequireOpenSSL(t)
 	// No upstream is needed for handshakes: nothing listens there.
-	p := startPostern(t, testkit.FreeAddr(t))
+	p := startPostern(t, "127.0.0.1:1")
 	cases := []struct {
 		name string
 		args []string

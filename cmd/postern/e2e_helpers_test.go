@@ -150,8 +150,14 @@ func (p *postern) metricsAddr(t testing.TB) string {
 	t.Helper()
 	const line = `msg="metrics listening" addr=`
 	p.waitLog(t, line, 10*time.Second)
-	_, a, _ := strings.Cut(p.Log(), line)
-	a, _, _ = strings.Cut(a, "\n")
+	// The rest of the line may still be on its way.
+	var a string
+	waitFor(t, "the metrics listening line", func() bool {
+		_, rest, _ := strings.Cut(p.Log(), line)
+		var whole bool
+		a, _, whole = strings.Cut(rest, "\n")
+		return whole
+	})
 	a, _, _ = strings.Cut(a, " ")
 	return a
 }
