@@ -8,17 +8,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +28,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"gopkg.in/yaml.v3"
 
+	"github.com/postern/postern/certs/certstest"
 	"github.com/postern/postern/internal/testkit"
 )
 
@@ -999,11 +993,10 @@ func TestFail2banFilterLockout(t *testing.T) {
 	}
 	for _, format := range []string{"text", "json"} {
 		t.Run(format, func(t *testing.T) {
-			addr := testkit.FreeAddr(t)
 			cmd := exec.Command(bin, "serve",
 				"--hostname", "localhost",
-				"--listen", "starttls="+addr,
-				"--upstream", testkit.FreeAddr(t), // AUTH never reaches it
+				"--listen", "starttls=127.0.0.1:0", // the bound address is logged
+				"--upstream", "127.0.0.1:1", // AUTH never reaches it
 				"--users", users,
 				"--tls-cert", certFile, "--tls-key", keyFile,
 				"--acme-http", "none",
@@ -1011,6 +1004,7 @@ func TestFail2banFilterLockout(t *testing.T) {
 				"--log-format", format)
 			cmd.Env = cleanEnv()
 			p := testkit.StartCmd(t, cmd)
+			addr := waitListenAddr(t, p)
 			testkit.WaitTCP(t, addr, 15*time.Second)
 
 			wantAuthFailed(t, tryAuth(t, addr, craftedLogins[0], "wrong", false), 535)
@@ -1089,34 +1083,40 @@ func cleanEnv() []string {
 	return env
 }
 
+// listenLine matches serve's "listening" line in text and in JSON format
+// and captures the bound address (whole: followed by a quote or the end of
+// the line, not cut off by a write still under way).
+var listenLine = regexp.MustCompile(`listening"?[ ,]"?addr"?[=:]"?(127\.0\.0\.1:[0-9]+)[" \n]`)
+
+// waitListenAddr waits until postern logged its first listener and returns
+// the bound address.
+func waitListenAddr(t *testing.T, p *testkit.Process) string {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if m := listenLine.FindStringSubmatch(p.Output()); m != nil {
+			return m[1]
+		}
+		select {
+		case <-p.Done():
+			t.Fatalf("postern exited early:\n%s", p.Output())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("postern logged no listener:\n%s", p.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	certPEM, keyPEM, _ := certstest.SelfSigned(t, "localhost")
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return certFile, keyFile

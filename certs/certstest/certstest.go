@@ -120,6 +120,16 @@ func (ca *CA) Issue(t testing.TB, validity time.Duration, names ...string) (chai
 // day. It can go straight into a trust store (SSL_CERT_FILE, RootCAs).
 func SelfSigned(t testing.TB, hosts ...string) (certPEM, keyPEM []byte, cert *x509.Certificate) {
 	t.Helper()
+	return SelfSignedUntil(t, time.Now().Add(24*time.Hour), hosts...)
+}
+
+// SelfSignedUntil is SelfSigned with the end of validity chosen by the
+// caller, for tests of expiry warnings and renewals.
+func SelfSignedUntil(t testing.TB, notAfter time.Time, hosts ...string) (certPEM, keyPEM []byte, cert *x509.Certificate) {
+	t.Helper()
+	if len(hosts) == 0 {
+		t.Fatal("certstest: SelfSigned without hosts")
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +142,7 @@ func SelfSigned(t testing.TB, hosts ...string) (certPEM, keyPEM []byte, cert *x5
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: hosts[0]},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
+		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,

@@ -32,7 +32,7 @@ func startPosternUsers(t *testing.T, upstream, users string, extra ...string) *p
 	t.Helper()
 	dir := t.TempDir()
 	certFile, keyFile := writeTestCert(t, dir)
-	p := &postern{StartTLS: testkit.FreeAddr(t), TLS: testkit.FreeAddr(t), Dir: dir}
+	p := &postern{StartTLS: anyPort, TLS: anyPort, Dir: dir}
 	args := []string{"serve",
 		"--hostname", "submission.test",
 		"--listen", "starttls=" + p.StartTLS, "--listen", "tls=" + p.TLS,
@@ -48,9 +48,7 @@ func startPosternUsers(t *testing.T, upstream, users string, extra ...string) *p
 	args = append(args, extra...)
 	cmd := exec.Command(posternBin, args...)
 	cmd.Env = cleanEnv()
-	p.proc = testkit.StartCmd(t, cmd)
-	waitListening(t, p.proc, p.StartTLS)
-	waitListening(t, p.proc, p.TLS)
+	p.run(t, cmd)
 	return p
 }
 

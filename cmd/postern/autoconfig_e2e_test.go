@@ -74,7 +74,8 @@ func TestAutoconfigClientFollowsDocumentE2E(t *testing.T) {
 	testkit.RequireSwaksTLS(t)
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	httpsAddr := testkit.FreeAddr(t)
-	p := startPostern(t, pf.Addr, autoconfigFlags(httpsAddr)...)
+	// The documents name the SMTP ports: they must be known before the start.
+	p := startPosternAt(t, testkit.FreeAddr(t), testkit.FreeAddr(t), pf.Addr, autoconfigFlags(httpsAddr)...)
 	waitListening(t, p.proc, httpsAddr)
 	url := "https://localhost:" + strings.Split(httpsAddr, ":")[1] + "/.well-known/autoconfig/mail/config-v1.1.xml"
 	cmd := exec.Command(python, "testdata/follow_autoconfig.py", url, filepath.Join(p.Dir, "cert.pem"), aliceLogin, "autoconfig")
@@ -103,7 +104,8 @@ func TestAutoconfigClientFollowsDocumentE2E(t *testing.T) {
 func TestAutoconfigHTTPSE2E(t *testing.T) {
 	openssl := testkit.RequireTool(t, "openssl")
 	httpsAddr := testkit.FreeAddr(t)
-	p := startPostern(t, "127.0.0.1:1", autoconfigFlags(httpsAddr, "--log-level", "debug",
+	// The documents name the SMTP ports: they must be known before the start.
+	p := startPosternAt(t, testkit.FreeAddr(t), testkit.FreeAddr(t), "127.0.0.1:1", autoconfigFlags(httpsAddr, "--log-level", "debug",
 		"--mta-sts-mode", "testing", "--mta-sts-mx", "mx.example.test")...)
 	waitListening(t, p.proc, httpsAddr)
 
@@ -359,7 +361,8 @@ func TestAutoconfigACMEPebbleE2E(t *testing.T) {
 	const host, domain = "mail.postern.test", "postern.test"
 	httpsAddr := "127.0.0.1:" + strconv.Itoa(pebble.TLSPort)
 	httpAddr := "127.0.0.1:" + strconv.Itoa(pebble.HTTPPort)
-	p := startPosternBare(t, "127.0.0.1:1", []string{"SSL_CERT_FILE=" + pebble.HTTPSCertFile},
+	// The documents name the SMTP ports: they must be known before the start.
+	p := startPosternBareAt(t, testkit.FreeAddr(t), testkit.FreeAddr(t), "127.0.0.1:1", []string{"SSL_CERT_FILE=" + pebble.HTTPSCertFile},
 		"--hostname", host, "--listen", "https="+httpsAddr,
 		"--acme-domain", host, "--acme-email", "postmaster@postern.test", "--acme-cache", t.TempDir(),
 		"--acme-directory", pebble.DirURL, "--acme-http", httpAddr,

@@ -39,9 +39,16 @@ import (
 // --hostname: flags must bring them. env is added to the environment.
 func startPosternBare(t testing.TB, upstream string, env []string, flags ...string) *postern {
 	t.Helper()
+	return startPosternBareAt(t, anyPort, anyPort, upstream, env, flags...)
+}
+
+// startPosternBareAt is startPosternBare with the STARTTLS and implicit TLS
+// listen addresses chosen by the caller.
+func startPosternBareAt(t testing.TB, starttls, implicitTLS, upstream string, env []string, flags ...string) *postern {
+	t.Helper()
 	dir := t.TempDir()
 	p := &postern{
-		StartTLS: testkit.FreeAddr(t), TLS: testkit.FreeAddr(t), Dir: dir,
+		StartTLS: starttls, TLS: implicitTLS, Dir: dir,
 		UsersFile: filepath.Join(dir, "users"),
 	}
 	writeFile(t, p.UsersFile, usersFileContent(t))
@@ -53,9 +60,7 @@ func startPosternBare(t testing.TB, upstream string, env []string, flags ...stri
 	}, flags...)
 	cmd := exec.Command(posternBin, args...)
 	cmd.Env = append(cleanEnv(), env...)
-	p.proc = testkit.StartCmd(t, cmd)
-	waitListening(t, p.proc, p.StartTLS)
-	waitListening(t, p.proc, p.TLS)
+	p.run(t, cmd)
 	return p
 }
 
@@ -475,7 +480,7 @@ func TestCertsSNIDirectoryE2E(t *testing.T) {
 func TestCertsTLSPolicyE2E(t *testing.T) {
 	testkit.RequireOpenSSL(t)
 	// No upstream is needed for handshakes: nothing listens there.
-	p := startPostern(t, testkit.FreeAddr(t))
+	p := startPostern(t, "127.0.0.1:1")
 	cases := []struct {
 		name string
 		args []string

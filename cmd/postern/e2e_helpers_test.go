@@ -1,9 +1,6 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/x509"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"os"
@@ -15,7 +12,7 @@ import (
 	"time"
 
 	"github.com/postern/postern/auth"
-	"github.com/postern/postern/certs"
+	"github.com/postern/postern/certs/certstest"
 	"github.com/postern/postern/internal/testkit"
 )
 
@@ -68,17 +65,10 @@ type postern struct {
 // writeTestCert writes a throw-away certificate for localhost and returns the paths.
 func writeTestCert(t testing.TB, dir string) (certFile, keyFile string) {
 	t.Helper()
-	cert, err := certs.SelfSigned("localhost", "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := x509.MarshalECPrivateKey(cert.PrivateKey.(*ecdsa.PrivateKey))
-	if err != nil {
-		t.Fatal(err)
-	}
+	certPEM, keyPEM, _ := certstest.SelfSigned(t, "localhost", "127.0.0.1")
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})))
-	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: key})))
+	writeFile(t, certFile, string(certPEM))
+	writeFile(t, keyFile, string(keyPEM))
 	return certFile, keyFile
 }
 
@@ -104,13 +94,26 @@ func usersFileContent(t testing.TB) string {
 	return b.String()
 }
 
+// anyPort is where test instances listen unless a test needs its ports
+// before the start: the kernel picks a free port when postern binds, so no
+// other process can take it in between (as it can a port picked in advance
+// with testkit.FreeAddr); the bound addresses come from the log.
+const anyPort = "127.0.0.1:0"
+
 // startPostern runs `postern serve` against upstream with extra flags.
 func startPostern(t testing.TB, upstream string, extra ...string) *postern {
+	t.Helper()
+	return startPosternAt(t, anyPort, anyPort, upstream, extra...)
+}
+
+// startPosternAt is startPostern with the STARTTLS and implicit TLS listen
+// addresses chosen by the caller.
+func startPosternAt(t testing.TB, starttls, implicitTLS, upstream string, extra ...string) *postern {
 	t.Helper()
 	dir := t.TempDir()
 	certFile, keyFile := writeTestCert(t, dir)
 	p := &postern{
-		StartTLS: testkit.FreeAddr(t), TLS: testkit.FreeAddr(t), Dir: dir,
+		StartTLS: starttls, TLS: implicitTLS, Dir: dir,
 		UsersFile: filepath.Join(dir, "users"),
 	}
 	writeFile(t, p.UsersFile, usersFileContent(t))
@@ -125,10 +128,72 @@ func startPostern(t testing.TB, upstream string, extra ...string) *postern {
 	args = append(args, extra...)
 	cmd := exec.Command(posternBin, args...)
 	cmd.Env = cleanEnv()
+	p.run(t, cmd)
+	return p
+}
+
+// run starts cmd, a `postern serve` with p.StartTLS and p.TLS as its two
+// --listen flags in that order, and waits until both listeners accept;
+// p.StartTLS and p.TLS become the bound addresses.
+func (p *postern) run(t testing.TB, cmd *exec.Cmd) {
+	t.Helper()
 	p.proc = testkit.StartCmd(t, cmd)
+	addrs := smtpListenAddrs(t, p.proc, 2)
+	p.StartTLS, p.TLS = addrs[0], addrs[1]
 	waitListening(t, p.proc, p.StartTLS)
 	waitListening(t, p.proc, p.TLS)
-	return p
+}
+
+// metricsAddr waits until postern logged its metrics listener (start it
+// with "--metrics", anyPort) and returns the bound address.
+func (p *postern) metricsAddr(t testing.TB) string {
+	t.Helper()
+	const line = `msg="metrics listening" addr=`
+	p.waitLog(t, line, 10*time.Second)
+	// The rest of the line may still be on its way.
+	var a string
+	waitFor(t, "the metrics listening line", func() bool {
+		_, rest, _ := strings.Cut(p.Log(), line)
+		var whole bool
+		a, _, whole = strings.Cut(rest, "\n")
+		return whole
+	})
+	a, _, _ = strings.Cut(a, " ")
+	return a
+}
+
+// smtpListenAddrs waits until postern logged n SMTP listeners and returns
+// their addresses. serve logs one "listening" line per SMTP listener, in
+// --listen order (proxy.Server.Addrs), then the autoconfig one with
+// serves=.
+func smtpListenAddrs(t testing.TB, p *testkit.Process, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var addrs []string
+		lines := strings.Split(p.Output(), "\n")
+		for _, l := range lines[:len(lines)-1] { // complete lines only
+			if !strings.Contains(l, " msg=listening ") || strings.Contains(l, " serves=") {
+				continue
+			}
+			if _, a, ok := strings.Cut(l, " addr="); ok {
+				a, _, _ = strings.Cut(a, " ")
+				addrs = append(addrs, a)
+			}
+		}
+		if len(addrs) >= n {
+			return addrs[:n]
+		}
+		select {
+		case <-p.Done():
+			t.Fatalf("postern exited early:\n%s", p.Output())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("postern did not log %d listeners:\n%s", n, p.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // cleanEnv is the environment without POSTERN_* variables, so a developer's

@@ -31,7 +31,7 @@ func TestParallelGuessesStopAtLockout(t *testing.T) {
 			// The upstream is never reached: only AUTH is exercised.
 			// All n from one address: the per-address connection limit
 			// must not be what stops them.
-			p := startPostern(t, testkit.FreeAddr(t), "--auth-max-failures", "10",
+			p := startPostern(t, "127.0.0.1:1", "--auth-max-failures", "10",
 				"--auth-lockout-window", "15m", "--max-connections-per-ip", "200")
 			conns := make([]*client, n)
 			for i := range conns {
@@ -98,7 +98,7 @@ func TestParallelGuessesStopAtLockout(t *testing.T) {
 // and the address still has its 10 attempts for wrong passwords, 9 answered
 // 535 and the 10th 421.
 func TestAuthSuccessGivesAttemptBack(t *testing.T) {
-	p := startPostern(t, testkit.FreeAddr(t), "--auth-max-failures", "10",
+	p := startPostern(t, "127.0.0.1:1", "--auth-max-failures", "10",
 		"--max-auth-failures-per-connection", "100")
 	for i := range 20 {
 		c := dialFrom(t, p.StartTLS, "127.0.0.3")

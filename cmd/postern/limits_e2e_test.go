@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postern/postern/internal/testkit"
 	"github.com/postern/postern/proxy/proxytest"
 )
 
@@ -108,10 +107,8 @@ func limMetric(t *testing.T, url, series string, want float64) {
 
 func startLimited(t *testing.T, upstream string, flags ...string) (p *postern, metricsURL string) {
 	t.Helper()
-	metricsAddr := testkit.FreeAddr(t)
-	p = startPostern(t, upstream, append(flags, "--metrics", metricsAddr)...)
-	p.waitLog(t, `msg="metrics listening"`, 10*time.Second)
-	return p, "http://" + metricsAddr + "/metrics"
+	p = startPostern(t, upstream, append(flags, "--metrics", anyPort)...)
+	return p, "http://" + p.metricsAddr(t) + "/metrics"
 }
 
 // TestConnLimitPerIPE2E: with --max-connections-per-ip 5, five idle

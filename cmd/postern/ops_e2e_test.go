@@ -10,17 +10,12 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -37,6 +32,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/postern/postern/certs/certstest"
 	"github.com/postern/postern/internal/testkit"
 	"github.com/postern/postern/proxy/proxytest"
 )
@@ -90,37 +86,9 @@ func opsPublicDir(t *testing.T) string {
 // as certbot does. The key is 0600, the certificate 0644.
 func opsWriteCert(t *testing.T, certFile, keyFile string, notAfter time.Time) *x509.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 100))
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "localhost"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              notAfter,
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opsWriteAtomic(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})), 0o600)
-	opsWriteAtomic(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), 0o644)
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	certPEM, keyPEM, cert := certstest.SelfSignedUntil(t, notAfter, "localhost", "127.0.0.1")
+	opsWriteAtomic(t, keyFile, string(keyPEM), 0o600)
+	opsWriteAtomic(t, certFile, string(certPEM), 0o644)
 	return cert
 }
 
@@ -313,7 +281,7 @@ backend one
 		// connection HAProxy sends there is refused and redispatched
 		// (before that, p1 would accept it and dismiss it with 421).
 		p1.waitLog(t, `msg="shutting down"`, 10*time.Second)
-		time.Sleep(50 * time.Millisecond)
+		testkit.WaitNotListening(t, p1.StartTLS, 10*time.Second)
 		const m = 6
 		for i := 0; i < m; i++ {
 			c := opsDial(t, both, "127.0.0.9", "")
@@ -331,14 +299,15 @@ backend one
 			t.Fatalf("p1 after SIGTERM: %v\n%s", err, p1.Log())
 		}
 	})
-	time.Sleep(500 * time.Millisecond)
+	// Nothing more is on its way: whatever Postfix accepted is delivered.
+	pf.WaitQueueEmpty(t, 30*time.Second)
 	if got := len(pf.Messages(t)); got != delivered {
 		t.Fatalf("Postfix delivered %d messages, want %d", got, delivered)
 	}
 }
 
 // waitFor polls cond for up to 10 s (logs reach the test through a pipe).
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -414,7 +383,11 @@ func TestOpsProxyProtocolTrustE2E(t *testing.T) {
 			t.Fatalf("transcript after an untrusted v2 header: %q; want the banner, errors and 221", out)
 		}
 	})
-	time.Sleep(200 * time.Millisecond)
+	// Both sessions are over (each subtest closed its connection), so
+	// everything they could have logged is in the log.
+	waitFor(t, "the end of both untrusted sessions", func() bool {
+		return strings.Count(untrusted.Log(), "msg=disconnect ") >= 2
+	})
 	if strings.Contains(untrusted.Log(), "1.2.3.4") {
 		t.Fatalf("the untrusted header's address reached the log:\n%s", untrusted.Log())
 	}
@@ -465,8 +438,12 @@ func TestOpsSIGTERMDuringDataE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.waitLog(t, `msg="shutting down"`, 10*time.Second)
-	// The listeners are closed right after that line is written.
-	time.Sleep(100 * time.Millisecond)
+	// The listeners are closed right after that line is written. Waiting
+	// on the socket table, not on a probe connection: one accepted before
+	// the close would count as a connection after SIGTERM.
+	for _, addr := range []string{p.StartTLS, p.TLS} {
+		testkit.WaitNotListening(t, addr, 10*time.Second)
+	}
 	for _, addr := range []string{p.StartTLS, p.TLS} {
 		for i := 0; i < 3; i++ {
 			conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
@@ -517,8 +494,8 @@ func TestOpsSIGTERMDuringDataE2E(t *testing.T) {
 	if strings.Contains(p.Log(), "drain timeout") {
 		t.Errorf("drain timed out:\n%s", p.Log())
 	}
-	// Exactly once, also after Postfix had time to deliver a duplicate.
-	time.Sleep(1500 * time.Millisecond)
+	// Exactly once: postern has exited, so all it handed to Postfix is in
+	// Postfix's queue or delivered; an empty queue leaves nothing to come.
 	pf.WaitQueueEmpty(t, 10*time.Second)
 	want := 0
 	if strings.HasPrefix(reply, "250") {
@@ -664,10 +641,8 @@ func opsStatus(t *testing.T, url string) int {
 // endpoints and `postern healthcheck` follow the upstream's state.
 func TestOpsMetricsE2E(t *testing.T) {
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
-	metricsAddr := testkit.FreeAddr(t)
-	p := startPostern(t, pf.Addr, "--metrics", metricsAddr, "--pprof")
-	base := "http://" + metricsAddr
-	p.waitLog(t, `msg="metrics listening"`, 10*time.Second)
+	p := startPostern(t, pf.Addr, "--metrics", anyPort, "--pprof")
+	base := "http://" + p.metricsAddr(t)
 	listener := `listener="starttls:` + p.StartTLS[strings.LastIndexByte(p.StartTLS, ':')+1:] + `"`
 	// startPostern's readiness probe connects once; on a loaded machine the
 	// server may accept it only after this point, so wait for its connect
@@ -826,8 +801,8 @@ func TestOpsMetricsE2E(t *testing.T) {
 	if code := healthcheck("/readyz"); code != 0 {
 		t.Errorf("healthcheck /readyz with Postfix back: exit %d", code)
 	}
-	// Nothing listening: non-zero.
-	if _, _, code := runPostern(t, "healthcheck", "--url", "http://"+testkit.FreeAddr(t)+"/healthz", "--timeout", "2s"); code == 0 {
+	// Nothing listening (port 1 is privileged and unused): non-zero.
+	if _, _, code := runPostern(t, "healthcheck", "--url", "http://127.0.0.1:1/healthz", "--timeout", "2s"); code == 0 {
 		t.Errorf("healthcheck against nothing: exit 0")
 	}
 }
@@ -981,7 +956,7 @@ func TestOpsUpstreamTLSPostfixE2E(t *testing.T) {
 	expectReply(t, "AUTH", c.auth(aliceLogin, alicePass), "235")
 	expectReply(t, "MAIL with an unverifiable upstream", c.cmd("MAIL FROM:<"+aliceLogin+">"), "451 4.4.1")
 	wrong.waitLog(t, "certificate", 10*time.Second)
-	time.Sleep(500 * time.Millisecond)
+	pf.WaitQueueEmpty(t, 10*time.Second)
 	if got := len(pf.Messages(t)); got != 1 {
 		t.Fatalf("Postfix delivered %d messages, want 1", got)
 	}

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/postern/postern/internal/testkit"
 	"github.com/postern/postern/proxy/proxytest"
@@ -72,9 +71,8 @@ func TestUsersFileSchemesE2E(t *testing.T) {
 	file.WriteString("otp@example.test:" + strings.TrimSpace(string(out)) + "\n")
 
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
-	metricsAddr := testkit.FreeAddr(t)
-	p := startPosternUsers(t, pf.Addr, file.String(), "--metrics", metricsAddr, "--auth-max-failures", "1000")
-	p.waitLog(t, `msg="metrics listening"`, 10*time.Second)
+	p := startPosternUsers(t, pf.Addr, file.String(), "--metrics", anyPort, "--auth-max-failures", "1000")
+	metricsAddr := p.metricsAddr(t)
 
 	for _, e := range entries {
 		t.Run(e.login, func(t *testing.T) {
