@@ -1,0 +1,58 @@
+// Package state holds Postern's abuse counters — the AUTH lockout, the
+// per-login sending limits and the suspensions — either in this process's
+// memory (--state memory) or in Redis, shared by every replica behind a load
+// balancer (--state redis://…). No password or hash is ever stored.
+//
+// Every operation is atomic in the store that holds it (a mutex in memory, a
+// Lua script in Redis), so replicas never race a read-modify-write. Keys
+// expire on their own: a counter lives as long as its window, a suspension
+// until its end.
+package state
+
+import (
+	"context"
+	"time"
+)
+
+// Store is where the counters live. Implementations: Memory (one process),
+// Redis (shared), and Fallback (Redis, answering from a local Memory while
+// Redis is unreachable).
+//
+// Counters are sliding windows of event times: Count(key, w) is how many
+// events Add recorded for key in the last w. Callers pass the same window
+// (and limit) for a key every time.
+type Store interface {
+	// Add records one event for key now, unless key already has limit events
+	// within window, in which case it records nothing. It returns the count
+	// within window after the call and whether the event was recorded.
+	// limit must be > 0: it also bounds what the store keeps per key.
+	Add(ctx context.Context, key string, limit int, window time.Duration) (count int, added bool, err error)
+	// RemoveNewest takes back key's newest event (a reservation given back).
+	RemoveNewest(ctx context.Context, key string) error
+	// Count returns how many events key has within window.
+	Count(ctx context.Context, key string, window time.Duration) (int, error)
+	// Clear forgets key.
+	Clear(ctx context.Context, key string) error
+	// Once reports true to the first caller for key within ttl, false to
+	// every other (on any replica) until ttl has passed: "log once per
+	// window", "alert once per suspension".
+	Once(ctx context.Context, key string, ttl time.Duration) (bool, error)
+
+	// Suspend records a suspension of login until s.Until (replacing one
+	// already there).
+	Suspend(ctx context.Context, login string, s Suspension) error
+	// Suspended returns login's suspension, if one is in force.
+	Suspended(ctx context.Context, login string) (Suspension, bool, error)
+	// Unsuspend lifts login's suspension; false if there was none.
+	Unsuspend(ctx context.Context, login string) (bool, error)
+
+	// Close releases connections and background work.
+	Close() error
+}
+
+// Suspension is why and until when a login may not authenticate.
+type Suspension struct {
+	Reason string    // e.g. "limit-messages exceeded 3x", for logs and `postern status`
+	Since  time.Time // when it was decided
+	Until  time.Time // when it lifts by itself
+}
