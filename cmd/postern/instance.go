@@ -16,6 +16,7 @@ import (
 	"github.com/postern/postern/certs"
 	"github.com/postern/postern/internal/autoconfig"
 	"github.com/postern/postern/proxy"
+	"github.com/postern/postern/proxy/state"
 )
 
 // instance is one configured Postern: everything `serve` runs and
@@ -33,6 +34,9 @@ type instance struct {
 	// --autoconfig-domain) on httpsAddr (if set) and the HTTP-01 listener.
 	autoconfig *autoconfig.Server
 	httpsAddr  string
+	// state is the shared store (--state redis://…) behind a fallback to
+	// memory; nil with --state memory.
+	state *state.Fallback
 }
 
 // buildInstance validates every setting and builds the components without
@@ -129,8 +133,16 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--proxy-protocol-from: %w", err)
 	}
+	if inst.state, err = buildState(c, log); err != nil {
+		return nil, err
+	}
+	var lockoutStore state.Store // nil: the lockout's own bounded memory
+	if inst.state != nil {
+		lockoutStore = inst.state
+	}
 	inst.registry = prometheus.NewRegistry()
 	inst.registry.MustRegister(newCertExpiry(inst.certs))
+	inst.registry.MustRegister(newStateDegraded(inst.state))
 	if inst.auth.users != nil {
 		inst.registry.MustRegister(newUsersHashes(inst.auth.users))
 	}
@@ -147,6 +159,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 			MaxFailures: c.Int("auth-max-failures"),
 			Window:      c.Duration("auth-lockout-window"),
 			Log:         log,
+			Store:       lockoutStore,
 		}),
 		MyNetworks:      mynets,
 		Received:        received,

@@ -50,6 +50,10 @@ func serveCommand() *cli.Command {
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			go reloadOnHUP(ctx, inst)
+			if inst.state != nil {
+				defer inst.state.Close()
+				checkState(ctx, inst.state)
+			}
 			go func() {
 				if err := inst.certs.Run(ctx); err != nil {
 					log.Error("certificate manager stopped", "err", err)

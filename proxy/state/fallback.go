@@ -68,6 +68,17 @@ func NewFallback(remote Remote, local *Memory, cfg FallbackConfig) *Fallback {
 // because Redis failed (the postern_state_degraded gauge).
 func (f *Fallback) Degraded() bool { return f.degraded.Load() }
 
+// Check pings Redis now (at start, so that an outage is logged before the
+// first client meets it); a failure turns the store degraded like any
+// operation's. It returns Redis's error for the caller to show.
+func (f *Fallback) Check(ctx context.Context) error {
+	err := f.remote.Ping(ctx)
+	if err != nil {
+		f.failed(ctx, "ping", err)
+	}
+	return err
+}
+
 // useRemote reports whether to ask Redis.
 func (f *Fallback) useRemote() bool { return !f.degraded.Load() && f.ctx.Err() == nil }
 
