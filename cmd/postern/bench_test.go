@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/postern/postern/internal/testkit"
 	"github.com/postern/postern/proxy/proxytest"
 )
 
@@ -120,4 +121,99 @@ func vmHWM(b *testing.B, pid int) int {
 	}
 	b.Fatal("no VmHWM")
 	return 0
+}
+
+// BenchmarkStateRedisVsMemory sends 4 KiB messages through two postern
+// binaries in the same run, one with --state memory and one with --state
+// redis:// (a real redis-server), 10 connections at a time, in two shapes:
+// W1 (one AUTH per connection, its share of b.N messages on it) and W2 (one
+// connection and one AUTH per message, where the lockout's Redis calls
+// count most: Blocked, Reserve, LoginDelay, Release, Success are one round
+// trip each). Compare ms/msg between the sub-benchmarks:
+//
+//	go test ./cmd/postern -run '^$' -bench StateRedisVsMemory -benchtime 500x
+func BenchmarkStateRedisVsMemory(b *testing.B) {
+	redis := testkit.StartRedis(b)
+	pf := proxytest.StartPostfix(b, proxytest.PostfixOptions{})
+	instances := map[string]*postern{
+		"memory": startPostern(b, pf.Addr, "--state", "memory"),
+		"redis":  startPostern(b, pf.Addr, "--state", redis.URL()),
+	}
+	body := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789\r\n"), 4096/76)
+	msg := append([]byte("Subject: bench\r\n\r\n"), body...)
+	dial := func(addr string) (*smtp.Client, error) {
+		c, err := smtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			return nil, err
+		}
+		return c, c.Auth(sasl.NewPlainClient("", aliceLogin, alicePass))
+	}
+	send := func(c *smtp.Client) error {
+		return c.SendMail(aliceLogin, []string{"bench@example.test"}, bytes.NewReader(msg))
+	}
+	// W1: each of 10 connections sends n messages after one AUTH.
+	w1 := func(addr string, n int) error {
+		c, err := dial(addr)
+		if err != nil {
+			return err
+		}
+		defer c.Quit()
+		for range n {
+			if err := send(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// W2: a connection and an AUTH per message.
+	w2 := func(addr string, n int) error {
+		for range n {
+			c, err := dial(addr)
+			if err != nil {
+				return err
+			}
+			err = send(c)
+			c.Quit()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	run := func(b *testing.B, addr string, work func(string, int) error) {
+		const conns = 10
+		var wg sync.WaitGroup
+		errs := make(chan error, conns)
+		b.ResetTimer()
+		start := time.Now()
+		for c := range conns {
+			n := b.N / conns
+			if c < b.N%conns {
+				n++
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := work(addr, n); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
+		}
+		elapsed := time.Since(start)
+		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+		b.ReportMetric(float64(elapsed.Milliseconds())*conns/float64(b.N), "ms/msg/conn")
+	}
+	for _, w := range []struct {
+		name string
+		work func(string, int) error
+	}{{"W1", w1}, {"W2", w2}} {
+		for _, st := range []string{"memory", "redis"} {
+			b.Run(w.name+"-"+st, func(b *testing.B) { run(b, instances[st].StartTLS, w.work) })
+		}
+	}
 }
