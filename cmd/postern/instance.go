@@ -37,10 +37,6 @@ type instance struct {
 	// state is the shared store (--state redis://…) behind a fallback to
 	// memory; nil with --state memory.
 	state *state.Fallback
-	// store is where counters and suspensions live, never nil: state, or
-	// with --state memory a Memory of this process (the lockout keeps its
-	// own, so that a flood of one kind of key cannot evict the other).
-	store state.Store
 }
 
 // buildInstance validates every setting and builds the components without
@@ -141,9 +137,8 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		return nil, err
 	}
 	var lockoutStore state.Store // nil: the lockout's own bounded memory
-	inst.store = state.NewMemory(state.MemoryConfig{})
 	if inst.state != nil {
-		lockoutStore, inst.store = inst.state, inst.state
+		lockoutStore = inst.state
 	}
 	inst.registry = prometheus.NewRegistry()
 	inst.registry.MustRegister(newCertExpiry(inst.certs))
