@@ -200,7 +200,7 @@ func TestFallbackReadOnlyRedisStaysDegraded(t *testing.T) {
 	direct := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer direct.Close()
 	host, port, _ := strings.Cut(primary.Addr, ":")
-	if err := direct.SlaveOf(ctx, host, port).Err(); err != nil {
+	if err := direct.ReplicaOf(ctx, host, port).Err(); err != nil {
 		t.Fatal(err)
 	}
 	// A replica refuses writes; the first operation turns the store degraded.
@@ -218,7 +218,7 @@ func TestFallbackReadOnlyRedisStaysDegraded(t *testing.T) {
 	if got := strings.Count(logs.String(), "redis failed"); got != 1 {
 		t.Fatalf("%d warnings, want 1:\n%s", got, logs.String())
 	}
-	if err := direct.SlaveOf(ctx, "NO", "ONE").Err(); err != nil {
+	if err := direct.ReplicaOf(ctx, "NO", "ONE").Err(); err != nil {
 		t.Fatal(err)
 	}
 	waitDegraded(t, f, false)
