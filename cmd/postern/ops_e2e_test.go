@@ -279,7 +279,7 @@ backend one
 		}
 		// Its listeners close right after this line: from then on a
 		// connection HAProxy sends there is refused and redispatched
-		// (before that, p1 would accept it and dismiss it with 421).
+		// (before that, p1 would accept it and end it with 421).
 		p1.waitLog(t, `msg="shutting down"`, 10*time.Second)
 		testkit.WaitNotListening(t, p1.StartTLS, 10*time.Second)
 		const m = 6
@@ -480,7 +480,7 @@ func TestOpsSIGTERMDuringDataE2E(t *testing.T) {
 	default:
 		t.Fatalf("reply to the final dot after SIGTERM: %q, want 250 or 4xx", reply)
 	}
-	// After its message the session is dismissed with 421 4.3.2.
+	// After its message the session is ended with 421 4.3.2.
 	if r := c.cmd(""); !strings.HasPrefix(r, "421 4.3.2") {
 		t.Errorf("after the message: %q, want 421 4.3.2", r)
 	}
