@@ -20,8 +20,6 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	}
 	s := &session{srv: b.srv, conn: c, cc: cc}
 	s.log = b.srv.log.With("session", cc.id)
-	top := c.Conn()
-	cc.top.Store(&top)
 	if state, ok := c.TLSConnectionState(); ok {
 		s.tls = &state
 		if cc.tlsLogged.CompareAndSwap(false, true) {

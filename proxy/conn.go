@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -12,17 +11,19 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/pires/go-proxyproto"
 )
 
 // clientConn wraps every accepted connection, under TLS if there is one.
-//
-// It exists for these reasons go-smtp cannot cover:
-//   - deadlines: go-smtp sets a read deadline once per command line, so a
-//     large DATA would have to arrive within one timeout. clientConn instead
-//     renews an idle deadline on every read and caps it with the DATA
-//     deadline while a message is being received;
+// go-smtp owns the connection (it alone reads and writes it); clientConn
+// adds what go-smtp has no notion of:
+//   - deadlines: go-smtp would set a read deadline once per command line
+//     (Server.ReadTimeout, left at zero), so a large DATA would have to
+//     arrive within one timeout. clientConn instead renews an idle deadline
+//     on every read and caps it with the DATA deadline while a message is
+//     being received. A deadline go-smtp sets itself (Server.Shutdown
+//     interrupts an idle session's read with one in the past) caps reads
+//     too, as on any net.Conn;
 //   - the login deadline: a connection that has not authenticated within
 //     --login-timeout of Accept (TLS handshake included) is cut, however
 //     slowly it keeps sending, since every read renews the idle deadline.
@@ -30,10 +31,11 @@ import (
 //     fails with replyLoginTimeout, which go-smtp writes as the last reply
 //     from its own goroutine (go-smtp patches/0010-read-error-reply.patch);
 //   - the connection limits: its ticket is counted until it is closed;
-//   - closing right after a reply (too many AUTH failures, lockout): the
-//     session marks the connection and the next write closes it;
 //   - identity that survives STARTTLS: go-smtp builds a new Session after the
 //     upgrade, but the connection (id, peer, AUTH failure count) stays.
+//
+// Ending a connection after a reply is go-smtp's (Conn.CloseAfterReply,
+// patches/0016), and so is the shutdown's 421 (patches/0017).
 type clientConn struct {
 	net.Conn
 
@@ -51,13 +53,17 @@ type clientConn struct {
 	loginExpired  atomic.Bool  // the login deadline cut the connection
 	ticket        connTicket   // its share of the connection limits
 
-	closeAfterReply  atomic.Bool
+	// readMu makes "compute the deadline, set it" in Read one step with
+	// SetReadDeadline, so that a deadline go-smtp sets from another
+	// goroutine (the shutdown's interrupt) is never replaced by an older one.
+	readMu       sync.Mutex
+	ownDeadline  time.Time // set by SetReadDeadline; zero: none
+	readDeadline time.Time // the deadline last applied to Conn; zero: none
+
 	authFailures     atomic.Int32
-	authTempFailures atomic.Int32             // AUTH answered 454 (backend down)
-	tlsLogged        atomic.Bool              // a session over TLS has started
-	tlsStarted       atomic.Bool              // a ClientHello was received
-	busy             atomic.Bool              // between MAIL and the end of the message
-	top              atomic.Pointer[net.Conn] // what go-smtp writes to (the *tls.Conn under TLS)
+	authTempFailures atomic.Int32 // AUTH answered 454 (backend down)
+	tlsLogged        atomic.Bool  // a session over TLS has started
+	tlsStarted       atomic.Bool  // a ClientHello was received
 	messages         atomic.Int32
 	closeOnce        sync.Once
 	onClose          func(*clientConn)
@@ -97,28 +103,30 @@ func (c *clientConn) client() netip.AddrPort {
 func (c *clientConn) clientIP() netip.Addr { return c.client().Addr() }
 
 // Read renews the idle deadline before every read, capped by the DATA and
-// login deadlines. Once the login deadline has passed, reads fail with
-// replyLoginTimeout (not a net.Error: crypto/tls passes it on unchanged).
+// login deadlines and by one set with SetReadDeadline. Once the login
+// deadline has passed, reads fail with replyLoginTimeout (not a net.Error:
+// crypto/tls passes it on unchanged).
 func (c *clientConn) Read(b []byte) (int, error) {
 	now := time.Now()
 	login := c.loginDeadline.Load()
 	if login != 0 && now.UnixNano() >= login {
 		return 0, c.expireLogin()
 	}
-	var deadline int64 // 0: none
+	var deadline time.Time // zero: none
 	if c.idleTimeout > 0 {
-		deadline = now.Add(c.idleTimeout).UnixNano()
+		deadline = now.Add(c.idleTimeout)
 	}
 	for _, d := range [...]int64{c.dataDeadline.Load(), login} {
-		if d != 0 && (deadline == 0 || d < deadline) {
-			deadline = d
+		if d != 0 {
+			deadline = earliest(deadline, time.Unix(0, d))
 		}
 	}
-	t := time.Time{} // no deadline: clear an earlier one (a login deadline)
-	if deadline != 0 {
-		t = time.Unix(0, deadline)
-	}
-	if err := c.Conn.SetReadDeadline(t); err != nil {
+	c.readMu.Lock()
+	deadline = earliest(deadline, c.ownDeadline)
+	err := c.Conn.SetReadDeadline(deadline) // zero clears an earlier one
+	c.readDeadline = deadline
+	c.readMu.Unlock()
+	if err != nil {
 		return 0, err
 	}
 	n, err := c.Conn.Read(b)
@@ -126,6 +134,34 @@ func (c *clientConn) Read(b []byte) (int, error) {
 		return n, c.expireLogin()
 	}
 	return n, err
+}
+
+// earliest is the earlier of two deadlines, where zero means none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// SetReadDeadline caps every later read at t (zero: no cap), on top of the
+// deadlines Read sets itself. A read in progress is woken at t if t is
+// earlier than its own deadline: go-smtp's Shutdown interrupts an idle
+// session's read this way.
+func (c *clientConn) SetReadDeadline(t time.Time) error {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	c.ownDeadline = t
+	if t.IsZero() || !c.readDeadline.IsZero() && !t.Before(c.readDeadline) {
+		return nil // the next Read applies it
+	}
+	c.readDeadline = t
+	return c.Conn.SetReadDeadline(t)
+}
+
+// SetDeadline is SetReadDeadline and SetWriteDeadline.
+func (c *clientConn) SetDeadline(t time.Time) error {
+	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
 }
 
 func (c *clientConn) expireLogin() error {
@@ -137,25 +173,9 @@ func (c *clientConn) expireLogin() error {
 // client). Call it from the connection's goroutine, or before it reads.
 func (c *clientConn) loggedIn() { c.loginDeadline.Store(0) }
 
-// Write sends b and closes the connection afterwards if a reply was marked as
-// the last one. Each go-smtp reply line is one write (textproto flushes per
-// line), so the mark closes right after the marked reply.
-func (c *clientConn) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
-	if c.closeAfterReply.Load() {
-		c.Close()
-	}
-	return n, err
-}
-
-// SetReadDeadline is owned by clientConn (see Read); go-smtp's calls are ignored.
-func (c *clientConn) SetReadDeadline(time.Time) error { return nil }
-
-// SetDeadline only applies the write part; reads are governed by Read.
-func (c *clientConn) SetDeadline(t time.Time) error { return c.SetWriteDeadline(t) }
-
 // lastReplyTimeout bounds the write of a reply after which the connection
-// is closed anyway (the login timeout's 421, a shutdown's 421).
+// is closed anyway (the login timeout's 421, the 421 of a shutdown whose
+// drain has ended).
 const lastReplyTimeout = time.Second
 
 // SetWriteDeadline caps go-smtp's write deadline (--command-timeout, set
@@ -201,21 +221,6 @@ func (c *clientConn) Close() error {
 	return err
 }
 
-// dismiss sends a last reply outside go-smtp's flow (shutdown) and closes
-// the connection. go-smtp's own writer belongs to the session goroutine, so
-// the reply is written straight to the connection (the *tls.Conn under TLS,
-// whose writes are serialised): at worst it lands next to a reply go-smtp
-// is writing at the same moment, whole.
-func (c *clientConn) dismiss(reply *smtp.SMTPError) {
-	w := net.Conn(c)
-	if top := c.top.Load(); top != nil {
-		w = *top
-	}
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(lastReplyTimeout))
-	_, _ = io.WriteString(w, replyText(reply)+"\r\n")
-	c.Close()
-}
-
 // startData caps reads for the message being received at now+timeout.
 func (c *clientConn) startData(timeout time.Duration) {
 	if timeout > 0 {
@@ -224,9 +229,6 @@ func (c *clientConn) startData(timeout time.Duration) {
 }
 
 func (c *clientConn) endData() { c.dataDeadline.Store(0) }
-
-// closeAfterNextReply makes the next reply the last one on this connection.
-func (c *clientConn) closeAfterNextReply() { c.closeAfterReply.Store(true) }
 
 var idEncoding = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadding(base32.NoPadding)
 

@@ -55,8 +55,9 @@ var (
 		Message: "Too many connections"}
 	replyLoginTimeout = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
 		Message: "Login timeout, closing connection"}
-	replyShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
-		Message: "Service shutting down, try again later"}
+	// go-smtp's Server.Shutdown writes it to idle sessions itself
+	// (patches/0017); the session answers a DATA cut by the drain's end with it.
+	replyShuttingDown = smtp.ErrShuttingDown
 )
 
 // replyText is a reply as one line on the wire, without the CRLF: the one

@@ -124,7 +124,9 @@ type Server struct {
 	mu        sync.Mutex
 	listeners []net.Listener
 	conns     map[*clientConn]struct{}
+	connGone  chan struct{} // closed and replaced whenever a connection closes
 	active    atomic.Int64
+	stopping  atomic.Bool // Serve's context has ended
 }
 
 // New checks cfg and builds a Server. Nothing is bound until Listen.
@@ -159,7 +161,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, conns: make(map[*clientConn]struct{}),
+	s := &Server{cfg: cfg, log: cfg.Log, conns: make(map[*clientConn]struct{}), connGone: make(chan struct{}),
 		limits: newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}
 	s.senderMap.Store(nil)
 	s.tlsConfig = s.markHandshakes(cfg.TLSConfig)
@@ -234,6 +236,15 @@ func (s *Server) ActiveSessions() int64 { return s.active.Load() }
 
 // Serve accepts connections until ctx is cancelled, then stops accepting and
 // gives open sessions up to drain to finish before closing them.
+//
+// The shutdown is go-smtp's (patches/0017): a session with no message in
+// flight is ended with replyShuttingDown (421 4.3.2, RFC 5321 §3.8) by its
+// own goroutine, at once if it waits for a command; a session in a mail
+// transaction finishes it first (the client hears the upstream's reply to
+// its DATA before the 421, never a 421 in place of a 250 it was owed). When
+// drain ends, go-smtp ends the rest the same way, a DATA in progress
+// included (it never reaches the upstream's final dot), and they get
+// lastReplyTimeout to say so before they are cut.
 func (s *Server) Serve(ctx context.Context, drain time.Duration) error {
 	s.mu.Lock()
 	listeners := append([]net.Listener(nil), s.listeners...)
@@ -251,6 +262,7 @@ func (s *Server) Serve(ctx context.Context, drain time.Duration) error {
 		s.smtp.Close()
 		return fmt.Errorf("serving SMTP: %w", err)
 	}
+	s.stopping.Store(true)
 	s.log.Info("shutting down", "active_sessions", s.active.Load(), "drain", drain.String())
 	// Stop accepting. The listeners are closed here as well as by go-smtp's
 	// Shutdown: a Serve goroutine that has not registered its listener with
@@ -260,40 +272,34 @@ func (s *Server) Serve(ctx context.Context, drain time.Duration) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	go s.dismissIdle(sctx)
 	if err := s.smtp.Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
-		s.log.Warn("drain timeout: closing remaining sessions", "active_sessions", s.active.Load())
+		s.log.Warn("drain timeout: ending remaining sessions", "active_sessions", s.active.Load())
+		s.waitSessions(lastReplyTimeout)
 	}
-	// Sessions still open after the drain are cut. None of them has been
-	// told 250 for a message the upstream did not accept: an interrupted
-	// DATA never reaches the final dot upstream.
+	// Sessions still open now (a client that does not read its 421, an
+	// upstream that does not answer) are cut. None of them has been told
+	// 250 for a message the upstream did not accept: an interrupted DATA
+	// never reaches the final dot upstream.
 	s.closeAll()
 	s.pool.close()
 	return nil
 }
 
-// dismissIdle tells sessions with no message in flight that the service is
-// going away (421, RFC 5321 §3.8) and closes them, until ctx ends; sessions
-// with a message in flight are dismissed as soon as it is done.
-func (s *Server) dismissIdle(ctx context.Context) {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
+// waitSessions waits until every client connection is closed, for at most d.
+func (s *Server) waitSessions(d time.Duration) {
+	timeout := time.NewTimer(d)
+	defer timeout.Stop()
 	for {
 		s.mu.Lock()
-		var idle []*clientConn
-		for c := range s.conns {
-			if !c.busy.Load() {
-				idle = append(idle, c)
-			}
-		}
+		open, gone := len(s.conns), s.connGone
 		s.mu.Unlock()
-		for _, c := range idle {
-			c.dismiss(replyShuttingDown)
+		if open == 0 {
+			return
 		}
 		select {
-		case <-ctx.Done():
+		case <-gone:
+		case <-timeout.C:
 			return
-		case <-tick.C:
 		}
 	}
 }
@@ -323,6 +329,8 @@ func (s *Server) connOpened(cc *clientConn) {
 func (s *Server) connClosed(cc *clientConn) {
 	s.mu.Lock()
 	delete(s.conns, cc)
+	close(s.connGone)
+	s.connGone = make(chan struct{})
 	s.mu.Unlock()
 	s.active.Add(-1)
 	s.limits.close(&cc.ticket)

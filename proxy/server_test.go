@@ -363,14 +363,10 @@ func TestUpstreamConnectionReused(t *testing.T) {
 
 // waitUpstreamClosed waits until the upstream has closed every connection
 // (after the client sessions ended): all Postern sent it has then been
-// processed, so a count of messages is final (no sleep needed).
+// processed, so a count of messages is final.
 func waitUpstreamClosed(t *testing.T, up *proxytest.Upstream) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); up.ActiveConnections() != 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d upstream connections still open 5 s after the client sessions ended", up.ActiveConnections())
-		}
-	}
+	up.WaitConnectionsClosed(t, 5*time.Second)
 }
 
 func TestReceivedAndHeaderStripping(t *testing.T) {
@@ -431,6 +427,9 @@ func TestLockedOutAddress(t *testing.T) {
 	}
 }
 
+// TestShutdownDrainsInFlight: at shutdown an idle session gets 421 4.3.2
+// and is closed at once, by go-smtp from the session's goroutine; a message
+// in flight is finished, answered with the upstream's 250, then 421.
 func TestShutdownDrainsInFlight(t *testing.T) {
 	env := startServer(t, proxytest.UpstreamOptions{})
 	c := dialClient(t, env.starttls, false).ready(testUser, testPass)
@@ -441,31 +440,48 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 	c.sendRaw("Subject: in flight\r\n\r\nfirst half\r\n")
 	stopped := make(chan struct{})
 	go func() { env.stop(); close(stopped) }()
-	// New connections are refused once shutdown has begun.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", env.starttls, time.Second)
-		if err != nil {
-			break
-		}
+	// The idle session is told the service is going away, and closed, as
+	// soon as the shutdown has begun.
+	idle.expect(421, "4.3.2 Service shutting down")
+	if !idle.closed() {
+		t.Fatal("idle session still open after its 421")
+	}
+	// The listeners were closed before that: new connections are refused.
+	if conn, err := net.DialTimeout("tcp", env.starttls, time.Second); err == nil {
 		conn.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("still accepting connections after shutdown began")
-		}
-		time.Sleep(10 * time.Millisecond)
+		t.Fatal("still accepting connections after shutdown began")
 	}
 	// The message in flight completes and is answered by the upstream.
 	c.sendRaw("second half\r\n.\r\n")
 	c.expect(250, "queued as FAKE")
-	// Now idle too: it is dismissed like the other one.
+	// Now idle too: it is ended like the other one.
 	c.expect(421, "4.3.2")
-	<-stopped
-	// The idle session was told the service is going away, and closed.
-	idle.expect(421, "4.3.2 Service shutting down")
-	if !idle.closed() {
-		t.Fatal("idle session still open after the drain")
+	if !c.closed() {
+		t.Fatal("session still open after its 421")
 	}
+	<-stopped
 	if n := len(env.up.WaitMessages(t, 1, 5*time.Second)); n != 1 {
+		t.Fatalf("upstream got %d messages", n)
+	}
+}
+
+// TestShutdownDrainEnds: a message still coming in when the drain (1 s
+// here) ends is answered 421 4.3.2, not delivered, and the session closed:
+// not a bare cut.
+func TestShutdownDrainEnds(t *testing.T) {
+	env := startServer(t, proxytest.UpstreamOptions{})
+	c := dialClient(t, env.starttls, false).ready(testUser, testPass)
+	c.cmd("MAIL FROM:<"+testUser+">", 250, "")
+	c.cmd("RCPT TO:<bob@example.test>", 250, "")
+	c.cmd("DATA", 354, "")
+	c.sendRaw("Subject: never finished\r\n\r\nfirst half\r\n")
+	env.stop()
+	c.expect(421, "4.3.2 Service shutting down")
+	if !c.closed() {
+		t.Fatal("session still open after its 421")
+	}
+	waitUpstreamClosed(t, env.up)
+	if n := len(env.up.Messages()); n != 0 {
 		t.Fatalf("upstream got %d messages", n)
 	}
 }

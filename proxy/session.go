@@ -62,7 +62,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	if s.srv.cfg.Limiter != nil && s.srv.cfg.Limiter.Blocked(s.cc.clientIP()) {
 		s.log.Warn("auth locked out", "client", s.cc.clientIP().String())
 		s.srv.cfg.Metrics.authResult("", "locked_out")
-		s.cc.closeAfterNextReply()
+		s.conn.CloseAfterReply()
 		return nil, replyLockedOut
 	}
 	switch strings.ToUpper(mech) {
@@ -89,7 +89,7 @@ func (s *session) authenticate(authzid, login, password string) error {
 	if lim != nil && !lim.Reserve(ip) {
 		s.log.Warn("auth locked out", "client", ip.String())
 		s.srv.cfg.Metrics.authResult("", "locked_out")
-		s.cc.closeAfterNextReply()
+		s.conn.CloseAfterReply()
 		return replyLockedOut
 	}
 	res, err := s.verify(authzid, login, password)
@@ -112,11 +112,11 @@ func (s *session) authenticate(authzid, login, password string) error {
 		s.log.Warn("auth failed", "client", ip.String(), "login", sanitizeLog(login), "failures", failures)
 		s.srv.cfg.Metrics.authResult("", "invalid")
 		if int(failures) >= s.srv.cfg.MaxAuthFailures {
-			s.cc.closeAfterNextReply()
+			s.conn.CloseAfterReply()
 			return replyAuthTooMany
 		}
 		if lim != nil && lim.Blocked(ip) {
-			s.cc.closeAfterNextReply()
+			s.conn.CloseAfterReply()
 			return replyLockedOut
 		}
 		return replyAuthInvalid
@@ -131,7 +131,7 @@ func (s *session) authenticate(authzid, login, password string) error {
 		// backend is down is cut like one that keeps failing: otherwise an
 		// outage would give a guesser unlimited tries per connection.
 		if int(s.cc.authTempFailures.Add(1)) >= s.srv.cfg.MaxAuthFailures {
-			s.cc.closeAfterNextReply()
+			s.conn.CloseAfterReply()
 		}
 		return replyAuthUnavailable
 	}
@@ -177,10 +177,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.log.Warn("sender rejected", "login", s.login, "from", sanitizeLog(from))
 		return replySenderNotOwned
 	}
-	// Busy from here to the end of the message: a shutdown lets it finish.
-	s.cc.busy.Store(true)
+	// From here to the end of the message go-smtp counts a transaction,
+	// which a shutdown lets finish (go-smtp patches/0017).
 	if err := s.openUpstream(from, opts); err != nil {
-		s.cc.busy.Store(false)
 		return err
 	}
 	s.msgID, s.from, s.rcpts, s.started = newID(), from, 0, time.Now()
@@ -267,10 +266,6 @@ func (s *session) Data(r io.Reader) error {
 	// outlive the deadline either (a client dribbling its message never
 	// heard the 451 and kept the connection).
 	s.cc.startData(s.srv.cfg.DataTimeout)
-	// busy stays set until Reset, which go-smtp calls only after it has
-	// written this method's reply: a shutdown must not dismiss the session
-	// (421, close) between the upstream's 250 and the client receiving it,
-	// or the client would retry a message that was delivered.
 	s.cc.messages.Add(1)
 	up := s.startStreaming()
 	if up == nil {
@@ -292,11 +287,12 @@ func (s *session) Data(r io.Reader) error {
 		// has dropped the connection, the upstream saw no final dot.
 		s.dropUpstream(up)
 		reply := s.dataReadReply(bodyErr)
-		if reply == replyDataTimeout {
-			// The rest of the message is not coming in time: after
-			// the reply nothing the client sends can be read as a
-			// command, so the connection ends (RFC 5321 §4.5.3.2.7).
-			s.cc.closeAfterNextReply()
+		if reply == replyDataTimeout || reply == replyShuttingDown {
+			// The rest of the message is not coming in time (or the
+			// drain of a shutdown has ended): after the reply nothing
+			// the client sends can be read as a command, so the
+			// connection ends (RFC 5321 §4.5.3.2.7).
+			s.conn.CloseAfterReply()
 		}
 		s.logMessage(n, reply, bodyErr)
 		return reply
@@ -334,6 +330,9 @@ func (s *session) dataReadReply(err error) *smtp.SMTPError {
 		return replyLineTooLong
 	case errors.As(err, &se) && se.Code == smtp.ErrDataTooLarge.Code:
 		return replyMessageTooBig
+	case errors.As(err, &ne) && ne.Timeout() && s.srv.stopping.Load():
+		// go-smtp interrupted the read: the shutdown's drain has ended.
+		return replyShuttingDown
 	case errors.As(err, &ne) && ne.Timeout():
 		return replyDataTimeout
 	}
@@ -385,7 +384,6 @@ func (s *session) Reset() {
 	}
 	s.from, s.rcpts, s.msgID = "", 0, ""
 	s.cc.endData()
-	s.cc.busy.Store(false)
 }
 
 // Logout ends the session (QUIT, disconnect, or STARTTLS replacing it).

@@ -92,12 +92,9 @@ func TestUpstreamAbandonedDataNeverFinished(t *testing.T) {
 			}
 		})
 	}
-	// Give the fake time to see the connections end, then check that it
-	// never got a message.
-	deadline := time.Now().Add(10 * time.Second)
-	for fake.ActiveConnections() > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	// Once the fake has seen the connections end, check that it never got
+	// a message.
+	fake.WaitConnectionsClosed(t, 10*time.Second)
 	for _, m := range fake.Messages() {
 		if strings.Contains(string(m.Data), "truncated") {
 			t.Fatalf("the upstream queued an abandoned message:\n%s", m.Data)

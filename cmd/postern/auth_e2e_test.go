@@ -151,10 +151,9 @@ func logCount(p *postern, msg, ip string) int {
 // fails if it logged another number.
 func waitLogCount(t *testing.T, p *postern, msg, ip string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for logCount(p, msg, ip) < want && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	p.proc.WaitOutput(t, fmt.Sprintf("%d %q lines for client=%s", want, msg, ip), 10*time.Second, func(string) bool {
+		return logCount(p, msg, ip) >= want
+	})
 	if n := logCount(p, msg, ip); n != want {
 		t.Fatalf("%d %q lines for client=%s, want %d:\n%s", n, msg, ip, want, p.Log())
 	}

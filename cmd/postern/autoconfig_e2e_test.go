@@ -39,6 +39,26 @@ func autoconfigFlags(httpsAddr string, more ...string) []string {
 		"--autoconfig-domain", "example.test"}, more...)
 }
 
+// httpsListenAddr waits for the autoconfig listener's "listening" line
+// (start it on anyPort: the kernel picks the port) and returns its address.
+func httpsListenAddr(t *testing.T, p *postern) string {
+	t.Helper()
+	var addr string
+	p.proc.WaitOutput(t, "the autoconfig listening line", 20*time.Second, func(out string) bool {
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, " msg=listening ") && strings.Contains(l, " serves=") {
+				if _, a, ok := strings.Cut(l, " addr="); ok {
+					addr, _, _ = strings.Cut(a, " ")
+					return true
+				}
+			}
+		}
+		return false
+	})
+	testkit.WaitTCP(t, addr, 5*time.Second)
+	return addr
+}
+
 // httpsRequest sends a raw request over TLS (the path exactly as written)
 // and returns the status and body.
 func httpsRequest(t *testing.T, addr, serverName, request string) (int, string) {
@@ -73,10 +93,10 @@ func TestAutoconfigClientFollowsDocumentE2E(t *testing.T) {
 	python := testkit.RequireTool(t, "python3")
 	testkit.RequireSwaksTLS(t)
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
-	httpsAddr := testkit.FreeAddr(t)
-	// The documents name the SMTP ports: they must be known before the start.
-	p := startPosternAt(t, testkit.FreeAddr(t), testkit.FreeAddr(t), pf.Addr, autoconfigFlags(httpsAddr)...)
-	waitListening(t, p.proc, httpsAddr)
+	// The documents name the SMTP ports: they must be known before the
+	// start. The HTTPS port is the kernel's pick.
+	p := startPosternAt(t, testkit.FreeAddr(t), testkit.FreeAddr(t), pf.Addr, autoconfigFlags(anyPort)...)
+	httpsAddr := httpsListenAddr(t, p)
 	url := "https://localhost:" + strings.Split(httpsAddr, ":")[1] + "/.well-known/autoconfig/mail/config-v1.1.xml"
 	cmd := exec.Command(python, "testdata/follow_autoconfig.py", url, filepath.Join(p.Dir, "cert.pem"), aliceLogin, "autoconfig")
 	cmd.Env = append(os.Environ(), "PASSWORD="+alicePass)
@@ -103,11 +123,11 @@ func TestAutoconfigClientFollowsDocumentE2E(t *testing.T) {
 // traversal, a header that never ends. Nothing of it reaches the log.
 func TestAutoconfigHTTPSE2E(t *testing.T) {
 	openssl := testkit.RequireTool(t, "openssl")
-	httpsAddr := testkit.FreeAddr(t)
-	// The documents name the SMTP ports: they must be known before the start.
-	p := startPosternAt(t, testkit.FreeAddr(t), testkit.FreeAddr(t), "127.0.0.1:1", autoconfigFlags(httpsAddr, "--log-level", "debug",
+	// The documents name the SMTP ports: they must be known before the
+	// start. The HTTPS port is the kernel's pick.
+	p := startPosternAt(t, testkit.FreeAddr(t), testkit.FreeAddr(t), "127.0.0.1:1", autoconfigFlags(anyPort, "--log-level", "debug",
 		"--mta-sts-mode", "testing", "--mta-sts-mx", "mx.example.test")...)
-	waitListening(t, p.proc, httpsAddr)
+	httpsAddr := httpsListenAddr(t, p)
 
 	t.Run("autodiscover", func(t *testing.T) {
 		body := `<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>secret-alice@example.test</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>`

@@ -67,18 +67,9 @@ func startPosternBareAt(t testing.TB, starttls, implicitTLS, upstream string, en
 // waitLog waits until the binary logged substr, failing if it exits first.
 func (p *postern) waitLog(t testing.TB, substr string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !strings.Contains(p.Log(), substr) {
-		select {
-		case <-p.proc.Done():
-			t.Fatalf("postern exited while waiting for %q:\n%s", substr, p.Log())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("postern did not log %q within %v:\n%s", substr, timeout, p.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	p.proc.WaitOutput(t, strconv.Quote(substr)+" in postern's log", timeout, func(out string) bool {
+		return strings.Contains(out, substr)
+	})
 }
 
 // runPostern runs the binary to completion and returns stdout, stderr and

@@ -152,8 +152,8 @@ func (p *postern) metricsAddr(t testing.TB) string {
 	p.waitLog(t, line, 10*time.Second)
 	// The rest of the line may still be on its way.
 	var a string
-	waitFor(t, "the metrics listening line", func() bool {
-		_, rest, _ := strings.Cut(p.Log(), line)
+	p.proc.WaitOutput(t, "the metrics listening line", 10*time.Second, func(out string) bool {
+		_, rest, _ := strings.Cut(out, line)
 		var whole bool
 		a, _, whole = strings.Cut(rest, "\n")
 		return whole

@@ -207,9 +207,9 @@ backend one
 	}
 	delivered += n
 	pf.WaitMessages(t, delivered, 30*time.Second)
-	waitFor(t, "auth ok lines for 127.0.0.9", func() bool {
+	testkit.WaitOutputs(t, "auth ok lines for 127.0.0.9", 10*time.Second, func() bool {
 		return logCount(p1, "auth ok", "127.0.0.9")+logCount(p2, "auth ok", "127.0.0.9") == n
-	})
+	}, p1.proc, p2.proc)
 	ok1, ok2 := logCount(p1, "auth ok", "127.0.0.9"), logCount(p2, "auth ok", "127.0.0.9")
 	if ok1 == 0 || ok2 == 0 {
 		t.Fatalf("round robin: p1 saw %d sessions of 127.0.0.9, p2 %d; want both > 0", ok1, ok2)
@@ -279,7 +279,7 @@ backend one
 		}
 		// Its listeners close right after this line: from then on a
 		// connection HAProxy sends there is refused and redispatched
-		// (before that, p1 would accept it and dismiss it with 421).
+		// (before that, p1 would accept it and end it with 421).
 		p1.waitLog(t, `msg="shutting down"`, 10*time.Second)
 		testkit.WaitNotListening(t, p1.StartTLS, 10*time.Second)
 		const m = 6
@@ -306,7 +306,9 @@ backend one
 	}
 }
 
-// waitFor polls cond for up to 10 s (logs reach the test through a pipe).
+// waitFor polls cond for up to 10 s, for a state only a request can see
+// (an HTTP status); a condition on the log waits on its writes instead
+// (testkit.Process.WaitOutput).
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -385,8 +387,8 @@ func TestOpsProxyProtocolTrustE2E(t *testing.T) {
 	})
 	// Both sessions are over (each subtest closed its connection), so
 	// everything they could have logged is in the log.
-	waitFor(t, "the end of both untrusted sessions", func() bool {
-		return strings.Count(untrusted.Log(), "msg=disconnect ") >= 2
+	untrusted.proc.WaitOutput(t, "the end of both untrusted sessions", 10*time.Second, func(out string) bool {
+		return strings.Count(out, "msg=disconnect ") >= 2
 	})
 	if strings.Contains(untrusted.Log(), "1.2.3.4") {
 		t.Fatalf("the untrusted header's address reached the log:\n%s", untrusted.Log())
@@ -480,7 +482,7 @@ func TestOpsSIGTERMDuringDataE2E(t *testing.T) {
 	default:
 		t.Fatalf("reply to the final dot after SIGTERM: %q, want 250 or 4xx", reply)
 	}
-	// After its message the session is dismissed with 421 4.3.2.
+	// After its message the session is ended with 421 4.3.2.
 	if r := c.cmd(""); !strings.HasPrefix(r, "421 4.3.2") {
 		t.Errorf("after the message: %q, want 421 4.3.2", r)
 	}
@@ -568,7 +570,7 @@ func TestOpsSIGHUPUnderLoadE2E(t *testing.T) {
 		return time.Since(start) >= duration && hups >= 5 && sent >= 2*senders
 	}
 	for !enough() && time.Since(start) < limit {
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond) // pacing: messages flow between reloads (not synchronisation)
 		// Replace what SIGHUP reloads (same passwords and grants, new
 		// hashes and certificate), then signal and wait for the reload.
 		opsWriteAtomic(t, p.UsersFile, cheapUsers(t), 0o600)
@@ -676,17 +678,12 @@ func TestOpsMetricsE2E(t *testing.T) {
 	}
 	raw.Close()
 
-	var after map[string]float64
-	var text string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		after, text = opsScrape(t, base+"/metrics")
-		if after["postern_active_sessions"] == 0 && after[`postern_tls_handshake_failures_total{`+listener+`}`] > 0 ||
-			time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	// Every session has ended once each connect line has its disconnect
+	// line, which the server logs after counting the session's metrics.
+	p.proc.WaitOutput(t, "a disconnect line for every connection", 10*time.Second, func(out string) bool {
+		return strings.Count(out, "msg=disconnect ") == strings.Count(out, "msg=connect ")
+	})
+	after, text := opsScrape(t, base+"/metrics")
 	delta := func(series string) float64 { return after[series] - before[series] }
 	expectDelta := func(series string, want float64) {
 		t.Helper()

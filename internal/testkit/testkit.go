@@ -74,11 +74,12 @@ func WaitTCP(t testing.TB, addr string, timeout time.Duration) {
 
 // Process is a child process started by a test and stopped by its PID.
 type Process struct {
-	Cmd    *exec.Cmd
-	mu     sync.Mutex
-	output bytes.Buffer
-	done   chan struct{}
-	err    error
+	Cmd     *exec.Cmd
+	mu      sync.Mutex
+	output  bytes.Buffer
+	changed chan struct{} // closed and replaced on every write to output
+	done    chan struct{}
+	err     error
 }
 
 // Output returns what the process wrote to stdout and stderr so far.
@@ -91,7 +92,70 @@ func (p *Process) Output() string {
 func (p *Process) Write(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	close(p.changed)
+	p.changed = make(chan struct{})
 	return p.output.Write(b)
+}
+
+// outputChanged returns the output so far and a channel closed at the next write.
+func (p *Process) outputChanged() (string, <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.output.String(), p.changed
+}
+
+// WaitOutput waits until cond holds for what the process has written so
+// far, checking again at each write; the test fails if the process exits
+// first or timeout passes.
+func (p *Process) WaitOutput(t testing.TB, what string, timeout time.Duration, cond func(output string) bool) {
+	t.Helper()
+	WaitOutputs(t, what, timeout, func() bool { return cond(p.Output()) }, p)
+}
+
+// WaitOutputs waits until cond holds, checking again whenever one of procs
+// writes; the test fails if one of them exits first or timeout passes.
+func WaitOutputs(t testing.TB, what string, timeout time.Duration, cond func() bool, procs ...*Process) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		changed := make(chan struct{})
+		var once sync.Once
+		stop := make(chan struct{})
+		for _, p := range procs {
+			_, ch := p.outputChanged()
+			go func() {
+				select {
+				case <-ch:
+				case <-p.done:
+				case <-stop:
+					return
+				}
+				once.Do(func() { close(changed) })
+			}()
+		}
+		if cond() {
+			close(stop)
+			return
+		}
+		select {
+		case <-changed:
+			close(stop)
+			for _, p := range procs {
+				select {
+				case <-p.done:
+					if !cond() {
+						t.Fatalf("%s exited while waiting for %s:\n%s", p.Cmd.Path, what, p.Output())
+					}
+					return
+				default:
+				}
+			}
+		case <-deadline.C:
+			close(stop)
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+	}
 }
 
 // Start runs the command in its own process group and registers a cleanup
@@ -104,7 +168,7 @@ func Start(t testing.TB, name string, args ...string) *Process {
 // StartCmd is Start for a prepared command (env, dir already set).
 func StartCmd(t testing.TB, cmd *exec.Cmd) *Process {
 	t.Helper()
-	p := &Process{Cmd: cmd, done: make(chan struct{})}
+	p := &Process{Cmd: cmd, done: make(chan struct{}), changed: make(chan struct{})}
 	cmd.Stdout = p
 	cmd.Stderr = p
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

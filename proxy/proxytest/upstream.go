@@ -85,7 +85,7 @@ type Upstream struct {
 	activeConns    int
 	sessions       int // SMTP sessions (EHLO/HELO) begun
 	activeSessions int
-	changed        chan struct{} // closed and replaced when msgs grows
+	changed        chan struct{} // closed and replaced when msgs grows or a connection closes
 	closed         bool
 	live           map[*countedConn]struct{}
 }
@@ -189,6 +189,28 @@ func (u *Upstream) WaitMessages(t testing.TB, n int, timeout time.Duration) []Up
 	}
 }
 
+// WaitConnectionsClosed waits until every connection to the upstream is
+// closed (then all a client sent it has been processed, so a count of
+// messages is final); the test fails after timeout.
+func (u *Upstream) WaitConnectionsClosed(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		u.mu.Lock()
+		open, changed := u.activeConns, u.changed
+		u.mu.Unlock()
+		if open == 0 {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("%d connections to the fake upstream still open after %v", open, timeout)
+		}
+	}
+}
+
 // Connections is the number of TCP connections accepted so far.
 func (u *Upstream) Connections() int {
 	u.mu.Lock()
@@ -257,6 +279,8 @@ func (c *countedConn) Close() error {
 		c.u.mu.Lock()
 		c.u.activeConns--
 		delete(c.u.live, c)
+		close(c.u.changed)
+		c.u.changed = make(chan struct{})
 		c.u.mu.Unlock()
 	})
 	return c.Conn.Close()

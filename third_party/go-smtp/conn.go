@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -45,6 +46,15 @@ type Conn struct {
 	fromReceived bool
 	recipients   []string
 	didAuth      bool
+
+	closeAfterReply atomic.Bool // see CloseAfterReply
+	closed          atomic.Bool // Close was called
+
+	// stateLocker guards the server's shutdown state and conn against
+	// Server.Shutdown, which runs on another goroutine (see readCommand).
+	stateLocker sync.Mutex
+	stop        int  // running, stopIdle or stopAlways
+	idle        bool // reading a command outside a mail transaction
 }
 
 func newConn(c net.Conn, s *Server) *Conn {
@@ -171,6 +181,7 @@ func (c *Conn) setSession(session Session) {
 }
 
 func (c *Conn) Close() error {
+	c.closed.Store(true)
 	c.endBdat() // Session.Data has returned before Logout
 
 	c.locker.Lock()
@@ -187,6 +198,17 @@ func (c *Conn) Close() error {
 	}
 
 	return c.conn.Close()
+}
+
+// CloseAfterReply makes the reply to the command being handled the last one
+// on the connection: once the server has written it, the connection is
+// closed, and nothing the client sent after that command is read or run (a
+// PIPELINING client may already have sent more). It is meant for a Session
+// that ends a connection for a reason of its own, such as too many failed
+// AUTH attempts (RFC 5321 section 7.8); the reply is then typically a 421
+// (section 3.8). Any Session method may call it, Data under BDAT included.
+func (c *Conn) CloseAfterReply() {
+	c.closeAfterReply.Store(true)
 }
 
 // TLSConnectionState returns the connection's TLS connection state.
@@ -947,7 +969,7 @@ func (c *Conn) handleStartTLS() {
 		return
 	}
 
-	c.conn = tlsConn
+	c.setConn(tlsConn)
 	c.init()
 
 	// Reset all state and close the previous Session.
@@ -1353,12 +1375,20 @@ func (c *Conn) writeError(code int, enhCode EnhancedCode, err error) {
 // before a read error or the end of the connection are not a line
 // (textproto's ReadLine returns them as one), or half a command would run.
 func (c *Conn) readLine() (string, error) {
-	if c.server.ReadTimeout != 0 {
-		if err := c.conn.SetReadDeadline(time.Now().Add(c.server.ReadTimeout)); err != nil {
-			return "", err
-		}
+	if err := c.setReadTimeout(); err != nil {
+		return "", err
 	}
+	return c.readLineNoTimeout()
+}
 
+func (c *Conn) setReadTimeout() error {
+	if c.server.ReadTimeout != 0 {
+		return c.conn.SetReadDeadline(time.Now().Add(c.server.ReadTimeout))
+	}
+	return nil
+}
+
+func (c *Conn) readLineNoTimeout() (string, error) {
 	line, err := c.text.R.ReadString('\n')
 	if err != nil {
 		return "", err

@@ -94,6 +94,7 @@ type Server struct {
 	locker    sync.Mutex
 	listeners []net.Listener
 	conns     map[*Conn]struct{}
+	stopping  bool // Shutdown has begun
 }
 
 // New creates a new SMTP server.
@@ -157,6 +158,9 @@ func (s *Server) Serve(l net.Listener) error {
 func (s *Server) handleConn(c *Conn) error {
 	s.locker.Lock()
 	s.conns[c] = struct{}{}
+	if s.stopping {
+		c.shutdown(false)
+	}
 	s.locker.Unlock()
 
 	defer func() {
@@ -193,7 +197,7 @@ func (s *Server) handleConn(c *Conn) error {
 	c.greet()
 
 	for {
-		line, err := c.readLine()
+		line, err := c.readCommand()
 		if err == nil {
 			cmd, arg, err := parseCmd(line)
 			if err != nil {
@@ -202,7 +206,23 @@ func (s *Server) handleConn(c *Conn) error {
 			}
 
 			c.handle(cmd, arg)
+			if c.closeAfterReply.Load() {
+				// The reply was the last (CloseAfterReply). What the
+				// client sent after the command is dropped unread,
+				// without a reset that could lose the reply.
+				c.lingeringClose()
+				return nil
+			}
+			if c.closed.Load() {
+				// QUIT, too many errors: the commands buffered
+				// behind the last one are not run.
+				return nil
+			}
 		} else {
+			if err == ErrShuttingDown {
+				c.writeError(0, EnhancedCode{}, ErrShuttingDown)
+				return nil
+			}
 			if err == io.EOF || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
@@ -310,12 +330,20 @@ func (s *Server) Close() error {
 }
 
 // Shutdown gracefully shuts down the server without interrupting any
-// active connections. Shutdown works by first closing all open
-// listeners and then waiting indefinitely for connections to return to
-// idle and then shut down.
-// If the provided context expires before the shutdown is complete,
-// Shutdown returns the context's error, otherwise it returns any
-// error returned from closing the Server's underlying Listener(s).
+// mail transaction. Shutdown works by first closing all open
+// listeners, then ending each connection once it has no mail transaction
+// in progress (at once if it is waiting for a command) with ErrShuttingDown
+// (421, RFC 5321 section 3.8), written by the connection's own goroutine,
+// and waiting for the connections to close.
+// If the provided context expires before the shutdown is complete, the
+// connections still open are ended the same way, transaction or not (a
+// message being received sees its reader fail), and Shutdown returns the
+// context's error; otherwise it returns any error returned from closing
+// the Server's underlying Listener(s). Close cuts what is left.
+//
+// Connections are told by a read deadline in the past: a net.Conn wrapper
+// that manages its own read deadlines must honour the ones set by the
+// server.
 func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-s.done:
@@ -331,6 +359,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			err = lerr
 		}
 	}
+	s.stopping = true
+	for conn := range s.conns {
+		conn.shutdown(false)
+	}
 	s.locker.Unlock()
 
 	connDone := make(chan struct{})
@@ -341,6 +373,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 	select {
 	case <-ctx.Done():
+		s.locker.Lock()
+		for conn := range s.conns {
+			conn.shutdown(true)
+		}
+		s.locker.Unlock()
 		return ctx.Err()
 	case <-connDone:
 		return err
