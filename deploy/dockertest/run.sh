@@ -288,7 +288,10 @@ pn=$(ctr postern); pf=$(ctr postfix)
 [ -n "$pn" ] && [ -n "$pf" ] || fail "compose ps: no postern or postfix container"
 
 # Postern is up when its submission port answers with a banner.
+# A non-loopback address of the host: clients come from it (the published
+# ports are DNAT rules, which loopback traffic does not reliably take).
 hostip=$(hostname -I | awk '{print $1}')
+[ -n "$hostip" ] || fail "the host has no non-loopback address (hostname -I) for the published ports"
 up=""
 for _ in $(seq 30); do
   if swaks --server "$hostip:$POSTERN_SUBMISSION_PORT" --quit-after CONNECT >/dev/null 2>&1; then up=1; break; fi
