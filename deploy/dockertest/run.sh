@@ -119,10 +119,11 @@ purge() {
   for id in $(pm volume ls -q --filter "label=com.docker.compose.project=$project"); do pm volume rm -f "$id" >/dev/null 2>&1; done
   return 0
 }
-service_pid=""
+service_pid="" pebble_pid="" cts_pid=""
 cleanup() {
   local rc=$?
   set +e
+  for p in $pebble_pid $cts_pid; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   if [ -n "${KEEP:-}" ]; then
     say "KEEP set: stack left running; DOCKER_HOST=unix://$sock, podman service PID $service_pid"
     exit $rc
@@ -464,3 +465,61 @@ case $reply in
   *) cat "$cache/logs/bigsend.log" >&2; fail "stop during 20 MB: want 250 (delivered once) or 4xx, got: ${reply:-nothing}" ;;
 esac
 say "ok: docker-compose stop during a 20 MB message: $reply"
+
+# ---------------------------------------------------------------------------
+# Scope 4: docker-compose.acme.yml against Pebble on the host. Pebble asks
+# pebble-challtestsrv for the name (every name: this host) and validates on
+# the published port 80; Postern reaches Pebble through the network's
+# gateway. The test's own override only points Postern at Pebble and makes
+# it trust Pebble's HTTPS certificate (SSL_CERT_FILE).
+command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null || missing "pebble (package pebble)"
+pdir=$cache/pebble; rm -rf "$pdir"; mkdir -p "$pdir"
+gw=$(pm network inspect "${project}_mail" --format '{{range .Subnets}}{{.Gateway}}{{end}}')
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=pebble \
+  -addext "subjectAltName=IP:$gw,IP:$hostip,IP:127.0.0.1" -keyout "$pdir/key.pem" -out "$pdir/cert.pem" 2>/dev/null
+dnsport=$(free_port); pebport=$(free_port); mgmtport=$(free_port)
+pebble-challtestsrv -dns01 "127.0.0.1:$dnsport" -http01 "" -https01 "" -tlsalpn01 "" \
+  -management "127.0.0.1:$(free_port)" -defaultIPv4 "$hostip" -defaultIPv6 "" >"$cache/logs/challtestsrv.log" 2>&1 &
+cts_pid=$!
+cat >"$pdir/pebble.json" <<JSON
+{"pebble": {"listenAddress": "0.0.0.0:$pebport", "managementListenAddress": "127.0.0.1:$mgmtport",
+  "certificate": "$pdir/cert.pem", "privateKey": "$pdir/key.pem",
+  "httpPort": $POSTERN_ACME_HTTP_PORT, "tlsPort": $(free_port), "ocspResponderURL": "",
+  "externalAccountBindingRequired": false}}
+JSON
+PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 pebble -config "$pdir/pebble.json" -dnsserver "127.0.0.1:$dnsport" \
+  >"$cache/logs/pebble.log" 2>&1 &
+pebble_pid=$!
+sleep 1
+kill -0 "$cts_pid" 2>/dev/null || { cat "$cache/logs/challtestsrv.log" >&2; fail "pebble-challtestsrv did not start"; }
+kill -0 "$pebble_pid" 2>/dev/null || { cat "$cache/logs/pebble.log" >&2; fail "pebble did not start"; }
+cp "$pdir/cert.pem" config/pebble-https.pem && chmod 0644 config/pebble-https.pem
+cat >docker-compose.pebble.yml <<YML
+services:
+  postern:
+    environment:
+      POSTERN_ACME_DIRECTORY: https://$gw:$pebport/dir
+      SSL_CERT_FILE: /etc/postern/pebble-https.pem
+YML
+export ACME_EMAIL=postmaster@example.org
+acme() { docker-compose -p "$project" -f docker-compose.yml -f docker-compose.podman.yml \
+  -f docker-compose.acme.yml -f docker-compose.pebble.yml "$@"; }
+acme up -d --no-deps postern >"$cache/logs/up-acme.log" 2>&1 ||
+  { cat "$cache/logs/up-acme.log" >&2; fail "docker-compose up with docker-compose.acme.yml"; }
+pn=$(ctr postern)
+issuer=""
+for _ in $(seq 60); do
+  issuer=$(openssl s_client -starttls smtp -connect "$hostip:$POSTERN_SUBMISSION_PORT" -servername "$POSTERN_HOSTNAME" \
+    </dev/null 2>/dev/null | sed -n 's/^issuer=//p' || true)
+  grep -qi pebble <<<"$issuer" && break
+  sleep 1
+done
+grep -qi pebble <<<"$issuer" ||
+  { pm logs --tail 20 "$pn" >&2; tail -n 20 "$cache/logs/pebble.log" >&2; fail "no certificate from Pebble on 587 (issuer: ${issuer:-none})"; }
+m6="dt-acme-$$"
+out=$(send_swaks "$POSTERN_SUBMISSION_PORT" --tls alice@example.org secret alice@example.org "$m6") ||
+  { echo "$out" >&2; fail "swaks with the ACME certificate"; }
+expect_delivered "with the ACME certificate" "$m6" "$out"
+kill "$pebble_pid" "$cts_pid" 2>/dev/null; wait "$pebble_pid" "$cts_pid" 2>/dev/null || true
+pebble_pid="" cts_pid=""
+say "ok: docker-compose.acme.yml: a certificate from Pebble ($issuer), mail delivered"
