@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # `make docker-test`: builds deploy/Dockerfile and deploy/postfix/ for real,
 # brings up deploy/docker-compose.yml and talks to it from the host with
-# swaks, msmtp and python3 (issue 11). No registry is reachable here, so
+# swaks, msmtp and python3 (bigsend.py), then again with
+# docker-compose.acme.yml against Pebble (issue 11). A shell script, not a Go
+# test: every step is a command a user types (docker-compose, swaks), and
+# it runs once, after `go test`, outside its 20-minute budget and -race.
+# No registry is reachable here, so
 # every FROM resolves to an image this script builds locally:
 #   debian:bookworm, debian:bookworm-slim  debootstrap --variant=minbase
 #   golang:<go major.minor>-bookworm       that root plus the host's Go
