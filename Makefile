@@ -12,12 +12,17 @@ PKGS     ?= ./...
 # named here, not only the tool: swaks speaks TLS only with libnet-ssleay-perl
 # (a Recommends); Postfix's Cyrus SASL lists no mechanism without
 # libsasl2-modules (a Suggests); the systemd unit's ExecReload=/bin/kill is
-# procps's; `go test -race` needs cgo, i.e. gcc and libc6-dev.
+# procps's; `go test -race` needs cgo, i.e. gcc and libc6-dev. `make
+# docker-test` runs the compose stack on podman (runc: crun refuses hybrid
+# cgroups) with the CNI plugins, iptables for published ports and the
+# dnsname plugin for service names; debootstrap makes the base images.
 DEB_PKGS := postfix libsasl2-modules swaks libnet-ssleay-perl msmtp dovecot-core apache2-utils \
 	slapd ldap-utils pebble openssl bind9-utils bind9 bind9-dnsutils python3 ca-certificates \
-	docker-compose fail2ban haproxy systemd procps gcc libc6-dev redis-server
+	docker-compose fail2ban haproxy systemd procps gcc libc6-dev \
+	podman runc debootstrap containernetworking-plugins iptables \
+	golang-github-containernetworking-plugin-dnsname redis-server
 
-.PHONY: all build test deps check fuzz bench demo staticcheck fork-check
+.PHONY: all build test deps check fuzz bench demo staticcheck fork-check docker-test
 
 all: build
 
@@ -34,6 +39,13 @@ test: deps fork-check
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	cd third_party/go-smtp && $(GO) test -race -count=1 ./...
+	./deploy/dockertest/run.sh
+
+# Builds deploy/Dockerfile and deploy/postfix/ for real and tests the compose
+# stack from the host (podman as the engine; see deploy/dockertest/run.sh).
+# Caches in $(XDG_CACHE_HOME)/postern-docker or POSTERN_DOCKER_CACHE.
+docker-test: deps
+	./deploy/dockertest/run.sh
 
 # third_party/go-smtp must be the release go.mod requires plus
 # third_party/go-smtp/patches/, byte for byte (see patches/README.md).

@@ -9,7 +9,16 @@
 set -eu
 
 postconf -e "myhostname = ${POSTFIX_MYHOSTNAME:-mail.example.org}"
-postconf -e "mynetworks = 127.0.0.0/8 ${POSTFIX_MYNETWORKS:-172.30.25.0/24}"
+# The network's gateway is the Docker host: every process on the host
+# reaches this container through it, so it is excluded from the relay
+# network (first match wins, "!" excludes).
+gw=$(awk '$2 == "00000000" { print $3; exit }' /proc/net/route)
+notgw=""
+if [ -n "$gw" ]; then
+  notgw="!$(printf '%d.%d.%d.%d' "0x$(echo "$gw" | cut -c7-8)" "0x$(echo "$gw" | cut -c5-6)" \
+    "0x$(echo "$gw" | cut -c3-4)" "0x$(echo "$gw" | cut -c1-2)")"
+fi
+postconf -e "mynetworks = 127.0.0.0/8 $notgw ${POSTFIX_MYNETWORKS:-172.30.25.0/24}"
 postconf -e "relayhost = ${POSTFIX_RELAYHOST:-}"
 postconf -e "smtpd_authorized_xclient_hosts = ${POSTFIX_XCLIENT_HOSTS:-}"
 
