@@ -15,7 +15,8 @@ PKGS     ?= ./...
 # procps's; `go test -race` needs cgo, i.e. gcc and libc6-dev. `make
 # docker-test` runs the compose stack on podman (runc: crun refuses hybrid
 # cgroups) with the CNI plugins, iptables for published ports and the
-# dnsname plugin for service names; debootstrap makes the base images.
+# dnsname plugin for service names; debootstrap makes the base images;
+# redis-server backs the shared-state (--state redis://) tests.
 DEB_PKGS := postfix libsasl2-modules swaks libnet-ssleay-perl msmtp dovecot-core apache2-utils \
 	slapd ldap-utils pebble openssl bind9-utils bind9 bind9-dnsutils python3 ca-certificates \
 	docker-compose fail2ban haproxy systemd procps gcc libc6-dev \
