@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/postern/postern/auth"
+	"github.com/postern/postern/proxy/state"
 )
 
 // session is one client connection between EHLO (or STARTTLS) and QUIT. Each
@@ -95,6 +96,15 @@ func (s *session) authenticate(authzid, login, password string) error {
 	res, err := s.verify(authzid, login, password)
 	switch {
 	case err == nil:
+		if sp, suspended := s.suspended(res.Login); suspended {
+			if lim != nil {
+				lim.Release(ip) // the password was right: not a guess
+			}
+			s.srv.cfg.Metrics.authResult(res.Backend, "suspended")
+			s.log.Warn("auth refused: login suspended", "client", ip.String(), "login", res.Login,
+				"reason", sp.Reason, "until", sp.Until.UTC().Format(time.RFC3339))
+			return replySuspended
+		}
 		s.login, s.loginAddr = res.Login, res.Addresses
 		s.cc.loggedIn() // no more --login-timeout
 		if lim != nil {
@@ -116,6 +126,9 @@ func (s *session) authenticate(authzid, login, password string) error {
 			return replyAuthTooMany
 		}
 		if lim != nil && lim.Blocked(ip) {
+			if l := s.srv.cfg.Limits; l != nil {
+				l.Lockout(ip, sanitizeLog(login), s.srv.cfg.LockoutMaxFailures, s.srv.cfg.LockoutWindow)
+			}
 			s.cc.closeAfterNextReply()
 			return replyLockedOut
 		}
@@ -177,10 +190,22 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.log.Warn("sender rejected", "login", s.login, "from", sanitizeLog(from))
 		return replySenderNotOwned
 	}
+	// Counted before the upstream sees it, so parallel sessions of one
+	// login cannot pass its limit together; given back only when the
+	// upstream refuses (see Limits.ReserveMessage).
+	lim := s.limits()
+	if lim != nil {
+		if err := lim.ReserveMessage(s.login, s.cc.clientIP()); err != nil {
+			return err
+		}
+	}
 	// Busy from here to the end of the message: a shutdown lets it finish.
 	s.cc.busy.Store(true)
 	if err := s.openUpstream(from, opts); err != nil {
 		s.cc.busy.Store(false)
+		if lim != nil {
+			lim.ReleaseMessage(s.login)
+		}
 		return err
 	}
 	s.msgID, s.from, s.rcpts, s.started = newID(), from, 0, time.Now()
@@ -241,8 +266,17 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if up == nil {
 		return replyUpstreamFailed
 	}
+	lim := s.limits()
+	if lim != nil {
+		if err := lim.ReserveRecipient(s.login, s.cc.clientIP()); err != nil {
+			return err
+		}
+	}
 	err := up.rcpt(to, opts)
 	s.srv.cfg.Metrics.upstreamReply("rcpt", replyCode(err))
+	if lim != nil {
+		lim.RecipientDone(s.login, s.cc.clientIP(), err == nil || isUpstreamReply(err), err != nil)
+	}
 	if err != nil {
 		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
 		if !fromUpstream {
@@ -277,6 +311,16 @@ func (s *session) Data(r io.Reader) error {
 		return replyUpstreamFailed
 	}
 	defer s.stopStreaming()
+	if mode := s.srv.cfg.HeaderFrom; mode != HeaderFromOff && mode != "" && s.login != "" {
+		// The header section is read and judged before the upstream
+		// gets DATA: a refused message never reaches it.
+		whole, reply := s.checkHeaderFrom(r, mode)
+		if reply != nil {
+			s.logMessage(0, reply, nil)
+			return reply
+		}
+		r = whole
+	}
 	copier := messageCopier{received: receivedHeader(s.receivedInfo())}
 	if s.srv.cfg.Received == ReceivedAnonymous {
 		copier.strip = stripAnonymous
@@ -309,6 +353,8 @@ func (s *session) Data(r io.Reader) error {
 		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
 		if !fromUpstream {
 			s.dropUpstream(up)
+		} else if lim := s.limits(); lim != nil {
+			lim.ReleaseMessage(s.login) // the upstream refused it: not sent
 		}
 		s.logMessage(n, reply, err)
 		return reply
@@ -316,6 +362,57 @@ func (s *session) Data(r io.Reader) error {
 	reply := acceptedReply(resp)
 	s.logMessage(n, reply, nil)
 	return reply
+}
+
+// checkHeaderFrom reads the header section of the message from r and
+// checks its From: against what the login owns; it returns the reader of
+// the whole message, or the reply refusing it (enforce, or a read error).
+func (s *session) checkHeaderFrom(r io.Reader, mode HeaderFromMode) (io.Reader, *smtp.SMTPError) {
+	block, whole, err := readHeaderBlock(r)
+	if err != nil {
+		reply := s.dataReadReply(err)
+		if reply == replyDataTimeout {
+			s.cc.closeAfterNextReply()
+		}
+		return nil, reply
+	}
+	why, addrs := headerFromOwned(block, s.srv.senderMap.Load(), s.login, s.loginAddr)
+	if why == "" {
+		return whole, nil
+	}
+	for i := range addrs {
+		addrs[i] = sanitizeLog(addrs[i])
+	}
+	s.log.Warn("header from rejected", "id", s.msgID, "login", s.login, "mode", string(mode),
+		"header_from", strings.Join(addrs, ","), "reason", why)
+	if mode == HeaderFromEnforce {
+		return nil, replyHeaderFromNotOwned
+	}
+	return whole, nil
+}
+
+// limits is the sending-limits policy for this session's login: nil for a
+// session without login (mynetworks) or a server without limits.
+func (s *session) limits() *Limits {
+	if s.login == "" {
+		return nil
+	}
+	return s.srv.cfg.Limits
+}
+
+// suspended reports login's suspension (none without Limits).
+func (s *session) suspended(login string) (state.Suspension, bool) {
+	if s.srv.cfg.Limits == nil {
+		return state.Suspension{}, false
+	}
+	return s.srv.cfg.Limits.Suspended(login)
+}
+
+// isUpstreamReply reports whether err is a reply of the upstream (as
+// opposed to a connection failure).
+func isUpstreamReply(err error) bool {
+	_, fromUpstream := upstreamReply(err, replyUpstreamFailed)
+	return fromUpstream
 }
 
 // dataReadReply maps a failure while streaming DATA to the client's reply.
