@@ -11,6 +11,10 @@ package state
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -27,6 +31,11 @@ type Store interface {
 	// within window after the call and whether the event was recorded.
 	// limit must be > 0: it also bounds what the store keeps per key.
 	Add(ctx context.Context, key string, limit int, window time.Duration) (count int, added bool, err error)
+	// Record records one event for key now whether or not it is full,
+	// keeping only the newest limit events (the oldest is forgotten), and
+	// returns the count within window after the call. The AUTH lockout uses
+	// it for failures: a further failure keeps an address blocked longer.
+	Record(ctx context.Context, key string, limit int, window time.Duration) (count int, err error)
 	// RemoveNewest takes back key's newest event (a reservation given back).
 	RemoveNewest(ctx context.Context, key string) error
 	// Count returns how many events key has within window.
@@ -37,6 +46,8 @@ type Store interface {
 	// every other (on any replica) until ttl has passed: "log once per
 	// window", "alert once per suspension".
 	Once(ctx context.Context, key string, ttl time.Duration) (bool, error)
+
+	// Suspensions are keyed by LoginKey(login): case-folded and hashed.
 
 	// Suspend records a suspension of login until s.Until (replacing one
 	// already there).
@@ -50,9 +61,24 @@ type Store interface {
 	Close() error
 }
 
+// LoginKey is how a login appears in keys: SHA-256 of the case-folded login,
+// in hex. Case-folded so that varying case gives a guesser no fresh counters;
+// hashed so that a key has a bounded length and no attacker-chosen bytes, and
+// no login is stored in Redis in the clear. Callers building counter keys
+// from a login use it too (e.g. "lockout:login:"+LoginKey(login)).
+func LoginKey(login string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(login)))
+	return hex.EncodeToString(sum[:])
+}
+
 // Suspension is why and until when a login may not authenticate.
 type Suspension struct {
 	Reason string    // e.g. "limit-messages exceeded 3x", for logs and `postern status`
 	Since  time.Time // when it was decided
 	Until  time.Time // when it lifts by itself
+}
+
+// errLimit is the error for a limit ≤ 0, a caller's bug.
+func errLimit(limit int) error {
+	return fmt.Errorf("state: limit %d, must be > 0", limit)
 }
