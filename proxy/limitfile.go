@@ -41,8 +41,9 @@ func shortDuration(d time.Duration) string {
 	return s
 }
 
-// maxRateN bounds N: the store keeps up to N event times per key.
-const maxRateN = 1_000_000
+// maxRateN bounds N: the store keeps up to N event times per key (8 bytes
+// each in memory).
+const maxRateN = 100_000
 
 // ParseRate parses "N/WINDOW" (200/1h, 1000/24h; WINDOW as in
 // time.ParseDuration, from 1s to 31 days) or "*" for no limit.

@@ -110,18 +110,19 @@ func (l *Limits) Rates(login string) (messages, recipients Rate) {
 // Keys. The window is part of a limit's keys so that a limit file changing
 // a login's window starts a fresh log instead of reading an old one with
 // another window (the store wants one window per key).
+// Logins appear in keys as state.LoginKey (case-folded, hashed).
 func countKey(limit string, r Rate, login string) string {
-	return "limit:" + limit + ":" + shortDuration(r.Window) + ":" + login
+	return "limit:" + limit + ":" + shortDuration(r.Window) + ":" + state.LoginKey(login)
 }
 func overKey(limit string, r Rate, login string) string {
-	return "over:" + limit + ":" + shortDuration(r.Window) + ":" + login
+	return "over:" + limit + ":" + shortDuration(r.Window) + ":" + state.LoginKey(login)
 }
 func logOnceKey(limit string, r Rate, login string) string {
-	return "logged:" + limit + ":" + shortDuration(r.Window) + ":" + login
+	return "logged:" + limit + ":" + shortDuration(r.Window) + ":" + state.LoginKey(login)
 }
-func rcptOKKey(login string) string      { return "rcpt-ok:" + login }
-func rcptRefusedKey(login string) string { return "rcpt-refused:" + login }
-func suspendOnceKey(login string) string { return "suspend-event:" + login }
+func rcptOKKey(login string) string      { return "rcpt-ok:" + state.LoginKey(login) }
+func rcptRefusedKey(login string) string { return "rcpt-refused:" + state.LoginKey(login) }
+func suspendOnceKey(login string) string { return "suspend-event:" + state.LoginKey(login) }
 
 // ratioCap bounds the recipients remembered for the refused ratio per login.
 const ratioCap = 10_000
@@ -353,10 +354,10 @@ func (l *Limits) Unsuspend(ctx context.Context, login string) (bool, error) {
 
 // LoginStatus is what `postern status LOGIN` shows.
 type LoginStatus struct {
-	Login      string           `json:"login"`
-	Messages   LimitStatus      `json:"messages"`
-	Recipients LimitStatus      `json:"recipients"`
-	Refused    RatioStatus      `json:"refused_recipients"`
+	Login      string            `json:"login"`
+	Messages   LimitStatus       `json:"messages"`
+	Recipients LimitStatus       `json:"recipients"`
+	Refused    RatioStatus       `json:"refused_recipients"`
 	Suspension *state.Suspension `json:"suspension,omitempty"`
 }
 

@@ -60,7 +60,7 @@ var (
 	// A suspended login hears the wrong-password reply even with the right
 	// password: a distinct text would tell a guesser that the password it
 	// just tried is the right one. The log line says "login suspended".
-	replySuspended = replyAuthInvalid
+	replySuspended          = replyAuthInvalid
 	replyHeaderFromNotOwned = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
 		Message: "From: header address rejected: not owned by user"}
 )

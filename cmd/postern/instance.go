@@ -33,6 +33,7 @@ type instance struct {
 	// --autoconfig-domain) on httpsAddr (if set) and the HTTP-01 listener.
 	autoconfig *autoconfig.Server
 	httpsAddr  string
+	limits     *limitSetup // sending limits, suspensions, alerts
 }
 
 // buildInstance validates every setting and builds the components without
@@ -135,12 +136,20 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		inst.registry.MustRegister(newUsersHashes(inst.auth.users))
 	}
 	inst.ready = &readiness{certs: inst.certs, upstream: upstream.Addr}
+	metrics := proxy.NewMetrics(inst.registry)
+	store, err := openState(c)
+	if err != nil {
+		return nil, err
+	}
+	if inst.limits, err = buildLimits(c, hostname, store, metrics, log); err != nil {
+		return nil, err
+	}
 	inst.server, err = proxy.New(proxy.Config{
 		Hostname:          hostname,
 		Listeners:         listeners,
 		TLSConfig:         inst.certs.TLSConfig(),
 		Upstream:          upstream,
-		Metrics:           proxy.NewMetrics(inst.registry),
+		Metrics:           metrics,
 		ProxyProtocolFrom: proxyFrom,
 		Auth:              inst.auth.cache,
 		Limiter: proxy.NewLockout(proxy.LockoutConfig{
@@ -161,6 +170,11 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		MaxConnections:      c.Int("max-connections"),
 		MaxConnectionsPerIP: c.Int("max-connections-per-ip"),
 		LoginTimeout:        c.Duration("login-timeout"),
+
+		Limits:             inst.limits.limits,
+		LockoutMaxFailures: c.Int("auth-max-failures"),
+		LockoutWindow:      c.Duration("auth-lockout-window"),
+		HeaderFrom:         inst.limits.headerFrom,
 	})
 	if err != nil {
 		return nil, err
@@ -185,6 +199,9 @@ func (inst *instance) reload() {
 		} else {
 			inst.server.SetSenderMap(m)
 		}
+	}
+	if !inst.limits.reload(inst.log) {
+		ok = false
 	}
 	if err := inst.certs.Reload(); err != nil {
 		ok = false

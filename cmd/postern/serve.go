@@ -41,6 +41,10 @@ func serveCommand() *cli.Command {
 					return fmt.Errorf("autoconfig HTTPS listener: %w", err)
 				}
 			}
+			ctl, err := listenControl(c, log)
+			if err != nil {
+				return err
+			}
 			for _, a := range inst.server.Addrs() {
 				log.Info("listening", "addr", a.String())
 			}
@@ -50,6 +54,14 @@ func serveCommand() *cli.Command {
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			go reloadOnHUP(ctx, inst)
+			go inst.limits.alerts.Run(ctx)
+			if ctl != nil {
+				go func() {
+					if err := serveControl(ctx, ctl, inst.limits.limits, log); err != nil {
+						log.Error("control socket stopped", "err", err)
+					}
+				}()
+			}
 			go func() {
 				if err := inst.certs.Run(ctx); err != nil {
 					log.Error("certificate manager stopped", "err", err)
