@@ -15,7 +15,7 @@ PKGS     ?= ./...
 # procps's; `go test -race` needs cgo, i.e. gcc and libc6-dev.
 DEB_PKGS := postfix libsasl2-modules swaks libnet-ssleay-perl msmtp dovecot-core apache2-utils \
 	slapd ldap-utils pebble openssl bind9-utils bind9 bind9-dnsutils python3 ca-certificates \
-	docker-compose fail2ban haproxy systemd procps gcc libc6-dev
+	docker-compose fail2ban haproxy systemd procps gcc libc6-dev redis-server
 
 .PHONY: all build test deps check fuzz bench demo staticcheck fork-check
 

@@ -1,14 +1,12 @@
 package proxy
 
 import (
-	"hash/maphash"
+	"context"
 	"log/slog"
 	"net/netip"
-	"strings"
-	"sync"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/postern/postern/proxy/state"
 )
 
 // LockoutConfig tunes the brute-force defences. Zero values take the
@@ -21,8 +19,9 @@ type LockoutConfig struct {
 	// Window is the sliding window failures are counted in. Default
 	// DefaultLockoutWindow.
 	Window time.Duration
-	// MaxKeys bounds the addresses, and separately the logins, tracked; the
-	// least recently seen are forgotten first. Default 100_000.
+	// MaxKeys bounds the addresses, and separately the logins, tracked in
+	// this process's memory when Store is nil; the least recently seen are
+	// forgotten first. Default 100_000.
 	MaxKeys int
 	// LoginDelayBase is the delay after one recent failure for a login; it
 	// doubles with each further failure up to MaxLoginDelay. Defaults 250ms
@@ -34,6 +33,9 @@ type LockoutConfig struct {
 	// Log, if set, gets one line when an address becomes blocked (for
 	// fail2ban).
 	Log *slog.Logger
+	// Store holds the counters (--state): shared by replicas with Redis.
+	// Nil: this process's memory, bounded by MaxKeys.
+	Store state.Store
 }
 
 func (c LockoutConfig) withDefaults() LockoutConfig {
@@ -76,39 +78,59 @@ func (c LockoutConfig) loginRingSize() int {
 // owner out by guessing wrong on purpose; the owner, connecting from an
 // address with no failures, always gets in.
 //
-// Memory is bounded: both tables are LRU caches of MaxKeys entries holding a
-// fixed-size ring of timestamps, and logins are keyed by a 64-bit hash, not
-// the (attacker-chosen, arbitrarily long) string. A flood of distinct
-// addresses evicts older entries, which can forget a blocked address early;
+// The counters live in a state.Store: by default two of this process's
+// Memory stores, one for addresses and one for logins, each an LRU of
+// MaxKeys keys holding a fixed ring of times (so a flood of logins cannot
+// evict the addresses); with --state redis:// one store shared by every
+// replica, so failures spread over replicas add up. Logins are keyed by
+// state.LoginKey (SHA-256 of the case-folded login), not the
+// attacker-chosen, arbitrarily long string. A flood of distinct addresses
+// evicts older Memory entries, which can forget a blocked address early;
 // counting IPv6 per /64 keeps one host from producing such a flood cheaply.
-// Safe for concurrent use.
+//
+// The store answers every call (Fallback falls back to memory when Redis
+// fails); should one still fail, the lockout fails open for that call:
+// a store error must not refuse every user. Safe for concurrent use.
 type Lockout struct {
-	cfg  LockoutConfig
-	seed maphash.Seed // per Lockout, so login-hash collisions cannot be planned
-
-	mu     sync.Mutex // guards the rings inside the caches
-	addrs  *lru.Cache[netip.Prefix, *failureRing]
-	logins *lru.Cache[uint64, *failureRing]
+	cfg    LockoutConfig
+	addrs  state.Store
+	logins state.Store
 }
 
-// NewLockout returns an empty Lockout.
+// NewLockout returns a Lockout on cfg.Store, or on memory of its own.
 func NewLockout(cfg LockoutConfig) *Lockout {
 	cfg = cfg.withDefaults()
-	// lru.New fails only for a size ≤ 0, which withDefaults rules out.
-	addrs, _ := lru.New[netip.Prefix, *failureRing](cfg.MaxKeys)
-	logins, _ := lru.New[uint64, *failureRing](cfg.MaxKeys)
-	return &Lockout{cfg: cfg, seed: maphash.MakeSeed(), addrs: addrs, logins: logins}
+	l := &Lockout{cfg: cfg, addrs: cfg.Store, logins: cfg.Store}
+	if cfg.Store == nil {
+		l.addrs = state.NewMemory(state.MemoryConfig{MaxKeys: cfg.MaxKeys, Now: cfg.Now})
+		l.logins = state.NewMemory(state.MemoryConfig{MaxKeys: cfg.MaxKeys, Now: cfg.Now})
+	}
+	return l
+}
+
+// Key names in the store. The address is its prefix (see addrKey); the
+// login its state.LoginKey.
+func addrCounter(p netip.Prefix) string  { return "lockout:addr:" + p.String() }
+func addrReported(p netip.Prefix) string { return "lockout:blocked:" + p.String() }
+func loginCounter(login string) string   { return "lockout:login:" + state.LoginKey(login) }
+
+// storeErr logs a store failure; the caller then fails open.
+func (l *Lockout) storeErr(what string, err error) {
+	if l.cfg.Log != nil {
+		l.cfg.Log.Error("auth lockout: state store failed, not counting", "op", what, "err", err)
+	}
 }
 
 // Blocked reports whether ip (its /64 for IPv6) has used up its MaxFailures
 // attempts within the window (failures, and attempts reserved and still
 // being verified); the caller answers 421 4.7.0 and closes.
 func (l *Lockout) Blocked(ip netip.Addr) bool {
-	now := l.cfg.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	r, ok := l.addrs.Peek(addrKey(ip))
-	return ok && r.count(now, l.cfg.Window) >= l.cfg.MaxFailures
+	n, err := l.addrs.Count(context.Background(), addrCounter(addrKey(ip)), l.cfg.Window)
+	if err != nil {
+		l.storeErr("blocked", err)
+		return false
+	}
+	return n >= l.cfg.MaxFailures
 }
 
 // Reserve counts one authentication attempt from ip before its credentials
@@ -117,23 +139,17 @@ func (l *Lockout) Blocked(ip netip.Addr) bool {
 // came only after the (slow) hash check, N connections sending wrong
 // passwords at the same instant would all pass the check and all get a
 // verdict. A reserved attempt therefore also bounds how many AUTHs of one
-// address are verified at once: never more than MaxFailures. The caller
-// ends each reserved attempt with Failure (wrong credentials) or Release.
+// address are verified at once: never more than MaxFailures (across all
+// replicas sharing the store: the check and the count are one atomic step
+// in it). The caller ends each reserved attempt with Failure (wrong
+// credentials) or Release.
 func (l *Lockout) Reserve(ip netip.Addr) bool {
-	now := l.cfg.Now()
-	key := addrKey(ip)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	r, ok := l.addrs.Get(key)
-	if !ok {
-		r = newFailureRing(l.cfg.MaxFailures)
-		l.addrs.Add(key, r)
+	_, added, err := l.addrs.Add(context.Background(), addrCounter(addrKey(ip)), l.cfg.MaxFailures, l.cfg.Window)
+	if err != nil {
+		l.storeErr("reserve", err)
+		return true
 	}
-	if r.count(now, l.cfg.Window) >= l.cfg.MaxFailures {
-		return false
-	}
-	r.add(now)
-	return true
+	return added
 }
 
 // Release gives back an attempt Reserve counted for ip: the credentials
@@ -142,10 +158,8 @@ func (l *Lockout) Reserve(ip netip.Addr) bool {
 // verification time; an address is never left with fewer attempts than it
 // made wrong guesses.
 func (l *Lockout) Release(ip netip.Addr) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if r, ok := l.addrs.Peek(addrKey(ip)); ok {
-		r.removeNewest()
+	if err := l.addrs.RemoveNewest(context.Background(), addrCounter(addrKey(ip))); err != nil {
+		l.storeErr("release", err)
 	}
 }
 
@@ -164,38 +178,35 @@ func (l *Lockout) ReservedFailure(ip netip.Addr, login string) {
 }
 
 func (l *Lockout) failure(ip netip.Addr, login string, reserved bool) {
-	now := l.cfg.Now()
+	ctx := context.Background()
 	key := addrKey(ip)
-	l.mu.Lock()
-	r, ok := l.addrs.Get(key)
-	if !ok {
-		r = newFailureRing(l.cfg.MaxFailures)
-		l.addrs.Add(key, r)
+	var n int
+	var err error
+	if reserved {
+		n, err = l.addrs.Count(ctx, addrCounter(key), l.cfg.Window)
+	} else {
+		// A failure past the limit still counts, over the oldest: the
+		// block lasts until the newest MaxFailures have left the window.
+		n, err = l.addrs.Record(ctx, addrCounter(key), l.cfg.MaxFailures, l.cfg.Window)
 	}
-	if !reserved {
-		r.add(now)
+	if err != nil {
+		l.storeErr("failure", err)
 	}
-	// One log line per block: when the address is full and has not been
-	// reported within the window.
-	justBlocked := r.count(now, l.cfg.Window) >= l.cfg.MaxFailures &&
-		(r.reported == 0 || r.reported <= uint32(now.Add(-l.cfg.Window).Unix()))
-	if justBlocked {
-		r.reported = uint32(now.Unix())
+	// One log line per block and window, whichever replica sees it (for
+	// fail2ban).
+	if n >= l.cfg.MaxFailures && l.cfg.Log != nil {
+		first, err := l.addrs.Once(ctx, addrReported(key), l.cfg.Window)
+		if err != nil {
+			l.storeErr("failure", err)
+		}
+		if first {
+			l.cfg.Log.Warn("auth lockout: address blocked",
+				"client", ip.String(), "key", key.String(),
+				"failures", l.cfg.MaxFailures, "window", l.cfg.Window.String())
+		}
 	}
-
-	lk := l.loginKey(login)
-	lr, ok := l.logins.Get(lk)
-	if !ok {
-		lr = newFailureRing(l.cfg.loginRingSize())
-		l.logins.Add(lk, lr)
-	}
-	lr.add(now)
-	l.mu.Unlock()
-
-	if justBlocked && l.cfg.Log != nil {
-		l.cfg.Log.Warn("auth lockout: address blocked",
-			"client", ip.String(), "key", key.String(),
-			"failures", l.cfg.MaxFailures, "window", l.cfg.Window.String())
+	if _, err := l.logins.Record(ctx, loginCounter(login), l.cfg.loginRingSize(), l.cfg.Window); err != nil {
+		l.storeErr("failure", err)
 	}
 }
 
@@ -205,9 +216,9 @@ func (l *Lockout) failure(ip netip.Addr, login string, reserved bool) {
 // its own counter between guesses at other accounts.
 func (l *Lockout) Success(ip netip.Addr, login string) {
 	_ = ip // kept in the signature for symmetry with Failure
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.logins.Remove(l.loginKey(login))
+	if err := l.logins.Clear(context.Background(), loginCounter(login)); err != nil {
+		l.storeErr("success", err)
+	}
 }
 
 // LoginDelay is how long to wait before answering an AUTH for login:
@@ -215,14 +226,11 @@ func (l *Lockout) Success(ip netip.Addr, login string) {
 // 0 without failures. Like Dovecot's auth penalty it only slows guessing
 // down and never refuses the owner.
 func (l *Lockout) LoginDelay(login string) time.Duration {
-	now := l.cfg.Now()
-	l.mu.Lock()
-	r, ok := l.logins.Peek(l.loginKey(login))
-	n := 0
-	if ok {
-		n = r.count(now, l.cfg.Window)
+	n, err := l.logins.Count(context.Background(), loginCounter(login), l.cfg.Window)
+	if err != nil {
+		l.storeErr("login delay", err)
+		return 0
 	}
-	l.mu.Unlock()
 	if n == 0 {
 		return 0
 	}
@@ -233,10 +241,18 @@ func (l *Lockout) LoginDelay(login string) time.Duration {
 	return min(d, l.cfg.MaxLoginDelay)
 }
 
-// Len returns how many addresses and logins are tracked (for tests and
-// metrics).
+// Len returns how many addresses and logins this process's memory tracks
+// (for tests and metrics); 0 for a store that is not in memory, and the
+// same total twice for one store shared by both.
 func (l *Lockout) Len() (addrs, logins int) {
-	return l.addrs.Len(), l.logins.Len()
+	return storeLen(l.addrs), storeLen(l.logins)
+}
+
+func storeLen(s state.Store) int {
+	if m, ok := s.(interface{ Len() int }); ok {
+		return m.Len()
+	}
+	return 0
 }
 
 // addrKey is the unit failures are counted in: the IPv4 address, or the
@@ -249,57 +265,4 @@ func addrKey(ip netip.Addr) netip.Prefix {
 	}
 	p, _ := ip.Prefix(64) // fails only for the invalid Addr, giving Prefix{}
 	return p
-}
-
-// loginKey hashes the login case-folded, so that varying case does not give
-// a guesser fresh counters.
-func (l *Lockout) loginKey(login string) uint64 {
-	return maphash.String(l.seed, strings.ToLower(login))
-}
-
-// failureRing keeps the times of the last len(times) failures (or reserved
-// attempts): enough to tell whether that many happened within the window,
-// in constant memory. Times are Unix seconds in a uint32 (good until 2106):
-// a second is fine for windows of minutes, and it halves the memory per key.
-type failureRing struct {
-	times    []uint32 // 0 = empty slot
-	reported uint32   // when the lockout log line was written, 0 never
-}
-
-func newFailureRing(size int) *failureRing {
-	return &failureRing{times: make([]uint32, size)}
-}
-
-// add records t in an empty slot, else over the oldest time.
-func (r *failureRing) add(t time.Time) {
-	oldest := 0
-	for i, v := range r.times {
-		if v < r.times[oldest] {
-			oldest = i
-		}
-	}
-	r.times[oldest] = uint32(t.Unix())
-}
-
-// removeNewest empties the slot with the newest time.
-func (r *failureRing) removeNewest() {
-	newest := 0
-	for i, v := range r.times {
-		if v > r.times[newest] {
-			newest = i
-		}
-	}
-	r.times[newest] = 0
-}
-
-// count returns the number of remembered failures newer than now-window.
-func (r *failureRing) count(now time.Time, window time.Duration) int {
-	since := uint32(now.Add(-window).Unix())
-	n := 0
-	for _, t := range r.times {
-		if t != 0 && t > since {
-			n++
-		}
-	}
-	return n
 }

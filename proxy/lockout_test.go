@@ -10,6 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/postern/postern/internal/testkit"
+	"github.com/postern/postern/proxy/state"
 )
 
 // fakeClock is a settable clock for LockoutConfig.Now.
@@ -273,4 +276,91 @@ func TestLockoutReserveCountsParallelAttempts(t *testing.T) {
 	if l.Blocked(other) {
 		t.Fatal("9 reserved failures blocked; ReservedFailure counted the address twice")
 	}
+}
+
+// TestLockoutSharedAcrossReplicas: three lockouts (three replicas) on one
+// Redis: 10 failures spread over them block the address on all three, with
+// one log line between them, and parallel reservations over the replicas
+// still stop at MaxFailures.
+func TestLockoutSharedAcrossReplicas(t *testing.T) {
+	srv := testkit.StartRedis(t)
+	var logBuf syncLogBuffer
+	log := slog.New(slog.NewTextHandler(&logBuf, nil))
+	var replicas [3]*Lockout
+	for i := range replicas {
+		r, err := state.NewRedis(state.RedisConfig{URL: srv.URL(), Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		replicas[i] = NewLockout(LockoutConfig{Store: r, Log: log})
+	}
+	attacker := netip.MustParseAddr("192.0.2.66")
+	for i := range 10 {
+		l := replicas[i%3]
+		if l.Blocked(attacker) {
+			t.Fatalf("blocked after %d failures", i)
+		}
+		if !l.Reserve(attacker) {
+			t.Fatalf("reservation %d refused", i+1)
+		}
+		l.ReservedFailure(attacker, "alice")
+	}
+	for i, l := range replicas {
+		if !l.Blocked(attacker) {
+			t.Errorf("replica %d: not blocked after 10 failures spread over 3 replicas", i)
+		}
+		if l.Reserve(attacker) {
+			t.Errorf("replica %d: an 11th attempt was reserved", i)
+		}
+		if d := l.LoginDelay("ALICE"); d != 15*time.Second {
+			t.Errorf("replica %d: login delay %v after 10 failures, want the 15s cap", i, d)
+		}
+	}
+	if got := strings.Count(logBuf.String(), "auth lockout: address blocked"); got != 1 {
+		t.Errorf("lockout log lines over 3 replicas = %d, want 1:\n%s", got, logBuf.String())
+	}
+	replicas[1].Success(netip.MustParseAddr("192.0.2.1"), "alice")
+	if d := replicas[2].LoginDelay("alice"); d != 0 {
+		t.Errorf("login delay on another replica after a success = %v, want 0", d)
+	}
+
+	// 100 parallel attempts from a fresh address over 3 replicas: 10 get in.
+	ip := netip.MustParseAddr("192.0.2.77")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	n := 0
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if replicas[i%3].Reserve(ip) {
+				mu.Lock()
+				n++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if n != 10 {
+		t.Fatalf("%d of 100 parallel attempts over 3 replicas reserved, want 10", n)
+	}
+}
+
+// syncLogBuffer is a log destination for several goroutines.
+type syncLogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncLogBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncLogBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -64,6 +64,8 @@ func serveFlags() []cli.Flag {
 		&cli.IntFlag{Name: "auth-concurrency", Value: runtime.GOMAXPROCS(0), DefaultText: "GOMAXPROCS, the CPUs Go uses", Usage: "password hashes (users file) verified at once; more wait their turn in a queue, up to the 30 s login verification timeout (then 454); 0 = no bound", EnvVars: env("auth-concurrency")},
 		&cli.IntFlag{Name: "auth-max-failures", Value: proxy.DefaultLockoutMaxFailures, Usage: "AUTH attempts per client address (IPv6: per /64) within --auth-lockout-window, counted before the password is checked and given back on success (so also the bound on parallel AUTHs), before it gets 421", EnvVars: env("auth-max-failures")},
 		dur("auth-lockout-window", proxy.DefaultLockoutWindow, "sliding window for --auth-max-failures"),
+		str("state", "memory", "where the lockout (and sending-limit) counters live: memory (this process) or redis://HOST:PORT/DB, rediss://HOST:PORT/DB (TLS) shared by every replica; while Redis is unreachable each replica counts in its own memory"),
+		str("state-password-file", "", "file holding the Redis password for --state (not in the URL, which the process list shows)"),
 		str("mynetworks", "", "CIDRs that may relay without AUTH (still over TLS), comma-separated"),
 		str("received", "anonymous", "Received header: anonymous|full|none"),
 		&cli.Int64Flag{Name: "max-message-size", Value: proxy.DefaultMaxMessageBytes, Usage: "bytes, advertised in SIZE and enforced while streaming", EnvVars: env("max-message-size")},

@@ -16,6 +16,7 @@ import (
 	"github.com/postern/postern/certs"
 	"github.com/postern/postern/internal/autoconfig"
 	"github.com/postern/postern/proxy"
+	"github.com/postern/postern/proxy/state"
 )
 
 // instance is one configured Postern: everything `serve` runs and
@@ -33,7 +34,10 @@ type instance struct {
 	// --autoconfig-domain) on httpsAddr (if set) and the HTTP-01 listener.
 	autoconfig *autoconfig.Server
 	httpsAddr  string
-	limits     *limitSetup // sending limits, suspensions, alerts
+	// state is the shared store (--state redis://…) behind a fallback to
+	// memory; nil with --state memory.
+	state  *state.Fallback
+	limits *limitSetup // sending limits, suspensions, alerts
 }
 
 // buildInstance validates every setting and builds the components without
@@ -130,18 +134,26 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--proxy-protocol-from: %w", err)
 	}
+	if inst.state, err = buildState(c, log); err != nil {
+		return nil, err
+	}
+	var lockoutStore state.Store // nil: the lockout's own bounded memory
+	if inst.state != nil {
+		lockoutStore = inst.state
+	}
 	inst.registry = prometheus.NewRegistry()
 	inst.registry.MustRegister(newCertExpiry(inst.certs))
+	inst.registry.MustRegister(newStateDegraded(inst.state))
 	if inst.auth.users != nil {
 		inst.registry.MustRegister(newUsersHashes(inst.auth.users))
 	}
 	inst.ready = &readiness{certs: inst.certs, upstream: upstream.Addr}
 	metrics := proxy.NewMetrics(inst.registry)
-	store, err := openState(c)
-	if err != nil {
-		return nil, err
+	var limitStore state.Store = state.NewMemory(state.MemoryConfig{})
+	if inst.state != nil {
+		limitStore = inst.state
 	}
-	if inst.limits, err = buildLimits(c, hostname, store, metrics, log); err != nil {
+	if inst.limits, err = buildLimits(c, hostname, limitStore, metrics, log); err != nil {
 		return nil, err
 	}
 	inst.server, err = proxy.New(proxy.Config{
@@ -156,6 +168,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 			MaxFailures: c.Int("auth-max-failures"),
 			Window:      c.Duration("auth-lockout-window"),
 			Log:         log,
+			Store:       lockoutStore,
 		}),
 		MyNetworks:      mynets,
 		Received:        received,

@@ -38,12 +38,6 @@ type limitSetup struct {
 	headerFrom proxy.HeaderFromMode
 }
 
-// openState opens the counters' store. Until --state lands, the process's
-// memory.
-func openState(*cli.Context) (state.Store, error) {
-	return state.NewMemory(state.MemoryConfig{}), nil
-}
-
 // buildLimits validates the limit flags and builds the policy over store.
 func buildLimits(c *cli.Context, hostname string, store state.Store, metrics *proxy.Metrics, log *slog.Logger) (*limitSetup, error) {
 	msgs, err := proxy.ParseRate(c.String("limit-messages"))

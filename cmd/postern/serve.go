@@ -54,6 +54,10 @@ func serveCommand() *cli.Command {
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			go reloadOnHUP(ctx, inst)
+			if inst.state != nil {
+				defer inst.state.Close()
+				checkState(ctx, inst.state)
+			}
 			go inst.limits.alerts.Run(ctx)
 			if ctl != nil {
 				go func() {

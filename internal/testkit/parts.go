@@ -93,3 +93,12 @@ func RequireUser(t testing.TB, name, what string) {
 		Missing(t, "user %q (%s) is missing: %v", name, what, err)
 	}
 }
+
+// RequireRedis returns redis-server's path if it is Redis 5 or later (the
+// state store's scripts read the server's clock, which needs Redis ≥ 5's
+// script effects replication). Package redis-server.
+func RequireRedis(t testing.TB) string {
+	t.Helper()
+	return RequirePart(t, "redis-server", "Redis ≥ 5 (package redis-server)",
+		regexp.MustCompile(`v=([5-9]|\d\d)\.`), "--version")
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/urfave/cli/v2"
+
+	"github.com/postern/postern/proxy/state"
+)
+
+// stateMemory is --state's default: counters in this process only.
+const stateMemory = "memory"
+
+// buildState returns the store --state names: nil for memory (each user of
+// it then keeps its own bounded memory), or Redis behind a Fallback to this
+// process's memory. The gauge reports degraded mode.
+func buildState(c *cli.Context, log *slog.Logger) (*state.Fallback, error) {
+	spec := c.String("state")
+	pwFile := c.String("state-password-file")
+	if spec == stateMemory {
+		if pwFile != "" {
+			return nil, fmt.Errorf("--state-password-file needs --state redis://… or rediss://…")
+		}
+		return nil, nil
+	}
+	u, err := url.Parse(spec)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+		return nil, fmt.Errorf("--state %q: want memory, redis://HOST:PORT/DB or rediss://HOST:PORT/DB", spec)
+	}
+	cfg := state.RedisConfig{URL: spec}
+	if pwFile != "" {
+		pw, err := os.ReadFile(pwFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading --state-password-file: %w", err)
+		}
+		cfg.Password = strings.TrimRight(string(pw), "\r\n")
+	}
+	r, err := state.NewRedis(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("--state: %w", err)
+	}
+	f := state.NewFallback(r, state.NewMemory(state.MemoryConfig{}), state.FallbackConfig{Log: log})
+	log.Info("state: shared through redis", "redis", u.Redacted())
+	return f, nil
+}
+
+// newStateDegraded is the postern_state_degraded gauge: 1 while Redis
+// fails and this process's memory answers.
+func newStateDegraded(f *state.Fallback) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "postern_state_degraded",
+		Help: "1 while the shared state (--state redis://) is unreachable and this process's memory answers instead; 0 otherwise.",
+	}, func() float64 {
+		if f != nil && f.Degraded() {
+			return 1
+		}
+		return 0
+	})
+}
+
+// checkState pings Redis once at start, so an outage shows in the log
+// before the first client; serving goes on either way.
+func checkState(ctx context.Context, f *state.Fallback) {
+	if f != nil {
+		_ = f.Check(ctx)
+	}
+}

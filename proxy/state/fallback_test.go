@@ -1,0 +1,189 @@
+package state
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/postern/postern/internal/testkit"
+	"github.com/redis/go-redis/v9"
+)
+
+// syncBuffer is a log destination safe for the probe goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newTestFallback(t *testing.T, srv *testkit.RedisServer, logs *syncBuffer) *Fallback {
+	t.Helper()
+	r, err := NewRedis(RedisConfig{URL: srv.URL()}) // the default timeout: what production gets
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := NewFallback(r, NewMemory(MemoryConfig{}), FallbackConfig{
+		ProbeInterval: 50 * time.Millisecond,
+		Log:           slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// timed runs op and fails the test if it took longer than a generous bound:
+// with Redis gone or hung, no call may stall a session.
+func timed(t *testing.T, what string, op func() error) {
+	t.Helper()
+	start := time.Now()
+	if err := op(); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("%s took %v", what, d)
+	}
+}
+
+func waitDegraded(t *testing.T, f *Fallback, want bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for f.Degraded() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("Degraded() still %v after 15s", !want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestFallbackRedisStoppedAndRestarted: Redis stopped mid-run (by PID) →
+// every operation keeps answering, from memory, one warning, degraded;
+// Redis restarted on the same port → the shared state is used again; a
+// second outage warns again.
+func TestFallbackRedisStoppedAndRestarted(t *testing.T) {
+	srv := testkit.StartRedis(t)
+	var logs syncBuffer
+	f := newTestFallback(t, srv, &logs)
+	ctx := context.Background()
+	direct := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer direct.Close()
+
+	for range 3 {
+		if _, _, err := f.Add(ctx, "k", 5, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := direct.ZCard(ctx, "postern:k").Result(); n != 3 {
+		t.Fatalf("redis holds %d events, want 3: the store is not shared", n)
+	}
+	if f.Degraded() {
+		t.Fatal("degraded with Redis up")
+	}
+
+	srv.Stop(t)
+	for i := range 20 {
+		timed(t, "add with redis down", func() error {
+			_, _, err := f.Add(ctx, "k", 5, time.Hour)
+			return err
+		})
+		timed(t, "count with redis down", func() error {
+			_, err := f.Count(ctx, "k", time.Hour)
+			return err
+		})
+		timed(t, "once with redis down", func() error {
+			ok, err := f.Once(ctx, "once", time.Hour)
+			if ok != (i == 0) {
+				t.Errorf("Once #%d = %v from memory", i, ok)
+			}
+			return err
+		})
+	}
+	// Memory counts alone from the outage on: limit 5 holds per process.
+	if n, _ := f.Count(ctx, "k", time.Hour); n != 5 {
+		t.Errorf("count from memory = %d, want 5", n)
+	}
+	if !f.Degraded() {
+		t.Fatal("not degraded with Redis down")
+	}
+	if got := strings.Count(logs.String(), "redis failed"); got != 1 {
+		t.Fatalf("%d warnings for one outage, want 1:\n%s", got, logs.String())
+	}
+
+	srv.Restart(t)
+	waitDegraded(t, f, false)
+	if !strings.Contains(logs.String(), "redis answers again") {
+		t.Errorf("no line saying redis is back:\n%s", logs.String())
+	}
+	if _, _, err := f.Add(ctx, "k", 5, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := direct.ZCard(ctx, "postern:k").Result(); n != 1 {
+		t.Fatalf("restarted (empty) redis holds %d events after one add, want 1: not shared again", n)
+	}
+
+	srv.Stop(t)
+	f.Count(ctx, "k", time.Hour)
+	waitDegraded(t, f, true)
+	if got := strings.Count(logs.String(), "redis failed"); got != 2 {
+		t.Fatalf("%d warnings for two outages, want 2:\n%s", got, logs.String())
+	}
+}
+
+// TestFallbackRedisHung: a Redis that accepts but does not answer (stopped
+// with SIGSTOP) costs one call's timeout, then memory answers at once.
+func TestFallbackRedisHung(t *testing.T) {
+	srv := testkit.StartRedis(t)
+	var logs syncBuffer
+	f := newTestFallback(t, srv, &logs)
+	ctx := context.Background()
+	if _, _, err := f.Add(ctx, "k", 5, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Proc.Signal(syscall.SIGCONT)
+	start := time.Now()
+	for range 10 {
+		timed(t, "add with redis hung", func() error {
+			_, _, err := f.Add(ctx, "k", 50, time.Hour)
+			return err
+		})
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("10 adds with redis hung took %v; the timeout is %v per call and only the first should wait", d, DefaultRedisTimeout)
+	}
+	if !f.Degraded() {
+		t.Fatal("not degraded with redis hung")
+	}
+	srv.Proc.Signal(syscall.SIGCONT)
+	waitDegraded(t, f, false)
+}
+
+// TestFallbackCallerCancelNotAnOutage: a caller giving up is not Redis
+// failing.
+func TestFallbackCallerCancelNotAnOutage(t *testing.T) {
+	srv := testkit.StartRedis(t)
+	var logs syncBuffer
+	f := newTestFallback(t, srv, &logs)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	f.Add(ctx, "k", 5, time.Hour)
+	if f.Degraded() {
+		t.Fatal("a cancelled caller turned the store degraded")
+	}
+}

@@ -1,0 +1,311 @@
+package state
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultRedisTimeout bounds every Redis call (connecting, sending, waiting
+// for the reply): a hung or unreachable Redis never stalls a session longer
+// than this before Fallback answers from memory.
+const DefaultRedisTimeout = 250 * time.Millisecond
+
+// keyPrefix namespaces every key Postern writes, so a Redis shared with
+// other applications is safe and `redis-cli --scan --pattern 'postern:*'`
+// shows them all.
+const keyPrefix = "postern:"
+
+// maxKeyLen is the longest caller key used as it is; longer ones are hashed,
+// so that no key grows with what a client sends.
+const maxKeyLen = 128
+
+// The scripts take the time from the Redis server (TIME), not from the
+// replica calling: every replica then measures the same window on the same
+// clock, and a replica whose clock is off cannot stretch or shrink it.
+// (Redis ≥ 5 replicates a script's effects, not the script, so TIME is
+// allowed.) Times are milliseconds.
+const luaNow = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// addScript: KEYS[1] the counter (a sorted set of events scored by time),
+// ARGV limit, window in ms, a unique member. Drops events older than the
+// window, and adds one unless limit are left. Returns {count, added}.
+var addScript = redis.NewScript(luaNow + `
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local n = redis.call('ZCARD', KEYS[1])
+if n >= limit then
+  return {n, 0}
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+return {n + 1, 1}
+`)
+
+// recordScript: as addScript, but always adds, then keeps only the newest
+// limit events. Returns the count.
+var recordScript = redis.NewScript(luaNow + `
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(limit + 1))
+redis.call('PEXPIRE', KEYS[1], window)
+return redis.call('ZCARD', KEYS[1])
+`)
+
+// countScript: the events of KEYS[1] within ARGV[1] ms.
+var countScript = redis.NewScript(luaNow + `
+return redis.call('ZCOUNT', KEYS[1], '(' .. (now - tonumber(ARGV[1])), '+inf')
+`)
+
+// Redis is a Store shared by every replica using the same Redis. Each
+// operation is one atomic step on the server: a Lua script (EVALSHA, EVAL
+// when the server does not have it yet) or a single command (ZPOPMAX, DEL,
+// SET NX). Every key starts with "postern:" and expires by itself: a counter
+// after its window, a Once key after its ttl, a suspension at its end.
+type Redis struct {
+	client  *redis.Client
+	timeout time.Duration
+
+	// Event members must be unique within a sorted set, across replicas:
+	// a random prefix per store and a sequence number.
+	memberPrefix string
+	seq          atomic.Uint64
+}
+
+// RedisConfig is how to reach Redis.
+type RedisConfig struct {
+	// URL is redis://[USER@]HOST:PORT/DB or rediss://… (TLS). A password
+	// in the URL is refused: it would show in the process list; use
+	// Password.
+	URL string
+	// Password, if set, authenticates (from --state-password-file).
+	Password string
+	// Timeout bounds each call. Default DefaultRedisTimeout.
+	Timeout time.Duration
+}
+
+// NewRedis checks cfg and returns a Redis store. It does not connect yet: a
+// Redis that is down at start is Fallback's business, not a reason not to
+// start.
+func NewRedis(cfg RedisConfig) (*Redis, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("state: parse redis URL: %w", err)
+	}
+	if _, has := u.User.Password(); has {
+		return nil, errors.New("state: the redis URL holds a password; put it in --state-password-file instead")
+	}
+	opts, err := redis.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("state: parse redis URL %s: %w", u.Redacted(), err)
+	}
+	if cfg.Password != "" {
+		opts.Password = cfg.Password
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultRedisTimeout
+	}
+	opts.DialTimeout = cfg.Timeout
+	opts.ReadTimeout = cfg.Timeout
+	opts.WriteTimeout = cfg.Timeout
+	opts.PoolTimeout = cfg.Timeout
+	opts.ContextTimeoutEnabled = true
+	opts.MaxRetries = -1 // a retry would double the stall; Fallback answers instead
+	opts.ClientName = "postern"
+	// No CLIENT SETINFO at connect: Valkey and older Redis answer it with
+	// an error that go-redis would only log.
+	opts.DisableIdentity = true
+
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("state: random member prefix: %w", err)
+	}
+	return &Redis{
+		client:       redis.NewClient(opts),
+		timeout:      cfg.Timeout,
+		memberPrefix: hex.EncodeToString(b[:]) + ":",
+	}, nil
+}
+
+// key namespaces k, hashing it when it is long.
+func (r *Redis) key(k string) string {
+	if len(k) > maxKeyLen {
+		sum := sha256.Sum256([]byte(k))
+		k = "h:" + hex.EncodeToString(sum[:])
+	}
+	return keyPrefix + k
+}
+
+func (r *Redis) member() string {
+	return r.memberPrefix + strconv.FormatUint(r.seq.Add(1), 36)
+}
+
+// ms is d in whole milliseconds, at least 1 (Redis windows and ttls are ms).
+func ms(d time.Duration) int64 {
+	return max(d.Milliseconds(), 1)
+}
+
+func (r *Redis) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.timeout)
+}
+
+// Add implements Store.
+func (r *Redis) Add(ctx context.Context, key string, limit int, window time.Duration) (int, bool, error) {
+	if limit <= 0 {
+		return 0, false, errLimit(limit)
+	}
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	res, err := addScript.Run(ctx, r.client, []string{r.key(key)}, limit, ms(window), r.member()).Int64Slice()
+	if err != nil {
+		return 0, false, fmt.Errorf("state: redis add: %w", err)
+	}
+	if len(res) != 2 {
+		return 0, false, fmt.Errorf("state: redis add: script returned %v", res)
+	}
+	return int(res[0]), res[1] == 1, nil
+}
+
+// Record implements Store.
+func (r *Redis) Record(ctx context.Context, key string, limit int, window time.Duration) (int, error) {
+	if limit <= 0 {
+		return 0, errLimit(limit)
+	}
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	n, err := recordScript.Run(ctx, r.client, []string{r.key(key)}, limit, ms(window), r.member()).Int()
+	if err != nil {
+		return 0, fmt.Errorf("state: redis record: %w", err)
+	}
+	return n, nil
+}
+
+// RemoveNewest implements Store.
+func (r *Redis) RemoveNewest(ctx context.Context, key string) error {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	if err := r.client.ZPopMax(ctx, r.key(key)).Err(); err != nil {
+		return fmt.Errorf("state: redis remove newest: %w", err)
+	}
+	return nil
+}
+
+// Count implements Store.
+func (r *Redis) Count(ctx context.Context, key string, window time.Duration) (int, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	n, err := countScript.Run(ctx, r.client, []string{r.key(key)}, ms(window)).Int()
+	if err != nil {
+		return 0, fmt.Errorf("state: redis count: %w", err)
+	}
+	return n, nil
+}
+
+// Clear implements Store.
+func (r *Redis) Clear(ctx context.Context, key string) error {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	if err := r.client.Del(ctx, r.key(key)).Err(); err != nil {
+		return fmt.Errorf("state: redis clear: %w", err)
+	}
+	return nil
+}
+
+// Once implements Store: SET NX PX, true for the one caller that set it.
+func (r *Redis) Once(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	ok, err := r.client.SetNX(ctx, r.key("once:"+key), 1, time.Duration(ms(ttl))*time.Millisecond).Result()
+	if err != nil {
+		return false, fmt.Errorf("state: redis once: %w", err)
+	}
+	return ok, nil
+}
+
+func (r *Redis) suspensionKey(login string) string {
+	return r.key("suspend:" + LoginKey(login))
+}
+
+// suspensionJSON is a Suspension as stored: times in Unix milliseconds.
+type suspensionJSON struct {
+	Reason string `json:"reason"`
+	Since  int64  `json:"since"`
+	Until  int64  `json:"until"`
+}
+
+// Suspend implements Store. The key expires at s.Until by itself.
+func (r *Redis) Suspend(ctx context.Context, login string, s Suspension) error {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	v, err := json.Marshal(suspensionJSON{Reason: s.Reason, Since: s.Since.UnixMilli(), Until: s.Until.UnixMilli()})
+	if err != nil {
+		return fmt.Errorf("state: encode suspension: %w", err)
+	}
+	if !s.Until.After(time.Now()) {
+		err = r.client.Del(ctx, r.suspensionKey(login)).Err()
+	} else {
+		err = r.client.SetArgs(ctx, r.suspensionKey(login), v, redis.SetArgs{ExpireAt: s.Until}).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("state: redis suspend: %w", err)
+	}
+	return nil
+}
+
+// Suspended implements Store.
+func (r *Redis) Suspended(ctx context.Context, login string) (Suspension, bool, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	v, err := r.client.Get(ctx, r.suspensionKey(login)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Suspension{}, false, nil
+	}
+	if err != nil {
+		return Suspension{}, false, fmt.Errorf("state: redis suspended: %w", err)
+	}
+	var sj suspensionJSON
+	if err := json.Unmarshal(v, &sj); err != nil {
+		return Suspension{}, false, fmt.Errorf("state: decode suspension: %w", err)
+	}
+	s := Suspension{Reason: sj.Reason, Since: time.UnixMilli(sj.Since), Until: time.UnixMilli(sj.Until)}
+	if !s.Until.After(time.Now()) {
+		return Suspension{}, false, nil
+	}
+	return s, true, nil
+}
+
+// Unsuspend implements Store.
+func (r *Redis) Unsuspend(ctx context.Context, login string) (bool, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	n, err := r.client.Del(ctx, r.suspensionKey(login)).Result()
+	if err != nil {
+		return false, fmt.Errorf("state: redis unsuspend: %w", err)
+	}
+	return n > 0, nil
+}
+
+// Ping checks that Redis answers (Fallback's probe).
+func (r *Redis) Ping(ctx context.Context) error {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	return r.client.Ping(ctx).Err()
+}
+
+// Close implements Store.
+func (r *Redis) Close() error { return r.client.Close() }
