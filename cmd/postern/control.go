@@ -145,24 +145,71 @@ func controlRequest(c *cli.Context, method, path, login string, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-func controlFlags() []cli.Flag {
-	return []cli.Flag{
-		str("control-socket", proxy.DefaultControlSocket, "the control socket of the running `postern serve`"),
+// statusFlags: `status` and `unsuspend` take serve's flags (and its
+// --config file), so the same settings name the same counters: with --state
+// redis://… they read Redis themselves, with memory they ask the running
+// instance on --control-socket.
+func statusFlags() []cli.Flag { return serveFlags() }
+
+// withLimits runs fn on the login's limits: over Redis directly, or nil
+// for "ask the control socket".
+func withLimits(c *cli.Context, fn func(*proxy.Limits) error) error {
+	if c.String("state") == stateMemory {
+		return fn(nil)
 	}
+	log, err := newLogger(c.App.ErrWriter, c.String("log-format"), "warn")
+	if err != nil {
+		return err
+	}
+	f, err := buildState(c, log)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// The Fallback answers from this command's (empty) memory when Redis
+	// fails: Redis must answer before and still be in use after.
+	ctx, cancel := context.WithTimeout(c.Context, controlTimeout)
+	defer cancel()
+	if err := f.Check(ctx); err != nil {
+		return fmt.Errorf("--state: redis does not answer: %w", err)
+	}
+	ls, err := buildLimits(c, c.String("hostname"), f, nil, log)
+	if err != nil {
+		return err
+	}
+	if err := fn(ls.limits); err != nil {
+		return err
+	}
+	if f.Degraded() {
+		return errors.New("--state: redis failed during the request; nothing shown")
+	}
+	return nil
 }
 
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "status",
-		Usage:     "show a login's sending counters and suspension (asks the running instance)",
+		Usage:     "show a login's sending counters and suspension (from Redis with --state redis://, else asks the running instance)",
 		ArgsUsage: "LOGIN",
-		Flags:     controlFlags(),
+		Flags:     statusFlags(),
+		Before:    applyConfigFile,
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return cli.Exit("usage: postern status LOGIN", 2)
+				return cli.Exit("usage: postern status [flags] LOGIN", 2)
 			}
+			login := c.Args().First()
 			var st proxy.LoginStatus
-			if err := controlRequest(c, http.MethodGet, "/v1/status", c.Args().First(), &st); err != nil {
+			err := withLimits(c, func(l *proxy.Limits) error {
+				if l == nil {
+					return controlRequest(c, http.MethodGet, "/v1/status", login, &st)
+				}
+				ctx, cancel := context.WithTimeout(c.Context, controlTimeout)
+				defer cancel()
+				var err error
+				st, err = l.Status(ctx, login)
+				return err
+			})
+			if err != nil {
 				return err
 			}
 			printStatus(c.App.Writer, st)
@@ -196,15 +243,27 @@ func printStatus(w io.Writer, st proxy.LoginStatus) {
 func unsuspendCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "unsuspend",
-		Usage:     "lift a login's suspension (asks the running instance)",
+		Usage:     "lift a login's suspension (in Redis with --state redis://, else asks the running instance)",
 		ArgsUsage: "LOGIN",
-		Flags:     controlFlags(),
+		Flags:     statusFlags(),
+		Before:    applyConfigFile,
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return cli.Exit("usage: postern unsuspend LOGIN", 2)
+				return cli.Exit("usage: postern unsuspend [flags] LOGIN", 2)
 			}
+			login := c.Args().First()
 			var res unsuspendResult
-			if err := controlRequest(c, http.MethodPost, "/v1/unsuspend", c.Args().First(), &res); err != nil {
+			err := withLimits(c, func(l *proxy.Limits) error {
+				if l == nil {
+					return controlRequest(c, http.MethodPost, "/v1/unsuspend", login, &res)
+				}
+				ctx, cancel := context.WithTimeout(c.Context, controlTimeout)
+				defer cancel()
+				was, err := l.Unsuspend(ctx, login)
+				res = unsuspendResult{Login: strings.ToLower(login), WasSuspended: was}
+				return err
+			})
+			if err != nil {
 				return err
 			}
 			if res.WasSuspended {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/postern/postern/internal/testkit"
 	"github.com/postern/postern/proxy/proxytest"
 )
 
@@ -498,4 +499,43 @@ func TestHeaderFromE2E(t *testing.T) {
 	}
 	pw.waitLog(t, `msg="header from rejected"`, 10*time.Second)
 	pf.WaitMessages(t, 2, 30*time.Second)
+}
+
+// TestSendLimitRedisReplicasE2E: three instances behind HAProxy (round
+// robin, PROXY v2) share --state redis://: alice's 200 messages within the
+// hour, spread over the three, use up the default 200/1h, and the 201st
+// gets 451 4.7.1 whichever instance takes it. `postern status` reads the
+// counters from Redis itself (no running instance needed).
+func TestSendLimitRedisReplicasE2E(t *testing.T) {
+	redis := testkit.StartRedis(t)
+	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
+	ps, all, only, _ := stateReplicas(t, pf.Addr, cheapUsers(t), "--state", redis.URL(), "--control-socket", "none")
+	for conn := 0; conn < 50; conn++ { // 50 connections × 4 messages, round robin
+		c := dialAuth(t, all, aliceLogin, alicePass)
+		for m := 0; m < 4; m++ {
+			if stage, err := sendOn(t, c, aliceLogin, []string{"spread@example.test"}, fmt.Sprintf("r%d-%d", conn, m)); err != nil {
+				t.Fatalf("message %d refused at %s: %v", conn*4+m+1, stage, err)
+			}
+		}
+		c.Close()
+	}
+	for i, p := range ps {
+		if n := strings.Count(p.Log(), `msg="message accepted"`); n == 0 {
+			t.Fatalf("instance %d took none of the 200 messages", i)
+		}
+	}
+	for i, fe := range only {
+		c := dialAuth(t, fe, aliceLogin, alicePass)
+		_, err := sendOn(t, c, aliceLogin, []string{"spread@example.test"}, "r201")
+		wantLimitReply(t, fmt.Sprintf("the 201st message on instance %d", i), err, aliceLogin)
+		c.Close()
+	}
+	out, err := posternCLI(t, "status", "--state", redis.URL(), aliceLogin)
+	if err != nil || !strings.Contains(out, "messages: 200 of 200/1h, 3 attempts over the limit") {
+		t.Fatalf("postern status --state redis: %v\n%s", err, out)
+	}
+	msgs := pf.WaitMessages(t, 200, 60*time.Second)
+	if n := len(proxytest.MessagesTo(msgs, "spread@example.test")); n != 200 {
+		t.Fatalf("Postfix got %d, want 200", n)
+	}
 }
