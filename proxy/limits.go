@@ -309,6 +309,12 @@ func (l *Limits) suspend(ctx context.Context, login string, client netip.Addr, l
 // Lockout reports a client address that has just been locked out of AUTH
 // (once per window, on any replica) to the alerts.
 func (l *Limits) Lockout(client netip.Addr, login string, failures int, window time.Duration) {
+	if window <= 0 {
+		window = DefaultLockoutWindow
+	}
+	if failures <= 0 {
+		failures = DefaultLockoutMaxFailures
+	}
 	ctx, cancel := l.ctx()
 	defer cancel()
 	first, err := l.cfg.Store.Once(ctx, "lockout-event:"+addrKey(client).String(), window)

@@ -121,14 +121,17 @@ func (s *session) authenticate(authzid, login, password string) error {
 		}
 		s.log.Warn("auth failed", "client", ip.String(), "login", sanitizeLog(login), "failures", failures)
 		s.srv.cfg.Metrics.authResult("", "invalid")
+		blocked := lim != nil && lim.Blocked(ip)
+		if l := s.srv.cfg.Limits; blocked && l != nil {
+			// The alert (once per window on any replica), whichever
+			// reply this connection gets.
+			l.Lockout(ip, sanitizeLog(login), s.srv.cfg.LockoutMaxFailures, s.srv.cfg.LockoutWindow)
+		}
 		if int(failures) >= s.srv.cfg.MaxAuthFailures {
 			s.cc.closeAfterNextReply()
 			return replyAuthTooMany
 		}
-		if lim != nil && lim.Blocked(ip) {
-			if l := s.srv.cfg.Limits; l != nil {
-				l.Lockout(ip, sanitizeLog(login), s.srv.cfg.LockoutMaxFailures, s.srv.cfg.LockoutWindow)
-			}
+		if blocked {
 			s.cc.closeAfterNextReply()
 			return replyLockedOut
 		}

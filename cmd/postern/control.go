@@ -42,7 +42,10 @@ func listenControl(c *cli.Context, log *slog.Logger) (net.Listener, error) {
 		log.Warn("control socket disabled: its directory is missing (set --control-socket)", "path", path)
 		return nil, nil
 	}
-	if _, err := os.Lstat(path); err == nil {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("--control-socket %s: exists and is not a socket", path)
+		}
 		if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			conn.Close()
 			return nil, fmt.Errorf("--control-socket %s: another postern answers on it", path)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -298,6 +299,9 @@ func TestSuspensionE2E(t *testing.T) {
 	p := startPostern(t, pf.Addr, "--limit-messages", "2/1h", "--suspend-after", "3",
 		"--alert-webhook", wh.srv.URL, "--control-socket", sock, "--auth-max-failures", "3")
 	p.waitLog(t, "control socket listening", 10*time.Second)
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("control socket: %v, mode %v, want 0600", err, fi.Mode())
+	}
 	c := dialAuth(t, p.StartTLS, aliceLogin, alicePass)
 	defer c.Close()
 	for i := 0; i < 2; i++ {
