@@ -87,7 +87,7 @@ func headerFromAddresses(block []byte) ([]string, error) {
 	}
 	list, err := msg.Header.AddressList("From")
 	if err != nil {
-		return nil, fmt.Errorf("From: header: %w", err)
+		return nil, fmt.Errorf("parsing the From: header: %w", err)
 	}
 	if len(list) == 0 {
 		return nil, errors.New("empty From: header")
