@@ -280,11 +280,22 @@ func (l *Limits) overLimit(ctx context.Context, limit string, rate Rate, login s
 	}
 }
 
+// suspendRace is how long the Once that settles which replica suspends a
+// login lasts: only replicas deciding at about the same moment race; later
+// attempts find the suspension itself.
+const suspendRace = time.Minute
+
 // suspend suspends login once: the suspension, its log line, metric and
 // alert are made by the first replica to decide it, not again by the
 // attempts that keep arriving on sessions already logged in.
 func (l *Limits) suspend(ctx context.Context, login string, client netip.Addr, limit string, count, max int, window time.Duration, reason string) {
-	first, err := l.cfg.Store.Once(ctx, suspendOnceKey(login), l.cfg.SuspendFor)
+	if _, already, err := l.cfg.Store.Suspended(ctx, login); err != nil {
+		l.storeFailed("suspended", err)
+		return
+	} else if already {
+		return
+	}
+	first, err := l.cfg.Store.Once(ctx, suspendOnceKey(login), suspendRace)
 	if err != nil {
 		l.storeFailed("once", err)
 		return
