@@ -21,11 +21,11 @@ func limitFlags() []cli.Flag {
 		str("limit-recipients", proxy.DefaultLimitRecipients.String(), "recipients accepted by the upstream per login, N/WINDOW sliding; the RCPT crossing it gets 451 4.7.1; * = no limit"),
 		str("limit-file", "", "per-login or per-@domain overrides: 'LOGIN|@DOMAIN messages=N/WINDOW recipients=N/WINDOW' or 'LOGIN *' (no limit); reloaded on SIGHUP"),
 		&cli.IntFlag{Name: "suspend-after", Value: proxy.DefaultSuspendAfter, Usage: "suspend a login whose attempts reach this many times a limit within its window (attempts over the limit count); 0 = never", EnvVars: env("suspend-after")},
-		str("suspend-rejected-ratio", strconv.Itoa(proxy.DefaultSuspendRejectedRatio)+"%", fmt.Sprintf("suspend a login when more than this share of at least %d recipients within %s were refused by the upstream; 0 = never", proxy.DefaultSuspendRejectedMin, proxy.DefaultSuspendRejectedWindow)),
-		dur("suspend-for", proxy.DefaultSuspendFor, "how long a suspension lasts (AUTH answers 535 5.7.8 meanwhile); `postern unsuspend LOGIN` lifts it earlier"),
+		str("suspend-rejected-ratio", strconv.Itoa(proxy.DefaultSuspendRejectedRatio)+"%", fmt.Sprintf("suspend a login when more than this share of at least %d recipients within %s were refused by the upstream; 0 = never", proxy.DefaultSuspendRejectedMin, strings.TrimSuffix(proxy.DefaultSuspendRejectedWindow.String(), "0m0s"))),
+		dur("suspend-for", proxy.DefaultSuspendFor, "how long a suspension lasts (AUTH answers 535 5.7.8 meanwhile); 'postern unsuspend LOGIN' lifts it earlier"),
 		str("alert-webhook", "", "URL receiving a JSON POST on each suspension and lockout (retried, never blocking a session)"),
 		str("check-header-from", string(proxy.HeaderFromOff), "off|warn|enforce: the From: header's addresses must be owned by the login (sender map rules); enforce refuses with 553 5.7.1 before the upstream gets the message"),
-		str("control-socket", proxy.DefaultControlSocket, "unix socket (mode 0600) answering `postern status` and `postern unsuspend`; 'none' disables; the default is skipped if its directory does not exist"),
+		str("control-socket", proxy.DefaultControlSocket, "unix socket (mode 0600) answering 'postern status' and 'postern unsuspend'; 'none' disables; the default is skipped if its directory does not exist"),
 	}
 }
 
