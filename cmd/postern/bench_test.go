@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/postern/postern/internal/testkit"
 	"github.com/postern/postern/proxy/proxytest"
 )
 
@@ -120,4 +121,135 @@ func vmHWM(b *testing.B, pid int) int {
 	}
 	b.Fatal("no VmHWM")
 	return 0
+}
+
+// BenchmarkStateRedisVsMemory sends 4 KiB messages through two postern
+// binaries in the same run, one with --state memory and one with --state
+// redis:// (a real redis-server), 10 connections at a time, in two shapes:
+// W1 (one AUTH per connection, its share of b.N messages on it) and W2 (one
+// connection and one AUTH per message, where the lockout's Redis calls
+// count most: Blocked, Reserve, LoginDelay, Release, Success are one round
+// trip each). Compare ms/msg between the sub-benchmarks:
+//
+//	go test ./cmd/postern -run '^$' -bench StateRedisVsMemory -benchtime 500x
+func BenchmarkStateRedisVsMemory(b *testing.B) {
+	redis := testkit.StartRedis(b)
+	pf := proxytest.StartPostfix(b, proxytest.PostfixOptions{})
+	instances := map[string]*postern{
+		"memory": startPostern(b, pf.Addr, "--state", "memory"),
+		"redis":  startPostern(b, pf.Addr, "--state", redis.URL()),
+	}
+	body := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789\r\n"), 4096/76)
+	msg := append([]byte("Subject: bench\r\n\r\n"), body...)
+	dial := func(addr string) (*smtp.Client, error) {
+		c, err := smtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			return nil, err
+		}
+		return c, c.Auth(sasl.NewPlainClient("", aliceLogin, alicePass))
+	}
+	send := func(c *smtp.Client) error {
+		return c.SendMail(aliceLogin, []string{"bench@example.test"}, bytes.NewReader(msg))
+	}
+	// W1: each of 10 connections sends n messages after one AUTH.
+	w1 := func(addr string, n int) error {
+		c, err := dial(addr)
+		if err != nil {
+			return err
+		}
+		defer c.Quit()
+		for range n {
+			if err := send(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// W2: a connection and an AUTH per message.
+	w2 := func(addr string, n int) error {
+		for range n {
+			c, err := dial(addr)
+			if err != nil {
+				return err
+			}
+			err = send(c)
+			c.Quit()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// CPU time is what the comparison rests on: on a shared machine the
+	// wall-clock rates move with the neighbours' load.
+	cpuPIDs := func(p *postern) []int {
+		if p == instances["redis"] {
+			return []int{p.proc.Cmd.Process.Pid, redis.Proc.Cmd.Process.Pid}
+		}
+		return []int{p.proc.Cmd.Process.Pid}
+	}
+	run := func(b *testing.B, p *postern, work func(string, int) error) {
+		addr := p.StartTLS
+		cpuBefore := cpuTime(b, p.proc.Cmd.Process.Pid)
+		var redisBefore time.Duration
+		if pids := cpuPIDs(p); len(pids) == 2 {
+			redisBefore = cpuTime(b, pids[1])
+		}
+		const conns = 10
+		var wg sync.WaitGroup
+		errs := make(chan error, conns)
+		b.ResetTimer()
+		start := time.Now()
+		for c := range conns {
+			n := b.N / conns
+			if c < b.N%conns {
+				n++
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := work(addr, n); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
+		}
+		elapsed := time.Since(start)
+		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+		b.ReportMetric(float64(elapsed.Milliseconds())*conns/float64(b.N), "ms/msg/conn")
+		b.ReportMetric(float64((cpuTime(b, p.proc.Cmd.Process.Pid)-cpuBefore).Microseconds())/float64(b.N), "postern-cpu-µs/msg")
+		if pids := cpuPIDs(p); len(pids) == 2 {
+			b.ReportMetric(float64((cpuTime(b, pids[1])-redisBefore).Microseconds())/float64(b.N), "redis-cpu-µs/msg")
+		}
+	}
+	for _, w := range []struct {
+		name string
+		work func(string, int) error
+	}{{"W1", w1}, {"W2", w2}} {
+		for _, st := range []string{"memory", "redis"} {
+			b.Run(w.name+"-"+st, func(b *testing.B) { run(b, instances[st], w.work) })
+		}
+	}
+}
+
+// cpuTime reads a process's user+system CPU time from /proc (clock ticks of
+// 10 ms: run enough messages).
+func cpuTime(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The command name (field 2) may hold spaces; the fields after its ")"
+	// start at field 3, so utime and stime (14, 15) are [11] and [12].
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("/proc/%d/stat: %v %v", pid, err1, err2)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }

@@ -6,6 +6,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -184,4 +185,39 @@ func TestStateRedisSharedLockoutE2E(t *testing.T) {
 	replies = stateSpray(t, all, "127.0.0.13", 10)
 	expectReply(t, "10th wrong password after Redis came back", replies[9], "421 4.7.0")
 	stateExpectLockedOutEverywhere(t, only, "127.0.0.13")
+}
+
+// TestStateBadConfigurations: a --state the binary cannot use stops it at
+// start with a message naming the problem; a password never goes in the URL.
+func TestStateBadConfigurations(t *testing.T) {
+	dir, flags := validConfig(t)
+	pw := filepath.Join(dir, "redis-password")
+	writeFile(t, pw, "s3cret\n")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown store", []string{"--state", "etcd://127.0.0.1:2379"}, "want memory, redis://"},
+		{"password in the URL", []string{"--state", "redis://:s3cret@127.0.0.1:6379/0"}, "--state-password-file"},
+		{"bad database", []string{"--state", "redis://127.0.0.1:6379/notanumber"}, "--state"},
+		{"password file without redis", []string{"--state-password-file", pw}, "needs --state redis"},
+		{"missing password file", []string{"--state", "redis://127.0.0.1:6379/0", "--state-password-file", filepath.Join(dir, "nope")}, "nope"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, code := runCLI(t, nil, "", append(append([]string{"check-config"}, flags...), tt.args...)...)
+			if code == 0 || !strings.Contains(out, tt.want) {
+				t.Fatalf("exit %d, want non-zero with %q:\n%s", code, tt.want, out)
+			}
+			if strings.Contains(out, "s3cret") {
+				t.Fatalf("the password shows in the output:\n%s", out)
+			}
+		})
+	}
+	// A Redis that is down is no reason not to start: check-config passes.
+	out, code := runCLI(t, nil, "", append(append([]string{"check-config"}, flags...), "--state", "rediss://127.0.0.1:1/0", "--state-password-file", pw)...)
+	if code != 0 {
+		t.Fatalf("check-config with an unreachable rediss:// exit %d:\n%s", code, out)
+	}
 }
