@@ -153,8 +153,10 @@ func (l *Limits) Suspended(login string) (state.Suspension, bool) {
 // ReserveMessage counts one message for login at MAIL, before the upstream
 // sees it, and refuses it (replyLimitReached) when the login has used its
 // limit. The message counts from here: a client cannot get it uncounted by
-// aborting (RSET, QUIT, a broken DATA). Only a refusal by the upstream
-// itself (MAIL or the end of DATA) gives it back, with ReleaseMessage.
+// aborting (RSET, QUIT, disconnecting, a DATA Postern refuses for what the
+// client sent). Only the upstream gives it back, with ReleaseMessage: when
+// it refuses the MAIL or the message at the final dot, or fails (no
+// connection, lost mid-DATA), so the client's retry is not counted twice.
 func (l *Limits) ReserveMessage(login string, client netip.Addr) error {
 	return l.reserve(LimitMessages, login, client)
 }

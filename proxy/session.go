@@ -345,6 +345,10 @@ func (s *session) Data(r io.Reader) error {
 			// command, so the connection ends (RFC 5321 §4.5.3.2.7).
 			s.cc.closeAfterNextReply()
 		}
+		var uw *upstreamWriteError
+		if lim := s.limits(); lim != nil && errors.As(bodyErr, &uw) {
+			lim.ReleaseMessage(s.login) // the upstream failed: not sent, the client retries
+		}
 		s.logMessage(n, reply, bodyErr)
 		return reply
 	}
@@ -356,8 +360,9 @@ func (s *session) Data(r io.Reader) error {
 		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
 		if !fromUpstream {
 			s.dropUpstream(up)
-		} else if lim := s.limits(); lim != nil {
-			lim.ReleaseMessage(s.login) // the upstream refused it: not sent
+		}
+		if lim := s.limits(); lim != nil {
+			lim.ReleaseMessage(s.login) // the upstream refused or failed it: not sent
 		}
 		s.logMessage(n, reply, err)
 		return reply

@@ -131,6 +131,30 @@ func TestSendLimitMessagesE2E(t *testing.T) {
 	}
 }
 
+// TestSendLimitUpstreamRefusalE2E: messages Postfix refuses at the final
+// dot (a header_checks REJECT) are not counted against --limit-messages:
+// at 2/1h, two refused ones and then two accepted ones pass, and only the
+// third accepted one gets 451 4.7.1.
+func TestSendLimitUpstreamRefusalE2E(t *testing.T) {
+	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{
+		MainCF: []string{"header_checks = regexp:{ {/^Subject: reject-me/ REJECT no thanks} }"},
+	})
+	p := startPostern(t, pf.Addr, "--limit-messages", "2/1h", "--suspend-after", "0")
+	c := dialAuth(t, p.StartTLS, aliceLogin, alicePass)
+	defer c.Close()
+	for i := 0; i < 2; i++ {
+		_, err := sendOn(t, c, aliceLogin, []string{"friend@example.test"}, "reject-me")
+		wantCode(t, "a message Postfix refuses", err, 550)
+	}
+	for i := 0; i < 2; i++ {
+		if stage, err := sendOn(t, c, aliceLogin, []string{"friend@example.test"}, "fine"); err != nil {
+			t.Fatalf("message %d after two refused ones: refused at %s: %v", i+1, stage, err)
+		}
+	}
+	_, err := sendOn(t, c, aliceLogin, []string{"friend@example.test"}, "fine")
+	wantLimitReply(t, "the third accepted message", err, aliceLogin)
+}
+
 // TestSendLimitRecipientsE2E: at --limit-recipients 5/1h only recipients
 // Postfix accepted count; the RCPT that would be the sixth gets 451 4.7.1
 // and the message still goes to those accepted.
