@@ -15,7 +15,8 @@ const DefaultProbeInterval = time.Second
 // Remote is the shared store a Fallback puts first: Redis.
 type Remote interface {
 	Store
-	// Ping checks that the store answers, within its own timeout.
+	// Ping checks that the store answers and takes writes, within its own
+	// timeout.
 	Ping(ctx context.Context) error
 }
 

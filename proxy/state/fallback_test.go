@@ -187,3 +187,39 @@ func TestFallbackCallerCancelNotAnOutage(t *testing.T) {
 		t.Fatal("a cancelled caller turned the store degraded")
 	}
 }
+
+// TestFallbackReadOnlyRedisStaysDegraded: a Redis that answers PING but
+// refuses writes (a replica after a failover) is not "back": the store
+// stays on memory, with one warning, until writes work again.
+func TestFallbackReadOnlyRedisStaysDegraded(t *testing.T) {
+	srv := testkit.StartRedis(t)
+	primary := testkit.StartRedis(t)
+	var logs syncBuffer
+	f := newTestFallback(t, srv, &logs)
+	ctx := context.Background()
+	direct := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer direct.Close()
+	host, port, _ := strings.Cut(primary.Addr, ":")
+	if err := direct.ReplicaOf(ctx, host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// A replica refuses writes; the first operation turns the store degraded.
+	if _, _, err := f.Add(ctx, "k", 5, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	waitDegraded(t, f, true)
+	time.Sleep(500 * time.Millisecond) // ten probe intervals
+	if !f.Degraded() {
+		t.Fatal("a read-only Redis was taken back")
+	}
+	if _, _, err := f.Add(ctx, "k", 5, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(logs.String(), "redis failed"); got != 1 {
+		t.Fatalf("%d warnings, want 1:\n%s", got, logs.String())
+	}
+	if err := direct.ReplicaOf(ctx, "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitDegraded(t, f, false)
+}

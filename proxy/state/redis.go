@@ -300,11 +300,16 @@ func (r *Redis) Unsuspend(ctx context.Context, login string) (bool, error) {
 	return n > 0, nil
 }
 
-// Ping checks that Redis answers (Fallback's probe).
+// Ping checks that Redis answers and takes writes (Fallback's probe): a
+// plain PING would pass on a read-only replica after a failover, or on a
+// Redis out of memory, and every operation would then fail again.
 func (r *Redis) Ping(ctx context.Context) error {
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
-	return r.client.Ping(ctx).Err()
+	if err := r.client.Set(ctx, keyPrefix+"probe", r.member(), 10*time.Second).Err(); err != nil {
+		return fmt.Errorf("state: redis probe: %w", err)
+	}
+	return nil
 }
 
 // Close implements Store.
