@@ -42,6 +42,11 @@ const (
 	DefaultSuspendRejectedMin    = 20
 	DefaultSuspendRejectedWindow = time.Hour
 	DefaultSuspendFor            = 24 * time.Hour
+	// DefaultSuspendRecheck: a session already logged in looks its login's
+	// suspension up again at MAIL when this long has passed since it last
+	// did (at AUTH or a MAIL), so a suspension decided elsewhere stops it
+	// within this time, for one store lookup per session and interval.
+	DefaultSuspendRecheck = 30 * time.Second
 	// DefaultStateTimeout bounds one call to the counters' store; past it
 	// the check is skipped (fail open), never the session stalled.
 	DefaultStateTimeout = 2 * time.Second

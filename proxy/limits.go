@@ -38,6 +38,7 @@ type LimitsConfig struct {
 	SuspendRejectedMin     int           // zero value DefaultSuspendRejectedMin
 	SuspendRejectedWindow  time.Duration // zero value DefaultSuspendRejectedWindow
 	SuspendFor             time.Duration // zero value DefaultSuspendFor
+	SuspendRecheck         time.Duration // zero value DefaultSuspendRecheck
 	// StoreTimeout bounds each store call; zero value DefaultStateTimeout.
 	StoreTimeout time.Duration
 	// Alerts gets the suspension and lockout events (log line + webhook).
@@ -73,6 +74,9 @@ func NewLimits(cfg LimitsConfig) *Limits {
 	}
 	if cfg.SuspendFor <= 0 {
 		cfg.SuspendFor = DefaultSuspendFor
+	}
+	if cfg.SuspendRecheck <= 0 {
+		cfg.SuspendRecheck = DefaultSuspendRecheck
 	}
 	if cfg.StoreTimeout <= 0 {
 		cfg.StoreTimeout = DefaultStateTimeout
@@ -148,6 +152,12 @@ func (l *Limits) Suspended(login string) (state.Suspension, bool) {
 		return state.Suspension{}, false
 	}
 	return s, ok
+}
+
+// recheckDue reports whether a session that last looked its login's
+// suspension up at last should look again.
+func (l *Limits) recheckDue(last time.Time) bool {
+	return l.cfg.Now().Sub(last) >= l.cfg.SuspendRecheck
 }
 
 // ReserveMessage counts one message for login at MAIL, before the upstream

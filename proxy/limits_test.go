@@ -16,6 +16,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/postern/postern/proxy/proxytest"
 	"github.com/postern/postern/proxy/state"
 )
 
@@ -233,5 +234,32 @@ func TestAlerterWebhook(t *testing.T) {
 	}
 	if len(full.queue) != 2 {
 		t.Fatalf("queue holds %d, want 2", len(full.queue))
+	}
+}
+
+// A login suspended while one of its sessions is open (here: directly in
+// the store, as another replica would) is stopped at that session's next
+// MAIL once SuspendRecheck has passed, and its next AUTH gets 535 5.7.8
+// with the right password.
+func TestSuspendedWhileLoggedIn(t *testing.T) {
+	store := state.NewMemory(state.MemoryConfig{})
+	lim := NewLimits(LimitsConfig{Store: store, Messages: Rate{100, time.Hour}, SuspendRecheck: time.Nanosecond})
+	env := startServer(t, proxytest.UpstreamOptions{}, func(c *Config) { c.Limits = lim })
+	c := dialClient(t, env.starttls, false).ready(testUser, testPass)
+	if code, _ := c.sendMessage(testUser, []string{"bob@example.test"}, simpleBody); code != 250 {
+		t.Fatalf("first message: %d", code)
+	}
+	now := time.Now()
+	if err := store.Suspend(context.Background(), testUser, state.Suspension{Reason: "test", Since: now, Until: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	c.cmd("MAIL FROM:<"+testUser+">", 451, "4.7.1 Sending limit reached for "+testUser)
+	if !strings.Contains(env.log.String(), `msg="mail refused: login suspended"`) {
+		t.Fatalf("no log line:\n%s", env.log.String())
+	}
+	c2 := dialClient(t, env.starttls, false).ready("", "")
+	c2.authPlain(testUser, testPass, 535, "5.7.8")
+	if len(env.up.Messages()) != 1 {
+		t.Fatalf("upstream got %d messages, want 1", len(env.up.Messages()))
 	}
 }

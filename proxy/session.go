@@ -31,6 +31,9 @@ type session struct {
 
 	login     string   // authenticated login, "" if none
 	loginAddr []string // addresses the auth backend says the login owns
+	// suspensionChecked is when the login's suspension was last looked up
+	// (see Limits.recheckDue).
+	suspensionChecked time.Time
 
 	// mu guards up and streaming: under BDAT, go-smtp runs Data in a
 	// goroutine of its own, and Reset or Logout may come from another.
@@ -106,6 +109,7 @@ func (s *session) authenticate(authzid, login, password string) error {
 			return replySuspended
 		}
 		s.login, s.loginAddr = res.Login, res.Addresses
+		s.suspensionChecked = time.Now()
 		s.cc.loggedIn() // no more --login-timeout
 		if lim != nil {
 			lim.Release(ip)
@@ -197,6 +201,15 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	// login cannot pass its limit together; given back only when the
 	// upstream refuses (see Limits.ReserveMessage).
 	lim := s.limits()
+	if lim != nil && lim.recheckDue(s.suspensionChecked) {
+		// Suspended since this session logged in (by another
+		// replica, or by the refused-recipients ratio).
+		s.suspensionChecked = time.Now()
+		if sp, suspended := lim.Suspended(s.login); suspended {
+			s.log.Warn("mail refused: login suspended", "login", s.login, "reason", sp.Reason)
+			return replyLimitReached(s.login)
+		}
+	}
 	if lim != nil {
 		if err := lim.ReserveMessage(s.login, s.cc.clientIP()); err != nil {
 			return err
