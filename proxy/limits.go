@@ -128,8 +128,10 @@ func rcptOKKey(login string) string      { return "rcpt-ok:" + state.LoginKey(lo
 func rcptRefusedKey(login string) string { return "rcpt-refused:" + state.LoginKey(login) }
 func suspendOnceKey(login string) string { return "suspend-event:" + state.LoginKey(login) }
 
-// ratioCap bounds the recipients remembered for the refused ratio per login.
-const ratioCap = 10_000
+// ratioCap bounds the recipients remembered for the refused ratio per login
+// and verdict (the memory store keeps a ring of that many times per key):
+// beyond 1000 of each within the hour the ratio is read from the newest.
+const ratioCap = 1000
 
 func canonLogin(login string) string { return strings.ToLower(login) }
 
