@@ -44,7 +44,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "postern_connections_refused_total", Help: "Client connections closed with 421 by a limit: global (--max-connections), per_ip (--max-connections-per-ip), login_timeout (--login-timeout).",
 		}, []string{"reason"}),
 		auth: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_auth_total", Help: "AUTH attempts by backend (the one that accepted, or \"none\") and result (ok, invalid, unavailable, locked_out).",
+			Name: "postern_auth_total", Help: "AUTH attempts by backend (the one that accepted, or \"none\") and result (ok, invalid, unavailable, locked_out, suspended: the right password of a suspended login).",
 		}, []string{"backend", "result"}),
 		lockouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "postern_lockouts_total", Help: "AUTH attempts refused because the client address is locked out.",
