@@ -197,9 +197,12 @@ func (l *Limits) RecipientDone(login string, client netip.Addr, upstreamReplied,
 	ctx, cancel := l.ctx()
 	defer cancel()
 	w := l.cfg.SuspendRejectedWindow
+	okKey, own := l.acceptedKey(login)
 	if !refused {
-		if _, _, err := l.cfg.Store.Add(ctx, rcptOKKey(login), ratioCap, w); err != nil {
-			l.storeFailed("add", err)
+		if own {
+			if _, _, err := l.cfg.Store.Add(ctx, okKey, ratioCap, w); err != nil {
+				l.storeFailed("add", err)
+			}
 		}
 		return
 	}
@@ -208,7 +211,7 @@ func (l *Limits) RecipientDone(login string, client netip.Addr, upstreamReplied,
 		l.storeFailed("add", err)
 		return
 	}
-	good, err := l.cfg.Store.Count(ctx, rcptOKKey(login), w)
+	good, err := l.cfg.Store.Count(ctx, okKey, w)
 	if err != nil {
 		l.storeFailed("count", err)
 		return
@@ -218,6 +221,18 @@ func (l *Limits) RecipientDone(login string, client netip.Addr, upstreamReplied,
 		l.suspend(ctx, login, client, limitRejected, bad, total, w,
 			fmt.Sprintf("%d of %d recipients refused by the upstream within %s", bad, total, shortDuration(w)))
 	}
+}
+
+// acceptedKey is where login's recipients accepted by the upstream within
+// the refused-ratio window are read: the recipient limit's own log when it
+// spans that window (no second write per RCPT, the "one round trip" budget),
+// else a log of its own (own true: RecipientDone writes it).
+func (l *Limits) acceptedKey(login string) (key string, own bool) {
+	r := l.rate(LimitRecipients, login)
+	if !r.Unlimited() && r.Window >= l.cfg.SuspendRejectedWindow {
+		return countKey(LimitRecipients, r, login), false
+	}
+	return rcptOKKey(login), true
 }
 
 func (l *Limits) reserve(limit, login string, client netip.Addr) error {
@@ -425,7 +440,8 @@ func (l *Limits) Status(ctx context.Context, login string) (LoginStatus, error) 
 	if st.Refused.Refused, err = l.cfg.Store.Count(ctx, rcptRefusedKey(login), w); err != nil {
 		return st, fmt.Errorf("reading the counters of %s: %w", login, err)
 	}
-	if st.Refused.Accepted, err = l.cfg.Store.Count(ctx, rcptOKKey(login), w); err != nil {
+	okKey, _ := l.acceptedKey(login)
+	if st.Refused.Accepted, err = l.cfg.Store.Count(ctx, okKey, w); err != nil {
 		return st, fmt.Errorf("reading the counters of %s: %w", login, err)
 	}
 	s, ok, err := l.cfg.Store.Suspended(ctx, login)

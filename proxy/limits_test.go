@@ -104,8 +104,16 @@ func TestLimitsSuspendAfter(t *testing.T) {
 	}
 }
 
+// The refused ratio, with the accepted recipients read from the recipient
+// limit's log (24h spans the hour) and from a log of their own (no limit).
 func TestLimitsRejectedRatio(t *testing.T) {
-	l, clock := newTestLimits(LimitsConfig{Recipients: Rate{1000, 24 * time.Hour}, SuspendRejectedPercent: 50})
+	for _, recipients := range []Rate{{1000, 24 * time.Hour}, {}} {
+		t.Run(recipients.String(), func(t *testing.T) { testRejectedRatio(t, recipients) })
+	}
+}
+
+func testRejectedRatio(t *testing.T, recipients Rate) {
+	l, clock := newTestLimits(LimitsConfig{Recipients: recipients, SuspendRejectedPercent: 50})
 	rcpt := func(refused bool) {
 		if err := l.ReserveRecipient("bob", client1); err != nil {
 			t.Fatal(err)
@@ -132,7 +140,11 @@ func TestLimitsRejectedRatio(t *testing.T) {
 		t.Fatalf("want suspended for 11 of 21: %v %v", s, ok)
 	}
 	st, err := l.Status(context.Background(), "bob")
-	if err != nil || st.Recipients.Count != 20 || st.Refused.Refused != 11 || st.Refused.Accepted != 10 || st.Suspension == nil {
+	wantCount := 20
+	if recipients.Unlimited() {
+		wantCount = 0
+	}
+	if err != nil || st.Recipients.Count != wantCount || st.Refused.Refused != 11 || st.Refused.Accepted != 10 || st.Suspension == nil {
 		t.Fatalf("status: %+v %v", st, err)
 	}
 }
