@@ -21,3 +21,39 @@ const (
 	DefaultLockoutMaxFailures  = 10               // per address within the window; zero value
 	DefaultLockoutWindow       = 15 * time.Minute // zero value
 )
+
+// The sending limits and suspension (issue 12), declared once for the
+// flags and for NewLimits' zero values.
+var (
+	DefaultLimitMessages   = Rate{N: 200, Window: time.Hour}
+	DefaultLimitRecipients = Rate{N: 1000, Window: 24 * time.Hour}
+)
+
+const (
+	// DefaultSuspendAfter: a login is suspended when its attempts reach
+	// this many times a limit within the limit's window (the attempts
+	// refused for being over the limit count).
+	DefaultSuspendAfter = 3
+	// DefaultSuspendRejectedRatio (per cent) of at least
+	// DefaultSuspendRejectedMin recipients refused by the upstream within
+	// DefaultSuspendRejectedWindow suspends a login (harvesting, a spam
+	// run to made-up addresses).
+	DefaultSuspendRejectedRatio  = 50
+	DefaultSuspendRejectedMin    = 20
+	DefaultSuspendRejectedWindow = time.Hour
+	DefaultSuspendFor            = 24 * time.Hour
+	// DefaultSuspendRecheck: a session already logged in looks its login's
+	// suspension up again at MAIL when this long has passed since it last
+	// did (at AUTH or a MAIL), so a suspension decided elsewhere stops it
+	// within this time, for one store lookup per session and interval.
+	DefaultSuspendRecheck = 30 * time.Second
+	// DefaultStateTimeout bounds one call to the counters' store; past it
+	// the check is skipped (fail open), never the session stalled.
+	DefaultStateTimeout = 2 * time.Second
+	// DefaultControlSocket is where `serve` answers `postern status` and
+	// `postern unsuspend` (a unix socket, mode 0600).
+	DefaultControlSocket = "/run/postern/control.sock"
+	// DefaultAlertQueue bounds the webhook events waiting to be sent;
+	// more are dropped and counted.
+	DefaultAlertQueue = 256
+)

@@ -21,6 +21,9 @@ type Metrics struct {
 	bytesForwarded  prometheus.Counter       //
 	upstreamReplies *prometheus.CounterVec   // stage, class
 	upstreamLatency *prometheus.HistogramVec // stage
+	limitsReached   *prometheus.CounterVec   // limit
+	suspensions     *prometheus.CounterVec   // limit
+	alerts          *prometheus.CounterVec   // result
 }
 
 // NewMetrics creates the collectors and registers them with reg. The
@@ -41,7 +44,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "postern_connections_refused_total", Help: "Client connections closed with 421 by a limit: global (--max-connections), per_ip (--max-connections-per-ip), login_timeout (--login-timeout).",
 		}, []string{"reason"}),
 		auth: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_auth_total", Help: "AUTH attempts by backend (the one that accepted, or \"none\") and result (ok, invalid, unavailable, locked_out).",
+			Name: "postern_auth_total", Help: "AUTH attempts by backend (the one that accepted, or \"none\") and result (ok, invalid, unavailable, locked_out, suspended: the right password of a suspended login).",
 		}, []string{"backend", "result"}),
 		lockouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "postern_lockouts_total", Help: "AUTH attempts refused because the client address is locked out.",
@@ -59,12 +62,26 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "postern_upstream_latency_seconds", Help: "Upstream latency: connect (dial to EHLO done) and data (final dot to reply).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"stage"}),
+		limitsReached: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postern_limit_reached_total", Help: "MAIL or RCPT commands refused with 451 4.7.1 because the login was over a sending limit, by limit (messages, recipients).",
+		}, []string{"limit"}),
+		suspensions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postern_suspensions_total", Help: "Logins suspended by this instance, by the limit that decided it (messages, recipients, rejected-ratio).",
+		}, []string{"limit"}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postern_alerts_total", Help: "Webhook alerts by result: sent, dropped (queue full or every attempt failed).",
+		}, []string{"result"}),
 	}
+	for _, l := range []string{LimitMessages, LimitRecipients} {
+		m.limitsReached.WithLabelValues(l)
+	}
+	m.alerts.WithLabelValues("sent")
+	m.alerts.WithLabelValues("dropped")
 	for _, reason := range []string{refusedGlobal, refusedPerIP, refusedLoginTimeout} {
 		m.refused.WithLabelValues(reason) // exported at 0 from the start
 	}
 	reg.MustRegister(m.connections, m.tlsHandshakes, m.tlsFailures, m.refused, m.auth, m.lockouts, m.messages,
-		m.bytesForwarded, m.upstreamReplies, m.upstreamLatency)
+		m.bytesForwarded, m.upstreamReplies, m.upstreamLatency, m.limitsReached, m.suspensions, m.alerts)
 	return m
 }
 
@@ -146,5 +163,29 @@ func (m *Metrics) upstreamReply(stage string, code int) {
 func (m *Metrics) upstreamTime(stage string, since time.Time) {
 	if m != nil {
 		m.upstreamLatency.WithLabelValues(stage).Observe(time.Since(since).Seconds())
+	}
+}
+
+func (m *Metrics) limitReached(limit string) {
+	if m != nil {
+		m.limitsReached.WithLabelValues(limit).Inc()
+	}
+}
+
+func (m *Metrics) suspended(limit string) {
+	if m != nil {
+		m.suspensions.WithLabelValues(limit).Inc()
+	}
+}
+
+func (m *Metrics) alertSent() {
+	if m != nil {
+		m.alerts.WithLabelValues("sent").Inc()
+	}
+}
+
+func (m *Metrics) alertDropped() {
+	if m != nil {
+		m.alerts.WithLabelValues("dropped").Inc()
 	}
 }

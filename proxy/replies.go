@@ -58,7 +58,22 @@ var (
 	// go-smtp's Server.Shutdown writes it to idle sessions itself
 	// (patches/0017); the session answers a DATA cut by the drain's end with it.
 	replyShuttingDown = smtp.ErrShuttingDown
+	// A suspended login hears the wrong-password reply even with the right
+	// password: a distinct text would tell a guesser that the password it
+	// just tried is the right one. The log line says "login suspended".
+	replySuspended          = replyAuthInvalid
+	replyHeaderFromNotOwned = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+		Message: "From: header address rejected: not owned by user"}
 )
+
+// replyLimitReached is the reply to a MAIL, or to the RCPT that would cross
+// the recipient limit, of a login over its sending limit: temporary (4.7.1,
+// RFC 3463 "delivery not authorized"), so the client keeps the message and
+// retries once the window has room.
+func replyLimitReached(login string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 1},
+		Message: "Sending limit reached for " + sanitizeLog(login) + ", try again later"}
+}
 
 // replyText is a reply as one line on the wire, without the CRLF: the one
 // formatter for the replies Postern writes or logs itself.

@@ -95,6 +95,15 @@ type Config struct {
 	// handshake included) after which a connection gets 421 and is closed;
 	// mynetworks clients are exempt. 0: none.
 	LoginTimeout time.Duration
+
+	// Limits, if set, applies the per-login sending limits and
+	// suspensions (issue 12), and alerts on lockouts: LockoutMaxFailures
+	// and LockoutWindow describe the Limiter for those alerts.
+	Limits             *Limits
+	LockoutMaxFailures int
+	LockoutWindow      time.Duration
+	// HeaderFrom is --check-header-from (zero value: off).
+	HeaderFrom HeaderFromMode
 }
 
 // AuthLimiter is the lockout policy (see Lockout). Blocked addresses get 421

@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/postern/postern/auth"
+	"github.com/postern/postern/proxy/state"
 )
 
 // session is one client connection between EHLO (or STARTTLS) and QUIT. Each
@@ -30,6 +31,9 @@ type session struct {
 
 	login     string   // authenticated login, "" if none
 	loginAddr []string // addresses the auth backend says the login owns
+	// suspensionChecked is when the login's suspension was last looked up
+	// (see Limits.recheckDue).
+	suspensionChecked time.Time
 
 	// mu guards up and streaming: under BDAT, go-smtp runs Data in a
 	// goroutine of its own, and Reset or Logout may come from another.
@@ -95,7 +99,17 @@ func (s *session) authenticate(authzid, login, password string) error {
 	res, err := s.verify(authzid, login, password)
 	switch {
 	case err == nil:
+		if sp, suspended := s.suspended(res.Login); suspended {
+			if lim != nil {
+				lim.Release(ip) // the password was right: not a guess
+			}
+			s.srv.cfg.Metrics.authResult(res.Backend, "suspended")
+			s.log.Warn("auth refused: login suspended", "client", ip.String(), "login", res.Login,
+				"reason", sp.Reason, "until", sp.Until.UTC().Format(time.RFC3339))
+			return replySuspended
+		}
 		s.login, s.loginAddr = res.Login, res.Addresses
+		s.suspensionChecked = time.Now()
 		s.cc.loggedIn() // no more --login-timeout
 		if lim != nil {
 			lim.Release(ip)
@@ -111,11 +125,17 @@ func (s *session) authenticate(authzid, login, password string) error {
 		}
 		s.log.Warn("auth failed", "client", ip.String(), "login", sanitizeLog(login), "failures", failures)
 		s.srv.cfg.Metrics.authResult("", "invalid")
+		blocked := lim != nil && lim.Blocked(ip)
+		if l := s.srv.cfg.Limits; blocked && l != nil {
+			// The alert (once per window on any replica), whichever
+			// reply this connection gets.
+			l.Lockout(ip, sanitizeLog(login), s.srv.cfg.LockoutMaxFailures, s.srv.cfg.LockoutWindow)
+		}
 		if int(failures) >= s.srv.cfg.MaxAuthFailures {
 			s.conn.CloseAfterReply()
 			return replyAuthTooMany
 		}
-		if lim != nil && lim.Blocked(ip) {
+		if blocked {
 			s.conn.CloseAfterReply()
 			return replyLockedOut
 		}
@@ -177,9 +197,30 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.log.Warn("sender rejected", "login", s.login, "from", sanitizeLog(from))
 		return replySenderNotOwned
 	}
+	// Counted before the upstream sees it, so parallel sessions of one
+	// login cannot pass its limit together; given back only when the
+	// upstream refuses (see Limits.ReserveMessage).
+	lim := s.limits()
+	if lim != nil && lim.recheckDue(s.suspensionChecked) {
+		// Suspended since this session logged in (by another
+		// replica, or by the refused-recipients ratio).
+		s.suspensionChecked = time.Now()
+		if sp, suspended := lim.Suspended(s.login); suspended {
+			s.log.Warn("mail refused: login suspended", "login", s.login, "reason", sp.Reason)
+			return replyLimitReached(s.login)
+		}
+	}
+	if lim != nil {
+		if err := lim.ReserveMessage(s.login, s.cc.clientIP()); err != nil {
+			return err
+		}
+	}
 	// From here to the end of the message go-smtp counts a transaction,
 	// which a shutdown lets finish (go-smtp patches/0017).
 	if err := s.openUpstream(from, opts); err != nil {
+		if lim != nil {
+			lim.ReleaseMessage(s.login)
+		}
 		return err
 	}
 	s.msgID, s.from, s.rcpts, s.started = newID(), from, 0, time.Now()
@@ -240,8 +281,17 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if up == nil {
 		return replyUpstreamFailed
 	}
+	lim := s.limits()
+	if lim != nil {
+		if err := lim.ReserveRecipient(s.login, s.cc.clientIP()); err != nil {
+			return err
+		}
+	}
 	err := up.rcpt(to, opts)
 	s.srv.cfg.Metrics.upstreamReply("rcpt", replyCode(err))
+	if lim != nil {
+		lim.RecipientDone(s.login, s.cc.clientIP(), err == nil || isUpstreamReply(err), err != nil)
+	}
 	if err != nil {
 		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
 		if !fromUpstream {
@@ -272,6 +322,16 @@ func (s *session) Data(r io.Reader) error {
 		return replyUpstreamFailed
 	}
 	defer s.stopStreaming()
+	if mode := s.srv.cfg.HeaderFrom; mode != HeaderFromOff && mode != "" && s.login != "" {
+		// The header section is read and judged before the upstream
+		// gets DATA: a refused message never reaches it.
+		whole, reply := s.checkHeaderFrom(r, mode)
+		if reply != nil {
+			s.logMessage(0, reply, nil)
+			return reply
+		}
+		r = whole
+	}
 	copier := messageCopier{received: receivedHeader(s.receivedInfo())}
 	if s.srv.cfg.Received == ReceivedAnonymous {
 		copier.strip = stripAnonymous
@@ -294,6 +354,10 @@ func (s *session) Data(r io.Reader) error {
 			// connection ends (RFC 5321 §4.5.3.2.7).
 			s.conn.CloseAfterReply()
 		}
+		var uw *upstreamWriteError
+		if lim := s.limits(); lim != nil && errors.As(bodyErr, &uw) {
+			lim.ReleaseMessage(s.login) // the upstream failed: not sent, the client retries
+		}
 		s.logMessage(n, reply, bodyErr)
 		return reply
 	}
@@ -306,12 +370,66 @@ func (s *session) Data(r io.Reader) error {
 		if !fromUpstream {
 			s.dropUpstream(up)
 		}
+		if lim := s.limits(); lim != nil {
+			lim.ReleaseMessage(s.login) // the upstream refused or failed it: not sent
+		}
 		s.logMessage(n, reply, err)
 		return reply
 	}
 	reply := acceptedReply(resp)
 	s.logMessage(n, reply, nil)
 	return reply
+}
+
+// checkHeaderFrom reads the header section of the message from r and
+// checks its From: against what the login owns; it returns the reader of
+// the whole message, or the reply refusing it (enforce, or a read error).
+func (s *session) checkHeaderFrom(r io.Reader, mode HeaderFromMode) (io.Reader, *smtp.SMTPError) {
+	block, whole, err := readHeaderBlock(r)
+	if err != nil {
+		reply := s.dataReadReply(err)
+		if reply == replyDataTimeout || reply == replyShuttingDown {
+			s.conn.CloseAfterReply()
+		}
+		return nil, reply
+	}
+	why, addrs := headerFromOwned(block, s.srv.senderMap.Load(), s.login, s.loginAddr)
+	if why == "" {
+		return whole, nil
+	}
+	for i := range addrs {
+		addrs[i] = sanitizeLog(addrs[i])
+	}
+	s.log.Warn("header from rejected", "id", s.msgID, "login", s.login, "mode", string(mode),
+		"header_from", strings.Join(addrs, ","), "reason", why)
+	if mode == HeaderFromEnforce {
+		return nil, replyHeaderFromNotOwned
+	}
+	return whole, nil
+}
+
+// limits is the sending-limits policy for this session's login: nil for a
+// session without login (mynetworks) or a server without limits.
+func (s *session) limits() *Limits {
+	if s.login == "" {
+		return nil
+	}
+	return s.srv.cfg.Limits
+}
+
+// suspended reports login's suspension (none without Limits).
+func (s *session) suspended(login string) (state.Suspension, bool) {
+	if s.srv.cfg.Limits == nil {
+		return state.Suspension{}, false
+	}
+	return s.srv.cfg.Limits.Suspended(login)
+}
+
+// isUpstreamReply reports whether err is a reply of the upstream (as
+// opposed to a connection failure).
+func isUpstreamReply(err error) bool {
+	_, fromUpstream := upstreamReply(err, replyUpstreamFailed)
+	return fromUpstream
 }
 
 // dataReadReply maps a failure while streaming DATA to the client's reply.

@@ -93,6 +93,13 @@ func TestBadConfigurations(t *testing.T) {
 		{"bad log format", append(flags, "--log-format", "xml"), "log format"},
 		{"negative connection limit", append(flags, "--max-connections-per-ip", "-1"), "must not be negative"},
 		{"negative auth concurrency", append(flags, "--auth-concurrency", "-1"), "--auth-concurrency -1 must not be negative"},
+		{"bad message limit", append(flags, "--limit-messages", "200"), "--limit-messages: rate \"200\": want N/WINDOW"},
+		{"bad recipient limit", append(flags, "--limit-recipients", "0/1h"), "--limit-recipients: rate \"0/1h\""},
+		{"bad limit file", append(flags, "--limit-file", badMap), "bad-map:1: lonely@example.test: no limits"},
+		{"bad rejected ratio", append(flags, "--suspend-rejected-ratio", "150%"), "--suspend-rejected-ratio"},
+		{"negative suspend-after", append(flags, "--suspend-after", "-1"), "--suspend-after must not be negative"},
+		{"bad header check", append(flags, "--check-header-from", "strict"), "want off, warn or enforce"},
+		{"bad webhook", append(flags, "--alert-webhook", "ftp://x"), "want an http:// or https:// URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -37,7 +37,7 @@ func dur(name string, value time.Duration, usage string) *cli.DurationFlag {
 // command-line contract). Every flag has an env twin and a config-file key
 // of the same name.
 func serveFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		str("config", "", "TOML file with the same keys as the flags (flags and env win)"),
 		str("hostname", "", "name in the banner and the Received header (default: the host name)"),
 		strs("listen", []string{"starttls=:587", "tls=:465", "starttls=:2525"}, "MODE=ADDR, MODE starttls|tls|https (https: the autoconfig documents, off by default); repeatable"),
@@ -95,5 +95,5 @@ func serveFlags() []cli.Flag {
 		str("tls-rpt-email", "", "address for TLS reports (RFC 8460), named in the _smtp._tls record of dns-records"),
 		str("log-format", "text", "text|json"),
 		str("log-level", "info", "debug|info|warn|error"),
-	}
+	}, limitFlags()...)
 }

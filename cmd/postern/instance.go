@@ -36,7 +36,8 @@ type instance struct {
 	httpsAddr  string
 	// state is the shared store (--state redis://…) behind a fallback to
 	// memory; nil with --state memory.
-	state *state.Fallback
+	state  *state.Fallback
+	limits *limitSetup // sending limits, suspensions, alerts
 }
 
 // buildInstance validates every setting and builds the components without
@@ -147,12 +148,20 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		inst.registry.MustRegister(newUsersHashes(inst.auth.users))
 	}
 	inst.ready = &readiness{certs: inst.certs, upstream: upstream.Addr}
+	metrics := proxy.NewMetrics(inst.registry)
+	var limitStore state.Store = state.NewMemory(state.MemoryConfig{})
+	if inst.state != nil {
+		limitStore = inst.state
+	}
+	if inst.limits, err = buildLimits(c, hostname, limitStore, metrics, log); err != nil {
+		return nil, err
+	}
 	inst.server, err = proxy.New(proxy.Config{
 		Hostname:          hostname,
 		Listeners:         listeners,
 		TLSConfig:         inst.certs.TLSConfig(),
 		Upstream:          upstream,
-		Metrics:           proxy.NewMetrics(inst.registry),
+		Metrics:           metrics,
 		ProxyProtocolFrom: proxyFrom,
 		Auth:              inst.auth.cache,
 		Limiter: proxy.NewLockout(proxy.LockoutConfig{
@@ -174,6 +183,11 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		MaxConnections:      c.Int("max-connections"),
 		MaxConnectionsPerIP: c.Int("max-connections-per-ip"),
 		LoginTimeout:        c.Duration("login-timeout"),
+
+		Limits:             inst.limits.limits,
+		LockoutMaxFailures: c.Int("auth-max-failures"),
+		LockoutWindow:      c.Duration("auth-lockout-window"),
+		HeaderFrom:         inst.limits.headerFrom,
 	})
 	if err != nil {
 		return nil, err
@@ -198,6 +212,9 @@ func (inst *instance) reload() {
 		} else {
 			inst.server.SetSenderMap(m)
 		}
+	}
+	if !inst.limits.reload(inst.log) {
+		ok = false
 	}
 	if err := inst.certs.Reload(); err != nil {
 		ok = false

@@ -55,6 +55,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			checkConfigCommand(),
 			dnsRecordsCommand(),
 			healthcheckCommand(),
+			statusCommand(),
+			unsuspendCommand(),
 			versionCommand(),
 		},
 	}

@@ -41,6 +41,10 @@ func serveCommand() *cli.Command {
 					return fmt.Errorf("autoconfig HTTPS listener: %w", err)
 				}
 			}
+			ctl, err := listenControl(c, log)
+			if err != nil {
+				return err
+			}
 			for _, a := range inst.server.Addrs() {
 				log.Info("listening", "addr", a.String())
 			}
@@ -53,6 +57,14 @@ func serveCommand() *cli.Command {
 			if inst.state != nil {
 				defer inst.state.Close()
 				checkState(ctx, inst.state)
+			}
+			go inst.limits.alerts.Run(ctx)
+			if ctl != nil {
+				go func() {
+					if err := serveControl(ctx, ctl, inst.limits.limits, log); err != nil {
+						log.Error("control socket stopped", "err", err)
+					}
+				}()
 			}
 			go func() {
 				if err := inst.certs.Run(ctx); err != nil {

@@ -1,0 +1,79 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestReadHeaderBlock(t *testing.T) {
+	msg := "From: a@x\r\nSubject: s\r\n\r\nbody\r\nFrom: b@y\r\n"
+	block, whole, err := readHeaderBlock(strings.NewReader(msg))
+	if err != nil || string(block) != "From: a@x\r\nSubject: s\r\n\r\n" {
+		t.Fatalf("block %q, %v", block, err)
+	}
+	all, _ := io.ReadAll(whole)
+	if string(all) != msg {
+		t.Fatalf("whole message %q, want %q", all, msg)
+	}
+	// A header section longer than the bound stops at the bound.
+	long := strings.Repeat("X-Pad: "+strings.Repeat("a", 90)+"\r\n", 2000) + "\r\nbody\r\n"
+	block, whole, _ = readHeaderBlock(strings.NewReader(long))
+	if len(block) < maxHeaderBlock || len(block) > maxHeaderBlock+200 {
+		t.Fatalf("block of %d bytes, want about %d", len(block), maxHeaderBlock)
+	}
+	all, _ = io.ReadAll(whole)
+	if string(all) != long {
+		t.Fatal("the long message did not come back whole")
+	}
+}
+
+func TestHeaderFromOwned(t *testing.T) {
+	m, err := ParseSenderMap(strings.NewReader("sales@example.org alice@example.org\n@example.net alice@example.org\n"), "map")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		header string
+		owned  bool
+	}{
+		{"From: alice@example.org\r\n", true},
+		{"From: \"Alice\" <ALICE@example.org>\r\n", true},
+		{"From: Sales\r\n <sales@example.org>\r\n", true}, // folded
+		{"From: =?utf-8?q?Al=C3=AFce?= <anyone@example.net>\r\n", true},
+		{"From: alias@backend.test\r\n", true}, // an address the backend gave
+		{"From: ceo@bank.test\r\n", false},
+		{"From: alice@example.org, ceo@bank.test\r\n", false},
+		{"From: alice@example.org\r\nfrom: ceo@bank.test\r\n", false},
+		{"Subject: no from\r\n", false},
+		{"From: not an address\r\n", false},
+		{"From: \"alice@example.org\" <ceo@bank.test>\r\n", false},
+	} {
+		block := []byte("Subject: t\r\n" + tc.header + "\r\n")
+		why, _ := headerFromOwned(block, m, "alice@example.org", []string{"alias@backend.test"})
+		if (why == "") != tc.owned {
+			t.Errorf("%q: owned=%v (%s), want %v", tc.header, why == "", why, tc.owned)
+		}
+	}
+}
+
+func FuzzHeaderFrom(f *testing.F) {
+	f.Add([]byte("From: \"A\" <alice@example.org>\r\nSubject: x\r\n\r\nbody\r\n"))
+	f.Add([]byte("From: a@x,\r\n b@y\r\n\r\n"))
+	f.Add([]byte("from: =?utf-8?b?w6k=?= <a@x>\r\n"))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		block, whole, err := readHeaderBlock(bytes.NewReader(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, _ := io.ReadAll(whole)
+		if !bytes.Equal(all, msg) || !bytes.HasPrefix(msg, block) {
+			t.Fatal("readHeaderBlock changed the message")
+		}
+		why, addrs := headerFromOwned(block, nil, "alice@example.org", nil)
+		if why == "" && len(addrs) == 0 {
+			t.Fatal("owned without an address")
+		}
+	})
+}

@@ -1,0 +1,277 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/postern/postern/proxy/proxytest"
+	"github.com/postern/postern/proxy/state"
+)
+
+var client1 = netip.MustParseAddr("192.0.2.1")
+
+func newTestLimits(cfg LimitsConfig) (*Limits, *fakeClock) {
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	if cfg.Store == nil {
+		cfg.Store = state.NewMemory(state.MemoryConfig{Now: clock.Now})
+	}
+	cfg.Now = clock.Now
+	return NewLimits(cfg), clock
+}
+
+func isLimitReply(err error) bool {
+	var se *smtp.SMTPError
+	return errors.As(err, &se) && se.Code == 451 && se.EnhancedCode == (smtp.EnhancedCode{4, 7, 1})
+}
+
+// The window slides: the count drops as old messages leave it, not all at
+// once at a window boundary.
+func TestLimitsSlidingWindow(t *testing.T) {
+	l, clock := newTestLimits(LimitsConfig{Messages: Rate{3, time.Hour}})
+	for i := 0; i < 3; i++ {
+		if err := l.ReserveMessage("Alice", client1); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		clock.Advance(10 * time.Minute)
+	}
+	if err := l.ReserveMessage("alice", client1); !isLimitReply(err) {
+		t.Fatalf("fourth: %v, want 451 4.7.1", err)
+	}
+	clock.Advance(31 * time.Minute) // the first one is now 61 minutes old
+	if err := l.ReserveMessage("alice", client1); err != nil {
+		t.Fatalf("after the first left the window: %v", err)
+	}
+	if err := l.ReserveMessage("alice", client1); !isLimitReply(err) {
+		t.Fatalf("only one left the window: %v", err)
+	}
+	// A message given back (the upstream refused it) frees its place.
+	l.ReleaseMessage("alice")
+	if err := l.ReserveMessage("alice", client1); err != nil {
+		t.Fatalf("after a release: %v", err)
+	}
+}
+
+func TestLimitsSuspendAfter(t *testing.T) {
+	alerts := make(chan AlertEvent, 10)
+	l, _ := newTestLimits(LimitsConfig{Messages: Rate{2, time.Hour}, SuspendAfter: 3})
+	l.cfg.Alerts = &Alerter{cfg: AlertConfig{URL: "x", Log: l.cfg.Log}, queue: alerts}
+	for i := 1; i <= 5; i++ {
+		_ = l.ReserveMessage("alice", client1)
+		if _, ok := l.Suspended("alice"); ok {
+			t.Fatalf("suspended after %d attempts", i)
+		}
+	}
+	_ = l.ReserveMessage("alice", client1)
+	s, ok := l.Suspended("ALICE")
+	if !ok || !strings.Contains(s.Reason, "6 messages attempts within 1h") || s.Until.Sub(s.Since) != DefaultSuspendFor {
+		t.Fatalf("after 6 attempts at 2/1h ×3: %v %v", s, ok)
+	}
+	for i := 0; i < 5; i++ {
+		_ = l.ReserveMessage("alice", client1)
+	}
+	if len(alerts) != 1 {
+		t.Fatalf("%d alerts, want 1", len(alerts))
+	}
+	was, err := l.Unsuspend(context.Background(), "Alice")
+	if err != nil || !was {
+		t.Fatalf("Unsuspend: %v %v", was, err)
+	}
+	if _, ok := l.Suspended("alice"); ok {
+		t.Fatal("still suspended")
+	}
+	// Over-limit attempts start from zero again: 4 more to suspend.
+	for i := 0; i < 3; i++ {
+		_ = l.ReserveMessage("alice", client1)
+	}
+	if _, ok := l.Suspended("alice"); ok {
+		t.Fatal("suspended again too early")
+	}
+	_ = l.ReserveMessage("alice", client1)
+	if _, ok := l.Suspended("alice"); !ok || len(alerts) != 2 {
+		t.Fatalf("not suspended again (alerts %d)", len(alerts))
+	}
+}
+
+// The refused ratio, with the accepted recipients read from the recipient
+// limit's log (24h spans the hour) and from a log of their own (no limit).
+func TestLimitsRejectedRatio(t *testing.T) {
+	for _, recipients := range []Rate{{1000, 24 * time.Hour}, {}} {
+		t.Run(recipients.String(), func(t *testing.T) { testRejectedRatio(t, recipients) })
+	}
+}
+
+func testRejectedRatio(t *testing.T, recipients Rate) {
+	l, clock := newTestLimits(LimitsConfig{Recipients: recipients, SuspendRejectedPercent: 50})
+	rcpt := func(refused bool) {
+		if err := l.ReserveRecipient("bob", client1); err != nil {
+			t.Fatal(err)
+		}
+		l.RecipientDone("bob", client1, true, refused)
+	}
+	for i := 0; i < 10; i++ {
+		rcpt(false)
+	}
+	clock.Advance(61 * time.Minute) // these leave the hour
+	for i := 0; i < 9; i++ {
+		rcpt(true)
+		rcpt(false)
+	}
+	rcpt(true)
+	if _, ok := l.Suspended("bob"); ok {
+		t.Fatal("suspended with 10 refused of 19 in the hour (fewer than 20)")
+	}
+	rcpt(false)
+	// The 21st, refused, makes 11 of 21 in the hour (with the 10 accepted
+	// an hour ago it would be 11 of 31).
+	rcpt(true)
+	if s, ok := l.Suspended("bob"); !ok || !strings.Contains(s.Reason, "11 of 21 recipients refused") {
+		t.Fatalf("want suspended for 11 of 21: %v %v", s, ok)
+	}
+	st, err := l.Status(context.Background(), "bob")
+	wantCount := 20
+	if recipients.Unlimited() {
+		wantCount = 0
+	}
+	if err != nil || st.Recipients.Count != wantCount || st.Refused.Refused != 11 || st.Refused.Accepted != 10 || st.Suspension == nil {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+}
+
+// A store that fails never refuses anyone (fail open) and is logged.
+type failingStore struct{ state.Store }
+
+func (failingStore) Add(context.Context, string, int, time.Duration) (int, bool, error) {
+	return 0, false, errors.New("down")
+}
+func (failingStore) Suspended(context.Context, string) (state.Suspension, bool, error) {
+	return state.Suspension{}, false, errors.New("down")
+}
+
+func TestLimitsFailOpen(t *testing.T) {
+	l, _ := newTestLimits(LimitsConfig{Store: failingStore{}, Messages: Rate{1, time.Hour}, Recipients: Rate{1, time.Hour}})
+	for i := 0; i < 3; i++ {
+		if err := l.ReserveMessage("alice", client1); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.ReserveRecipient("alice", client1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := l.Suspended("alice"); ok {
+		t.Fatal("suspended by a failing store")
+	}
+}
+
+// N parallel reservations at limit K: exactly K pass.
+func TestLimitsParallel(t *testing.T) {
+	l, _ := newTestLimits(LimitsConfig{Messages: Rate{20, time.Hour}})
+	var passed atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if l.ReserveMessage("alice", client1) == nil {
+				passed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if passed.Load() != 20 {
+		t.Fatalf("%d passed, want 20", passed.Load())
+	}
+}
+
+// The webhook gets the event as JSON after a failed attempt (retried), a
+// full queue drops instead of blocking, and a 4xx is not retried.
+func TestAlerterWebhook(t *testing.T) {
+	var calls atomic.Int32
+	got := make(chan AlertEvent, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		var ev AlertEvent
+		if err := json.Unmarshal(body, &ev); err != nil || r.Header.Get("Content-Type") != "application/json" {
+			http.Error(w, "bad", http.StatusBadRequest)
+			return
+		}
+		got <- ev
+	}))
+	defer srv.Close()
+	a := NewAlerter(AlertConfig{URL: srv.URL, Host: "mx.test", Backoff: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.Run(ctx)
+	a.Send(AlertEvent{Event: AlertSuspension, Login: "alice", Limit: LimitMessages, Count: 6, Max: 2, Window: "1h", Client: "192.0.2.1", Time: time.Now()})
+	select {
+	case ev := <-got:
+		if ev.Event != "suspension" || ev.Login != "alice" || ev.Count != 6 || ev.Host != "mx.test" {
+			t.Fatalf("event %+v", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event within 10 s")
+	}
+	if calls.Load() != 2 {
+		t.Fatalf("%d calls, want 2 (one retry)", calls.Load())
+	}
+
+	// Nobody runs this one: the queue fills, Send still returns at once.
+	full := NewAlerter(AlertConfig{URL: srv.URL, Queue: 2})
+	done := make(chan struct{})
+	go func() {
+		for i := 0; i < 100; i++ {
+			full.Send(AlertEvent{Event: AlertLockout})
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Send blocked on a full queue")
+	}
+	if len(full.queue) != 2 {
+		t.Fatalf("queue holds %d, want 2", len(full.queue))
+	}
+}
+
+// A login suspended while one of its sessions is open (here: directly in
+// the store, as another replica would) is stopped at that session's next
+// MAIL once SuspendRecheck has passed, and its next AUTH gets 535 5.7.8
+// with the right password.
+func TestSuspendedWhileLoggedIn(t *testing.T) {
+	store := state.NewMemory(state.MemoryConfig{})
+	lim := NewLimits(LimitsConfig{Store: store, Messages: Rate{100, time.Hour}, SuspendRecheck: time.Nanosecond})
+	env := startServer(t, proxytest.UpstreamOptions{}, func(c *Config) { c.Limits = lim })
+	c := dialClient(t, env.starttls, false).ready(testUser, testPass)
+	if code, _ := c.sendMessage(testUser, []string{"bob@example.test"}, simpleBody); code != 250 {
+		t.Fatalf("first message: %d", code)
+	}
+	now := time.Now()
+	if err := store.Suspend(context.Background(), testUser, state.Suspension{Reason: "test", Since: now, Until: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	c.cmd("MAIL FROM:<"+testUser+">", 451, "4.7.1 Sending limit reached for "+testUser)
+	if !strings.Contains(env.log.String(), `msg="mail refused: login suspended"`) {
+		t.Fatalf("no log line:\n%s", env.log.String())
+	}
+	c2 := dialClient(t, env.starttls, false).ready("", "")
+	c2.authPlain(testUser, testPass, 535, "5.7.8")
+	if len(env.up.Messages()) != 1 {
+		t.Fatalf("upstream got %d messages, want 1", len(env.up.Messages()))
+	}
+}
