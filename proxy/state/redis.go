@@ -220,7 +220,8 @@ func (r *Redis) Count(ctx context.Context, key string, window time.Duration) (in
 func (r *Redis) Clear(ctx context.Context, key string) error {
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
-	if err := r.client.Del(ctx, r.key(key)).Err(); err != nil {
+	// The key's Once goes with it, as in Memory, where both share one entry.
+	if err := r.client.Del(ctx, r.key(key), r.key("once:"+key)).Err(); err != nil {
 		return fmt.Errorf("state: redis clear: %w", err)
 	}
 	return nil

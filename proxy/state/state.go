@@ -40,7 +40,7 @@ type Store interface {
 	RemoveNewest(ctx context.Context, key string) error
 	// Count returns how many events key has within window.
 	Count(ctx context.Context, key string, window time.Duration) (int, error)
-	// Clear forgets key.
+	// Clear forgets key, and its Once.
 	Clear(ctx context.Context, key string) error
 	// Once reports true to the first caller for key within ttl, false to
 	// every other (on any replica) until ttl has passed: "log once per

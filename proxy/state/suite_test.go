@@ -105,6 +105,21 @@ func storeSuite(t *testing.T, s Store, wait func(time.Duration), window time.Dur
 		}
 	})
 
+	t.Run("ClearForgetsOnce", func(t *testing.T) {
+		// Unsuspend clears a suspension's Once so the next suspension
+		// alerts again; both stores must forget it the same way.
+		k := key("clear-once")
+		if ok, err := s.Once(ctx, k, time.Hour); err != nil || !ok {
+			t.Fatalf("first Once = %v, %v; want true", ok, err)
+		}
+		if err := s.Clear(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.Once(ctx, k, time.Hour); err != nil || !ok {
+			t.Fatalf("Once after Clear = %v, %v; want true", ok, err)
+		}
+	})
+
 	t.Run("Suspensions", func(t *testing.T) {
 		login := "Mallory@" + t.Name() + ".example"
 		if _, ok, err := s.Suspended(ctx, login); err != nil || ok {
