@@ -2,6 +2,8 @@
 # CPU and allocation profiles of Postern under W1 and W2, with the credential
 # cache on (default) and off, and under W3 (50 MiB messages). Needs setup.sh and start-sink.sh first (run.sh
 # does both). Writes $OUT/profile/*.pprof and a text top list of each.
+# PROFILE_TTLS ("5m 0") and PROFILE_WORKLOADS (all) narrow it down, e.g.
+# PROFILE_TTLS=5m PROFILE_WORKLOADS=W1 bench/profile.sh
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 P=$OUT/profile
@@ -14,7 +16,7 @@ gen() {
     --user "$BENCH_USER" --password "$BENCH_PASSWORD" --from "$BENCH_USER" --to rcpt@example.net \
     --duration 60s --timeout 30s --json "$@"
 }
-for ttl in 5m 0; do
+for ttl in ${PROFILE_TTLS:-5m 0}; do
   stop_pid profile
   start_bg profile "$BIN/postern-profile" serve --hostname bench.test --listen "starttls=127.0.0.1:$port" \
     --metrics "127.0.0.1:$pp" --pprof --log-level warn --max-connections-per-ip 0 \
@@ -23,6 +25,7 @@ for ttl in 5m 0; do
   gen --concurrency 5 --connections 10 --messages-per-conn 1 >/dev/null # warm-up
   wls="W1 W2"; [ "$ttl" = 0 ] || wls="W1 W2 W3"
   for wl in $wls; do
+    case " ${PROFILE_WORKLOADS:-$wls} " in *" $wl "*) ;; *) continue ;; esac
     case $wl in
       W1) args="--concurrency 50 --connections ${W1_CONNS:-400} --messages-per-conn 10" ;;
       W2) args="--concurrency 50 --connections ${W2_CONNS:-800} --messages-per-conn 1" ;;
