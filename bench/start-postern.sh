@@ -2,6 +2,9 @@
 # Postern: STARTTLS and implicit TLS listeners, forwarding to the sink.
 # POSTERN_ARGS adds flags (e.g. POSTERN_ARGS="--auth-cache-ttl 1m").
 # --max-connections-per-ip 0: the load generator is one address (W4 holds 5,000).
+# --auth-max-failures: in-flight AUTHs count against that one address until
+# they succeed (lockout reservation), and 50 concurrent bcrypt logins
+# (postern-nocache) would otherwise be refused 421 as guessing.
 # `start-postern.sh postern-nocache` starts a second instance with the
 # credential cache off (--auth-cache-ttl 0) on ports 1000 higher;
 # `start-postern.sh postern-before` runs $BIN/postern-before (run.sh builds it
@@ -22,6 +25,6 @@ port_free "$POSTERN_PORT"; port_free "$POSTERN_TLS_PORT"
 start_bg "$name" "$bin" serve --hostname bench.test \
   --listen "starttls=127.0.0.1:$POSTERN_PORT" --listen "tls=127.0.0.1:$POSTERN_TLS_PORT" \
   --upstream "127.0.0.1:$SINK_PORT" --users "$USERS" --tls-cert "$CERT" --tls-key "$KEY" \
-  --max-message-size 104857600 --max-connections-per-ip 0 --log-level warn ${POSTERN_ARGS:-} "${extra[@]}"
+  --max-message-size 104857600 --max-connections-per-ip 0 --auth-max-failures 100000 --log-level warn ${POSTERN_ARGS:-} "${extra[@]}"
 wait_port "$POSTERN_PORT"
 log "$name on 127.0.0.1:$POSTERN_PORT (starttls) and :$POSTERN_TLS_PORT (tls) (pid $(pid_of "$name"))"
