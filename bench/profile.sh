@@ -22,6 +22,7 @@ for ttl in ${PROFILE_TTLS:-5m 0}; do
   stop_pid profile
   start_bg profile "$BIN/postern-profile" serve --hostname bench.test --listen "starttls=127.0.0.1:$port" \
     --metrics "127.0.0.1:$pp" --pprof --log-level warn --max-connections-per-ip 0 \
+    --max-message-size 104857600 --auth-max-failures 100000 \
     --upstream "127.0.0.1:$SINK_PORT" --users "$USERS" --tls-cert "$CERT" --tls-key "$KEY" --auth-cache-ttl "$ttl"
   wait_port "$port"
   gen --concurrency 5 --connections 10 --messages-per-conn 1 >/dev/null # warm-up
