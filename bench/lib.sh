@@ -18,12 +18,29 @@ POSTFIX_PORT=$((base + 588))
 NGINX_PORT=$((base + 589))
 HARAKA_PORT=$((base + 590))
 AUTHHTTP_PORT=$((base + 180))
+SINK_TLS_PORT=$((base + 26))          # sink-starttls: the sink behind STARTTLS (W3's fair ceiling)
+NGINX_FAST_PORT=$((base + 1589))      # nginx-fastauth: its auth_http answers from memory
+AUTHHTTP_FAST_PORT=$((base + 181))
+POSTERN_BEFORE_PORT=$((base + 4587))  # postern-before: built from BEFORE_REV (default main)
+STORM_PORT=$((base + 2587))           # W5's fresh Postern (storm.sh)
 
 BENCH_USER=bench@example.test
 BENCH_PASSWORD=${BENCH_PASSWORD:-bench-pw-2718}
 CERT=$OUT/cert.pem
 KEY=$OUT/key.pem
 USERS=$OUT/users          # login:{BLF-CRYPT}$2y$10$... for Postern, Dovecot and the auth_http helper
+
+# peer_pids PEER: the root PIDs of PEER's process tree, for --cpu-pids
+# (Postfix: its master and Dovecot; nginx: master and its auth_http helper).
+peer_pids() {
+  local p=$1
+  case $p in
+    postfix) echo "$(tr -d ' ' <"$OUT/postfix/queue/pid/master.pid" 2>/dev/null),$(pid_of dovecot)" ;;
+    nginx) echo "$(pid_of nginx),$(pid_of authhttp)" ;;
+    nginx-fastauth) echo "$(pid_of nginx-fastauth),$(pid_of authhttp-fastauth)" ;;
+    *) pid_of "$p" ;;
+  esac
+}
 
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 

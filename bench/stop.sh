@@ -3,7 +3,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 stop_postfix
-for name in profile postern postern-nocache haraka nginx authhttp dovecot sink; do
+for name in profile storm-postern postern postern-before postern-nocache haraka nginx authhttp nginx-fastauth authhttp-fastauth dovecot sink-starttls sink; do
   stop_pid "$name"
 done
 log "stopped"

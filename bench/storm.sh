@@ -10,6 +10,8 @@
 #
 # Loopback only; every process is stopped by its recorded PID. Each run is
 # capped at STORM_MAX (default 120s) by the load generator's --duration.
+# bench/run.sh runs it as workload W5 (SKIP_SETUP=1, and the sink it already
+# started is used and left running) and takes its JSON lines.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 N=${STORM_USERS:-500}
@@ -17,29 +19,33 @@ C=${STORM_CONC:-50}
 ROUNDS=${ROUNDS:-1}
 MAX=${STORM_MAX:-120s}
 [ "${SKIP_SETUP:-}" = 1 ] || "$here/setup.sh"
-trap 'stop_pid storm-postern; stop_pid sink' EXIT
+own_sink=0
+trap 'stop_pid storm-postern; [ $own_sink = 0 ] || stop_pid sink' EXIT
 
 storm_users=$OUT/storm-users-$N logins=$OUT/storm-logins-$N
 if [ ! -s "$logins" ]; then
   log "hashing $N bcrypt cost-10 passwords"
   "$BIN/postern-bench" storm-users --n "$N" --users "$storm_users" --logins "$logins"
 fi
-"$here/start-sink.sh"
+if ! { pid=$(pid_of sink) && [ -n "$pid" ] && alive "$pid"; }; then
+  "$here/start-sink.sh"
+  own_sink=1
+fi
 
 # one_run CAP: a fresh Postern with --auth-concurrency CAP (empty: the
 # default), one storm, its JSON line on stdout.
 one_run() {
   local cap=$1 args=()
   [ -z "$cap" ] || args=(--auth-concurrency "$cap")
-  port_free "$POSTERN_PORT"
+  port_free "$STORM_PORT"
   # --auth-max-failures: the whole storm comes from 127.0.0.1, and in-flight
   # AUTHs count against that address until they succeed.
   start_bg storm-postern "$BIN/postern" serve --hostname bench.test \
-    --listen "starttls=127.0.0.1:$POSTERN_PORT" --upstream "127.0.0.1:$SINK_PORT" \
+    --listen "starttls=127.0.0.1:$STORM_PORT" --upstream "127.0.0.1:$SINK_PORT" \
     --users "$storm_users" --tls-cert "$CERT" --tls-key "$KEY" \
     --max-connections-per-ip 0 --auth-max-failures 100000 --log-level warn "${args[@]}"
-  wait_port "$POSTERN_PORT"
-  "$BIN/postern-bench" --addr "127.0.0.1:$POSTERN_PORT" --insecure --server-name bench.test \
+  wait_port "$STORM_PORT"
+  "$BIN/postern-bench" --addr "127.0.0.1:$STORM_PORT" --insecure --server-name bench.test \
     --logins "$logins" --connections "$N" --concurrency "$C" --messages-per-conn 0 \
     --duration "$MAX" --timeout 60s --workload W5 --label "auth-concurrency=${cap:-default}" --json
   stop_pid storm-postern

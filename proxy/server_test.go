@@ -300,7 +300,9 @@ func TestUpstreamFailures(t *testing.T) {
 		env := startServer(t, proxytest.UpstreamOptions{})
 		env.up.Close()
 		c := dialClient(t, env.starttls, false).ready(testUser, testPass)
-		c.cmd("MAIL FROM:<"+testUser+">", 451, "4.4.1")
+		// MAIL goes upstream with the first RCPT: the failure is its reply.
+		c.cmd("MAIL FROM:<"+testUser+">", 250, "")
+		c.cmd("RCPT TO:<bob@example.test>", 451, "4.4.1")
 	})
 	t.Run("closes mid-DATA", func(t *testing.T) {
 		env := startServer(t, proxytest.UpstreamOptions{DropAfterBytes: 1000})

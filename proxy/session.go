@@ -43,6 +43,12 @@ type session struct {
 
 	smtputf8 bool // the current MAIL had SMTPUTF8 (RFC 6531): non-ASCII addresses allowed
 
+	// The upstream MAIL travels with the first RCPT (upstream.mailRcpt):
+	// mail holds it until then; mailRefused is the upstream's refusal of
+	// it, the answer to every RCPT of this transaction.
+	mail        *pendingMail
+	mailRefused *smtp.SMTPError
+
 	// per message
 	msgID   string
 	from    string
@@ -217,20 +223,29 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	// From here to the end of the message go-smtp counts a transaction,
 	// which a shutdown lets finish (go-smtp patches/0017).
-	if err := s.openUpstream(from, opts); err != nil {
-		if lim != nil {
-			lim.ReleaseMessage(s.login)
-		}
-		return err
-	}
+	//
+	// Nothing goes upstream yet: MAIL is sent with the first RCPT, one
+	// round trip for both. An upstream refusal of MAIL is then the reply
+	// to RCPT (as Postfix's smtpd_delay_reject gives it), so DATA is never
+	// reached and the client never hears 250 for a refused message. A
+	// MAIL followed by RSET or QUIT costs the upstream nothing.
+	s.mail, s.mailRefused = &pendingMail{from: from, opts: opts}, nil
 	s.msgID, s.from, s.rcpts, s.started = newID(), from, 0, time.Now()
 	return nil
 }
 
-// openUpstream starts the upstream transaction, reusing this session's
-// upstream connection when there is one. A reused connection may have been
-// closed by the upstream's idle timeout meanwhile: then dial once more.
-func (s *session) openUpstream(from string, opts *smtp.MailOptions) error {
+// pendingMail is a client's MAIL not yet sent upstream.
+type pendingMail struct {
+	from string
+	opts *smtp.MailOptions
+}
+
+// openUpstream starts the upstream transaction with its first recipient,
+// reusing this session's upstream connection when there is one. A reused
+// connection may have been closed by the upstream's idle timeout
+// meanwhile: then dial once more. It returns the reply to the RCPT; when
+// MAIL failed, that failure is the reply to every RCPT of the transaction.
+func (s *session) openUpstream(m *pendingMail, to string, ropts *smtp.RcptOptions) error {
 	for attempt := 0; attempt < 2; attempt++ {
 		up := s.upstream()
 		if up == nil && attempt == 0 {
@@ -244,28 +259,32 @@ func (s *session) openUpstream(from string, opts *smtp.MailOptions) error {
 			s.srv.cfg.Metrics.upstreamReply("connect", replyCode(err))
 			if err != nil {
 				s.log.Error("upstream unavailable", "err", err)
-				return replyUpstreamUnavailable
+				s.mailRefused = replyUpstreamUnavailable
+				return s.mailRefused
 			}
 			s.srv.cfg.Metrics.upstreamTime("connect", start)
 		}
 		s.setUpstream(up)
-		err := up.mail(from, opts)
-		s.srv.cfg.Metrics.upstreamReply("mail", replyCode(err))
-		if err == nil {
-			return nil
+		mailErr, rcptErr := up.mailRcpt(m.from, m.opts, to, ropts)
+		s.srv.cfg.Metrics.upstreamReply("mail", replyCode(mailErr))
+		if mailErr == nil {
+			return s.rcptResult(up, rcptErr)
 		}
-		reply, fromUpstream := upstreamReply(err, replyUpstreamUnavailable)
+		reply, fromUpstream := upstreamReply(mailErr, replyUpstreamUnavailable)
 		if fromUpstream {
-			s.log.Info("upstream refused sender", "from", from, "code", reply.Code)
+			s.log.Info("upstream refused sender", "from", m.from, "code", reply.Code)
+			s.mailRefused = reply
 			return reply
 		}
 		s.dropUpstream(up)
 		if !reused {
-			s.log.Error("upstream MAIL failed", "err", err)
+			s.log.Error("upstream MAIL failed", "err", mailErr)
+			s.mailRefused = reply
 			return reply
 		}
 	}
-	return replyUpstreamUnavailable
+	s.mailRefused = replyUpstreamUnavailable
+	return s.mailRefused
 }
 
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
@@ -277,9 +296,15 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return replyBadRecipient
 	}
 	to = rcpt.String()
-	up := s.upstream()
-	if up == nil {
-		return replyUpstreamFailed
+	if s.mailRefused != nil {
+		return s.mailRefused
+	}
+	m := s.mail
+	var up *upstream
+	if m == nil {
+		if up = s.upstream(); up == nil {
+			return replyUpstreamFailed
+		}
 	}
 	lim := s.limits()
 	if lim != nil {
@@ -287,7 +312,24 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 			return err
 		}
 	}
-	err := up.rcpt(to, opts)
+	if m != nil {
+		s.mail = nil
+		err := s.openUpstream(m, to, opts)
+		if s.mailRefused != nil && lim != nil {
+			// The upstream refused the MAIL (or was not reached): neither
+			// the message nor this recipient was sent, so neither counts.
+			lim.RecipientDone(s.login, s.cc.clientIP(), false, false)
+			lim.ReleaseMessage(s.login)
+		}
+		return err
+	}
+	return s.rcptResult(up, up.rcpt(to, opts))
+}
+
+// rcptResult turns the upstream's answer to a RCPT into the client's reply,
+// and gives the recipient's reservation back when the upstream refused it.
+func (s *session) rcptResult(up *upstream, err error) error {
+	lim := s.limits()
 	s.srv.cfg.Metrics.upstreamReply("rcpt", replyCode(err))
 	if lim != nil {
 		lim.RecipientDone(s.login, s.cc.clientIP(), err == nil || isUpstreamReply(err), err != nil)
@@ -501,6 +543,7 @@ func (s *session) Reset() {
 		s.dropUpstream(up)
 	}
 	s.from, s.rcpts, s.msgID = "", 0, ""
+	s.mail, s.mailRefused = nil, nil
 	s.cc.endData()
 }
 

@@ -161,18 +161,21 @@ func upstreamTLSConfig(cfg UpstreamConfig) *tls.Config {
 	return conf
 }
 
-// mail starts a transaction.
-func (u *upstream) mail(from string, opts *smtp.MailOptions) error {
+// mailRcpt starts a transaction with its first recipient in one round
+// trip: MAIL and RCPT in one write when the upstream offers PIPELINING
+// (RFC 2920). mailErr is MAIL's outcome; if it is not nil there is no
+// transaction and rcptErr is the upstream's answer to the orphan RCPT.
+func (u *upstream) mailRcpt(from string, mopts *smtp.MailOptions, to string, ropts *smtp.RcptOptions) (mailErr, rcptErr error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.aborted.Load() {
-		return errUpstreamAborted
+		return errUpstreamAborted, errUpstreamAborted
 	}
-	err := u.client.Mail(from, opts)
-	if err == nil {
+	mailErr, rcptErr = u.client.MailRcpt(from, mopts, to, ropts)
+	if mailErr == nil {
 		u.inTransaction = true
 	}
-	return u.checked(err)
+	return u.checked(mailErr), u.checked(rcptErr)
 }
 
 // rcpt adds a recipient to the open transaction.

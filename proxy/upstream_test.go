@@ -22,11 +22,8 @@ func startData(t *testing.T, fake *proxytest.Upstream) (*upstream, *io.PipeWrite
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := up.mail("alice@example.test", nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := up.rcpt("bob@example.test", nil); err != nil {
-		t.Fatal(err)
+	if mailErr, rcptErr := up.mailRcpt("alice@example.test", nil, "bob@example.test", nil); mailErr != nil || rcptErr != nil {
+		t.Fatal(mailErr, rcptErr)
 	}
 	pr, pw := io.Pipe()
 	started := make(chan struct{})
@@ -87,7 +84,7 @@ func TestUpstreamAbandonedDataNeverFinished(t *testing.T) {
 			if up.idle() {
 				t.Fatal("an upstream whose message was abandoned is offered for reuse")
 			}
-			if err := up.mail("alice@example.test", nil); err == nil {
+			if err, _ := up.mailRcpt("alice@example.test", nil, "bob@example.test", nil); err == nil {
 				t.Fatal("an aborted upstream still starts transactions")
 			}
 		})

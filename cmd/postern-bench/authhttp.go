@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"crypto/subtle"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -18,6 +20,12 @@ type authHTTP struct {
 	users  map[string][]byte // login -> bcrypt hash
 	server string            // Auth-Server (an IP address: nginx does not resolve it)
 	port   string            // Auth-Port
+	// fast answers from memory (nginx-fastauth): a login whose password
+	// was verified once is compared in memory afterwards, never hashed
+	// again — what Postern's credential cache does, nginx's best case.
+	fast     bool
+	mu       sync.Mutex
+	verified map[string]string // login -> password verified with bcrypt
 }
 
 func loadBcryptUsers(r io.Reader) (map[string][]byte, error) {
@@ -60,10 +68,9 @@ func newAuthHTTP(usersFile, upstream string) (*authHTTP, error) {
 }
 
 func (a *authHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	user := r.Header.Get("Auth-User")
+	user := strings.ToLower(r.Header.Get("Auth-User"))
 	pass := r.Header.Get("Auth-Pass")
-	hash, ok := a.users[strings.ToLower(user)]
-	if !ok || bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil {
+	if !a.check(user, pass) {
 		w.Header().Set("Auth-Status", "Invalid login or password")
 		w.Header().Set("Auth-Error-Code", "535 5.7.8")
 		w.Header().Set("Auth-Wait", "1")
@@ -72,4 +79,30 @@ func (a *authHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Auth-Status", "OK")
 	w.Header().Set("Auth-Server", a.server)
 	w.Header().Set("Auth-Port", a.port)
+}
+
+// check verifies a password: with bcrypt every time, or with fast, with
+// bcrypt the first time and in memory (constant time) after that.
+func (a *authHTTP) check(user, pass string) bool {
+	if a.fast {
+		a.mu.Lock()
+		known, ok := a.verified[user]
+		a.mu.Unlock()
+		if ok && subtle.ConstantTimeCompare([]byte(known), []byte(pass)) == 1 {
+			return true
+		}
+	}
+	hash, ok := a.users[user]
+	if !ok || bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil {
+		return false
+	}
+	if a.fast {
+		a.mu.Lock()
+		if a.verified == nil {
+			a.verified = map[string]string{}
+		}
+		a.verified[user] = pass
+		a.mu.Unlock()
+	}
+	return true
 }

@@ -29,6 +29,7 @@ type loadConfig struct {
 	Idle            int           // W4: hold this many sessions open after AUTH
 	Hold            time.Duration // ... for this long
 	RSSPID          int           // sample this process's memory (Linux /proc)
+	CPUPIDs         []int         // sample the CPU time of these process trees (Linux /proc)
 	Label, Workload string
 	// Logins (W5, --logins): connection i logs in as Logins[i mod len], so
 	// a run of len(Logins) connections logs each one in once.
@@ -116,6 +117,15 @@ func runLoad(ctx context.Context, cfg loadConfig) (Summary, error) {
 		}
 		base = m
 	}
+	cpu := cpuSampler{proc: "/proc", roots: cfg.CPUPIDs}
+	var cpuBefore float64
+	if len(cfg.CPUPIDs) > 0 {
+		v, err := cpu.sample()
+		if err != nil {
+			return Summary{}, err
+		}
+		cpuBefore = v
+	}
 	msg := buildMessage(cfg.From, cfg.To, cfg.Size)
 	tc := cfg.tlsConfig()
 	rec := &recorder{}
@@ -136,6 +146,14 @@ func runLoad(ctx context.Context, cfg loadConfig) (Summary, error) {
 			if m, err := readMem(cfg.RSSPID); err == nil {
 				s.RSSBaseKiB, s.RSSPeakKiB, s.HWMKiB = base.RSS, m.RSS, m.HWM
 				s.HWMGrowKiB = m.HWM - base.RSS
+			}
+		}
+	}
+	if len(cfg.CPUPIDs) > 0 {
+		if v, err := cpu.sample(); err == nil {
+			s.CPUms = v - cpuBefore
+			if s.Messages > 0 {
+				s.CPUmsPerMsg = s.CPUms / float64(s.Messages)
 			}
 		}
 	}

@@ -3,7 +3,8 @@
 //
 //	postern-bench [load flags]                 run a workload against --addr
 //	postern-bench sink --listen ADDR           the common upstream: accepts and discards
-//	postern-bench authhttp --listen ADDR --users FILE --upstream IP:PORT
+//	                   [--tls-cert F --tls-key F]  ... and offers STARTTLS (the sink-starttls ceiling)
+//	postern-bench authhttp --listen ADDR --users FILE --upstream IP:PORT [--fast]
 //	                                           nginx mail proxy's auth_http service
 //	postern-bench storm-users --n N --users FILE --logins FILE
 //	                                           W5's N distinct bcrypt users and their passwords
@@ -13,6 +14,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -74,6 +76,7 @@ func runLoadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.IntVar(&c.Idle, "idle", 0, "W4: open N sessions, AUTH, hold them idle for --hold, then QUIT (no messages)")
 	fs.DurationVar(&c.Hold, "hold", 10*time.Second, "how long --idle sessions are held")
 	fs.IntVar(&c.RSSPID, "rss-pid", 0, "sample this `PID`'s VmRSS/VmHWM (before, during --idle, after)")
+	cpuPIDs := fs.String("cpu-pids", "", "sample the CPU time (/proc utime+stime) of these `PIDS`' process trees before and after; comma-separated")
 	fs.StringVar(&c.Label, "label", "", "name of the peer, copied into the JSON line")
 	fs.StringVar(&c.Workload, "workload", "", "name of the workload, copied into the JSON line")
 	loginsFile := fs.String("logins", "", "W5: `FILE` of login:password lines; connection i logs in as line i (mod the count), overriding --user")
@@ -91,6 +94,11 @@ func runLoadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	pids, err := parsePIDs(*cpuPIDs)
+	if err != nil {
+		return err
+	}
+	c.CPUPIDs = pids
 	s, err := runLoad(ctx, c)
 	if err != nil {
 		return err
@@ -105,10 +113,20 @@ func runSinkCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("postern-bench sink", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("listen", "127.0.0.1:2500", "`ADDR` to listen on")
+	cert := fs.String("tls-cert", "", "with --tls-key: offer STARTTLS with this certificate (the sink-starttls ceiling)")
+	key := fs.String("tls-key", "", "private key of --tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	s, err := startSink(*addr)
+	var tc *tls.Config
+	if *cert != "" || *key != "" {
+		pair, err := tls.LoadX509KeyPair(*cert, *key)
+		if err != nil {
+			return fmt.Errorf("sink: %w", err)
+		}
+		tc = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	}
+	s, err := startSinkTLS(*addr, tc, false)
 	if err != nil {
 		return err
 	}
@@ -125,10 +143,14 @@ func runAuthHTTPCmd(ctx context.Context, args []string, stderr io.Writer) error 
 	addr := fs.String("listen", "127.0.0.1:9180", "`ADDR` to listen on")
 	users := fs.String("users", "", "passwd-file with bcrypt hashes (login:{BLF-CRYPT}$2y$...)")
 	upstream := fs.String("upstream", "", "`IP:PORT` nginx is sent to after a successful login")
+	fast := fs.Bool("fast", false, "answer from memory: bcrypt once per login and password, then a comparison in memory (nginx-fastauth, its best case)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	h, err := newAuthHTTP(*users, *upstream)
+	if h != nil {
+		h.fast = *fast
+	}
 	if err != nil {
 		return err
 	}

@@ -22,10 +22,9 @@ type sink struct {
 	bytes    atomic.Int64
 }
 
-func startSink(addr string) (*sink, error) { return startSinkTLS(addr, nil, false) }
-
-// startSinkTLS is the sink with STARTTLS offered (tc != nil) or implicit TLS;
-// the tests use it as a stand-in for a peer.
+// startSinkTLS starts the sink: plain (tc nil), with STARTTLS offered
+// (tc, the sink-starttls ceiling) or with implicit TLS (tests use it as a
+// stand-in for a peer).
 func startSinkTLS(addr string, tc *tls.Config, implicit bool) (*sink, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

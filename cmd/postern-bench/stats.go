@@ -119,6 +119,10 @@ type Summary struct {
 	HWMKiB     int64    `json:"hwm_kib,omitempty"`        // target's VmHWM (peak RSS) after the run
 	KiBPerIdle float64  `json:"kib_per_idle,omitempty"`   // (rss - base) / idle sessions held
 	HWMGrowKiB int64    `json:"hwm_growth_kib,omitempty"` // hwm - base
+	// CPU time of the --cpu-pids process trees over the run (user+system,
+	// reaped children included), and per accepted message.
+	CPUms       float64 `json:"cpu_ms,omitempty"`
+	CPUmsPerMsg float64 `json:"cpu_ms_per_msg,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -177,6 +181,9 @@ func (s Summary) write(w io.Writer) error {
 		s.MsgP50, s.MsgP90, s.MsgP99, s.SetupP50, s.SetupP99, s.SetupMax)
 	if s.HWMKiB > 0 {
 		fmt.Fprintf(&b, "target peak RSS (VmHWM) %d KiB, growth %d KiB over %d KiB at start\n", s.HWMKiB, s.HWMGrowKiB, s.RSSBaseKiB)
+	}
+	if s.CPUms > 0 {
+		fmt.Fprintf(&b, "target CPU %.0f ms, %.3f ms per message\n", s.CPUms, s.CPUmsPerMsg)
 	}
 	fmt.Fprintf(&b, "errors %d", s.Errors)
 	for _, t := range s.ErrorTexts {

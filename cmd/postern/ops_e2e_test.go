@@ -781,11 +781,15 @@ func TestOpsMetricsE2E(t *testing.T) {
 	if code := healthcheck("/healthz"); code != 0 {
 		t.Errorf("healthcheck /healthz with Postfix stopped: exit %d", code)
 	}
-	// A message meanwhile: 451 at MAIL, counted as an upstream connect error.
+	// A message meanwhile: MAIL goes upstream with the first RCPT, so the
+	// 451 is RCPT's reply, counted as an upstream connect error.
 	c = dialAuth(t, p.StartTLS, aliceLogin, alicePass)
 	var se *smtp.SMTPError
-	if err := c.Mail(aliceLogin, nil); !errors.As(err, &se) || se.Code != 451 {
-		t.Errorf("MAIL with Postfix stopped: %v, want 451", err)
+	if err := c.Mail(aliceLogin, nil); err != nil {
+		t.Errorf("MAIL with Postfix stopped: %v, want 250 (nothing is sent upstream before RCPT)", err)
+	}
+	if err := c.Rcpt("friend@example.test", nil); !errors.As(err, &se) || se.Code != 451 {
+		t.Errorf("RCPT with Postfix stopped: %v, want 451", err)
 	}
 	c.Close()
 	m, _ := opsScrape(t, base+"/metrics")
@@ -951,7 +955,8 @@ func TestOpsUpstreamTLSPostfixE2E(t *testing.T) {
 	wrong := startPostern(t, pf.Addr, "--upstream-tls", "starttls", "--upstream-tls-ca", otherCA)
 	c = dialFrom(t, wrong.StartTLS, "127.0.0.1")
 	expectReply(t, "AUTH", c.auth(aliceLogin, alicePass), "235")
-	expectReply(t, "MAIL with an unverifiable upstream", c.cmd("MAIL FROM:<"+aliceLogin+">"), "451 4.4.1")
+	expectReply(t, "MAIL with an unverifiable upstream", c.cmd("MAIL FROM:<"+aliceLogin+">"), "250")
+	expectReply(t, "RCPT with an unverifiable upstream", c.cmd("RCPT TO:<friend@example.test>"), "451 4.4.1")
 	wrong.waitLog(t, "certificate", 10*time.Second)
 	pf.WaitQueueEmpty(t, 10*time.Second)
 	if got := len(pf.Messages(t)); got != 1 {

@@ -48,7 +48,9 @@ func TestUpstreamStartTLSXCLIENTPostfixE2E(t *testing.T) {
 	wrong := startPostern(t, pf.Addr, "--upstream-xclient", "--upstream-tls", "starttls", "--upstream-tls-ca", otherCA)
 	c = dialFrom(t, wrong.StartTLS, "127.0.0.1")
 	expectReply(t, "AUTH", c.auth(aliceLogin, alicePass), "235")
-	expectReply(t, "MAIL with an unverifiable upstream", c.cmd("MAIL FROM:<"+aliceLogin+">"), "451 4.4.1")
+	// MAIL goes upstream with the first RCPT: the failure is RCPT's reply.
+	expectReply(t, "MAIL with an unverifiable upstream", c.cmd("MAIL FROM:<"+aliceLogin+">"), "250")
+	expectReply(t, "RCPT with an unverifiable upstream", c.cmd("RCPT TO:<friend@example.test>"), "451 4.4.1")
 	wrong.waitLog(t, "certificate", 10*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	if got := len(pf.Messages(t)); got != 1 {
@@ -70,7 +72,8 @@ func TestUpstreamStartTLSNotOfferedPostfixE2E(t *testing.T) {
 			p := startPostern(t, pf.Addr, flags...)
 			c := dialFrom(t, p.StartTLS, "127.0.0.1")
 			expectReply(t, "AUTH", c.auth(aliceLogin, alicePass), "235")
-			expectReply(t, "MAIL with an upstream without STARTTLS", c.cmd("MAIL FROM:<"+aliceLogin+">"), "451 4.4.1")
+			expectReply(t, "MAIL with an upstream without STARTTLS", c.cmd("MAIL FROM:<"+aliceLogin+">"), "250")
+			expectReply(t, "RCPT with an upstream without STARTTLS", c.cmd("RCPT TO:<friend@example.test>"), "451 4.4.1")
 			p.waitLog(t, "STARTTLS", 10*time.Second)
 		})
 	}

@@ -464,10 +464,30 @@ func (c *Client) Mail(from string, opts *MailOptions) error {
 	if err := c.hello(); err != nil {
 		return err
 	}
+	cmd, err := c.mailCommand(from, opts)
+	if err != nil {
+		return err
+	}
+	if _, _, err := c.cmd(250, "%s", cmd); err != nil {
+		return err
+	}
+
+	// A new transaction has started, forget the previous recipients.
+	c.rcpts = nil
+
+	return nil
+}
+
+// mailCommand builds the MAIL command line, after EHLO.
+func (c *Client) mailCommand(from string, opts *MailOptions) (string, error) {
+	if err := validateLine(from); err != nil {
+		return "", err
+	}
 
 	var sb strings.Builder
-	// A high enough power of 2 than 510+14+26+11+9+9+39+500
-	sb.Grow(2048)
+	// Room for the address and the usual parameters: the longest
+	// possible command (2 KiB) was allocated for every message.
+	sb.Grow(len(from) + 64)
 	fmt.Fprintf(&sb, "MAIL FROM:<%s>", from)
 	if _, ok := c.ext["8BITMIME"]; ok {
 		sb.WriteString(" BODY=8BITMIME")
@@ -479,14 +499,14 @@ func (c *Client) Mail(from string, opts *MailOptions) error {
 		if _, ok := c.ext["REQUIRETLS"]; ok {
 			sb.WriteString(" REQUIRETLS")
 		} else {
-			return errors.New("smtp: server does not support REQUIRETLS")
+			return "", errors.New("smtp: server does not support REQUIRETLS")
 		}
 	}
 	if opts != nil && opts.UTF8 {
 		if _, ok := c.ext["SMTPUTF8"]; ok {
 			sb.WriteString(" SMTPUTF8")
 		} else {
-			return errors.New("smtp: server does not support SMTPUTF8")
+			return "", errors.New("smtp: server does not support SMTPUTF8")
 		}
 	}
 	if _, ok := c.ext["DSN"]; ok && opts != nil {
@@ -496,11 +516,11 @@ func (c *Client) Mail(from string, opts *MailOptions) error {
 		case "":
 			// This space is intentionally left blank
 		default:
-			return errors.New("smtp: Unknown RET parameter value")
+			return "", errors.New("smtp: Unknown RET parameter value")
 		}
 		if opts.EnvelopeID != "" {
 			if !isPrintableASCII(opts.EnvelopeID) {
-				return errors.New("smtp: Malformed ENVID parameter value")
+				return "", errors.New("smtp: Malformed ENVID parameter value")
 			}
 			fmt.Fprintf(&sb, " ENVID=%s", encodeXtext(opts.EnvelopeID))
 		}
@@ -517,10 +537,10 @@ func (c *Client) Mail(from string, opts *MailOptions) error {
 		// by-time      = ["-" / "+"]1*9digit ; a negative or zero value is not
 		//				      ; allowed with a by-mode of "R"
 		if opts.DeliverBy.Mode == DeliverByReturn && (by < 1 || by > 999999999) {
-			return errors.New("smtp: DELIVERBY mode must be between 1 and 999999999 with return mode")
+			return "", errors.New("smtp: DELIVERBY mode must be between 1 and 999999999 with return mode")
 		}
 		if opts.DeliverBy.Mode == DeliverByNotify && (by < -999999999 || by > 999999999) {
-			return errors.New("smtp: DELIVERBY mode must be between -999999999 and 999999999 with notify mode")
+			return "", errors.New("smtp: DELIVERBY mode must be between -999999999 and 999999999 with notify mode")
 		}
 		arg := fmt.Sprintf(" BY=%d;%s", by, opts.DeliverBy.Mode)
 		if opts.DeliverBy.Trace {
@@ -530,18 +550,11 @@ func (c *Client) Mail(from string, opts *MailOptions) error {
 	}
 	if _, ok := c.ext["MT-PRIORITY"]; ok && opts != nil && opts.MTPriority != nil {
 		if *opts.MTPriority < -9 || *opts.MTPriority > 9 {
-			return errors.New("smtp: MT-PRIORITY must be between -9 and 9")
+			return "", errors.New("smtp: MT-PRIORITY must be between -9 and 9")
 		}
 		sb.WriteString(fmt.Sprintf(" MT-PRIORITY=%d", *opts.MTPriority))
 	}
-	if _, _, err := c.cmd(250, "%s", sb.String()); err != nil {
-		return err
-	}
-
-	// A new transaction has started, forget the previous recipients.
-	c.rcpts = nil
-
-	return nil
+	return sb.String(), nil
 }
 
 // Rcpt issues a RCPT command to the server using the provided email address.
@@ -553,19 +566,32 @@ func (c *Client) Mail(from string, opts *MailOptions) error {
 //
 // If server returns an error, it will be of type *SMTPError.
 func (c *Client) Rcpt(to string, opts *RcptOptions) error {
-	if err := validateLine(to); err != nil {
+	cmd, err := c.rcptCommand(to, opts)
+	if err != nil {
 		return err
+	}
+	if _, _, err := c.cmd(25, "%s", cmd); err != nil {
+		return err
+	}
+	c.rcpts = append(c.rcpts, to)
+	return nil
+}
+
+// rcptCommand builds the RCPT command line.
+func (c *Client) rcptCommand(to string, opts *RcptOptions) (string, error) {
+	if err := validateLine(to); err != nil {
+		return "", err
 	}
 
 	var sb strings.Builder
-	// A high enough power of 2 than 510+29+501
-	sb.Grow(2048)
+	// Room for the address and the usual parameters (see Mail).
+	sb.Grow(len(to) + 64)
 	fmt.Fprintf(&sb, "RCPT TO:<%s>", to)
 	if _, ok := c.ext["DSN"]; ok && opts != nil {
 		if len(opts.Notify) != 0 {
 			sb.WriteString(" NOTIFY=")
 			if err := checkNotifySet(opts.Notify); err != nil {
-				return errors.New("smtp: Malformed NOTIFY parameter value")
+				return "", errors.New("smtp: Malformed NOTIFY parameter value")
 			}
 			for i, v := range opts.Notify {
 				if i != 0 {
@@ -579,7 +605,7 @@ func (c *Client) Rcpt(to string, opts *RcptOptions) error {
 			switch opts.OriginalRecipientType {
 			case DSNAddressTypeRFC822:
 				if !isPrintableASCII(opts.OriginalRecipient) {
-					return errors.New("smtp: Illegal address")
+					return "", errors.New("smtp: Illegal address")
 				}
 				enc = encodeXtext(opts.OriginalRecipient)
 			case DSNAddressTypeUTF8:
@@ -589,7 +615,7 @@ func (c *Client) Rcpt(to string, opts *RcptOptions) error {
 					enc = encodeUTF8AddrXtext(opts.OriginalRecipient)
 				}
 			default:
-				return errors.New("smtp: Unknown address type")
+				return "", errors.New("smtp: Unknown address type")
 			}
 			fmt.Fprintf(&sb, " ORCPT=%s;%s", string(opts.OriginalRecipientType), enc)
 		}
@@ -597,11 +623,61 @@ func (c *Client) Rcpt(to string, opts *RcptOptions) error {
 	if _, ok := c.ext["RRVS"]; ok && opts != nil && !opts.RequireRecipientValidSince.IsZero() {
 		sb.WriteString(fmt.Sprintf(" RRVS=%s", opts.RequireRecipientValidSince.Format(time.RFC3339)))
 	}
-	if _, _, err := c.cmd(25, "%s", sb.String()); err != nil {
-		return err
+	return sb.String(), nil
+}
+
+// MailRcpt starts a mail transaction with its first recipient: MAIL and
+// RCPT in one write when the server supports PIPELINING (RFC 2920), one
+// round trip instead of two; otherwise Mail, then Rcpt if MAIL succeeded.
+//
+// mailErr is MAIL's outcome: if it is not nil, no transaction was started
+// and rcptErr is the server's answer to a RCPT without MAIL (or nil, when
+// RCPT was not sent). If mailErr is nil, rcptErr is RCPT's outcome, as
+// from Rcpt. Replies the server refuses with are of type *SMTPError.
+func (c *Client) MailRcpt(from string, mailOpts *MailOptions, to string, rcptOpts *RcptOptions) (mailErr, rcptErr error) {
+	if err := validateLine(from); err != nil {
+		return err, nil
 	}
-	c.rcpts = append(c.rcpts, to)
-	return nil
+	if err := c.hello(); err != nil {
+		return err, nil
+	}
+	mail, err := c.mailCommand(from, mailOpts)
+	if err != nil {
+		return err, nil
+	}
+	rcpt, rcptBuildErr := c.rcptCommand(to, rcptOpts)
+	if _, ok := c.ext["PIPELINING"]; !ok || rcptBuildErr != nil {
+		if err := c.Mail(from, mailOpts); err != nil {
+			return err, nil
+		}
+		if rcptBuildErr != nil {
+			return nil, rcptBuildErr
+		}
+		return nil, c.Rcpt(to, rcptOpts)
+	}
+
+	c.conn.SetDeadline(time.Now().Add(c.CommandTimeout))
+	defer c.conn.SetDeadline(time.Time{})
+	c.closeDot()
+	id, err := c.text.Cmd("%s\r\n%s", mail, rcpt)
+	if err != nil {
+		return err, err
+	}
+	c.text.StartResponse(id)
+	defer c.text.EndResponse(id)
+	if _, _, mailErr = c.readResponse(250); mailErr != nil {
+		if _, ok := mailErr.(*SMTPError); !ok {
+			return mailErr, mailErr // the connection's state is unknown
+		}
+	} else {
+		// A new transaction has started, forget the previous recipients.
+		c.rcpts = nil
+	}
+	_, _, rcptErr = c.readResponse(25)
+	if mailErr == nil && rcptErr == nil {
+		c.rcpts = append(c.rcpts, to)
+	}
+	return mailErr, rcptErr
 }
 
 // DataCommand is a pending DATA command. DataCommand is an io.WriteCloser.

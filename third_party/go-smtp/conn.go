@@ -55,6 +55,11 @@ type Conn struct {
 	stateLocker sync.Mutex
 	stop        int  // running, stopIdle or stopAlways
 	idle        bool // reading a command outside a mail transaction
+
+	// mayHoldReply is set while MAIL, RCPT or RSET is handled: a positive
+	// reply to one of them may stay in the write buffer while the client's
+	// next command is already buffered (see writeResponse).
+	mayHoldReply bool
 }
 
 func newConn(c net.Conn, s *Server) *Conn {
@@ -69,7 +74,7 @@ func newConn(c net.Conn, s *Server) *Conn {
 
 func (c *Conn) init() {
 	c.lineLimitReader = &lineLimitReader{
-		R:         c.conn,
+		R:         flushBeforeRead{c: c, r: c.conn},
 		LineLimit: c.server.MaxLineLength,
 	}
 	rwc := struct {
@@ -120,6 +125,11 @@ func (c *Conn) handle(cmd string, arg string) {
 	}
 
 	cmd = strings.ToUpper(cmd)
+	// RFC 2920 §3.1: MAIL, RCPT and RSET may sit in the middle of a
+	// pipelined group; their replies may leave with the group's last one.
+	// Deferred after the recover above, so a 421 is never held.
+	c.mayHoldReply = cmd == "MAIL" || cmd == "RCPT" || cmd == "RSET"
+	defer func() { c.mayHoldReply = false }()
 	switch cmd {
 	case "SEND", "SOML", "SAML", "EXPN", "HELP", "TURN":
 		// These commands are not implemented in any state
@@ -1353,14 +1363,25 @@ func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 	text = strings.Split(strings.Join(text, "\n"), "\n")
 
 	lastLineIndex := len(text) - 1
+	w := c.text.W
 	for i := 0; i < lastLineIndex; i++ {
-		c.text.PrintfLine("%d-%v", code, text[i])
+		fmt.Fprintf(w, "%d-%v\r\n", code, text[i])
 	}
 	if enhCode == NoEnhancedCode {
-		c.text.PrintfLine("%d %v", code, text[lastLineIndex])
+		fmt.Fprintf(w, "%d %v\r\n", code, text[lastLineIndex])
 	} else {
-		c.text.PrintfLine("%d %v.%v.%v %v", code, enhCode[0], enhCode[1], enhCode[2], text[lastLineIndex])
+		fmt.Fprintf(w, "%d %v.%v.%v %v\r\n", code, enhCode[0], enhCode[1], enhCode[2], text[lastLineIndex])
 	}
+
+	// A pipelining client (RFC 2920) has sent its next command already:
+	// like Postfix, hold a positive reply to MAIL, RCPT or RSET until the
+	// buffered commands are answered, so that one write carries them all.
+	// flushBeforeRead sends it before the server waits for input, and any
+	// other reply (a refusal, DATA's 354, QUIT's 221) flushes it too.
+	if c.mayHoldReply && code/100 == 2 && c.text.R.Buffered() > 0 {
+		return
+	}
+	w.Flush()
 }
 
 func (c *Conn) writeError(code int, enhCode EnhancedCode, err error) {
@@ -1439,4 +1460,25 @@ func (c *Conn) reset() {
 
 	c.fromReceived = false
 	c.recipients = nil
+}
+
+// flushBeforeRead sends the replies writeResponse held back before the
+// connection waits for more input: a held reply never waits for the
+// client, who may be waiting for it (a command cut in two by the network,
+// a client that pipelines less than it sent).
+type flushBeforeRead struct {
+	c *Conn
+	r io.Reader
+}
+
+func (f flushBeforeRead) Read(b []byte) (int, error) {
+	if f.c.text != nil && f.c.text.W.Buffered() > 0 {
+		if t := f.c.server.WriteTimeout; t != 0 {
+			f.c.conn.SetWriteDeadline(time.Now().Add(t))
+		}
+		if err := f.c.text.W.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	return f.r.Read(b)
 }
