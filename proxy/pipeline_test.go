@@ -8,6 +8,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/postern/postern/proxy/proxytest"
+	"github.com/postern/postern/proxy/state"
 )
 
 // The upstream MAIL travels with the first RCPT (one round trip for
@@ -160,5 +161,35 @@ func TestPostfixMailRefusedAtRcpt(t *testing.T) {
 		if strings.Contains(string(m.Raw), "refused@example.test") {
 			t.Fatalf("Postfix delivered a message from the refused sender:\n%s", m.Raw)
 		}
+	}
+}
+
+// TestUpstreamMailRefusedNotCounted: with the upstream MAIL sent along with
+// the first RCPT, a MAIL the upstream refuses surfaces at RCPT; the message
+// and the recipient reserved for it were not sent, so neither counts
+// towards the login's limits (a client retrying a refused message must not
+// use up its window), while a message the upstream accepts does.
+func TestUpstreamMailRefusedNotCounted(t *testing.T) {
+	refusal := &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}
+	store := state.NewMemory(state.MemoryConfig{})
+	lim := NewLimits(LimitsConfig{Store: store, Messages: Rate{2, time.Hour}, Recipients: Rate{2, time.Hour}})
+	env := startServer(t, proxytest.UpstreamOptions{MailError: refusal}, func(c *Config) { c.Limits = lim })
+	c := dialClient(t, env.starttls, false).ready(testUser, testPass)
+	for range 5 {
+		c.cmd("MAIL FROM:<"+testUser+">", 250, "")
+		c.cmd("RCPT TO:<bob@example.test>", 451, "4.3.0 try later")
+		c.cmd("RSET", 250, "")
+	}
+	env.up.SetOptions(proxytest.UpstreamOptions{})
+	for i := range 2 {
+		if code, text := c.sendMessage(testUser, []string{"bob@example.test"}, simpleBody); code != 250 {
+			t.Fatalf("message %d after five refused ones: %d %s", i+1, code, text)
+		}
+	}
+	c.cmd("MAIL FROM:<"+testUser+">", 451, "4.7.1 Sending limit reached for "+testUser)
+	c.cmd("QUIT", 221, "")
+	env.stop()
+	if n := len(env.up.Messages()); n != 2 {
+		t.Fatalf("upstream got %d messages, want 2", n)
 	}
 }
