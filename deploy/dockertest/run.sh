@@ -74,6 +74,9 @@ explain() {
   if grep -q 'cgroups in hybrid mode not supported' "$log"; then
     echo "crun refuses this machine's hybrid cgroups: containers.conf needs [engine] runtime = \"runc\" (and runc installed)" >&2
   fi
+  if grep -q 'remount /, flags' "$log"; then
+    echo "podman's storage could not remount /: the root is not a mount point (a plain chroot?); run in a VM or container, or bind-mount the root onto itself before chroot" >&2
+  fi
 }
 # run_logged LOG CMD...: runs CMD with its output in LOG (and on stderr);
 # a failure is explained and fatal.
@@ -123,7 +126,7 @@ purge() {
   for id in $(pm volume ls -q --filter "label=com.docker.compose.project=$project"); do pm volume rm -f "$id" >/dev/null 2>&1; done
   return 0
 }
-service_pid="" pebble_pid="" cts_pid=""
+service_pid="" pebble_pid="" cts_pid="" src=""
 cleanup() {
   local rc=$?
   set +e
@@ -132,7 +135,7 @@ cleanup() {
     say "KEEP set: stack left running; DOCKER_HOST=unix://$sock, podman service PID $service_pid"
     exit $rc
   fi
-  if [ -S "$sock" ] && [ -f "$src/deploy/docker-compose.yml" ]; then
+  if [ -S "$sock" ] && [ -n "$src" ] && [ -f "$src/deploy/docker-compose.yml" ]; then
     (cd "$src/deploy" && compose down -v --timeout 5 >"$cache/logs/down.log" 2>&1)
   fi
   purge
