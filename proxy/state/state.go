@@ -61,13 +61,24 @@ type Store interface {
 	Close() error
 }
 
-// LoginKey is how a login appears in keys: SHA-256 of the case-folded login,
-// in hex. Case-folded so that varying case gives a guesser no fresh counters;
-// hashed so that a key has a bounded length and no attacker-chosen bytes, and
-// no login is stored in Redis in the clear. Callers building counter keys
-// from a login use it too (e.g. "lockout:login:"+LoginKey(login)).
+// FoldLogin is the one spelling of a login that counters, limits and
+// suspensions are kept under: lower case, with leading, trailing and
+// repeated white space dropped. A directory matches logins that way
+// (RFC 4518 §2.6.1 insignificant space, case-ignore matching), so LDAP
+// takes "alice@example.org " for alice and hands back the login as typed:
+// each spelling must not be a fresh budget or a way around a suspension.
+func FoldLogin(login string) string {
+	return strings.ToLower(strings.Join(strings.Fields(login), " "))
+}
+
+// LoginKey is how a login appears in keys: SHA-256 of the folded login
+// (FoldLogin), in hex. Folded so that varying case or spaces gives a
+// guesser no fresh counters; hashed so that a key has a bounded length and
+// no attacker-chosen bytes, and no login is stored in Redis in the clear.
+// Callers building counter keys from a login use it too (e.g.
+// "lockout:login:"+LoginKey(login)).
 func LoginKey(login string) string {
-	sum := sha256.Sum256([]byte(strings.ToLower(login)))
+	sum := sha256.Sum256([]byte(FoldLogin(login)))
 	return hex.EncodeToString(sum[:])
 }
 
