@@ -276,13 +276,14 @@ func TestSuspendedWhileLoggedIn(t *testing.T) {
 	}
 }
 
-// A directory matches a login the way LDAP does (RFC 4518 §2.6.1: leading,
-// trailing and repeated spaces are insignificant), so "alice@example.org "
-// logs in as alice with the backend's Result.Login spelled as typed. Each
+// A directory matches a login the way RFC 4518 prepares strings (NFKC,
+// case folding, insignificant spaces), so slapd logs "alice@example.org "
+// and "ａｌｉｃｅ" in as alice, the backend's Result.Login spelled as typed. Each
 // spelling must share alice's counters, limit-file entry and suspension,
 // or every extra space is a fresh budget and a way around a suspension.
 func TestLimitsLoginSpacesAreOneLogin(t *testing.T) {
-	variants := []string{" alice@example.org", "alice@example.org ", "  ALICE@example.org\t", "alice@example.org\u00a0"}
+	variants := []string{" alice@example.org", "alice@example.org ", "  ALICE@example.org\t", "alice@example.org\u00a0",
+		"ａｌｉｃｅ＠ｅｘａｍｐｌｅ.org", "AL\u0130CE@example.org", "alice@example.org\u200b"}
 	lf, err := ParseLimitFile(strings.NewReader("alice@example.org messages=2/1h\n"), "limits")
 	if err != nil {
 		t.Fatal(err)

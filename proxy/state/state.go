@@ -15,6 +15,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 	"time"
 )
 
@@ -62,13 +65,33 @@ type Store interface {
 }
 
 // FoldLogin is the one spelling of a login that counters, limits and
-// suspensions are kept under: lower case, with leading, trailing and
-// repeated white space dropped. A directory matches logins that way
-// (RFC 4518 §2.6.1 insignificant space, case-ignore matching), so LDAP
-// takes "alice@example.org " for alice and hands back the login as typed:
-// each spelling must not be a fresh budget or a way around a suspension.
+// suspensions are kept under. A directory matches logins the way RFC 4518
+// prepares strings: compatibility forms (NFKC: fullwidth "ａｌｉｃｅ" is
+// alice), case-insensitive, format characters and leading, trailing or
+// repeated spaces insignificant (§2.2, §2.6.1). LDAP then takes
+// "ＡＬＩＣＥ " for alice and hands back the login as typed: each such
+// spelling must not be a fresh budget or a way around a suspension, so it
+// is folded the same way here (more folding only ever joins spellings).
 func FoldLogin(login string) string {
-	return strings.ToLower(strings.Join(strings.Fields(login), " "))
+	s := strings.Map(foldRune, norm.NFKC.String(login))
+	return strings.Join(strings.Fields(norm.NFKC.String(s)), " ")
+}
+
+// foldRune maps r to the lower case of the smallest rune of its case
+// orbit (so ſ and s, K and the Kelvin sign K, are one), and drops format
+// characters (zero-width space, soft hyphen: mapped to nothing by RFC 4518
+// §2.2).
+func foldRune(r rune) rune {
+	if unicode.Is(unicode.Cf, r) {
+		return -1
+	}
+	min := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		if f < min {
+			min = f
+		}
+	}
+	return unicode.ToLower(min)
 }
 
 // LoginKey is how a login appears in keys: SHA-256 of the folded login
