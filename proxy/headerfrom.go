@@ -97,13 +97,22 @@ func headerFromAddresses(block headerBlock) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the header: %w", err)
 	}
-	switch n := len(msg.Header["From"]); {
+	// net/mail keeps a field name it cannot canonicalize as it came:
+	// "From :" (RFC 5322 §4.5.6 obs-from, white space before the colon)
+	// is a From: field to Postfix and to readers, not another field.
+	var from []string
+	for name, values := range msg.Header {
+		if strings.EqualFold(strings.TrimRight(name, " \t"), "From") {
+			from = append(from, values...)
+		}
+	}
+	switch n := len(from); {
 	case n == 0:
 		return nil, errors.New("no From: header")
 	case n > 1:
 		return nil, errors.New("more than one From: header") // RFC 5322 §3.6: exactly one
 	}
-	list, err := msg.Header.AddressList("From")
+	list, err := mail.ParseAddressList(from[0])
 	if err != nil {
 		return nil, fmt.Errorf("parsing the From: header: %w", err)
 	}

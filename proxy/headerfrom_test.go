@@ -46,6 +46,11 @@ func TestHeaderFromOwned(t *testing.T) {
 		{"From: ceo@bank.test\r\n", false},
 		{"From: alice@example.org, ceo@bank.test\r\n", false},
 		{"From: alice@example.org\r\nfrom: ceo@bank.test\r\n", false},
+		// RFC 5322 §4.5.6 obs-from: white space before the colon is still
+		// a From: field to Postfix and to readers.
+		{"From: alice@example.org\r\nFrom : ceo@bank.test\r\n", false},
+		{"From\t: ceo@bank.test\r\nFrom: alice@example.org\r\n", false},
+		{"From : alice@example.org\r\n", true},
 		{"Subject: no from\r\n", false},
 		{"From: not an address\r\n", false},
 		{"From: \"alice@example.org\" <ceo@bank.test>\r\n", false},
