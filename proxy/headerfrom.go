@@ -33,9 +33,18 @@ func ParseHeaderFromMode(s string) (HeaderFromMode, error) {
 }
 
 // maxHeaderBlock is how much of a message's header section is read before
-// deciding on its From: (Postfix's header_size_limit is 102400 too); a From:
-// further down is not looked for.
+// deciding on its From: (Postfix's header_size_limit is 102400 too); a
+// longer header section is not vouched for (see headerBlock).
 const maxHeaderBlock = 102400
+
+// headerBlock is the start of a message's header section, and whether it
+// is the whole section: a block cut at maxHeaderBlock (or at a line too
+// long to buffer) may be followed by more header fields, among them a
+// second From: the upstream and the recipient's reader would see.
+type headerBlock struct {
+	data     []byte
+	complete bool // ended by the empty line, or by the end of the message
+}
 
 // readHeaderBlock reads the header section of a message from r, up to and
 // including the empty line that ends it, or up to maxHeaderBlock bytes, or
@@ -43,7 +52,7 @@ const maxHeaderBlock = 102400
 // (the block, then the rest of r). Reading the block before anything goes
 // to the upstream is what lets enforce refuse a message the upstream never
 // sees.
-func readHeaderBlock(r io.Reader) (block []byte, whole io.Reader, err error) {
+func readHeaderBlock(r io.Reader) (block headerBlock, whole io.Reader, err error) {
 	br := bufio.NewReaderSize(r, 32*1024)
 	var buf bytes.Buffer
 	for buf.Len() < maxHeaderBlock {
@@ -53,39 +62,57 @@ func readHeaderBlock(r io.Reader) (block []byte, whole io.Reader, err error) {
 			break // an over-long line: the copier refuses it
 		}
 		if err == io.EOF {
+			block.complete = true
 			break
 		}
 		if err != nil {
-			return nil, nil, err
+			return headerBlock{}, nil, err
 		}
 		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			block.complete = true
 			break
 		}
 	}
-	return buf.Bytes(), io.MultiReader(bytes.NewReader(buf.Bytes()), br), nil
+	block.data = buf.Bytes()
+	return block, io.MultiReader(bytes.NewReader(block.data), br), nil
 }
 
 // headerFromAddresses returns the addresses of the From: header of a
 // header block, or an error saying why there is none to check (no From:,
 // two From: fields, unparsable).
-func headerFromAddresses(block []byte) ([]string, error) {
-	// Only complete lines, ended by an empty one, for net/mail.
-	if i := bytes.LastIndexByte(block, '\n'); i >= 0 {
-		block = block[:i+1]
-	} else {
-		block = nil
+func headerFromAddresses(block headerBlock) ([]string, error) {
+	if !block.complete {
+		// The rest of the section is not looked at: it could hold a
+		// second From: (RFC 5322 §3.6 allows one), so nothing is vouched for.
+		return nil, fmt.Errorf("header section longer than %d bytes", maxHeaderBlock)
 	}
-	msg, err := mail.ReadMessage(io.MultiReader(bytes.NewReader(block), strings.NewReader("\r\n")))
+	// Only complete lines, ended by an empty one, for net/mail.
+	data := block.data
+	if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
+		data = data[:i+1]
+	} else {
+		data = nil
+	}
+	msg, err := mail.ReadMessage(io.MultiReader(bytes.NewReader(data), strings.NewReader("\r\n")))
 	if err != nil {
 		return nil, fmt.Errorf("reading the header: %w", err)
 	}
-	switch n := len(msg.Header["From"]); {
+	// net/mail keeps a field name it cannot canonicalize as it came:
+	// "From :" (RFC 5322 §4.5.6 obs-from, white space before the colon)
+	// is a From: field to Postfix and to readers, not another field.
+	var from []string
+	for name, values := range msg.Header {
+		if strings.EqualFold(strings.TrimRight(name, " \t"), "From") {
+			from = append(from, values...)
+		}
+	}
+	switch n := len(from); {
 	case n == 0:
 		return nil, errors.New("no From: header")
 	case n > 1:
 		return nil, errors.New("more than one From: header") // RFC 5322 §3.6: exactly one
 	}
-	list, err := msg.Header.AddressList("From")
+	list, err := mail.ParseAddressList(from[0])
 	if err != nil {
 		return nil, fmt.Errorf("parsing the From: header: %w", err)
 	}
@@ -101,7 +128,7 @@ func headerFromAddresses(block []byte) ([]string, error) {
 
 // headerFromOwned checks every From: address of block against what login
 // owns; it returns "" when all are owned, else why not (for the log).
-func headerFromOwned(block []byte, m *SenderMap, login string, backendAddrs []string) (string, []string) {
+func headerFromOwned(block headerBlock, m *SenderMap, login string, backendAddrs []string) (string, []string) {
 	addrs, err := headerFromAddresses(block)
 	if err != nil {
 		return err.Error(), nil

@@ -10,8 +10,8 @@ import (
 func TestReadHeaderBlock(t *testing.T) {
 	msg := "From: a@x\r\nSubject: s\r\n\r\nbody\r\nFrom: b@y\r\n"
 	block, whole, err := readHeaderBlock(strings.NewReader(msg))
-	if err != nil || string(block) != "From: a@x\r\nSubject: s\r\n\r\n" {
-		t.Fatalf("block %q, %v", block, err)
+	if err != nil || !block.complete || string(block.data) != "From: a@x\r\nSubject: s\r\n\r\n" {
+		t.Fatalf("block %q (complete %v), %v", block.data, block.complete, err)
 	}
 	all, _ := io.ReadAll(whole)
 	if string(all) != msg {
@@ -20,8 +20,8 @@ func TestReadHeaderBlock(t *testing.T) {
 	// A header section longer than the bound stops at the bound.
 	long := strings.Repeat("X-Pad: "+strings.Repeat("a", 90)+"\r\n", 2000) + "\r\nbody\r\n"
 	block, whole, _ = readHeaderBlock(strings.NewReader(long))
-	if len(block) < maxHeaderBlock || len(block) > maxHeaderBlock+200 {
-		t.Fatalf("block of %d bytes, want about %d", len(block), maxHeaderBlock)
+	if len(block.data) < maxHeaderBlock || len(block.data) > maxHeaderBlock+200 || block.complete {
+		t.Fatalf("block of %d bytes (complete %v), want about %d, cut", len(block.data), block.complete, maxHeaderBlock)
 	}
 	all, _ = io.ReadAll(whole)
 	if string(all) != long {
@@ -46,11 +46,16 @@ func TestHeaderFromOwned(t *testing.T) {
 		{"From: ceo@bank.test\r\n", false},
 		{"From: alice@example.org, ceo@bank.test\r\n", false},
 		{"From: alice@example.org\r\nfrom: ceo@bank.test\r\n", false},
+		// RFC 5322 §4.5.6 obs-from: white space before the colon is still
+		// a From: field to Postfix and to readers.
+		{"From: alice@example.org\r\nFrom : ceo@bank.test\r\n", false},
+		{"From\t: ceo@bank.test\r\nFrom: alice@example.org\r\n", false},
+		{"From : alice@example.org\r\n", true},
 		{"Subject: no from\r\n", false},
 		{"From: not an address\r\n", false},
 		{"From: \"alice@example.org\" <ceo@bank.test>\r\n", false},
 	} {
-		block := []byte("Subject: t\r\n" + tc.header + "\r\n")
+		block := headerBlock{data: []byte("Subject: t\r\n" + tc.header + "\r\n"), complete: true}
 		why, _ := headerFromOwned(block, m, "alice@example.org", []string{"alias@backend.test"})
 		if (why == "") != tc.owned {
 			t.Errorf("%q: owned=%v (%s), want %v", tc.header, why == "", why, tc.owned)
@@ -68,7 +73,7 @@ func FuzzHeaderFrom(f *testing.F) {
 			t.Fatal(err)
 		}
 		all, _ := io.ReadAll(whole)
-		if !bytes.Equal(all, msg) || !bytes.HasPrefix(msg, block) {
+		if !bytes.Equal(all, msg) || !bytes.HasPrefix(msg, block.data) {
 			t.Fatal("readHeaderBlock changed the message")
 		}
 		why, addrs := headerFromOwned(block, nil, "alice@example.org", nil)
@@ -76,4 +81,19 @@ func FuzzHeaderFrom(f *testing.F) {
 			t.Fatal("owned without an address")
 		}
 	})
+}
+
+// A From: the login owns, then more header fields than the check reads,
+// then a second From: with someone else's address: the upstream would get
+// both, and the reader's client may show either.
+func TestHeaderFromPastTheCheckedBlock(t *testing.T) {
+	pad := strings.Repeat("X-Pad: "+strings.Repeat("a", 90)+"\r\n", maxHeaderBlock/97+10)
+	msg := "From: alice@example.org\r\n" + pad + "From: ceo@bank.test\r\n\r\nbody\r\n"
+	block, _, err := readHeaderBlock(strings.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if why, addrs := headerFromOwned(block, nil, "alice@example.org", nil); why == "" {
+		t.Errorf("owned (From: %v), want refused: the header section goes on past what was checked", addrs)
+	}
 }

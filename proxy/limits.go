@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -114,7 +113,7 @@ func (l *Limits) Rates(login string) (messages, recipients Rate) {
 // Keys. The window is part of a limit's keys so that a limit file changing
 // a login's window starts a fresh log instead of reading an old one with
 // another window (the store wants one window per key).
-// Logins appear in keys as state.LoginKey (case-folded, hashed).
+// Logins appear in keys as state.LoginKey (folded, hashed).
 func countKey(limit string, r Rate, login string) string {
 	return "limit:" + limit + ":" + shortDuration(r.Window) + ":" + state.LoginKey(login)
 }
@@ -133,7 +132,9 @@ func suspendOnceKey(login string) string { return "suspend-event:" + state.Login
 // beyond 1000 of each within the hour the ratio is read from the newest.
 const ratioCap = 1000
 
-func canonLogin(login string) string { return strings.ToLower(login) }
+// canonLogin is the login's one spelling (state.FoldLogin), for keys, the
+// limit file and log lines alike.
+func canonLogin(login string) string { return state.FoldLogin(login) }
 
 func (l *Limits) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), l.cfg.StoreTimeout)

@@ -275,3 +275,42 @@ func TestSuspendedWhileLoggedIn(t *testing.T) {
 		t.Fatalf("upstream got %d messages, want 1", len(env.up.Messages()))
 	}
 }
+
+// A directory matches a login the way RFC 4518 prepares strings (NFKC,
+// case folding, insignificant spaces), so slapd logs "alice@example.org "
+// and "ａｌｉｃｅ" in as alice, the backend's Result.Login spelled as typed. Each
+// spelling must share alice's counters, limit-file entry and suspension,
+// or every extra space is a fresh budget and a way around a suspension.
+func TestLimitsLoginSpacesAreOneLogin(t *testing.T) {
+	variants := []string{" alice@example.org", "alice@example.org ", "  ALICE@example.org\t", "alice@example.org\u00a0",
+		"ａｌｉｃｅ＠ｅｘａｍｐｌｅ.org", "AL\u0130CE@example.org", "alice@example.org\u200b"}
+	lf, err := ParseLimitFile(strings.NewReader("alice@example.org messages=2/1h\n"), "limits")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := newTestLimits(LimitsConfig{Messages: Rate{100, time.Hour}})
+	l.SetFile(lf)
+	for i := 0; i < 2; i++ {
+		if err := l.ReserveMessage("alice@example.org", client1); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	for _, v := range variants {
+		if err := l.ReserveMessage(v, client1); !isLimitReply(err) {
+			t.Errorf("login %q after alice's 2 of 2: %v, want 451 4.7.1", v, err)
+		}
+	}
+	ctx := context.Background()
+	until := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	if err := l.cfg.Store.Suspend(ctx, canonLogin("alice@example.org"), state.Suspension{Reason: "test", Until: until}); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range variants {
+		if _, ok := l.Suspended(v); !ok {
+			t.Errorf("login %q: not suspended, alice is", v)
+		}
+		if state.LoginKey(v) != state.LoginKey("alice@example.org") {
+			t.Errorf("login %q: lockout key differs from alice's", v)
+		}
+	}
+}

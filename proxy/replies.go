@@ -58,10 +58,8 @@ var (
 	// go-smtp's Server.Shutdown writes it to idle sessions itself
 	// (patches/0017); the session answers a DATA cut by the drain's end with it.
 	replyShuttingDown = smtp.ErrShuttingDown
-	// A suspended login hears the wrong-password reply even with the right
-	// password: a distinct text would tell a guesser that the password it
-	// just tried is the right one. The log line says "login suspended".
-	replySuspended          = replyAuthInvalid
+	// (A suspended login hears replyAuthInvalid, and is counted like a
+	// wrong password, even with the right one: see errSuspended.)
 	replyHeaderFromNotOwned = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
 		Message: "From: header address rejected: not owned by user"}
 )

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -103,17 +104,19 @@ func (s *session) authenticate(authzid, login, password string) error {
 		return replyLockedOut
 	}
 	res, err := s.verify(authzid, login, password)
-	switch {
-	case err == nil:
+	if err == nil {
 		if sp, suspended := s.suspended(res.Login); suspended {
-			if lim != nil {
-				lim.Release(ip) // the password was right: not a guess
-			}
 			s.srv.cfg.Metrics.authResult(res.Backend, "suspended")
 			s.log.Warn("auth refused: login suspended", "client", ip.String(), "login", res.Login,
 				"reason", sp.Reason, "until", sp.Until.UTC().Format(time.RFC3339))
-			return replySuspended
+			// Then counted and answered exactly as a wrong password:
+			// a reply or a connection cut of its own would tell a
+			// guesser that the password is right.
+			err = errSuspended
 		}
+	}
+	switch {
+	case err == nil:
 		s.login, s.loginAddr = res.Login, res.Addresses
 		s.suspensionChecked = time.Now()
 		s.cc.loggedIn() // no more --login-timeout
@@ -130,7 +133,9 @@ func (s *session) authenticate(authzid, login, password string) error {
 			lim.ReservedFailure(ip, login)
 		}
 		s.log.Warn("auth failed", "client", ip.String(), "login", sanitizeLog(login), "failures", failures)
-		s.srv.cfg.Metrics.authResult("", "invalid")
+		if err != errSuspended { // counted as "suspended" above
+			s.srv.cfg.Metrics.authResult("", "invalid")
+		}
 		blocked := lim != nil && lim.Blocked(ip)
 		if l := s.srv.cfg.Limits; blocked && l != nil {
 			// The alert (once per window on any replica), whichever
@@ -162,6 +167,9 @@ func (s *session) authenticate(authzid, login, password string) error {
 		return replyAuthUnavailable
 	}
 }
+
+// errSuspended is the right password of a suspended login: a failure.
+var errSuspended = fmt.Errorf("login suspended: %w", auth.ErrInvalidCredentials)
 
 // verify checks the credentials with the backends, after the login's delay.
 // Acting as another user (a PLAIN authzid other than the login) is not

@@ -497,9 +497,14 @@ func TestHeaderFromE2E(t *testing.T) {
 		"Subject: two\r\nFrom: alice@example.test\r\nFrom: ceo@bank.test\r\n",
 		"Subject: list\r\nFrom: alice@example.test, ceo@bank.test\r\n",
 		"Subject: none\r\n",
+		// A second From: in the obsolete syntax (RFC 5322 §4.5.6).
+		"Subject: obs\r\nFrom: alice@example.test\r\nFrom : ceo@bank.test\r\n",
+		// A second From: past the 100 KiB the check reads.
+		"Subject: long\r\nFrom: alice@example.test\r\n" +
+			strings.Repeat("X-Pad: "+strings.Repeat("p", 90)+"\r\n", 1200) + "From: ceo@bank.test\r\n",
 	} {
 		if err := send(p, h); !errors.As(err, &se) || se.Code != 553 {
-			t.Fatalf("%q: got %v, want 553", h, err)
+			t.Fatalf("%q (%d bytes): got %v, want 553", h[:min(len(h), 80)], len(h), err)
 		}
 	}
 	if err := send(p, "Subject: own\r\nFrom: Alice\r\n <alice@example.test>\r\n"); err != nil {

@@ -115,12 +115,45 @@ func (f *Fallback) probe() {
 			return
 		case <-tick.C:
 		}
-		if err := f.remote.Ping(f.ctx); err == nil {
-			f.degraded.Store(false)
-			f.log.Info("state: redis answers again, shared state in use")
+		if err := f.remote.Ping(f.ctx); err != nil {
+			continue
+		}
+		// Suspensions decided during the outage go to Redis before
+		// it is used again (else the login could log in at once), and
+		// once more after, for one decided meanwhile.
+		if err := f.pushSuspensions(); err != nil {
+			continue
+		}
+		f.degraded.Store(false)
+		if err := f.pushSuspensions(); err != nil {
+			f.failed(f.ctx, "suspend", err)
 			return
 		}
+		f.log.Info("state: redis answers again, shared state in use")
+		return
 	}
+}
+
+// suspensionPusher is the Remote (Redis) that can take the suspensions
+// made in memory during an outage.
+type suspensionPusher interface {
+	suspendIfNone(ctx context.Context, loginKey string, s Suspension) error
+}
+
+// pushSuspensions moves the suspensions in local memory to the remote
+// store, where every replica sees them and `postern unsuspend` lifts them.
+func (f *Fallback) pushSuspensions() error {
+	p, ok := f.remote.(suspensionPusher)
+	if !ok {
+		return nil
+	}
+	for k, s := range f.local.suspensionsInForce() {
+		if err := p.suspendIfNone(f.ctx, k, s); err != nil {
+			return err
+		}
+		f.local.forgetSuspension(k, s)
+	}
+	return nil
 }
 
 // Add implements Store.

@@ -223,3 +223,37 @@ func TestFallbackReadOnlyRedisStaysDegraded(t *testing.T) {
 	}
 	waitDegraded(t, f, false)
 }
+
+// TestFallbackSuspensionOutlivesOutage: a login suspended while Redis was
+// down (in this process's memory) stays suspended when Redis answers
+// again, on this replica and on the others: before, the shared state came
+// back without it and the login could log in again at once. Lifting it
+// through any replica lifts it everywhere.
+func TestFallbackSuspensionOutlivesOutage(t *testing.T) {
+	srv := testkit.StartRedis(t)
+	var logs, logsB syncBuffer
+	a := newTestFallback(t, srv, &logs)
+	ctx := context.Background()
+	srv.Stop(t)
+	a.Count(ctx, "k", time.Hour)
+	waitDegraded(t, a, true)
+	s := Suspension{Reason: "test", Since: time.Now(), Until: time.Now().Add(time.Hour)}
+	if err := a.Suspend(ctx, "Alice", s); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart(t)
+	waitDegraded(t, a, false)
+	if _, ok, err := a.Suspended(ctx, "alice"); err != nil || !ok {
+		t.Fatalf("after the outage, on the replica that suspended: suspended=%v (%v), want true", ok, err)
+	}
+	b := newTestFallback(t, srv, &logsB)
+	if got, ok, err := b.Suspended(ctx, "alice"); err != nil || !ok || got.Reason != "test" {
+		t.Fatalf("after the outage, on another replica: %+v suspended=%v (%v), want true", got, ok, err)
+	}
+	if was, err := b.Unsuspend(ctx, "alice"); err != nil || !was {
+		t.Fatalf("unsuspend on another replica: %v, %v", was, err)
+	}
+	if _, ok, _ := a.Suspended(ctx, "alice"); ok {
+		t.Fatal("still suspended on the first replica after unsuspend on another")
+	}
+}

@@ -190,6 +190,29 @@ func (m *Memory) Unsuspend(_ context.Context, login string) (bool, error) {
 	return ok && s.Until.After(now), nil
 }
 
+// suspensionsInForce returns the suspensions in force, by LoginKey.
+func (m *Memory) suspensionsInForce() map[string]Suspension {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]Suspension, len(m.suspensions))
+	for k, s := range m.suspensions {
+		if s.Until.After(now) {
+			out[k] = s
+		}
+	}
+	return out
+}
+
+// forgetSuspension drops the suspension of LoginKey k if it is still s.
+func (m *Memory) forgetSuspension(k string, s Suspension) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur, ok := m.suspensions[k]; ok && cur == s {
+		delete(m.suspensions, k)
+	}
+}
+
 // Len returns how many counter and Once keys are tracked (tests, metrics).
 func (m *Memory) Len() int { return m.keys.Len() }
 

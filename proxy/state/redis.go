@@ -242,6 +242,23 @@ func (r *Redis) suspensionKey(login string) string {
 	return r.key("suspend:" + LoginKey(login))
 }
 
+// suspendIfNone sets the suspension of the login whose LoginKey is
+// loginKey, unless Redis holds one already (that one, decided by another
+// replica or lifted and decided again, stands).
+func (r *Redis) suspendIfNone(ctx context.Context, loginKey string, s Suspension) error {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	v, err := json.Marshal(suspensionJSON{Reason: s.Reason, Since: s.Since.UnixMilli(), Until: s.Until.UnixMilli()})
+	if err != nil {
+		return fmt.Errorf("state: encode suspension: %w", err)
+	}
+	err = r.client.SetArgs(ctx, r.key("suspend:"+loginKey), v, redis.SetArgs{Mode: "NX", ExpireAt: s.Until}).Err()
+	if err != nil && !errors.Is(err, redis.Nil) { // redis.Nil: one was there
+		return fmt.Errorf("state: redis suspend: %w", err)
+	}
+	return nil
+}
+
 // suspensionJSON is a Suspension as stored: times in Unix milliseconds.
 type suspensionJSON struct {
 	Reason string `json:"reason"`

@@ -15,6 +15,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
 	"time"
 )
 
@@ -61,13 +64,44 @@ type Store interface {
 	Close() error
 }
 
-// LoginKey is how a login appears in keys: SHA-256 of the case-folded login,
-// in hex. Case-folded so that varying case gives a guesser no fresh counters;
-// hashed so that a key has a bounded length and no attacker-chosen bytes, and
-// no login is stored in Redis in the clear. Callers building counter keys
-// from a login use it too (e.g. "lockout:login:"+LoginKey(login)).
+// FoldLogin is the one spelling of a login that counters, limits and
+// suspensions are kept under. A directory matches logins the way RFC 4518
+// prepares strings: compatibility forms (NFKC: fullwidth "ａｌｉｃｅ" is
+// alice), case-insensitive, format characters and leading, trailing or
+// repeated spaces insignificant (§2.2, §2.6.1). LDAP then takes
+// "ＡＬＩＣＥ " for alice and hands back the login as typed: each such
+// spelling must not be a fresh budget or a way around a suspension, so it
+// is folded the same way here (more folding only ever joins spellings).
+func FoldLogin(login string) string {
+	s := strings.Map(foldRune, norm.NFKC.String(login))
+	return strings.Join(strings.Fields(norm.NFKC.String(s)), " ")
+}
+
+// foldRune maps r to the lower case of the smallest rune of its case
+// orbit (so ſ and s, K and the Kelvin sign K, are one), and drops format
+// characters (zero-width space, soft hyphen: mapped to nothing by RFC 4518
+// §2.2).
+func foldRune(r rune) rune {
+	if unicode.Is(unicode.Cf, r) {
+		return -1
+	}
+	min := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		if f < min {
+			min = f
+		}
+	}
+	return unicode.ToLower(min)
+}
+
+// LoginKey is how a login appears in keys: SHA-256 of the folded login
+// (FoldLogin), in hex. Folded so that varying case or spaces gives a
+// guesser no fresh counters; hashed so that a key has a bounded length and
+// no attacker-chosen bytes, and no login is stored in Redis in the clear.
+// Callers building counter keys from a login use it too (e.g.
+// "lockout:login:"+LoginKey(login)).
 func LoginKey(login string) string {
-	sum := sha256.Sum256([]byte(strings.ToLower(login)))
+	sum := sha256.Sum256([]byte(FoldLogin(login)))
 	return hex.EncodeToString(sum[:])
 }
 
