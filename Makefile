@@ -15,13 +15,15 @@ PKGS     ?= ./...
 # procps's; `go test -race` needs cgo, i.e. gcc and libc6-dev. `make
 # docker-test` runs the compose stack on podman (runc: crun refuses hybrid
 # cgroups) with the CNI plugins, iptables for published ports and the
-# dnsname plugin for service names; debootstrap makes the base images;
+# dnsname plugin for service names, docker.io for the `docker` CLI that
+# `docker-compose run` attaches with (its daemon is never started);
+# debootstrap makes the base images;
 # redis-server backs the shared-state (--state redis://) tests.
 DEB_PKGS := postfix libsasl2-modules swaks libnet-ssleay-perl msmtp dovecot-core apache2-utils \
 	slapd ldap-utils pebble openssl bind9-utils bind9 bind9-dnsutils python3 ca-certificates \
 	docker-compose fail2ban haproxy systemd procps gcc libc6-dev \
 	podman runc debootstrap containernetworking-plugins iptables \
-	golang-github-containernetworking-plugin-dnsname redis-server
+	golang-github-containernetworking-plugin-dnsname docker.io redis-server
 
 .PHONY: all build test deps check fuzz bench demo staticcheck fork-check docker-test
 

@@ -64,6 +64,7 @@ out=$(msmtp --version 2>&1 || true)
 grep -Eq 'TLS/SSL library: (GnuTLS|OpenSSL)' <<<"$out" || missing "msmtp without a TLS library"
 out=$(docker-compose version 2>&1 || true)
 grep -q 'docker-compose version' <<<"$out" || missing "docker-compose does not run (its Python modules): $out"
+command -v docker >/dev/null || missing "the docker CLI, which docker-compose run attaches with (package docker.io)"
 
 # Known failures of podman on this kind of machine, turned into advice.
 explain() {
@@ -160,6 +161,10 @@ service_pid=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 [ -S "$sock" ] || { cat "$cache/logs/service.log" >&2; fail "podman system service did not open $sock"; }
 export DOCKER_HOST=unix://$sock
+# docker-compose builds through the Docker API (podman's) rather than the
+# `docker` CLI; `docker-compose run` still attaches through the CLI (Debian's
+# docker.io; its daemon is never started).
+export COMPOSE_DOCKER_CLI_BUILD=0 DOCKER_BUILDKIT=0
 purge   # what a killed run left
 say "podman service PID $service_pid on $sock"
 
