@@ -220,6 +220,23 @@ if ! pm image exists "$distroless"; then
     --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' - "$distroless" >/dev/null
   rm -rf "$d"
 fi
+# The compose file's Valkey image cannot be pulled either: a stand-in under
+# its name, Debian's Redis 7 (the same protocol and flags) with a
+# valkey-server command.
+valkey=docker.io/valkey/valkey:8-alpine
+if ! pm image exists "$valkey"; then
+  say "building $valkey from Debian's redis-server"
+  ctx=$cache/valkey-ctx; rm -rf "$ctx"; mkdir -p "$ctx"
+  cat >"$ctx/Dockerfile" <<'DF'
+FROM docker.io/library/debian:bookworm
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends redis-server \
+    && rm -rf /var/lib/apt/lists/* && ln -s /usr/bin/redis-server /usr/local/bin/valkey-server
+USER redis
+CMD ["valkey-server"]
+DF
+  run_logged "$cache/logs/valkey.log" pm build -t "$valkey" "$ctx"
+  rm -rf "$ctx"
+fi
 say "base images ready"
 
 # ---------------------------------------------------------------------------
