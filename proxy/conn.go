@@ -197,6 +197,20 @@ func (c *clientConn) SetWriteDeadline(t time.Time) error {
 	return c.Conn.SetWriteDeadline(t)
 }
 
+// Write records a write cut by the login deadline as the login timeout: a
+// client that never logs in and stops reading its replies blocks go-smtp's
+// reply write until SetWriteDeadline's cap, and the connection then ends
+// without any read reaching that deadline.
+func (c *clientConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		if login := c.loginDeadline.Load(); login != 0 && time.Now().UnixNano() >= login {
+			c.loginExpired.Store(true)
+		}
+	}
+	return n, err
+}
+
 // CloseWrite half-closes the TCP connection: go-smtp shuts the write side
 // after a last reply it must not lose to a reset (over-long line), then
 // drops what the client still sends before closing.

@@ -308,7 +308,9 @@ healthy_loop() {
 }
 say "docker-compose up -d"
 healthy_loop & hl_pid=$!
-if ! compose up -d >"$cache/logs/up.log" 2>&1; then
+# Bounded: compose waits for a health condition that may never come.
+if ! timeout 300 docker-compose -p "$project" -f docker-compose.yml -f docker-compose.podman.yml \
+    up -d >"$cache/logs/up.log" 2>&1; then
   kill "$hl_pid" 2>/dev/null; cat "$cache/logs/up.log" >&2; explain "$cache/logs/up.log"
   compose logs --tail 30 >&2 || true
   fail "docker-compose up -d"
