@@ -222,7 +222,10 @@ func waitListening(t testing.TB, p *testkit.Process, addr string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	testkit.WaitTCP(t, addr, 5*time.Second)
+	// No probe connection: serve logs "listening" only once the socket
+	// is bound and listening, so the kernel already queues connections.
+	// (A probe with a short dial timeout failed under CI load: a dropped
+	// SYN is retransmitted only after a second.)
 }
 
 // Log returns what postern logged so far.

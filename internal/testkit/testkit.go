@@ -60,7 +60,9 @@ func WaitTCP(t testing.TB, addr string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		// A dial timeout above a second: Linux retransmits a dropped SYN
+		// after one second, and a loaded machine can drop the first.
+		c, err := net.DialTimeout("tcp", addr, 1500*time.Millisecond)
 		if err == nil {
 			c.Close()
 			return
