@@ -29,9 +29,6 @@ func (a Args) First() string {
 // Present reports whether there is an argument.
 func (a Args) Present() bool { return len(a) > 0 }
 
-// Len returns the number of arguments.
-func (a Args) Len() int { return len(a) }
-
 // Slice returns the arguments.
 func (a Args) Slice() []string { return append([]string(nil), a...) }
 

@@ -12,9 +12,6 @@ import (
 // one line per flag: "--name value  usage (default: ...) [$ENV]"), so what
 // scripts and tests read in it stays where it was.
 
-// ShowAppHelp writes the app's help (the command list) to its Writer.
-func ShowAppHelp(c *Context) error { return c.App.writeHelp() }
-
 func (a *App) writeHelp() error {
 	w := tabwriter.NewWriter(a.Writer, 1, 8, 2, ' ', 0)
 	fmt.Fprintf(w, "NAME:\n   %s - %s\n\n", a.Name, a.Usage)
