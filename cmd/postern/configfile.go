@@ -6,7 +6,8 @@ import (
 	"sort"
 
 	"github.com/BurntSushi/toml"
-	"github.com/urfave/cli/v2"
+
+	"github.com/postern/postern/internal/cli"
 )
 
 // applyConfigFile reads --config (TOML, keys named like the flags) and sets

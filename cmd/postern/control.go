@@ -15,8 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
+	"github.com/postern/postern/internal/cli"
 	"github.com/postern/postern/proxy"
 )
 

@@ -4,9 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -14,10 +12,9 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/postern/postern/auth"
 	"github.com/postern/postern/certs"
+	"github.com/postern/postern/internal/cli"
 )
 
 const demoLogin = "demo@postern.test"
@@ -115,48 +112,11 @@ or over implicit TLS:
 // to args; everything else keeps its default. The environment is not read:
 // POSTERN_* variables configure serve, not the demo.
 func demoInstance(c *cli.Context, log *slog.Logger, args []string) (*instance, error) {
-	set := flag.NewFlagSet("demo", flag.ContinueOnError)
-	set.SetOutput(io.Discard)
-	for _, f := range serveFlags() {
-		if err := withoutEnv(f).Apply(set); err != nil {
-			return nil, fmt.Errorf("demo flags: %w", err)
-		}
-	}
-	if err := set.Parse(args); err != nil {
+	dc, err := cli.NewContext(c, serveFlags(), args)
+	if err != nil {
 		return nil, fmt.Errorf("demo flags: %w", err)
 	}
-	return buildInstance(cli.NewContext(c.App, set, c), log)
-}
-
-// withoutEnv returns f with no environment twin.
-func withoutEnv(f cli.Flag) cli.Flag {
-	switch f := f.(type) {
-	case *cli.StringFlag:
-		g := *f
-		g.EnvVars = nil
-		return &g
-	case *cli.StringSliceFlag:
-		g := *f
-		g.EnvVars = nil
-		return &g
-	case *cli.DurationFlag:
-		g := *f
-		g.EnvVars = nil
-		return &g
-	case *cli.IntFlag:
-		g := *f
-		g.EnvVars = nil
-		return &g
-	case *cli.Int64Flag:
-		g := *f
-		g.EnvVars = nil
-		return &g
-	case *cli.BoolFlag:
-		g := *f
-		g.EnvVars = nil
-		return &g
-	}
-	return f
+	return buildInstance(dc, log)
 }
 
 // writeDemoCertificate writes a throw-away self-signed certificate for

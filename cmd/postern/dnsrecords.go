@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/urfave/cli/v2"
-
+	"github.com/postern/postern/internal/cli"
 	"github.com/postern/postern/proxy"
 )
 

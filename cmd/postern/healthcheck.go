@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/postern/postern/internal/cli"
 )
 
 // healthcheckCommand is for Docker's HEALTHCHECK: the image has no curl.

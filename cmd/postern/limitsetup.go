@@ -7,8 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/urfave/cli/v2"
-
+	"github.com/postern/postern/internal/cli"
 	"github.com/postern/postern/proxy"
 	"github.com/postern/postern/proxy/state"
 )

@@ -5,21 +5,23 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 
-	"github.com/urfave/cli/v2"
+	"github.com/postern/postern/internal/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 // main is the only place that exits: commands return errors, and an error
-// carrying an exit code (cli.Exit, e.g. 2 for an unknown command) sets it.
+// carrying an exit code (cli.Exit; 2 for a usage error such as an unknown
+// command or flag) sets it.
 func main() {
-	if err := newApp(os.Stdin, os.Stdout, os.Stderr).Run(os.Args); err != nil {
+	if err := newApp(os.Stdin, os.Stdout, os.Stderr).Run(context.Background(), os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "postern:", err)
 		code := 1
 		var ec cli.ExitCoder
@@ -30,6 +32,8 @@ func main() {
 	}
 }
 
+// newApp is the command line. Without a command it prints the help; an
+// unknown command or flag is an error that names it (exit 2).
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:      "postern",
@@ -38,16 +42,6 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Reader:    stdin,
 		Writer:    stdout,
 		ErrWriter: stderr,
-		// Unknown flags and subcommands are errors that name them. The
-		// app never exits by itself (the default handler would call
-		// os.Exit): main does, with the error's code.
-		ExitErrHandler: func(*cli.Context, error) {},
-		Action: func(c *cli.Context) error {
-			if c.Args().Present() {
-				return cli.Exit(fmt.Sprintf("unknown command %q", c.Args().First()), 2)
-			}
-			return cli.ShowAppHelp(c)
-		},
 		Commands: []*cli.Command{
 			serveCommand(),
 			demoCommand(),

@@ -8,7 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/urfave/cli/v2"
+	"github.com/postern/postern/internal/cli"
 )
 
 func serveCommand() *cli.Command {

@@ -8,8 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/urfave/cli/v2"
-
+	"github.com/postern/postern/internal/cli"
 	"github.com/postern/postern/proxy"
 )
 

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"runtime"
 
-	"github.com/urfave/cli/v2"
+	"github.com/postern/postern/internal/cli"
 )
 
 func versionCommand() *cli.Command {
