@@ -127,6 +127,43 @@ purge() {
   for id in $(pm volume ls -q --filter "label=com.docker.compose.project=$project"); do pm volume rm -f "$id" >/dev/null 2>&1; done
   return 0
 }
+# purge_cni removes the kernel-side network state of this project's
+# containers once podman no longer knows them (its runroot under /run was
+# lost: a killed run, a reboot, a chroot's /run): NAT and forward rules,
+# network namespaces and host-local address reservations. Left behind, a
+# stale DNAT rule for a published port hijacks that port on the host for
+# every later program (seen: a Go test's listener on 127.0.0.1:44079 could
+# not be reached), and the reservations use up the subnet. Called only
+# when no container of the project exists, so everything tagged with the
+# project's network name is stale. CNI tags its rules with the network
+# name in a comment; the forward rules carry only the address.
+purge_cni() {
+  local rules line chain ip ns ips=""
+  command -v iptables >/dev/null || return 0
+  rules=$(iptables -t nat -S 2>/dev/null) || return 0
+  while IFS= read -r line; do
+    case "$line" in
+      "-A POSTROUTING "*"name: \\\"${project}_"*|"-A CNI-HOSTPORT-DNAT "*"name: \\\"${project}_"*) ;;
+      *) continue ;;
+    esac
+    chain=${line##* -j }
+    ip=$(printf '%s\n' "$line" | sed -n 's|.* -s \([0-9.]*\)/32 .*|\1|p')
+    [ -n "$ip" ] && ips="$ips $ip"
+    eval "iptables -t nat ${line/#-A /-D }" 2>/dev/null
+    case "$chain" in CNI-*) iptables -t nat -F "$chain" 2>/dev/null; iptables -t nat -X "$chain" 2>/dev/null ;; esac
+  done <<<"$rules"
+  for ip in $ips; do
+    iptables -S CNI-FORWARD 2>/dev/null | grep -E -- "-[sd] $ip/32 " | while IFS= read -r line; do
+      eval "iptables ${line/#-A /-D }" 2>/dev/null
+    done
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
+      if ip -n "$ns" -4 -o addr show 2>/dev/null | grep -q " $ip/"; then ip netns delete "$ns" 2>/dev/null; fi
+    done
+    rm -f "/var/lib/cni/networks/${project}_mail/$ip"
+  done
+  [ -z "$ips" ] || say "removed the network state of containers a killed run left:$ips"
+  return 0
+}
 service_pid="" pebble_pid="" cts_pid="" src=""
 cleanup() {
   local rc=$?
@@ -140,6 +177,7 @@ cleanup() {
     (cd "$src/deploy" && compose down -v --timeout 5 >"$cache/logs/down.log" 2>&1)
   fi
   purge
+  purge_cni
   if [ -n "$service_pid" ]; then
     kill "$service_pid" 2>/dev/null; wait "$service_pid" 2>/dev/null
   fi
@@ -166,6 +204,7 @@ export DOCKER_HOST=unix://$sock
 # docker.io; its daemon is never started).
 export COMPOSE_DOCKER_CLI_BUILD=0 DOCKER_BUILDKIT=0
 purge   # what a killed run left
+purge_cni
 say "podman service PID $service_pid on $sock"
 
 # ---------------------------------------------------------------------------
