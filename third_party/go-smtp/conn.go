@@ -119,8 +119,8 @@ func (c *Conn) init() {
 // acquireBuffers gives the connection a read and a write buffer from the
 // server's pools.
 func (c *Conn) acquireBuffers() {
-	c.text.Reader = *textproto.NewReader(c.server.getReader(&c.in))
-	c.text.Writer = *textproto.NewWriter(c.server.getWriter(c.out))
+	c.text.R = c.server.getReader(&c.in)
+	c.text.W = c.server.getWriter(c.out)
 }
 
 // releaseBuffers hands the connection's buffers back to the server's
