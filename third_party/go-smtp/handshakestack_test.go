@@ -17,9 +17,9 @@ import (
 // The TLS handshake (implicit TLS or STARTTLS) runs on a goroutine of its
 // own: the connection's goroutine, which lives as long as the connection,
 // keeps a stack sized for SMTP, not for the handshake's cryptography. With
-// the garbage collector off (it would shrink the stacks), the stack memory
-// of connections held after a handshake stays well under the 8 KiB and more
-// a handshake on the connection's goroutine leaves behind.
+// the garbage collector off (it would shrink the stacks), connections held
+// after a handshake take 2-4 KiB of stack each (8 KiB under the race
+// detector), where a handshake on the connection's goroutine left 16 KiB.
 func TestServerHandshakeStack(t *testing.T) {
 	cert := selfSigned(t)
 	for _, mode := range []string{"starttls", "implicit"} {
@@ -50,8 +50,8 @@ func TestServerHandshakeStack(t *testing.T) {
 			runtime.ReadMemStats(&after)
 			perConn := (int64(after.StackInuse) - int64(before.StackInuse)) / n
 			t.Logf("%d B of stack per connection", perConn)
-			if perConn >= 8<<10 {
-				t.Errorf("%d B of stack per connection held after its handshake, want < 8 KiB", perConn)
+			if perConn >= 12<<10 {
+				t.Errorf("%d B of stack per connection held after its handshake, want < 12 KiB", perConn)
 			}
 		})
 	}
