@@ -1,7 +1,6 @@
 package smtp
 
 import (
-	"bufio"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -60,6 +59,12 @@ type Conn struct {
 	// reply to one of them may stay in the write buffer while the client's
 	// next command is already buffered (see writeResponse).
 	mayHoldReply bool
+
+	// in is what the read buffer reads from, and out what the write
+	// buffer writes to; both buffers go back to the server's pools while
+	// the connection waits for its next line (see waitInput).
+	in  idleInput
+	out io.Writer
 }
 
 func newConn(c net.Conn, s *Server) *Conn {
@@ -99,9 +104,35 @@ func (c *Conn) init() {
 		}
 	}
 
-	c.text = textproto.NewConn(rwc)
-	if n := c.server.WriteBufferSize; n > 0 {
-		c.text.Writer = *textproto.NewWriter(bufio.NewWriterSize(rwc, n))
+	// After STARTTLS, nothing read before the upgrade is kept: the old
+	// buffers go back to the pools empty, and the bytes waitInput read
+	// are dropped with c.in (RFC 3207 section 6).
+	if c.text != nil {
+		c.releaseBuffers()
+	}
+	c.in = idleInput{r: rwc.Reader}
+	c.out = rwc.Writer
+	c.text = &textproto.Conn{}
+	c.acquireBuffers()
+}
+
+// acquireBuffers gives the connection a read and a write buffer from the
+// server's pools.
+func (c *Conn) acquireBuffers() {
+	c.text.R = c.server.getReader(&c.in)
+	c.text.W = c.server.getWriter(c.out)
+}
+
+// releaseBuffers hands the connection's buffers back to the server's
+// pools; what they hold is dropped.
+func (c *Conn) releaseBuffers() {
+	if c.text.R != nil {
+		c.server.putReader(c.text.R)
+		c.text.R = nil
+	}
+	if c.text.W != nil {
+		c.server.putWriter(c.text.W)
+		c.text.W = nil
 	}
 }
 
@@ -974,7 +1005,7 @@ func (c *Conn) handleStartTLS() {
 	// Upgrade to TLS
 	tlsConn := tls.Server(c.conn, c.server.TLSConfig)
 
-	if err := tlsConn.Handshake(); err != nil {
+	if err := handshake(tlsConn); err != nil {
 		c.writeResponse(550, EnhancedCode{5, 0, 0}, "Handshake error")
 		return
 	}
@@ -1410,6 +1441,11 @@ func (c *Conn) setReadTimeout() error {
 }
 
 func (c *Conn) readLineNoTimeout() (string, error) {
+	if c.text.R.Buffered() == 0 && c.in.empty() {
+		if err := c.waitInput(); err != nil {
+			return "", err
+		}
+	}
 	line, err := c.text.R.ReadString('\n')
 	if err != nil {
 		return "", err
@@ -1472,13 +1508,80 @@ type flushBeforeRead struct {
 }
 
 func (f flushBeforeRead) Read(b []byte) (int, error) {
-	if f.c.text != nil && f.c.text.W.Buffered() > 0 {
-		if t := f.c.server.WriteTimeout; t != 0 {
-			f.c.conn.SetWriteDeadline(time.Now().Add(t))
-		}
-		if err := f.c.text.W.Flush(); err != nil {
-			return 0, err
-		}
+	if err := f.c.flushHeld(); err != nil {
+		return 0, err
 	}
 	return f.r.Read(b)
+}
+
+// flushHeld writes the replies held in the write buffer, if any.
+func (c *Conn) flushHeld() error {
+	if c.text == nil || c.text.W == nil || c.text.W.Buffered() == 0 {
+		return nil
+	}
+	if t := c.server.WriteTimeout; t != 0 {
+		c.conn.SetWriteDeadline(time.Now().Add(t))
+	}
+	return c.text.W.Flush()
+}
+
+// waitInput waits for the client's next bytes with the connection's read
+// and write buffers handed back to the server's pools: a connection that
+// waits for a command, often for minutes, holds neither (4 KiB of read
+// buffer and the reply buffer each). Held replies are sent first. The
+// bytes that end the wait are read into c.in, which the read buffer, taken
+// from the pool again, reads before the connection.
+func (c *Conn) waitInput() error {
+	if err := c.flushHeld(); err != nil {
+		return err
+	}
+	c.releaseBuffers()
+	c.in.fill()
+	c.acquireBuffers()
+	if c.in.pending() {
+		return nil
+	}
+	err := c.in.err
+	c.in.err = nil
+	return err
+}
+
+// idleInput is the reader under a connection's read buffer: the bytes (and
+// the error) of the read that ended a wait without buffers (see
+// waitInput), then the connection's reader itself.
+type idleInput struct {
+	r    io.Reader
+	buf  [128]byte // a command line, mostly; the rest stays in r
+	i, n int       // buf[i:n] is not read yet
+	err  error     // from the read that filled buf, after buf[i:n]
+}
+
+// fill reads once from r into buf, which must be empty.
+func (in *idleInput) fill() {
+	in.i = 0
+	in.n, in.err = in.r.Read(in.buf[:])
+}
+
+func (in *idleInput) pending() bool { return in.i < in.n }
+
+// empty: neither bytes nor an error left to read from buf.
+func (in *idleInput) empty() bool { return !in.pending() && in.err == nil }
+
+func (in *idleInput) Read(b []byte) (int, error) {
+	if !in.pending() {
+		if in.err != nil {
+			err := in.err
+			in.err = nil
+			return 0, err
+		}
+		return in.r.Read(b)
+	}
+	n := copy(b, in.buf[in.i:in.n])
+	in.i += n
+	if !in.pending() && in.err != nil {
+		err := in.err
+		in.err = nil
+		return n, err
+	}
+	return n, nil
 }

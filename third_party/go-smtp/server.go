@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -95,6 +96,38 @@ type Server struct {
 	listeners []net.Listener
 	conns     map[*Conn]struct{}
 	stopping  bool // Shutdown has begun
+
+	// The connections' read and write buffers while they wait for input.
+	readers, writers sync.Pool
+}
+
+func (s *Server) getReader(r io.Reader) *bufio.Reader {
+	if br, ok := s.readers.Get().(*bufio.Reader); ok {
+		br.Reset(r)
+		return br
+	}
+	return bufio.NewReader(r)
+}
+
+func (s *Server) putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	s.readers.Put(br)
+}
+
+func (s *Server) getWriter(w io.Writer) *bufio.Writer {
+	if bw, ok := s.writers.Get().(*bufio.Writer); ok {
+		bw.Reset(w)
+		return bw
+	}
+	if n := s.WriteBufferSize; n > 0 {
+		return bufio.NewWriterSize(w, n)
+	}
+	return bufio.NewWriter(w)
+}
+
+func (s *Server) putWriter(bw *bufio.Writer) {
+	bw.Reset(nil)
+	s.writers.Put(bw)
 }
 
 // New creates a new SMTP server.
@@ -165,6 +198,7 @@ func (s *Server) handleConn(c *Conn) error {
 
 	defer func() {
 		c.Close()
+		c.releaseBuffers() // for the next connection
 
 		s.locker.Lock()
 		delete(s.conns, c)
@@ -185,7 +219,7 @@ func (s *Server) handleConn(c *Conn) error {
 		if d := s.WriteTimeout; d != 0 {
 			c.conn.SetWriteDeadline(time.Now().Add(d))
 		}
-		if err := tlsConn.Handshake(); err != nil {
+		if err := handshake(tlsConn); err != nil {
 			return err
 		}
 	}
