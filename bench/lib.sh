@@ -72,6 +72,19 @@ start_bg() {
 
 pid_of() { cat "$RUN/$1.pid" 2>/dev/null; }
 
+# postern_bench_flags BIN: the flags every benchmarked Postern gets, one a
+# line, when BIN knows them (postern-before may be built from an older
+# revision): no sending limits (the defaults, 200 messages/h and 1,000
+# recipients/24 h per login, refuse the one benchmark user's messages with
+# 451 within a run) and no control socket (the instances would share
+# /run/postern/control.sock where that directory exists).
+postern_bench_flags() {
+  local help
+  help=$("$1" serve --help 2>&1 || true)
+  case $help in *--limit-messages*) printf '%s\n' --limit-messages '*' --limit-recipients '*' ;; esac
+  case $help in *--control-socket*) printf '%s\n' --control-socket none ;; esac
+}
+
 # alive PID: the process exists and is not a zombie waiting for its reaper.
 alive() {
   local st

@@ -20,8 +20,9 @@ gen() {
 }
 for ttl in ${PROFILE_TTLS:-5m 0}; do
   stop_pid profile
+  mapfile -t bench_flags < <(postern_bench_flags "$BIN/postern-profile")
   start_bg profile "$BIN/postern-profile" serve --hostname bench.test --listen "starttls=127.0.0.1:$port" \
-    --metrics "127.0.0.1:$pp" --pprof --log-level warn --max-connections-per-ip 0 \
+    --metrics "127.0.0.1:$pp" --pprof --log-level warn --max-connections-per-ip 0 "${bench_flags[@]}" \
     --max-message-size 104857600 --auth-max-failures 100000 \
     --upstream "127.0.0.1:$SINK_PORT" --users "$USERS" --tls-cert "$CERT" --tls-key "$KEY" --auth-cache-ttl "$ttl"
   wait_port "$port"

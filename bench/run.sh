@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # The side-by-side benchmark: installs and starts every peer on loopback,
-# runs W1..W4 against each in the same run (peers interleaved, RUNS rounds),
+# runs W1..W5 against each in the same run (peers interleaved, RUNS rounds),
 # and writes bench/RESULTS.md and bench/chart.svg from the medians.
 #
 #   bench/run.sh            SMALL preset (a few minutes)
 #   FULL=1 bench/run.sh     the issue's numbers (W1 50x10x4KiB, W2, W3 5x50MiB, W4 5000 idle)
 #
+# W2x is W2 with the client offering only X25519 (--tls-groups x25519), so
+# that every TLS peer does the same key exchange: nginx 1.22 on Debian 12's
+# OpenSSL 3.0 has no ML-KEM, while Postern (Go) takes the client's default
+# X25519MLKEM768 key share in W2.
+#
 # Environment: RUNS (3), PEERS ("postern postern-before postern-nocache postfix
-# nginx nginx-fastauth haraka sink sink-starttls"), WORKLOADS ("W1 W2 W3 W4 W5"),
+# nginx nginx-fastauth haraka sink sink-starttls"), WORKLOADS ("W1 W2 W2x W3 W4 W5"),
 # BEFORE_REV (main: the revision postern-before is built from), MAX_SECONDS
 # (total-time cap), SKIP_INSTALL=1, POSTERN_ARGS (extra flags for postern
 # serve), BENCH_PORT_BASE, BENCH_OUT.
@@ -21,12 +26,13 @@ set -euo pipefail
 FULL=${FULL:-0}
 RUNS=${RUNS:-3}
 PEERS=${PEERS:-"postern postern-before postern-nocache postfix nginx nginx-fastauth haraka sink sink-starttls"}
-WORKLOADS=${WORKLOADS:-"W1 W2 W3 W4 W5"}
+WORKLOADS=${WORKLOADS:-"W1 W2 W2x W3 W4 W5"}
 BEFORE_REV=${BEFORE_REV:-main}
 if [ "$FULL" = 1 ]; then
   preset=full
   W1="--concurrency 50 --connections 500 --messages-per-conn 10 --size 4096"
   W2="--concurrency 50 --connections 1000 --messages-per-conn 1 --size 4096"
+  W2x="$W2 --tls-groups x25519"
   W3="--concurrency 1 --connections 1 --messages-per-conn 5 --size 52428800"
   W4_SESSIONS=5000 W4_HOLD=10s
   W5_USERS=500 W5_CONC=50
@@ -36,6 +42,7 @@ else
   preset=small
   W1="--concurrency 20 --connections 60 --messages-per-conn 10 --size 4096"
   W2="--concurrency 20 --connections 200 --messages-per-conn 1 --size 4096"
+  W2x="$W2 --tls-groups x25519"
   W3="--concurrency 1 --connections 1 --messages-per-conn 5 --size 8388608"
   W4_SESSIONS=500 W4_HOLD=5s
   W5_USERS=200 W5_CONC=50
@@ -102,7 +109,7 @@ measure() {
     --user "$BENCH_USER" --password "$BENCH_PASSWORD" --from "$BENCH_USER" --to rcpt@example.net \
     --duration "$CAP" --timeout 60s --label "$peer" --workload "$wl" --cpu-pids "$(peer_pids "$peer")" --json "$@") || { log "$wl $peer: generator failed"; return 0; }
   echo "$line" >>"$results"
-  log "$wl $peer: $(echo "$line" | sed -E 's/.*"messages_per_s":([0-9]+)[^,]*,.*"mib_per_s":([0-9]+)[^,]*,.*"msg_p99_ms":([0-9]+)[^,]*,.*"errors":([0-9]+).*/\1 msg\/s, \2 MiB\/s, p99 \3 ms, errors \4/'), CPU $(echo "$line" | sed -n -E 's/.*"cpu_ms_per_msg":([0-9.]+).*/\1/p') ms/msg"
+  log "$wl $peer: $(echo "$line" | sed -E 's/.*"messages_per_s":([0-9]+)[^,]*,.*"mib_per_s":([0-9]+)[^,]*,.*"msg_p99_ms":([0-9]+)[^,]*,.*"errors":([0-9]+).*/\1 msg\/s, \2 MiB\/s, p99 \3 ms, errors \4/'), CPU $(echo "$line" | sed -n -E 's/.*"cpu_ms_per_msg":([0-9.]+).*/\1/p') ms/msg, key exchange $(echo "$line" | sed -n -E 's/.*"tls_group":"([^"]*)".*/\1/p')"
   # Postfix answers once the message is queued: let it hand everything to the
   # sink before the next peer is measured (not counted in its time).
   if [ "$peer" = postfix ]; then
@@ -124,7 +131,7 @@ done
 for wl in $WORKLOADS; do
   for ((r = 1; r <= RUNS; r++)); do
     case $wl in
-      W1|W2)
+      W1|W2|W2x)
         # shellcheck disable=SC2086
         for p in $PEERS; do measure "$p" "$wl" ${!wl}; done ;;
       W3)
@@ -161,7 +168,7 @@ done
   echo
   echo "Versions: postern $(cd "$repo" && git describe --always --dirty 2>/dev/null || echo '?')${before_rev:+, postern-before $before_rev ($BEFORE_REV)}; $(postconf -d mail_version 2>/dev/null | sed 's/mail_version = /Postfix /'); Dovecot $(dovecot --version 2>/dev/null | cut -d' ' -f1); $(nginx -v 2>&1 | sed 's#nginx version: nginx/#nginx #'); Haraka $(node -p "require('$OUT/haraka/node_modules/Haraka/package.json').version" 2>/dev/null); Node.js $(node --version 2>/dev/null)."
   echo
-  echo "Set-up: every peer on loopback with the same ECDSA P-256 certificate and the same user; all forward to one sink (\`postern-bench sink\`, plain SMTP, discards). Clients: \`postern-bench\` (go-smtp client), STARTTLS + AUTH PLAIN for the proxies, plain + AUTH for the sink (the ceiling). Password checks: Postern, Postfix (via Dovecot passwd-file) and nginx (via the \`postern-bench authhttp\` helper) verify the same bcrypt cost-10 hash; Haraka's auth/flat_file compares a clear-text password. Postern runs with its defaults${POSTERN_ARGS:+ plus \`$POSTERN_ARGS\`}: its credential cache (\`--auth-cache-ttl\`, 5 min) is on, and with a single benchmark user every AUTH after the first is a cache hit; **postern-nocache** is a second instance with \`--auth-cache-ttl 0\`, which pays bcrypt on every AUTH like the others (W1/W2 only); **postern-before** is the same as postern built from \`$BEFORE_REV\` (before/after in one run). **nginx-fastauth** is a second nginx whose auth_http helper (\`postern-bench authhttp --fast\`) verifies a login's password with bcrypt once and then answers from memory: nginx at its best, the fair match for Postern's cache. **sink-starttls** is the sink behind STARTTLS with the same certificate (AUTH accepted without a check): the ceiling of a TLS-terminating proxy. Postfix answers 250 once the message is in its queue; it then relays to the sink before the next peer runs (its delivery to the sink is only partly inside its CPU sample). Haraka runs one worker per CPU (nodes=cpus), nginx worker_processes auto. CPU ms/msg: user+system time of the peer's process tree (Postfix: master and children + Dovecot; nginx: master, workers and its auth_http helper; Postern, Haraka, sinks: their process), from /proc before and after each measurement, divided by the messages accepted; the shared sink behind the proxies is not included."
+  echo "Set-up: every peer on loopback with the same ECDSA P-256 certificate and the same user; all forward to one sink (\`postern-bench sink\`, plain SMTP, discards). Clients: \`postern-bench\` (go-smtp client), STARTTLS + AUTH PLAIN for the proxies, plain + AUTH for the sink (the ceiling); the client offers Go's default key exchange groups (X25519MLKEM768 first) except in W2x, where it offers only X25519 (\`--tls-groups x25519\`), and records the group each handshake negotiated (the key exchange column). Password checks: Postern, Postfix (via Dovecot passwd-file) and nginx (via the \`postern-bench authhttp\` helper) verify the same bcrypt cost-10 hash; Haraka's auth/flat_file compares a clear-text password. Postern runs with its defaults${POSTERN_ARGS:+ plus \`$POSTERN_ARGS\`}: its credential cache (\`--auth-cache-ttl\`, 5 min) is on, and with a single benchmark user every AUTH after the first is a cache hit; **postern-nocache** is a second instance with \`--auth-cache-ttl 0\`, which pays bcrypt on every AUTH like the others (W1/W2/W2x only); **postern-before** is the same as postern built from \`$BEFORE_REV\` (before/after in one run). **nginx-fastauth** is a second nginx whose auth_http helper (\`postern-bench authhttp --fast\`) verifies a login's password with bcrypt once and then answers from memory: nginx at its best, the fair match for Postern's cache. **sink-starttls** is the sink behind STARTTLS with the same certificate (AUTH accepted without a check): the ceiling of a TLS-terminating proxy. Postfix answers 250 once the message is in its queue; it then relays to the sink before the next peer runs (its delivery to the sink is only partly inside its CPU sample). Haraka runs one worker per CPU (nodes=cpus), nginx worker_processes auto. CPU ms/msg: user+system time of the peer's process tree (Postfix: master and children + Dovecot; nginx: master, workers and its auth_http helper; Postern, Haraka, sinks: their process), from /proc before and after each measurement, divided by the messages accepted; the shared sink behind the proxies is not included."
   if [ ${#skipped[@]} -gt 0 ]; then
     echo
     echo "Left out: ${skipped[*]}."

@@ -78,6 +78,11 @@ func (g *goSMTPClient) send(msg []byte) error {
 	return err
 }
 
+func (g *goSMTPClient) tlsGroup() (tls.CurveID, bool) {
+	cs, ok := g.c.TLSConnectionState()
+	return cs.CurveID, ok
+}
+
 func (g *goSMTPClient) quit() error { return g.c.Quit() }
 
 func (g *goSMTPClient) close() {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ type loadConfig struct {
 	Insecure        bool
 	ServerName      string
 	TLSResume       bool          // share a TLS session cache between connections
+	TLSGroups       []tls.CurveID // --tls-groups: key exchange groups offered (nil: Go's default)
 	Timeout         time.Duration // connect / one reply
 	Idle            int           // W4: hold this many sessions open after AUTH
 	Hold            time.Duration // ... for this long
@@ -46,6 +48,9 @@ type testHooks struct {
 
 // client is one SMTP session of the generator, already past connect, TLS and AUTH.
 type client interface {
+	// tlsGroup is the key exchange group the handshake negotiated; false
+	// without TLS.
+	tlsGroup() (tls.CurveID, bool)
 	send(msg []byte) error
 	quit() error
 	close()
@@ -88,6 +93,11 @@ func (c *loadConfig) tlsConfig() *tls.Config {
 		name, _, _ = strings.Cut(c.Addr, ":")
 	}
 	tc := &tls.Config{ServerName: name, InsecureSkipVerify: c.Insecure, MinVersion: tls.VersionTLS12}
+	if len(c.TLSGroups) > 0 {
+		// The client offers (and sends key shares for) only these groups,
+		// so every peer answers with the same key exchange (W2x).
+		tc.CurvePreferences = slices.Clone(c.TLSGroups)
+	}
 	if c.TLSResume {
 		tc.ClientSessionCache = tls.NewLRUClientSessionCache(1024)
 	}
@@ -159,6 +169,7 @@ func runLoad(ctx context.Context, cfg loadConfig) (Summary, error) {
 	}
 	s.Label, s.Workload, s.Mode, s.Pipelining = cfg.Label, cfg.Workload, cfg.Mode, cfg.Pipelining
 	s.Concurrency, s.Size = cfg.Concurrency, cfg.Size
+	s.TLSOffered = groupNames(cfg.TLSGroups)
 	return s, nil
 }
 
@@ -196,7 +207,7 @@ func oneConnection(ctx context.Context, cfg *loadConfig, tc *tls.Config, msg []b
 		return
 	}
 	defer c.close()
-	rec.setup(time.Since(t0))
+	rec.setup(time.Since(t0), c)
 	if cfg.hooks != nil && cfg.hooks.afterSetup != nil {
 		cfg.hooks.afterSetup()
 	}
@@ -243,7 +254,7 @@ func runIdle(ctx context.Context, cfg *loadConfig, tc *tls.Config, rec *recorder
 				return
 			}
 			defer c.close()
-			rec.setup(time.Since(t0))
+			rec.setup(time.Since(t0), c)
 			held.Add(1)
 			setupWG.Done()
 			select {

@@ -9,7 +9,7 @@
 //	postern-bench storm-users --n N --users FILE --logins FILE
 //	                                           W5's N distinct bcrypt users and their passwords
 //	postern-bench report --in FILE --out FILE --svg FILE
-//	                                           medians and ratios as markdown, W1/W2 chart
+//	                                           medians and ratios as markdown, W1/W2/W2x chart
 package main
 
 import (
@@ -72,6 +72,7 @@ func runLoadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.BoolVar(&c.Insecure, "insecure", false, "do not verify the server certificate")
 	fs.StringVar(&c.ServerName, "server-name", "", "TLS server name (default: the host of --addr)")
 	fs.BoolVar(&c.TLSResume, "tls-resume", false, "resume TLS sessions (shared client session cache)")
+	tlsGroups := fs.String("tls-groups", "", "key exchange `GROUPS` the client offers, comma-separated: "+knownTLSGroups()+" (empty: Go's default, which includes x25519mlkem768)")
 	fs.DurationVar(&c.Timeout, "timeout", 30*time.Second, "connect and per-reply timeout")
 	fs.IntVar(&c.Idle, "idle", 0, "W4: open N sessions, AUTH, hold them idle for --hold, then QUIT (no messages)")
 	fs.DurationVar(&c.Hold, "hold", 10*time.Second, "how long --idle sessions are held")
@@ -94,6 +95,11 @@ func runLoadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	groups, err := parseTLSGroups(*tlsGroups)
+	if err != nil {
+		return err
+	}
+	c.TLSGroups = groups
 	pids, err := parsePIDs(*cpuPIDs)
 	if err != nil {
 		return err

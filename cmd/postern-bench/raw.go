@@ -197,6 +197,14 @@ func writeDotStuffed(w *bufio.Writer, msg []byte) {
 	}
 }
 
+func (rc *rawClient) tlsGroup() (tls.CurveID, bool) {
+	tc, ok := rc.conn.(*tls.Conn)
+	if !ok {
+		return 0, false
+	}
+	return tc.ConnectionState().CurveID, true
+}
+
 func (rc *rawClient) quit() error {
 	_, _, err := rc.cmd(221, "QUIT")
 	return err

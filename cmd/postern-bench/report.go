@@ -170,48 +170,12 @@ func writeReport(w io.Writer, r results, preamble, notes string, now time.Time) 
 		fmt.Fprintf(w, "%s\n\n", strings.TrimSpace(preamble))
 	}
 	fmt.Fprintf(w, "Every figure is the median of the runs shown (`runs`); ratios are the peer's median divided by Postern's, measured in the same run of the script (so > 1 means faster than Postern for messages/s and MiB/s). Errors are summed over the runs.\n\n")
-	fmt.Fprintf(w, "![messages per second, W1 and W2](chart.svg)\n\n")
+	fmt.Fprintf(w, "![messages per second, W1, W2 and W2x](chart.svg)\n\n")
 
-	for _, wl := range []string{"W1", "W2"} {
-		if r[wl] == nil {
-			continue
+	for _, wl := range messageWorkloads {
+		if r[wl] != nil {
+			writeMessageSection(w, r, wl)
 		}
-		title := map[string]string{"W1": "W1 steady: several 4 KiB messages per connection", "W2": "W2 handshake-heavy: one message per connection (TLS + AUTH each time)"}[wl]
-		fmt.Fprintf(w, "## %s\n\n", title)
-		fmt.Fprintf(w, "%s\n\n", describe(r[wl]))
-		fmt.Fprintf(w, "| peer | password check | runs | messages/s | ratio to Postern | msg p50 ms | msg p99 ms | set-up p50 ms | set-up p99 ms | CPU ms/msg | errors |\n")
-		fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-		ref := r[wl][reference]
-		for _, p := range r.peers(wl) {
-			c := r[wl][p]
-			refRate := 0.0
-			if ref != nil {
-				refRate = ref.median(msgRate)
-			}
-			fmt.Fprintf(w, "| %s | %s | %d | %.1f | %s | %.1f | %.1f | %.1f | %.1f | %s | %d |\n", p, passwordCheck[p], len(c.runs),
-				c.median(msgRate), ratio(c.median(msgRate), refRate), c.median(p50), c.median(p99),
-				c.median(setup50), c.median(setup99), cpuCell(c), c.errors())
-		}
-		fmt.Fprintln(w)
-		if ref != nil {
-			if name, best := r.fastest(wl); best != nil {
-				got := ref.median(msgRate) / best.median(msgRate)
-				fmt.Fprintf(w, "- Target messages/s ≥ 1.2× the fastest peer (%s): Postern is %.2f× — %s.\n", name, got, verdict(got >= 1.2, fmt.Sprintf("missed by %.0f%%", (1.2-got)/1.2*100)))
-				if pc, bc := ref.median(cpuMsg), best.median(cpuMsg); pc > 0 && bc > 0 {
-					fmt.Fprintf(w, "- Target CPU per message ≤ the fastest peer's: %.3f ms vs %.3f ms — %s.\n", pc, bc, verdict(pc <= bc, fmt.Sprintf("%.0f%% more", (pc/bc-1)*100)))
-				}
-				pp, bp := ref.median(p99), best.median(p99)
-				fmt.Fprintf(w, "- Target p99 per-message latency ≤ the fastest peer's: %.1f ms vs %.1f ms — %s.\n", pp, bp, verdict(pp <= bp, fmt.Sprintf("%.1f× higher", pp/max(bp, 0.001))))
-			}
-			if before := r[wl]["postern-before"]; before != nil {
-				fmt.Fprintf(w, "- Before → after (postern-before → postern, same run): %.1f → %.1f messages/s (%.2f×), CPU %s → %s ms/msg, p99 %.1f → %.1f ms.\n",
-					before.median(msgRate), ref.median(msgRate), ref.median(msgRate)/max(before.median(msgRate), 0.001),
-					cpuCell(before), cpuCell(ref), before.median(p99), ref.median(p99))
-			}
-		}
-		fmt.Fprintf(w, "- Rows that rest on a credential cache: %s.\n", cachedRows(r.peers(wl)))
-		printErrors(w, r[wl], r.peers(wl))
-		fmt.Fprintln(w)
 	}
 
 	if r["W3"] != nil {
@@ -365,8 +329,12 @@ func describe(peers map[string]*cell) string {
 		if s.Connections > 0 {
 			per = (s.Messages + s.Connections - 1) / s.Connections
 		}
-		return fmt.Sprintf("Concurrency %d, %d B messages, ~%d per connection, %d messages per run, client mode %s for the proxies, plain for the sink; pipelining %v.",
-			s.Concurrency, s.Size, per, s.Messages, s.Mode, s.Pipelining)
+		groups := "Go's default key exchange groups (X25519MLKEM768 first)"
+		if s.TLSOffered != "" {
+			groups = "key exchange groups " + s.TLSOffered + " only (`--tls-groups`)"
+		}
+		return fmt.Sprintf("Concurrency %d, %d B messages, ~%d per connection, %d messages per run, client mode %s for the proxies, plain for the sink; pipelining %v; the client offers %s.",
+			s.Concurrency, s.Size, per, s.Messages, s.Mode, s.Pipelining, groups)
 	}
 	return ""
 }
@@ -423,7 +391,7 @@ var peerColor = map[string]string{
 	"postern-before": "#aec7e8", "nginx-fastauth": "#98df8a", "sink-starttls": "#c7c7c7",
 }
 
-// writeChart draws W1 and W2 messages/s (medians) as horizontal bars.
+// writeChart draws W1, W2 and W2x messages/s (medians) as horizontal bars.
 func writeChart(w io.Writer, r results) {
 	const width, left, right, barH, gap, titleH = 760, 150, 90, 22, 6, 34
 	type section struct {
@@ -432,11 +400,11 @@ func writeChart(w io.Writer, r results) {
 		vals  []float64
 	}
 	var secs []section
-	for _, wl := range []string{"W1", "W2"} {
+	for _, wl := range messageWorkloads {
 		if r[wl] == nil {
 			continue
 		}
-		s := section{title: map[string]string{"W1": "W1 steady (messages/s, median)", "W2": "W2 one message per connection (messages/s, median)"}[wl]}
+		s := section{title: chartTitle[wl]}
 		for _, p := range r.peers(wl) {
 			s.peers = append(s.peers, p)
 			s.vals = append(s.vals, r[wl][p].median(msgRate))
@@ -481,7 +449,7 @@ func runReportCmd(args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	in := fs.String("in", "", "JSON lines written by the load generator (with --label and --workload)")
 	out := fs.String("out", "RESULTS.md", "markdown output")
-	svg := fs.String("svg", "chart.svg", "SVG chart output (W1/W2 messages/s)")
+	svg := fs.String("svg", "chart.svg", "SVG chart output (W1/W2/W2x messages/s)")
 	preamble := fs.String("preamble", "", "markdown `FILE` inserted after the header (versions, settings)")
 	notes := fs.String("notes", "", "markdown `FILE` appended at the end (analysis)")
 	if err := fs.Parse(args); err != nil {

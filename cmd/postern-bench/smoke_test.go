@@ -41,19 +41,31 @@ func TestSmoke(t *testing.T) {
 	}
 	defer implicit.Close()
 
+	// groups is --tls-groups; group the key exchange the client must
+	// record (the sink is Go with its defaults, so it takes the hybrid
+	// X25519MLKEM768 whenever the client offers it).
 	for _, c := range []struct {
 		name, addr, mode string
 		pipelining       bool
+		groups, group    string
 	}{
-		{"starttls", starttls.Addr(), "starttls", false},
-		{"tls", implicit.Addr(), "tls", false},
-		{"plain", starttls.Addr(), "plain", false},
-		{"starttls-pipelining", starttls.Addr(), "starttls", true},
-		{"tls-pipelining", implicit.Addr(), "tls", true},
+		{"starttls", starttls.Addr(), "starttls", false, "", "X25519MLKEM768"},
+		{"tls", implicit.Addr(), "tls", false, "", "X25519MLKEM768"},
+		{"plain", starttls.Addr(), "plain", false, "", ""},
+		{"starttls-pipelining", starttls.Addr(), "starttls", true, "", "X25519MLKEM768"},
+		{"tls-pipelining", implicit.Addr(), "tls", true, "", "X25519MLKEM768"},
+		{"starttls-x25519", starttls.Addr(), "starttls", false, "x25519", "X25519"},
+		{"tls-pipelining-x25519", implicit.Addr(), "tls", true, "x25519", "X25519"},
+		{"starttls-p256", starttls.Addr(), "starttls", false, "secp256r1", "CurveP256"},
+		{"starttls-both", starttls.Addr(), "starttls", false, "x25519mlkem768,x25519", "X25519MLKEM768"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			groups, err := parseTLSGroups(c.groups)
+			if err != nil {
+				t.Fatal(err)
+			}
 			s, err := runLoad(context.Background(), loadConfig{
-				Addr: c.addr, Mode: c.mode, Pipelining: c.pipelining, Insecure: true, ServerName: "bench.test",
+				Addr: c.addr, Mode: c.mode, Pipelining: c.pipelining, Insecure: true, ServerName: "bench.test", TLSGroups: groups,
 				User: "bench@example.test", Password: "pw", From: "bench@example.test", To: "rcpt@example.net",
 				Concurrency: 3, Connections: 5, MessagesPerConn: 2, Size: 1000 + len(c.name), Duration: 20 * time.Second,
 			})
@@ -65,6 +77,9 @@ func TestSmoke(t *testing.T) {
 			}
 			if s.MsgP99 <= 0 || s.SetupP50 <= 0 {
 				t.Errorf("no latencies: %+v", s)
+			}
+			if s.TLSGroup != c.group {
+				t.Errorf("negotiated group %q, want %q", s.TLSGroup, c.group)
 			}
 		})
 	}
@@ -106,14 +121,17 @@ func TestSmoke(t *testing.T) {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), []string{"--addr", starttls.Addr(), "--mode", "starttls", "--insecure",
 			"--user", "u", "--password", "p", "--concurrency", "2", "--connections", "2", "--messages-per-conn", "1",
-			"--size", "512", "--duration", "20s", "--label", "postern", "--workload", "W1", "--json",
-			"--cpu-pids", strconv.Itoa(os.Getpid())}, &out, &errOut)
+			"--size", "512", "--duration", "20s", "--label", "postern", "--workload", "W2x", "--json",
+			"--cpu-pids", strconv.Itoa(os.Getpid()), "--tls-groups", "x25519"}, &out, &errOut)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, errOut.String())
 		}
 		var s Summary
 		if err := json.Unmarshal(out.Bytes(), &s); err != nil || s.Messages != 2 || s.Label != "postern" {
 			t.Fatalf("%v %+v %s", err, s, out.String())
+		}
+		if s.TLSOffered != "X25519" || s.TLSGroup != "X25519" || !strings.Contains(out.String(), `"tls_group":"X25519"`) {
+			t.Fatalf("--tls-groups x25519: offered %q, negotiated %q\n%s", s.TLSOffered, s.TLSGroup, out.String())
 		}
 		dir := t.TempDir()
 		in := filepath.Join(dir, "results.jsonl")
@@ -123,8 +141,21 @@ func TestSmoke(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, _ := os.ReadFile(md)
-		if !strings.Contains(string(b), "| postern | **cache**: bcrypt once, then memory | 1 |") {
-			t.Errorf("report:\n%s", b)
+		for _, want := range []string{"## W2x handshake-heavy", "| postern | **cache**: bcrypt once, then memory | 1 |", "| 0 | X25519 |"} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("report lacks %q:\n%s", want, b)
+			}
+		}
+	})
+
+	t.Run("unknown --tls-groups", func(t *testing.T) {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), []string{"--addr", starttls.Addr(), "--insecure", "--tls-groups", "x25519,x448"}, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), `unknown group "x448"`) {
+			t.Fatalf("err = %v, want unknown group \"x448\"", err)
+		}
+		if out.Len() != 0 {
+			t.Errorf("ran anyway:\n%s", out.String())
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -59,17 +60,27 @@ func (e *errorLog) add(err error) {
 // recorder collects the raw measurements of one run; safe for concurrent use.
 type recorder struct {
 	mu          sync.Mutex
-	msgLat      []time.Duration // one per accepted message: MAIL sent .. reply after the final dot
-	setupLat    []time.Duration // one per established connection: connect .. AUTH accepted
-	connections int             // completed (QUIT answered or idle hold ended)
-	messages    int             // accepted (250 after the dot)
-	bytes       int64           // message bytes accepted
+	msgLat      []time.Duration     // one per accepted message: MAIL sent .. reply after the final dot
+	setupLat    []time.Duration     // one per established connection: connect .. AUTH accepted
+	groups      map[tls.CurveID]int // negotiated key exchange group -> connections (TLS only)
+	connections int                 // completed (QUIT answered or idle hold ended)
+	messages    int                 // accepted (250 after the dot)
+	bytes       int64               // message bytes accepted
 	errs        errorLog
 }
 
-func (r *recorder) setup(d time.Duration) {
+// setup records one established session: its set-up time and, with TLS,
+// the key exchange group its handshake negotiated.
+func (r *recorder) setup(d time.Duration, c client) {
+	id, isTLS := c.tlsGroup()
 	r.mu.Lock()
 	r.setupLat = append(r.setupLat, d)
+	if isTLS {
+		if r.groups == nil {
+			r.groups = map[tls.CurveID]int{}
+		}
+		r.groups[id]++
+	}
 	r.mu.Unlock()
 }
 
@@ -110,6 +121,13 @@ type Summary struct {
 	SetupP99 float64 `json:"setup_p99_ms"`
 	SetupMax float64 `json:"setup_max_ms"`
 
+	// TLSOffered is --tls-groups (empty: Go's default, which offers
+	// X25519MLKEM768); TLSGroup the group the peer negotiated, e.g.
+	// "X25519MLKEM768", or every group with its count when connections
+	// differed; empty without TLS.
+	TLSOffered string `json:"tls_groups_offered,omitempty"`
+	TLSGroup   string `json:"tls_group,omitempty"`
+
 	Errors     int      `json:"errors"`
 	ErrorTexts []string `json:"error_texts,omitempty"`
 	CapReached bool     `json:"duration_cap_reached,omitempty"`
@@ -148,6 +166,9 @@ func (r *recorder) summarize(elapsed time.Duration) Summary {
 		Errors:      r.errs.count,
 		ErrorTexts:  slices.Clone(r.errs.distinct),
 	}
+	if len(r.groups) > 0 {
+		s.TLSGroup = describeGroups(r.groups)
+	}
 	if secs := elapsed.Seconds(); secs > 0 {
 		s.MsgPerSec = float64(r.messages) / secs
 		s.ConnPerSec = float64(r.connections) / secs
@@ -181,6 +202,13 @@ func (s Summary) write(w io.Writer) error {
 		s.MsgP50, s.MsgP90, s.MsgP99, s.SetupP50, s.SetupP99, s.SetupMax)
 	if s.HWMKiB > 0 {
 		fmt.Fprintf(&b, "target peak RSS (VmHWM) %d KiB, growth %d KiB over %d KiB at start\n", s.HWMKiB, s.HWMGrowKiB, s.RSSBaseKiB)
+	}
+	if s.TLSGroup != "" {
+		offered := s.TLSOffered
+		if offered == "" {
+			offered = "Go's default"
+		}
+		fmt.Fprintf(&b, "TLS key exchange %s (offered: %s)\n", s.TLSGroup, offered)
 	}
 	if s.CPUms > 0 {
 		fmt.Fprintf(&b, "target CPU %.0f ms, %.3f ms per message\n", s.CPUms, s.CPUmsPerMsg)
