@@ -123,7 +123,12 @@ func TestServer_shutdownIdleAndInFlight(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
-	if calls := be.recorded(); calls != "Mail(a@example.org) Rcpt(b@example.org) Data Logout Logout" {
+	// The idle session's Logout may come before the busy one's Data: the
+	// busy session calls Data after writing 354, and the test starts the
+	// shutdown as soon as it reads the 354.
+	calls := be.recorded()
+	if busy := strings.Replace(calls, "Logout ", "", 1); strings.Count(calls, "Logout") != 2 ||
+		busy != "Mail(a@example.org) Rcpt(b@example.org) Data Logout" {
 		t.Errorf("session calls: %s", calls)
 	}
 }
