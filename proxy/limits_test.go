@@ -16,14 +16,15 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/postern/postern/internal/testkit"
 	"github.com/postern/postern/proxy/proxytest"
 	"github.com/postern/postern/proxy/state"
 )
 
 var client1 = netip.MustParseAddr("192.0.2.1")
 
-func newTestLimits(cfg LimitsConfig) (*Limits, *fakeClock) {
-	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+func newTestLimits(cfg LimitsConfig) (*Limits, *testkit.Clock) {
+	clock := testkit.NewClock(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
 	if cfg.Store == nil {
 		cfg.Store = state.NewMemory(state.MemoryConfig{Now: clock.Now})
 	}
