@@ -189,10 +189,14 @@ func (lf *LimitFile) Len() int {
 
 // lookup returns the override for login: its own entry, else its domain's.
 func (lf *LimitFile) lookup(login string) (LimitOverride, bool) {
+	return lf.lookupKey(normalizeMapKey(login))
+}
+
+// lookupKey is lookup of a login already normalized (normalizeMapKey).
+func (lf *LimitFile) lookupKey(key string) (LimitOverride, bool) {
 	if lf == nil {
 		return LimitOverride{}, false
 	}
-	key := normalizeMapKey(login)
 	if o, ok := lf.entries[key]; ok {
 		return o, true
 	}

@@ -96,10 +96,31 @@ func NewLimits(cfg LimitsConfig) *Limits {
 // while serving; the next check uses it.
 func (l *Limits) SetFile(f *LimitFile) { l.file.Store(f) }
 
+// LimitLogin is a login as the limits know it, worked out once when a
+// session authenticates (NewLimitLogin), not again at every MAIL and RCPT:
+// folding (NFKC, case folding) and hashing are the dearest steps of a
+// check that runs per recipient.
+type LimitLogin struct {
+	name    string // state.FoldLogin: the one spelling, in log lines, alerts and replies
+	key     string // state.LoginKey: the login in counter keys
+	fileKey string // normalizeMapKey(name): the login in the limit file
+}
+
+// NewLimitLogin folds login (state.FoldLogin): every spelling of a login
+// gives the same LimitLogin, one budget and one suspension.
+func NewLimitLogin(login string) LimitLogin {
+	name := state.FoldLogin(login)
+	return LimitLogin{name: name, key: state.LoginKey(name), fileKey: normalizeMapKey(name)}
+}
+
 // Rates returns the limits in force for login.
 func (l *Limits) Rates(login string) (messages, recipients Rate) {
+	return l.loginRates(NewLimitLogin(login))
+}
+
+func (l *Limits) loginRates(login LimitLogin) (messages, recipients Rate) {
 	messages, recipients = l.cfg.Messages, l.cfg.Recipients
-	if o, ok := l.file.Load().lookup(login); ok {
+	if o, ok := l.file.Load().lookupKey(login.fileKey); ok {
 		if o.Messages != nil {
 			messages = *o.Messages
 		}
@@ -113,28 +134,24 @@ func (l *Limits) Rates(login string) (messages, recipients Rate) {
 // Keys. The window is part of a limit's keys so that a limit file changing
 // a login's window starts a fresh log instead of reading an old one with
 // another window (the store wants one window per key).
-// Logins appear in keys as state.LoginKey (folded, hashed).
-func countKey(limit string, r Rate, login string) string {
-	return "limit:" + limit + ":" + shortDuration(r.Window) + ":" + state.LoginKey(login)
+// Logins appear in keys as state.LoginKey (folded, hashed: LimitLogin.key).
+func countKey(limit string, r Rate, login LimitLogin) string {
+	return "limit:" + limit + ":" + shortDuration(r.Window) + ":" + login.key
 }
-func overKey(limit string, r Rate, login string) string {
-	return "over:" + limit + ":" + shortDuration(r.Window) + ":" + state.LoginKey(login)
+func overKey(limit string, r Rate, login LimitLogin) string {
+	return "over:" + limit + ":" + shortDuration(r.Window) + ":" + login.key
 }
-func logOnceKey(limit string, r Rate, login string) string {
-	return "logged:" + limit + ":" + shortDuration(r.Window) + ":" + state.LoginKey(login)
+func logOnceKey(limit string, r Rate, login LimitLogin) string {
+	return "logged:" + limit + ":" + shortDuration(r.Window) + ":" + login.key
 }
-func rcptOKKey(login string) string      { return "rcpt-ok:" + state.LoginKey(login) }
-func rcptRefusedKey(login string) string { return "rcpt-refused:" + state.LoginKey(login) }
-func suspendOnceKey(login string) string { return "suspend-event:" + state.LoginKey(login) }
+func rcptOKKey(login LimitLogin) string      { return "rcpt-ok:" + login.key }
+func rcptRefusedKey(login LimitLogin) string { return "rcpt-refused:" + login.key }
+func suspendOnceKey(login LimitLogin) string { return "suspend-event:" + login.key }
 
 // ratioCap bounds the recipients remembered for the refused ratio per login
 // and verdict (the memory store keeps a ring of that many times per key):
 // beyond 1000 of each within the hour the ratio is read from the newest.
 const ratioCap = 1000
-
-// canonLogin is the login's one spelling (state.FoldLogin), for keys, the
-// limit file and log lines alike.
-func canonLogin(login string) string { return state.FoldLogin(login) }
 
 func (l *Limits) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), l.cfg.StoreTimeout)
@@ -146,10 +163,10 @@ func (l *Limits) storeFailed(what string, err error) {
 
 // Suspended reports login's suspension, if one is in force (AUTH answers
 // 535 5.7.8 then, even with the right password).
-func (l *Limits) Suspended(login string) (state.Suspension, bool) {
+func (l *Limits) Suspended(login LimitLogin) (state.Suspension, bool) {
 	ctx, cancel := l.ctx()
 	defer cancel()
-	s, ok, err := l.cfg.Store.Suspended(ctx, canonLogin(login))
+	s, ok, err := l.cfg.Store.Suspended(ctx, login.name)
 	if err != nil {
 		l.storeFailed("suspended", err)
 		return state.Suspension{}, false
@@ -170,31 +187,30 @@ func (l *Limits) recheckDue(last time.Time) bool {
 // client sent). Only the upstream gives it back, with ReleaseMessage: when
 // it refuses the MAIL or the message at the final dot, or fails (no
 // connection, lost mid-DATA), so the client's retry is not counted twice.
-func (l *Limits) ReserveMessage(login string, client netip.Addr) error {
+func (l *Limits) ReserveMessage(login LimitLogin, client netip.Addr) error {
 	return l.reserve(LimitMessages, login, client)
 }
 
 // ReleaseMessage gives back the message ReserveMessage counted.
-func (l *Limits) ReleaseMessage(login string) { l.release(LimitMessages, login) }
+func (l *Limits) ReleaseMessage(login LimitLogin) { l.release(LimitMessages, login) }
 
 // ReserveRecipient counts one recipient for login before its RCPT goes to
 // the upstream, and refuses the RCPT that would cross the limit. Follow it
 // with RecipientDone.
-func (l *Limits) ReserveRecipient(login string, client netip.Addr) error {
+func (l *Limits) ReserveRecipient(login LimitLogin, client netip.Addr) error {
 	return l.reserve(LimitRecipients, login, client)
 }
 
 // RecipientDone records the upstream's verdict on a reserved recipient:
 // a refused one (refused) is given back and counts towards the refused
 // ratio; upstreamReplied false (the connection failed) just gives it back.
-func (l *Limits) RecipientDone(login string, client netip.Addr, upstreamReplied, refused bool) {
+func (l *Limits) RecipientDone(login LimitLogin, client netip.Addr, upstreamReplied, refused bool) {
 	if !upstreamReplied || refused {
 		l.release(LimitRecipients, login)
 	}
 	if !upstreamReplied || l.cfg.SuspendRejectedPercent <= 0 {
 		return
 	}
-	login = canonLogin(login)
 	ctx, cancel := l.ctx()
 	defer cancel()
 	w := l.cfg.SuspendRejectedWindow
@@ -228,7 +244,7 @@ func (l *Limits) RecipientDone(login string, client netip.Addr, upstreamReplied,
 // the refused-ratio window are read: the recipient limit's own log when it
 // spans that window (no second write per RCPT, the "one round trip" budget),
 // else a log of its own (own true: RecipientDone writes it).
-func (l *Limits) acceptedKey(login string) (key string, own bool) {
+func (l *Limits) acceptedKey(login LimitLogin) (key string, own bool) {
 	r := l.rate(LimitRecipients, login)
 	if !r.Unlimited() && r.Window >= l.cfg.SuspendRejectedWindow {
 		return countKey(LimitRecipients, r, login), false
@@ -236,8 +252,7 @@ func (l *Limits) acceptedKey(login string) (key string, own bool) {
 	return rcptOKKey(login), true
 }
 
-func (l *Limits) reserve(limit, login string, client netip.Addr) error {
-	login = canonLogin(login)
+func (l *Limits) reserve(limit string, login LimitLogin, client netip.Addr) error {
 	rate := l.rate(limit, login)
 	if rate.Unlimited() {
 		return nil
@@ -253,11 +268,10 @@ func (l *Limits) reserve(limit, login string, client netip.Addr) error {
 		return nil
 	}
 	l.overLimit(ctx, limit, rate, login, client, count)
-	return replyLimitReached(login)
+	return replyLimitReached(login.name)
 }
 
-func (l *Limits) release(limit, login string) {
-	login = canonLogin(login)
+func (l *Limits) release(limit string, login LimitLogin) {
 	rate := l.rate(limit, login)
 	if rate.Unlimited() {
 		return
@@ -269,8 +283,8 @@ func (l *Limits) release(limit, login string) {
 	}
 }
 
-func (l *Limits) rate(limit, login string) Rate {
-	m, r := l.Rates(login)
+func (l *Limits) rate(limit string, login LimitLogin) Rate {
+	m, r := l.loginRates(login)
 	if limit == LimitMessages {
 		return m
 	}
@@ -280,12 +294,12 @@ func (l *Limits) rate(limit, login string) Rate {
 // overLimit handles an attempt refused for being over rate: the metric,
 // one log line per window (fail2ban's), and the count of attempts over the
 // limit that leads to a suspension at SuspendAfter times the limit.
-func (l *Limits) overLimit(ctx context.Context, limit string, rate Rate, login string, client netip.Addr, count int) {
+func (l *Limits) overLimit(ctx context.Context, limit string, rate Rate, login LimitLogin, client netip.Addr, count int) {
 	l.cfg.Metrics.limitReached(limit)
 	if first, err := l.cfg.Store.Once(ctx, logOnceKey(limit, rate, login), rate.Window); err != nil {
 		l.storeFailed("once", err)
 	} else if first {
-		l.cfg.Log.Warn("sending limit reached", "login", login, "limit", limit,
+		l.cfg.Log.Warn("sending limit reached", "login", login.name, "limit", limit,
 			"count", count, "max", rate.N, "window", shortDuration(rate.Window), "client", client.String())
 	}
 	if l.cfg.SuspendAfter <= 0 {
@@ -318,8 +332,8 @@ const suspendRace = time.Minute
 // suspend suspends login once: the suspension, its log line, metric and
 // alert are made by the first replica to decide it, not again by the
 // attempts that keep arriving on sessions already logged in.
-func (l *Limits) suspend(ctx context.Context, login string, client netip.Addr, limit string, count, max int, window time.Duration, reason string) {
-	if _, already, err := l.cfg.Store.Suspended(ctx, login); err != nil {
+func (l *Limits) suspend(ctx context.Context, login LimitLogin, client netip.Addr, limit string, count, max int, window time.Duration, reason string) {
+	if _, already, err := l.cfg.Store.Suspended(ctx, login.name); err != nil {
 		l.storeFailed("suspended", err)
 		return
 	} else if already {
@@ -335,13 +349,13 @@ func (l *Limits) suspend(ctx context.Context, login string, client netip.Addr, l
 	}
 	now := l.cfg.Now()
 	s := state.Suspension{Reason: reason, Since: now, Until: now.Add(l.cfg.SuspendFor)}
-	if err := l.cfg.Store.Suspend(ctx, login, s); err != nil {
+	if err := l.cfg.Store.Suspend(ctx, login.name, s); err != nil {
 		l.storeFailed("suspend", err)
 		return
 	}
 	l.cfg.Metrics.suspended(limit)
 	l.cfg.Alerts.Send(AlertEvent{
-		Event: AlertSuspension, Login: login, Limit: limit, Count: count, Max: max,
+		Event: AlertSuspension, Login: login.name, Limit: limit, Count: count, Max: max,
 		Window: shortDuration(window), Reason: reason, Client: clientString(client),
 		Time: now, Until: &s.Until,
 	})
@@ -381,13 +395,13 @@ func clientString(a netip.Addr) string {
 // Unsuspend lifts login's suspension and forgets its attempts over the
 // limits, so that it is not suspended again by the next one; the limits
 // themselves still apply. It reports whether there was a suspension.
-func (l *Limits) Unsuspend(ctx context.Context, login string) (bool, error) {
-	login = canonLogin(login)
-	was, err := l.cfg.Store.Unsuspend(ctx, login)
+func (l *Limits) Unsuspend(ctx context.Context, name string) (bool, error) {
+	login := NewLimitLogin(name)
+	was, err := l.cfg.Store.Unsuspend(ctx, login.name)
 	if err != nil {
-		return false, fmt.Errorf("lifting the suspension of %s: %w", login, err)
+		return false, fmt.Errorf("lifting the suspension of %s: %w", login.name, err)
 	}
-	m, r := l.Rates(login)
+	m, r := l.loginRates(login)
 	keys := []string{suspendOnceKey(login), rcptRefusedKey(login), rcptOKKey(login),
 		overKey(LimitMessages, m, login), overKey(LimitRecipients, r, login)}
 	for _, k := range keys {
@@ -395,7 +409,7 @@ func (l *Limits) Unsuspend(ctx context.Context, login string) (bool, error) {
 			return was, fmt.Errorf("clearing %s: %w", k, err)
 		}
 	}
-	l.cfg.Log.Warn("login unsuspended", "login", login, "was_suspended", was)
+	l.cfg.Log.Warn("login unsuspended", "login", login.name, "was_suspended", was)
 	return was, nil
 }
 
@@ -425,10 +439,10 @@ type RatioStatus struct {
 }
 
 // Status reads login's counters and suspension.
-func (l *Limits) Status(ctx context.Context, login string) (LoginStatus, error) {
-	login = canonLogin(login)
-	st := LoginStatus{Login: login}
-	m, r := l.Rates(login)
+func (l *Limits) Status(ctx context.Context, name string) (LoginStatus, error) {
+	login := NewLimitLogin(name)
+	st := LoginStatus{Login: login.name}
+	m, r := l.loginRates(login)
 	var err error
 	if st.Messages, err = l.limitStatus(ctx, LimitMessages, m, login); err != nil {
 		return st, err
@@ -439,15 +453,15 @@ func (l *Limits) Status(ctx context.Context, login string) (LoginStatus, error) 
 	w := l.cfg.SuspendRejectedWindow
 	st.Refused.Window = shortDuration(w)
 	if st.Refused.Refused, err = l.cfg.Store.Count(ctx, rcptRefusedKey(login), w); err != nil {
-		return st, fmt.Errorf("reading the counters of %s: %w", login, err)
+		return st, fmt.Errorf("reading the counters of %s: %w", login.name, err)
 	}
 	okKey, _ := l.acceptedKey(login)
 	if st.Refused.Accepted, err = l.cfg.Store.Count(ctx, okKey, w); err != nil {
-		return st, fmt.Errorf("reading the counters of %s: %w", login, err)
+		return st, fmt.Errorf("reading the counters of %s: %w", login.name, err)
 	}
-	s, ok, err := l.cfg.Store.Suspended(ctx, login)
+	s, ok, err := l.cfg.Store.Suspended(ctx, login.name)
 	if err != nil {
-		return st, fmt.Errorf("reading the suspension of %s: %w", login, err)
+		return st, fmt.Errorf("reading the suspension of %s: %w", login.name, err)
 	}
 	if ok {
 		st.Suspension = &s
@@ -455,17 +469,17 @@ func (l *Limits) Status(ctx context.Context, login string) (LoginStatus, error) 
 	return st, nil
 }
 
-func (l *Limits) limitStatus(ctx context.Context, limit string, r Rate, login string) (LimitStatus, error) {
+func (l *Limits) limitStatus(ctx context.Context, limit string, r Rate, login LimitLogin) (LimitStatus, error) {
 	ls := LimitStatus{Limit: r.String()}
 	if r.Unlimited() {
 		return ls, nil
 	}
 	var err error
 	if ls.Count, err = l.cfg.Store.Count(ctx, countKey(limit, r, login), r.Window); err != nil {
-		return ls, fmt.Errorf("reading the counters of %s: %w", login, err)
+		return ls, fmt.Errorf("reading the counters of %s: %w", login.name, err)
 	}
 	if ls.Over, err = l.cfg.Store.Count(ctx, overKey(limit, r, login), r.Window); err != nil {
-		return ls, fmt.Errorf("reading the counters of %s: %w", login, err)
+		return ls, fmt.Errorf("reading the counters of %s: %w", login.name, err)
 	}
 	return ls, nil
 }

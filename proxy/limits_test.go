@@ -16,14 +16,15 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/postern/postern/internal/testkit"
 	"github.com/postern/postern/proxy/proxytest"
 	"github.com/postern/postern/proxy/state"
 )
 
 var client1 = netip.MustParseAddr("192.0.2.1")
 
-func newTestLimits(cfg LimitsConfig) (*Limits, *fakeClock) {
-	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+func newTestLimits(cfg LimitsConfig) (*Limits, *testkit.Clock) {
+	clock := testkit.NewClock(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC))
 	if cfg.Store == nil {
 		cfg.Store = state.NewMemory(state.MemoryConfig{Now: clock.Now})
 	}
@@ -41,24 +42,24 @@ func isLimitReply(err error) bool {
 func TestLimitsSlidingWindow(t *testing.T) {
 	l, clock := newTestLimits(LimitsConfig{Messages: Rate{3, time.Hour}})
 	for i := 0; i < 3; i++ {
-		if err := l.ReserveMessage("Alice", client1); err != nil {
+		if err := l.ReserveMessage(NewLimitLogin("Alice"), client1); err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
 		clock.Advance(10 * time.Minute)
 	}
-	if err := l.ReserveMessage("alice", client1); !isLimitReply(err) {
+	if err := l.ReserveMessage(NewLimitLogin("alice"), client1); !isLimitReply(err) {
 		t.Fatalf("fourth: %v, want 451 4.7.1", err)
 	}
 	clock.Advance(31 * time.Minute) // the first one is now 61 minutes old
-	if err := l.ReserveMessage("alice", client1); err != nil {
+	if err := l.ReserveMessage(NewLimitLogin("alice"), client1); err != nil {
 		t.Fatalf("after the first left the window: %v", err)
 	}
-	if err := l.ReserveMessage("alice", client1); !isLimitReply(err) {
+	if err := l.ReserveMessage(NewLimitLogin("alice"), client1); !isLimitReply(err) {
 		t.Fatalf("only one left the window: %v", err)
 	}
 	// A message given back (the upstream refused it) frees its place.
-	l.ReleaseMessage("alice")
-	if err := l.ReserveMessage("alice", client1); err != nil {
+	l.ReleaseMessage(NewLimitLogin("alice"))
+	if err := l.ReserveMessage(NewLimitLogin("alice"), client1); err != nil {
 		t.Fatalf("after a release: %v", err)
 	}
 }
@@ -68,18 +69,18 @@ func TestLimitsSuspendAfter(t *testing.T) {
 	l, _ := newTestLimits(LimitsConfig{Messages: Rate{2, time.Hour}, SuspendAfter: 3})
 	l.cfg.Alerts = &Alerter{cfg: AlertConfig{URL: "x", Log: l.cfg.Log}, queue: alerts}
 	for i := 1; i <= 5; i++ {
-		_ = l.ReserveMessage("alice", client1)
-		if _, ok := l.Suspended("alice"); ok {
+		_ = l.ReserveMessage(NewLimitLogin("alice"), client1)
+		if _, ok := l.Suspended(NewLimitLogin("alice")); ok {
 			t.Fatalf("suspended after %d attempts", i)
 		}
 	}
-	_ = l.ReserveMessage("alice", client1)
-	s, ok := l.Suspended("ALICE")
+	_ = l.ReserveMessage(NewLimitLogin("alice"), client1)
+	s, ok := l.Suspended(NewLimitLogin("ALICE"))
 	if !ok || !strings.Contains(s.Reason, "6 messages attempts within 1h") || s.Until.Sub(s.Since) != DefaultSuspendFor {
 		t.Fatalf("after 6 attempts at 2/1h ×3: %v %v", s, ok)
 	}
 	for i := 0; i < 5; i++ {
-		_ = l.ReserveMessage("alice", client1)
+		_ = l.ReserveMessage(NewLimitLogin("alice"), client1)
 	}
 	if len(alerts) != 1 {
 		t.Fatalf("%d alerts, want 1", len(alerts))
@@ -88,18 +89,18 @@ func TestLimitsSuspendAfter(t *testing.T) {
 	if err != nil || !was {
 		t.Fatalf("Unsuspend: %v %v", was, err)
 	}
-	if _, ok := l.Suspended("alice"); ok {
+	if _, ok := l.Suspended(NewLimitLogin("alice")); ok {
 		t.Fatal("still suspended")
 	}
 	// Over-limit attempts start from zero again: 4 more to suspend.
 	for i := 0; i < 3; i++ {
-		_ = l.ReserveMessage("alice", client1)
+		_ = l.ReserveMessage(NewLimitLogin("alice"), client1)
 	}
-	if _, ok := l.Suspended("alice"); ok {
+	if _, ok := l.Suspended(NewLimitLogin("alice")); ok {
 		t.Fatal("suspended again too early")
 	}
-	_ = l.ReserveMessage("alice", client1)
-	if _, ok := l.Suspended("alice"); !ok || len(alerts) != 2 {
+	_ = l.ReserveMessage(NewLimitLogin("alice"), client1)
+	if _, ok := l.Suspended(NewLimitLogin("alice")); !ok || len(alerts) != 2 {
 		t.Fatalf("not suspended again (alerts %d)", len(alerts))
 	}
 }
@@ -115,10 +116,10 @@ func TestLimitsRejectedRatio(t *testing.T) {
 func testRejectedRatio(t *testing.T, recipients Rate) {
 	l, clock := newTestLimits(LimitsConfig{Recipients: recipients, SuspendRejectedPercent: 50})
 	rcpt := func(refused bool) {
-		if err := l.ReserveRecipient("bob", client1); err != nil {
+		if err := l.ReserveRecipient(NewLimitLogin("bob"), client1); err != nil {
 			t.Fatal(err)
 		}
-		l.RecipientDone("bob", client1, true, refused)
+		l.RecipientDone(NewLimitLogin("bob"), client1, true, refused)
 	}
 	for i := 0; i < 10; i++ {
 		rcpt(false)
@@ -129,14 +130,14 @@ func testRejectedRatio(t *testing.T, recipients Rate) {
 		rcpt(false)
 	}
 	rcpt(true)
-	if _, ok := l.Suspended("bob"); ok {
+	if _, ok := l.Suspended(NewLimitLogin("bob")); ok {
 		t.Fatal("suspended with 10 refused of 19 in the hour (fewer than 20)")
 	}
 	rcpt(false)
 	// The 21st, refused, makes 11 of 21 in the hour (with the 10 accepted
 	// an hour ago it would be 11 of 31).
 	rcpt(true)
-	if s, ok := l.Suspended("bob"); !ok || !strings.Contains(s.Reason, "11 of 21 recipients refused") {
+	if s, ok := l.Suspended(NewLimitLogin("bob")); !ok || !strings.Contains(s.Reason, "11 of 21 recipients refused") {
 		t.Fatalf("want suspended for 11 of 21: %v %v", s, ok)
 	}
 	st, err := l.Status(context.Background(), "bob")
@@ -162,14 +163,14 @@ func (failingStore) Suspended(context.Context, string) (state.Suspension, bool, 
 func TestLimitsFailOpen(t *testing.T) {
 	l, _ := newTestLimits(LimitsConfig{Store: failingStore{}, Messages: Rate{1, time.Hour}, Recipients: Rate{1, time.Hour}})
 	for i := 0; i < 3; i++ {
-		if err := l.ReserveMessage("alice", client1); err != nil {
+		if err := l.ReserveMessage(NewLimitLogin("alice"), client1); err != nil {
 			t.Fatal(err)
 		}
-		if err := l.ReserveRecipient("alice", client1); err != nil {
+		if err := l.ReserveRecipient(NewLimitLogin("alice"), client1); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, ok := l.Suspended("alice"); ok {
+	if _, ok := l.Suspended(NewLimitLogin("alice")); ok {
 		t.Fatal("suspended by a failing store")
 	}
 }
@@ -183,7 +184,7 @@ func TestLimitsParallel(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if l.ReserveMessage("alice", client1) == nil {
+			if l.ReserveMessage(NewLimitLogin("alice"), client1) == nil {
 				passed.Add(1)
 			}
 		}()
@@ -291,26 +292,54 @@ func TestLimitsLoginSpacesAreOneLogin(t *testing.T) {
 	l, _ := newTestLimits(LimitsConfig{Messages: Rate{100, time.Hour}})
 	l.SetFile(lf)
 	for i := 0; i < 2; i++ {
-		if err := l.ReserveMessage("alice@example.org", client1); err != nil {
+		if err := l.ReserveMessage(NewLimitLogin("alice@example.org"), client1); err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
 	}
 	for _, v := range variants {
-		if err := l.ReserveMessage(v, client1); !isLimitReply(err) {
+		// What a session folds once at AUTH and passes to every check.
+		if got, want := NewLimitLogin(v), NewLimitLogin("alice@example.org"); got != want {
+			t.Errorf("login %q: LimitLogin %+v, want alice's %+v", v, got, want)
+		}
+		if err := l.ReserveMessage(NewLimitLogin(v), client1); !isLimitReply(err) {
 			t.Errorf("login %q after alice's 2 of 2: %v, want 451 4.7.1", v, err)
 		}
 	}
 	ctx := context.Background()
 	until := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
-	if err := l.cfg.Store.Suspend(ctx, canonLogin("alice@example.org"), state.Suspension{Reason: "test", Until: until}); err != nil {
+	if err := l.cfg.Store.Suspend(ctx, state.FoldLogin("alice@example.org"), state.Suspension{Reason: "test", Until: until}); err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range variants {
-		if _, ok := l.Suspended(v); !ok {
+		if _, ok := l.Suspended(NewLimitLogin(v)); !ok {
 			t.Errorf("login %q: not suspended, alice is", v)
 		}
 		if state.LoginKey(v) != state.LoginKey("alice@example.org") {
 			t.Errorf("login %q: lockout key differs from alice's", v)
 		}
+	}
+}
+
+// Two sessions of one login spelled two ways (a directory takes both and
+// the backend hands the login back as typed) share one budget: the session
+// folds its login once at AUTH and every MAIL and RCPT counts under that.
+func TestLimitsSessionsOfTwoSpellingsShareABudget(t *testing.T) {
+	const other = "ALICE@Example.TEST" // testUser in another case
+	lim, _ := newTestLimits(LimitsConfig{Messages: Rate{1, time.Hour}, Recipients: Rate{100, time.Hour}})
+	env := startServer(t, proxytest.UpstreamOptions{}, func(c *Config) {
+		c.Limits = lim
+		c.Auth = &fakeAuth{users: map[string]string{testUser: testPass, other: testPass}}
+	})
+	c := dialClient(t, env.starttls, false).ready(testUser, testPass)
+	if code, text := c.sendMessage(testUser, []string{"bob@example.test"}, simpleBody); code != 250 {
+		t.Fatalf("first message: %d %s", code, text)
+	}
+	c2 := dialClient(t, env.starttls, false).ready(other, testPass)
+	c2.cmd("MAIL FROM:<"+testUser+">", 451, "4.7.1 Sending limit reached for "+testUser)
+	if st, err := lim.Status(context.Background(), other); err != nil || st.Messages.Count != 1 {
+		t.Fatalf("status of %s: %+v, %v; want the 1 message sent as %s", other, st, err, testUser)
+	}
+	if n := len(env.up.Messages()); n != 1 {
+		t.Fatalf("upstream got %d messages, want 1", n)
 	}
 }

@@ -15,26 +15,8 @@ import (
 	"github.com/postern/postern/proxy/state"
 )
 
-// fakeClock is a settable clock for LockoutConfig.Now.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func newTestLockout(cfg LockoutConfig) (*Lockout, *fakeClock) {
-	clock := &fakeClock{now: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}
+func newTestLockout(cfg LockoutConfig) (*Lockout, *testkit.Clock) {
+	clock := testkit.NewClock(time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC))
 	cfg.Now = clock.Now
 	return NewLockout(cfg), clock
 }

@@ -32,6 +32,8 @@ type session struct {
 
 	login     string   // authenticated login, "" if none
 	loginAddr []string // addresses the auth backend says the login owns
+	// limitLogin is login folded for the sending limits, once at AUTH.
+	limitLogin LimitLogin
 	// suspensionChecked is when the login's suspension was last looked up
 	// (see Limits.recheckDue).
 	suspensionChecked time.Time
@@ -104,8 +106,10 @@ func (s *session) authenticate(authzid, login, password string) error {
 		return replyLockedOut
 	}
 	res, err := s.verify(authzid, login, password)
+	var limitLogin LimitLogin
 	if err == nil {
-		if sp, suspended := s.suspended(res.Login); suspended {
+		limitLogin = NewLimitLogin(res.Login)
+		if sp, suspended := s.suspended(limitLogin); suspended {
 			s.srv.cfg.Metrics.authResult(res.Backend, "suspended")
 			s.log.Warn("auth refused: login suspended", "client", ip.String(), "login", res.Login,
 				"reason", sp.Reason, "until", sp.Until.UTC().Format(time.RFC3339))
@@ -117,7 +121,7 @@ func (s *session) authenticate(authzid, login, password string) error {
 	}
 	switch {
 	case err == nil:
-		s.login, s.loginAddr = res.Login, res.Addresses
+		s.login, s.loginAddr, s.limitLogin = res.Login, res.Addresses, limitLogin
 		s.suspensionChecked = time.Now()
 		s.cc.loggedIn() // no more --login-timeout
 		if lim != nil {
@@ -219,13 +223,13 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		// Suspended since this session logged in (by another
 		// replica, or by the refused-recipients ratio).
 		s.suspensionChecked = time.Now()
-		if sp, suspended := lim.Suspended(s.login); suspended {
+		if sp, suspended := lim.Suspended(s.limitLogin); suspended {
 			s.log.Warn("mail refused: login suspended", "login", s.login, "reason", sp.Reason)
 			return replyLimitReached(s.login)
 		}
 	}
 	if lim != nil {
-		if err := lim.ReserveMessage(s.login, s.cc.clientIP()); err != nil {
+		if err := lim.ReserveMessage(s.limitLogin, s.cc.clientIP()); err != nil {
 			return err
 		}
 	}
@@ -316,7 +320,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	lim := s.limits()
 	if lim != nil {
-		if err := lim.ReserveRecipient(s.login, s.cc.clientIP()); err != nil {
+		if err := lim.ReserveRecipient(s.limitLogin, s.cc.clientIP()); err != nil {
 			return err
 		}
 	}
@@ -326,8 +330,8 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		if s.mailRefused != nil && lim != nil {
 			// The upstream refused the MAIL (or was not reached): neither
 			// the message nor this recipient was sent, so neither counts.
-			lim.RecipientDone(s.login, s.cc.clientIP(), false, false)
-			lim.ReleaseMessage(s.login)
+			lim.RecipientDone(s.limitLogin, s.cc.clientIP(), false, false)
+			lim.ReleaseMessage(s.limitLogin)
 		}
 		return err
 	}
@@ -340,7 +344,7 @@ func (s *session) rcptResult(up *upstream, err error) error {
 	lim := s.limits()
 	s.srv.cfg.Metrics.upstreamReply("rcpt", replyCode(err))
 	if lim != nil {
-		lim.RecipientDone(s.login, s.cc.clientIP(), err == nil || isUpstreamReply(err), err != nil)
+		lim.RecipientDone(s.limitLogin, s.cc.clientIP(), err == nil || isUpstreamReply(err), err != nil)
 	}
 	if err != nil {
 		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
@@ -406,7 +410,7 @@ func (s *session) Data(r io.Reader) error {
 		}
 		var uw *upstreamWriteError
 		if lim := s.limits(); lim != nil && errors.As(bodyErr, &uw) {
-			lim.ReleaseMessage(s.login) // the upstream failed: not sent, the client retries
+			lim.ReleaseMessage(s.limitLogin) // the upstream failed: not sent, the client retries
 		}
 		s.logMessage(n, reply, bodyErr)
 		return reply
@@ -421,7 +425,7 @@ func (s *session) Data(r io.Reader) error {
 			s.dropUpstream(up)
 		}
 		if lim := s.limits(); lim != nil {
-			lim.ReleaseMessage(s.login) // the upstream refused or failed it: not sent
+			lim.ReleaseMessage(s.limitLogin) // the upstream refused or failed it: not sent
 		}
 		s.logMessage(n, reply, err)
 		return reply
@@ -468,7 +472,7 @@ func (s *session) limits() *Limits {
 }
 
 // suspended reports login's suspension (none without Limits).
-func (s *session) suspended(login string) (state.Suspension, bool) {
+func (s *session) suspended(login LimitLogin) (state.Suspension, bool) {
 	if s.srv.cfg.Limits == nil {
 		return state.Suspension{}, false
 	}

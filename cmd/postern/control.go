@@ -30,8 +30,8 @@ import (
 const controlTimeout = 10 * time.Second
 
 // listenControl binds the control socket, or returns nil (logged) when the
-// default path's directory does not exist or the flag is "none". A socket
-// file left by a dead instance is replaced; one that answers is an error.
+// default path's directory does not exist or the flag is "none"
+// (bindControl: race-free, stale sockets replaced).
 func listenControl(c *cli.Context, log *slog.Logger) (net.Listener, error) {
 	path := c.String("control-socket")
 	if path == "" || path == "none" {
@@ -41,28 +41,9 @@ func listenControl(c *cli.Context, log *slog.Logger) (net.Listener, error) {
 		log.Warn("control socket disabled: its directory is missing (set --control-socket)", "path", path)
 		return nil, nil
 	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != os.ModeSocket {
-			return nil, fmt.Errorf("--control-socket %s: exists and is not a socket", path)
-		}
-		if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			conn.Close()
-			return nil, fmt.Errorf("--control-socket %s: another postern answers on it", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("--control-socket %s: removing the stale socket: %w", path, err)
-		}
-	}
-	// Under the usual umask 022 the socket is created without write
-	// permission for others, and connecting needs it, so there is no window
-	// before the chmod.
-	ln, err := net.Listen("unix", path)
+	ln, err := bindControl(path)
 	if err != nil {
-		return nil, fmt.Errorf("--control-socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("--control-socket %s: %w", path, err)
+		return nil, err
 	}
 	log.Info("control socket listening", "path", path)
 	return ln, nil
@@ -104,10 +85,10 @@ func serveControl(ctx context.Context, ln net.Listener, limits *proxy.Limits, lo
 		<-ctx.Done()
 		srv.Close()
 	}()
+	// Closing ln (srv.Close) removes the socket file (controlListener).
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("control socket: %w", err)
 	}
-	os.Remove(ln.Addr().String())
 	return nil
 }
 

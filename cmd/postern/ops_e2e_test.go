@@ -19,7 +19,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -135,22 +134,6 @@ func opsSendOnce(addr, login, password, from, subject string) error {
 // ---------------------------------------------------------------------------
 // 1. HAProxy with send-proxy-v2 in front of two instances.
 
-// opsStartHAProxy validates cfg and runs haproxy in the foreground (-db);
-// it returns once every frontend accepts connections.
-func opsStartHAProxy(t *testing.T, bin, cfg string, frontends ...string) *testkit.Process {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "haproxy.cfg")
-	writeFile(t, path, cfg)
-	if out, err := exec.Command(bin, "-c", "-f", path).CombinedOutput(); err != nil {
-		t.Fatalf("haproxy -c: %v\n%s\n%s", err, out, cfg)
-	}
-	proc := testkit.StartCmd(t, exec.Command(bin, "-f", path, "-db"))
-	for _, fe := range frontends {
-		testkit.WaitTCP(t, fe, 10*time.Second)
-	}
-	return proc
-}
-
 // TestOpsHAProxyE2E: a client on 127.0.0.9 reaches two instances through
 // HAProxy (mode tcp, send-proxy-v2, balance roundrobin, check). Both
 // instances see and log 127.0.0.9, not HAProxy's 127.0.0.1; failures from
@@ -158,7 +141,7 @@ func opsStartHAProxy(t *testing.T, bin, cfg string, frontends ...string) *testki
 // and HAProxy's own address keep working); when one instance is stopped with
 // SIGTERM the next messages go through the other.
 func TestOpsHAProxyE2E(t *testing.T) {
-	haproxy := testkit.RequireTool(t, "haproxy")
+	testkit.RequireTool(t, "haproxy") // before starting Postfix and the instances
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	users := cheapUsers(t)
 	flags := []string{"--proxy-protocol-from", "127.0.0.1/32",
@@ -170,30 +153,8 @@ func TestOpsHAProxyE2E(t *testing.T) {
 	// "both" balances over the two instances; "one" reaches p1 only, so
 	// the lockout part does not depend on where round robin sends each
 	// connection (lockout counters are per instance).
-	both, one := testkit.FreeAddr(t), testkit.FreeAddr(t)
-	cfg := fmt.Sprintf(`global
-    maxconn 200
-defaults
-    mode tcp
-    timeout connect 2s
-    timeout client 60s
-    timeout server 60s
-    retries 3
-    option redispatch 1
-frontend both
-    bind %s
-    default_backend both
-frontend one
-    bind %s
-    default_backend one
-backend both
-    balance roundrobin
-    server p1 %s send-proxy-v2 check inter 300ms fall 1 rise 2
-    server p2 %s send-proxy-v2 check inter 300ms fall 1 rise 2
-backend one
-    server p1 %s send-proxy-v2 check inter 1s
-`, both, one, p1.StartTLS, p2.StartTLS, p1.StartTLS)
-	opsStartHAProxy(t, haproxy, cfg, both, one)
+	h := testkit.StartHAProxy(t, []string{p1.StartTLS, p2.StartTLS}, testkit.HAProxyOptions{HealthCheck: true})
+	both, one := h.Balanced, h.Only[0]
 	delivered := 0
 
 	// Mail through HAProxy from 127.0.0.9: round robin spreads the

@@ -20,41 +20,18 @@ import (
 // and returns the instances, the frontends and the metrics URLs.
 func stateReplicas(t *testing.T, upstream, users string, flags ...string) (ps [3]*postern, all string, only [3]string, metrics [3]string) {
 	t.Helper()
-	haproxy := testkit.RequireTool(t, "haproxy")
+	testkit.RequireTool(t, "haproxy") // before starting the instances
 	flags = append([]string{"--proxy-protocol-from", "127.0.0.1/32",
 		"--max-auth-failures-per-connection", "100", "--metrics", anyPort}, flags...)
+	var backends []string
 	for i := range ps {
 		ps[i] = startPosternUsers(t, upstream, users, flags...)
 		metrics[i] = "http://" + ps[i].metricsAddr(t)
+		backends = append(backends, ps[i].StartTLS)
 	}
-	all = testkit.FreeAddr(t)
-	cfg := fmt.Sprintf(`global
-    maxconn 200
-defaults
-    mode tcp
-    timeout connect 2s
-    timeout client 60s
-    timeout server 60s
-frontend all
-    bind %s
-    default_backend all
-backend all
-    balance roundrobin
-    server p0 %s send-proxy-v2
-    server p1 %s send-proxy-v2
-    server p2 %s send-proxy-v2
-`, all, ps[0].StartTLS, ps[1].StartTLS, ps[2].StartTLS)
-	for i := range ps {
-		only[i] = testkit.FreeAddr(t)
-		cfg += fmt.Sprintf(`frontend only%d
-    bind %s
-    default_backend only%d
-backend only%d
-    server p%d %s send-proxy-v2
-`, i, only[i], i, i, i, ps[i].StartTLS)
-	}
-	opsStartHAProxy(t, haproxy, cfg, append([]string{all}, only[:]...)...)
-	return ps, all, only, metrics
+	h := testkit.StartHAProxy(t, backends, testkit.HAProxyOptions{})
+	copy(only[:], h.Only)
+	return ps, h.Balanced, only, metrics
 }
 
 // stateSpray sends n wrong passwords from ip through frontend, each on its

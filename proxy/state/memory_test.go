@@ -6,30 +6,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/postern/postern/internal/testkit"
 )
 
-// fakeClock is a settable clock for MemoryConfig.Now.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func TestMemoryStore(t *testing.T) {
-	clock := newFakeClock()
+	clock := testkit.NewClock(time.Now())
 	m := NewMemory(MemoryConfig{Now: clock.Now})
 	storeSuite(t, m, clock.Advance, time.Minute)
 }
@@ -94,7 +76,7 @@ func TestMemoryLimitMustBePositive(t *testing.T) {
 // TestMemorySuspensionLiftsItself: a suspension ends at Until without
 // Unsuspend.
 func TestMemorySuspensionLiftsItself(t *testing.T) {
-	clock := newFakeClock()
+	clock := testkit.NewClock(time.Now())
 	m := NewMemory(MemoryConfig{Now: clock.Now})
 	ctx := context.Background()
 	m.Suspend(ctx, "alice", Suspension{Reason: "r", Since: clock.Now(), Until: clock.Now().Add(time.Hour)})
