@@ -162,6 +162,20 @@ purge_cni() {
     rm -f "/var/lib/cni/networks/${project}_mail/$ip"
   done
   [ -z "$ips" ] || say "removed the network state of containers a killed run left:$ips"
+  # The bridge of the project's network, once podman lost its config (a
+  # chroot's cache): a podman bridge that holds the compose subnet and has
+  # no port left makes the next `compose up` fail ("subnet ... is already
+  # used on the host"). Only cni-podman* bridges with nothing attached.
+  local subnet br
+  subnet=$(sed -n 's/^ *- subnet: *//p' "$repo/deploy/docker-compose.yml" | head -n1)
+  [ -n "$subnet" ] || return 0
+  for br in $(ip -4 -o addr show 2>/dev/null | awk '$2 ~ /^cni-podman/ {print $2 "=" $4}'); do
+    case "${br#*=}" in "${subnet%.*/*}".*/"${subnet#*/}") ;; *) continue ;; esac
+    br=${br%%=*}
+    if [ -z "$(ip -o link show master "$br" 2>/dev/null)" ]; then
+      ip link delete "$br" 2>/dev/null && say "removed the stale bridge $br of $subnet"
+    fi
+  done
   return 0
 }
 service_pid="" pebble_pid="" cts_pid="" src=""
