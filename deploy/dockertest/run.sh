@@ -166,10 +166,11 @@ purge_cni() {
   # chroot's cache): a podman bridge that holds the compose subnet and has
   # no port left makes the next `compose up` fail ("subnet ... is already
   # used on the host"). Only cni-podman* bridges with nothing attached.
-  # Its DNS server too: the dnsname plugin starts one dnsmasq per network
-  # and stops it on `network rm`; one whose network podman lost keeps the
-  # gateway's port 53, and the next network's dnsmasq cannot start. Found by
-  # its configuration path, which names the project's network.
+  # Its DNS server too: the dnsname plugin starts one dnsmasq per network,
+  # and here `compose down` leaves it running (seen after every run); one
+  # left over keeps the gateway's port 53, so the next network's dnsmasq
+  # cannot start and no container on it starts. Found by its configuration
+  # path, which names the project's network.
   local pid
   for pid in $(pgrep -f -- "--conf-file=/run/containers/cni/dnsname/${project}_mail/dnsmasq.conf" 2>/dev/null); do
     kill "$pid" 2>/dev/null && say "stopped the DNS server (PID $pid) the removed network left running"
