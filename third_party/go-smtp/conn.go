@@ -1448,6 +1448,10 @@ func (c *Conn) readLineNoTimeout() (string, error) {
 	}
 	line, err := c.text.R.ReadString('\n')
 	if err != nil {
+		// The read buffer may hold the error from an earlier read
+		// (crypto/tls returns data and close_notify's EOF together):
+		// no read reached flushBeforeRead, so send held replies now.
+		c.flushHeld()
 		return "", err
 	}
 	line = strings.TrimSuffix(line, "\n")

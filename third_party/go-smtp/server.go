@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -219,7 +221,7 @@ func (s *Server) handleConn(c *Conn) error {
 		if d := s.WriteTimeout; d != 0 {
 			c.conn.SetWriteDeadline(time.Now().Add(d))
 		}
-		if err := handshake(tlsConn); err != nil {
+		if err := implicitHandshake(tlsConn); err != nil {
 			return err
 		}
 	}
@@ -416,4 +418,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-connDone:
 		return err
 	}
+}
+
+// implicitHandshake is handshake for an implicit-TLS connection, whose
+// goroutine has no command handler's recover above it: a panic in the
+// handshake (GetCertificate, say) ends this connection, not the process.
+func implicitHandshake(tc *tls.Conn) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in TLS handshake: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return handshake(tc)
 }

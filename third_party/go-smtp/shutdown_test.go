@@ -148,6 +148,7 @@ func TestServer_shutdownTransactionThenCommand(t *testing.T) {
 		defer cancel()
 		done <- s.Shutdown(ctx)
 	}()
+	waitRefused(t, s, addr)
 	// A transaction is in progress: the connection is not interrupted.
 	// RSET ends it, and the commands pipelined behind it are not run.
 	c.send("RSET\r\nMAIL FROM:<c@example.org>\r\n")
@@ -157,10 +158,42 @@ func TestServer_shutdownTransactionThenCommand(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
-	if calls := be.recorded(); calls != "Mail(a@example.org) Logout" {
+	// A probe connection that Serve accepted logs out too.
+	if calls := be.recorded(); strings.ReplaceAll(calls, " Logout", "") != "Mail(a@example.org)" ||
+		!strings.HasPrefix(calls, "Mail(a@example.org) Logout") {
 		t.Errorf("session calls: %s", calls)
 	}
 }
+
+// waitRefused waits until Shutdown has marked the connections: a dial to
+// addr is refused once Shutdown has closed the listeners, which it does
+// holding the server's lock it marks the connections with; Serve takes that
+// lock before its first Accept, so once a Serve has reached Accept, the
+// marking is done.
+func waitRefused(t *testing.T, s *smtp.Server, addr string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the listener still accepts 5 s after Shutdown began")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.Serve(closedListener{}); err != nil {
+		t.Fatalf("Serve during the shutdown: %v", err)
+	}
+}
+
+// closedListener's Accept fails at once, as a closed listener's does.
+type closedListener struct{}
+
+func (closedListener) Accept() (net.Conn, error) { return nil, net.ErrClosed }
+func (closedListener) Close() error              { return nil }
+func (closedListener) Addr() net.Addr            { return &net.TCPAddr{} }
 
 func TestServer_shutdownContextEnds(t *testing.T) {
 	s, _, addr := serveShutdown(t)
