@@ -374,8 +374,12 @@ func TestLoginTimeoutE2E(t *testing.T) {
 			if errors.As(err, &ne) && ne.Timeout() {
 				t.Fatalf("not cut within 15 s (got %q)", got)
 			}
-			if !strings.HasSuffix(string(got), loginTimeoutReply+"\r\n") {
-				t.Fatalf("got %q, want it to end with %q", got, loginTimeoutReply)
+			// A handshake that fails, cut by the login timeout or not,
+			// ends the connection with no clear-text reply: the client
+			// is mid-handshake and could not read one (go-smtp patch
+			// 0028; was 550 then the 421 in clear text).
+			if string(got) != "" {
+				t.Fatalf("got %q after 220, want only the close", got)
 			}
 		})
 		t.Run("logged in in time", func(t *testing.T) {

@@ -1006,7 +1006,13 @@ func (c *Conn) handleStartTLS() {
 	tlsConn := tls.Server(c.conn, c.server.TLSConfig)
 
 	if err := handshake(tlsConn); err != nil {
-		c.writeResponse(550, EnhancedCode{5, 0, 0}, "Handshake error")
+		// The connection ends, as Postfix ends it. A reply in clear
+		// text could not be read by a client that is mid-handshake,
+		// and the session must not go on in clear text: its read
+		// buffer may hold commands pipelined behind STARTTLS (the
+		// handshake read the raw connection, not that buffer), which
+		// a man-in-the-middle may have put there (RFC 3207 section 5).
+		c.Close()
 		return
 	}
 
