@@ -6,16 +6,35 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 )
 
 // ErrInvalidCredentials means the login is unknown or the password is wrong.
-// Backends never tell the two apart to their callers: both give this error.
+// Callers outside this package never see the two told apart: both give this
+// error. (Inside it, a backend that knows the login is unknown says so with
+// errUnknownLogin, so that Chain can tell an outage from a wrong password.)
 var ErrInvalidCredentials = errors.New("auth: invalid credentials")
 
 // ErrUnavailable means the backend could not give an answer (down, timeout,
-// temporary failure). The client gets a 4xx and no lockout failure is counted.
+// temporary failure). The client gets a 4xx and no lockout failure is
+// counted (the proxy counts it toward a budget of its own).
 var ErrUnavailable = errors.New("auth: backend temporarily unavailable")
+
+// ErrRejectedWhileUnavailable is Chain's answer when one backend rejected
+// the password of a login it may hold while another could not answer. The
+// error also matches ErrInvalidCredentials and ErrUnavailable (errors.Is):
+// callers that care test for it first. It is a failed guess (the lockout
+// counts it), but the reply must stay temporary: the login may live in the
+// backend that is down with this very password.
+var ErrRejectedWhileUnavailable = errors.New("auth: credentials rejected while another backend was unavailable")
+
+// errUnknownLogin is a backend's "no such login here" (the users file, an
+// LDAP search without a match): an ErrInvalidCredentials that says nothing
+// about the password, so an outage of a later backend must not turn it into
+// a failed guess. Chain folds it into ErrInvalidCredentials: it never leaves
+// this package, and the client's reply never depends on it.
+var errUnknownLogin = fmt.Errorf("%w: unknown login", ErrInvalidCredentials)
 
 // Request is one credential check.
 type Request struct {

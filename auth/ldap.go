@@ -161,7 +161,7 @@ func (l *LDAP) Authenticate(ctx context.Context, req Request) (Result, error) {
 		if err != nil && !isLDAPCredentialRejection(err) {
 			return Result{}, l.unavailable("binding (unknown user)", err)
 		}
-		return Result{}, ErrInvalidCredentials
+		return Result{}, errUnknownLogin
 	}
 	entry := entries[0]
 	if err := conn.Bind(entry.DN, req.Password); err != nil {

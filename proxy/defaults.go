@@ -20,6 +20,13 @@ const (
 	DefaultLoginTimeout        = time.Minute
 	DefaultLockoutMaxFailures  = 10               // per address within the window; zero value
 	DefaultLockoutWindow       = 15 * time.Minute // zero value
+	// DefaultLockoutMaxUnavailable is how many AUTHs per address may end
+	// "backend unavailable" (454) within the window (zero value). Ten
+	// times the failures: a user whose client retries every minute
+	// through an outage makes 15, an office of a few such users behind one
+	// NAT address stays below it, and an attacker gets about one attempt
+	// every nine seconds per address, none of them a verdict.
+	DefaultLockoutMaxUnavailable = 100
 )
 
 // The sending limits and suspension (issue 12), declared once for the

@@ -19,6 +19,15 @@ type LockoutConfig struct {
 	// Window is the sliding window failures are counted in. Default
 	// DefaultLockoutWindow.
 	Window time.Duration
+	// MaxUnavailable is how many AUTHs of an address (IPv4) or network
+	// (IPv6 /64) may end "backend unavailable" (454) within Window; with
+	// that many it is Blocked like one with MaxFailures failures. Such an
+	// attempt tells the client nothing about the password, but without a
+	// bound an outage would be a free pass for endless attempts (and load
+	// on the backend that is recovering). Default
+	// DefaultLockoutMaxUnavailable. Memory: a ring of this many times per
+	// address that had such attempts (8 bytes each).
+	MaxUnavailable int
 	// MaxKeys bounds the addresses, and separately the logins, tracked in
 	// this process's memory when Store is nil; the least recently seen are
 	// forgotten first. Default 100_000.
@@ -44,6 +53,9 @@ func (c LockoutConfig) withDefaults() LockoutConfig {
 	}
 	if c.Window <= 0 {
 		c.Window = DefaultLockoutWindow
+	}
+	if c.MaxUnavailable <= 0 {
+		c.MaxUnavailable = DefaultLockoutMaxUnavailable
 	}
 	if c.MaxKeys <= 0 {
 		c.MaxKeys = 100_000
@@ -110,9 +122,11 @@ func NewLockout(cfg LockoutConfig) *Lockout {
 
 // Key names in the store. The address is its prefix (see addrKey); the
 // login its state.LoginKey.
-func addrCounter(p netip.Prefix) string  { return "lockout:addr:" + p.String() }
-func addrReported(p netip.Prefix) string { return "lockout:blocked:" + p.String() }
-func loginCounter(login string) string   { return "lockout:login:" + state.LoginKey(login) }
+func addrCounter(p netip.Prefix) string     { return "lockout:addr:" + p.String() }
+func addrReported(p netip.Prefix) string    { return "lockout:blocked:" + p.String() }
+func unavailCounter(p netip.Prefix) string  { return "lockout:unavailable:" + p.String() }
+func unavailReported(p netip.Prefix) string { return "lockout:unavailable-blocked:" + p.String() }
+func loginCounter(login string) string      { return "lockout:login:" + state.LoginKey(login) }
 
 // storeErr logs a store failure; the caller then fails open.
 func (l *Lockout) storeErr(what string, err error) {
@@ -123,14 +137,27 @@ func (l *Lockout) storeErr(what string, err error) {
 
 // Blocked reports whether ip (its /64 for IPv6) has used up its MaxFailures
 // attempts within the window (failures, and attempts reserved and still
-// being verified); the caller answers 421 4.7.0 and closes.
+// being verified), or its MaxUnavailable attempts that ended with a backend
+// unavailable; the caller answers 421 4.7.0 and closes.
 func (l *Lockout) Blocked(ip netip.Addr) bool {
-	n, err := l.addrs.Count(context.Background(), addrCounter(addrKey(ip)), l.cfg.Window)
+	key := addrKey(ip)
+	n, err := l.addrs.Count(context.Background(), addrCounter(key), l.cfg.Window)
 	if err != nil {
 		l.storeErr("blocked", err)
 		return false
 	}
-	return n >= l.cfg.MaxFailures
+	return n >= l.cfg.MaxFailures || l.unavailableSpent(key)
+}
+
+// unavailableSpent reports whether key has MaxUnavailable attempts that
+// ended "unavailable" within the window.
+func (l *Lockout) unavailableSpent(key netip.Prefix) bool {
+	n, err := l.addrs.Count(context.Background(), unavailCounter(key), l.cfg.Window)
+	if err != nil {
+		l.storeErr("blocked", err)
+		return false
+	}
+	return n >= l.cfg.MaxUnavailable
 }
 
 // Reserve counts one authentication attempt from ip before its credentials
@@ -141,10 +168,19 @@ func (l *Lockout) Blocked(ip netip.Addr) bool {
 // verdict. A reserved attempt therefore also bounds how many AUTHs of one
 // address are verified at once: never more than MaxFailures (across all
 // replicas sharing the store: the check and the count are one atomic step
-// in it). The caller ends each reserved attempt with Failure (wrong
-// credentials) or Release.
+// in it). The caller ends each reserved attempt with ReservedFailure (wrong
+// credentials), ReservedUnavailable or Release.
+//
+// An address whose MaxUnavailable budget is spent gets false too. That
+// check and the count are two steps, so parallel attempts can pass it
+// together: by at most the MaxFailures attempts the reservations let
+// through at once.
 func (l *Lockout) Reserve(ip netip.Addr) bool {
-	_, added, err := l.addrs.Add(context.Background(), addrCounter(addrKey(ip)), l.cfg.MaxFailures, l.cfg.Window)
+	key := addrKey(ip)
+	if l.unavailableSpent(key) {
+		return false
+	}
+	_, added, err := l.addrs.Add(context.Background(), addrCounter(key), l.cfg.MaxFailures, l.cfg.Window)
 	if err != nil {
 		l.storeErr("reserve", err)
 		return true
@@ -153,13 +189,42 @@ func (l *Lockout) Reserve(ip netip.Addr) bool {
 }
 
 // Release gives back an attempt Reserve counted for ip: the credentials
-// were right, or the backend could not check them. It drops the newest
+// were right (or never checked: the client left). It drops the newest
 // attempt on record, which is the reserved one or one made within the same
 // verification time; an address is never left with fewer attempts than it
 // made wrong guesses.
 func (l *Lockout) Release(ip netip.Addr) {
 	if err := l.addrs.RemoveNewest(context.Background(), addrCounter(addrKey(ip))); err != nil {
 		l.storeErr("release", err)
+	}
+}
+
+// ReservedUnavailable ends an attempt Reserve counted for ip whose
+// credentials no backend could check (454): it is given back as a failure
+// and counted toward the address's MaxUnavailable budget instead. Once the
+// budget is spent, one log line per window says so; it is deliberately not
+// the "address blocked" line the fail2ban filter reads: the usual cause is
+// an outage, and the address an office of real users behind one NAT.
+func (l *Lockout) ReservedUnavailable(ip netip.Addr) {
+	l.Release(ip)
+	ctx := context.Background()
+	key := addrKey(ip)
+	n, err := l.addrs.Record(ctx, unavailCounter(key), l.cfg.MaxUnavailable, l.cfg.Window)
+	if err != nil {
+		l.storeErr("unavailable", err)
+		return
+	}
+	if n < l.cfg.MaxUnavailable || l.cfg.Log == nil {
+		return
+	}
+	first, err := l.addrs.Once(ctx, unavailReported(key), l.cfg.Window)
+	if err != nil {
+		l.storeErr("unavailable", err)
+	}
+	if first {
+		l.cfg.Log.Warn("auth lockout: address blocked after attempts while a backend was unavailable",
+			"client", ip.String(), "key", key.String(),
+			"attempts", l.cfg.MaxUnavailable, "window", l.cfg.Window.String())
 	}
 }
 

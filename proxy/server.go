@@ -108,13 +108,15 @@ type Config struct {
 
 // AuthLimiter is the lockout policy (see Lockout). Blocked addresses get 421
 // and are disconnected; LoginDelay slows guessing of one login. Every
-// verification is preceded by Reserve and ended by ReservedFailure or
-// Release, so that parallel attempts are counted before they are verified.
+// verification is preceded by Reserve and ended by ReservedFailure,
+// ReservedUnavailable (no backend could check it) or Release, so that
+// parallel attempts are counted before they are verified.
 type AuthLimiter interface {
 	Blocked(ip netip.Addr) bool
 	Reserve(ip netip.Addr) bool
 	Release(ip netip.Addr)
 	ReservedFailure(ip netip.Addr, login string)
+	ReservedUnavailable(ip netip.Addr)
 	Failure(ip netip.Addr, login string)
 	Success(ip netip.Addr, login string)
 	LoginDelay(login string) time.Duration

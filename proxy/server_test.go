@@ -406,8 +406,9 @@ func (f *fakeLimiter) Failure(ip netip.Addr, _ string) {
 	defer f.mu.Unlock()
 	f.blocked[ip] = true
 }
-func (f *fakeLimiter) Reserve(ip netip.Addr) bool { return !f.Blocked(ip) }
-func (f *fakeLimiter) Release(netip.Addr)         {}
+func (f *fakeLimiter) Reserve(ip netip.Addr) bool     { return !f.Blocked(ip) }
+func (f *fakeLimiter) Release(netip.Addr)             {}
+func (f *fakeLimiter) ReservedUnavailable(netip.Addr) {}
 func (f *fakeLimiter) ReservedFailure(ip netip.Addr, login string) {
 	f.Failure(ip, login)
 }

@@ -92,10 +92,11 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 // log line "auth failed" with client= is what the fail2ban filter matches.
 //
 // The attempt is counted against the client address before the credentials
-// are verified (Limiter.Reserve) and given back when they were right or
-// could not be checked: an address collects at most the lockout's
-// MaxFailures 535 replies per window however many connections it guesses
-// on at once, and has at most that many verifications running.
+// are verified (Limiter.Reserve) and given back when they were right, or
+// moved to the address's budget of attempts that could not be checked: an
+// address collects at most the lockout's MaxFailures verdicts per window
+// however many connections it guesses on at once, and has at most that
+// many verifications running.
 func (s *session) authenticate(authzid, login, password string) error {
 	ip := s.cc.clientIP()
 	lim := s.srv.cfg.Limiter
@@ -136,7 +137,16 @@ func (s *session) authenticate(authzid, login, password string) error {
 		if lim != nil {
 			lim.ReservedFailure(ip, login)
 		}
-		s.log.Warn("auth failed", "client", ip.String(), "login", sanitizeLog(login), "failures", failures)
+		// A backend rejected the password while another was down
+		// (auth.ErrRejectedWhileUnavailable): a failed guess all the
+		// same, counted and logged for fail2ban like any other, or an
+		// outage would switch the lockout off. Its reply is below.
+		rejectedWhileDown := errors.Is(err, auth.ErrRejectedWhileUnavailable)
+		attrs := []any{"client", ip.String(), "login", sanitizeLog(login), "failures", failures}
+		if rejectedWhileDown {
+			attrs = append(attrs, "err", err)
+		}
+		s.log.Warn("auth failed", attrs...)
 		if err != errSuspended { // counted as "suspended" above
 			s.srv.cfg.Metrics.authResult("", "invalid")
 		}
@@ -154,17 +164,35 @@ func (s *session) authenticate(authzid, login, password string) error {
 			s.conn.CloseAfterReply()
 			return replyLockedOut
 		}
+		if rejectedWhileDown {
+			// 454, not 535, though one backend did reject the password.
+			// The login may live in the backend that is down with this
+			// very password (a user of both, or a Dovecot FAIL that
+			// cannot tell an unknown user): 535 would make the mail
+			// client drop the password and ask its user for a "new" one
+			// over an outage. And a login no backend that answered holds
+			// gets 454 here as well (auth.Chain): 535 for the others
+			// would tell a prober, during every outage, which logins the
+			// users file holds. 454 is true for all of them.
+			return replyAuthUnavailable
+		}
 		return replyAuthInvalid
 	default:
-		// A backend that is down is not a wrong password: 454, no failure counted.
+		// A backend that is down is not a wrong password: 454, and the
+		// attempt moves from the failures to the address's budget of
+		// attempts that could not be checked (Lockout.MaxUnavailable),
+		// so an outage is no unlimited supply of attempts.
 		if lim != nil {
-			lim.Release(ip)
+			lim.ReservedUnavailable(ip)
 		}
 		s.log.Error("auth unavailable", "client", ip.String(), "login", sanitizeLog(login), "err", err)
 		s.srv.cfg.Metrics.authResult("", "unavailable")
-		// Not a lockout failure, but a connection that keeps trying while a
-		// backend is down is cut like one that keeps failing: otherwise an
-		// outage would give a guesser unlimited tries per connection.
+		if lim != nil && lim.Blocked(ip) {
+			s.conn.CloseAfterReply()
+			return replyLockedOut
+		}
+		// A connection that keeps trying while a backend is down is cut
+		// like one that keeps failing.
 		if int(s.cc.authTempFailures.Add(1)) >= s.srv.cfg.MaxAuthFailures {
 			s.conn.CloseAfterReply()
 		}
