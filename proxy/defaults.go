@@ -27,6 +27,11 @@ const (
 	// NAT address stays below it, and an attacker gets about one attempt
 	// every nine seconds per address, none of them a verdict.
 	DefaultLockoutMaxUnavailable = 100
+	// DefaultLoginDelay is the wait before answering an AUTH for a login
+	// with one recent failure; it doubles with each further failure up to
+	// DefaultMaxLoginDelay (Dovecot's auth penalty cap). Zero values.
+	DefaultLoginDelay    = 250 * time.Millisecond
+	DefaultMaxLoginDelay = 15 * time.Second
 )
 
 // The sending limits and suspension (issue 12), declared once for the

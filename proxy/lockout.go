@@ -33,8 +33,8 @@ type LockoutConfig struct {
 	// forgotten first. Default 100_000.
 	MaxKeys int
 	// LoginDelayBase is the delay after one recent failure for a login; it
-	// doubles with each further failure up to MaxLoginDelay. Defaults 250ms
-	// and 15s (the 15 s cap is Dovecot's auth penalty cap too).
+	// doubles with each further failure up to MaxLoginDelay. Defaults
+	// DefaultLoginDelay and DefaultMaxLoginDelay.
 	LoginDelayBase time.Duration
 	MaxLoginDelay  time.Duration
 	// Now is the clock; tests inject a fake one. Default time.Now.
@@ -61,11 +61,12 @@ func (c LockoutConfig) withDefaults() LockoutConfig {
 		c.MaxKeys = 100_000
 	}
 	if c.LoginDelayBase <= 0 {
-		c.LoginDelayBase = 250 * time.Millisecond
+		c.LoginDelayBase = DefaultLoginDelay
 	}
 	if c.MaxLoginDelay <= 0 {
-		c.MaxLoginDelay = 15 * time.Second
+		c.MaxLoginDelay = DefaultMaxLoginDelay
 	}
+	c.MaxLoginDelay = max(c.MaxLoginDelay, c.LoginDelayBase)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -76,10 +77,19 @@ func (c LockoutConfig) withDefaults() LockoutConfig {
 // count at which the doubling delay reaches its cap (7 with the defaults).
 func (c LockoutConfig) loginRingSize() int {
 	n := 1
-	for d := c.LoginDelayBase; d < c.MaxLoginDelay; d *= 2 {
+	for d := c.LoginDelayBase; d < c.MaxLoginDelay; d = c.doubled(d) {
 		n++
 	}
 	return n
+}
+
+// doubled is twice d, at most MaxLoginDelay (and never past the largest
+// Duration, whatever the flags say).
+func (c LockoutConfig) doubled(d time.Duration) time.Duration {
+	if d > c.MaxLoginDelay/2 {
+		return c.MaxLoginDelay
+	}
+	return 2 * d
 }
 
 // Lockout counts failed authentications per client address and per login.
@@ -301,7 +311,7 @@ func (l *Lockout) LoginDelay(login string) time.Duration {
 	}
 	d := l.cfg.LoginDelayBase
 	for i := 1; i < n && d < l.cfg.MaxLoginDelay; i++ {
-		d *= 2
+		d = l.cfg.doubled(d)
 	}
 	return min(d, l.cfg.MaxLoginDelay)
 }

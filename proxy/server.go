@@ -138,7 +138,15 @@ type Server struct {
 	connGone  chan struct{} // closed and replaced whenever a connection closes
 	active    atomic.Int64
 	stopping  atomic.Bool // Serve's context has ended
+	// stopped ends when shutdown starts (cause errServerStopping): what a
+	// session waits on outside go-smtp's reads (AUTH's login delay) ends
+	// with it, instead of holding the drain up.
+	stopped     context.Context
+	stopServing context.CancelCauseFunc
 }
+
+// errServerStopping is the cause of Server.stopped.
+var errServerStopping = errors.New("server shutting down")
 
 // New checks cfg and builds a Server. Nothing is bound until Listen.
 func New(cfg Config) (*Server, error) {
@@ -174,6 +182,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Log, conns: make(map[*clientConn]struct{}), connGone: make(chan struct{}),
 		limits: newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}
+	s.stopped, s.stopServing = context.WithCancelCause(context.Background())
 	s.senderMap.Store(nil)
 	s.tlsConfig = s.markHandshakes(cfg.TLSConfig)
 	if cfg.UpstreamPool > 0 && !cfg.Upstream.XCLIENT {
@@ -270,10 +279,12 @@ func (s *Server) Serve(ctx context.Context, drain time.Duration) error {
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
+		s.stopServing(errServerStopping)
 		s.smtp.Close()
 		return fmt.Errorf("serving SMTP: %w", err)
 	}
 	s.stopping.Store(true)
+	s.stopServing(errServerStopping)
 	s.log.Info("shutting down", "active_sessions", s.active.Load(), "drain", drain.String())
 	// Stop accepting. The listeners are closed here as well as by go-smtp's
 	// Shutdown: a Serve goroutine that has not registered its listener with

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -107,6 +108,9 @@ func (s *session) authenticate(authzid, login, password string) error {
 		return replyLockedOut
 	}
 	res, err := s.verify(authzid, login, password)
+	if errors.Is(err, errAuthAbandoned) {
+		return s.authAbandoned(ip, login, err)
+	}
 	var limitLogin LimitLogin
 	if err == nil {
 		limitLogin = NewLimitLogin(res.Login)
@@ -203,6 +207,27 @@ func (s *session) authenticate(authzid, login, password string) error {
 // errSuspended is the right password of a suspended login: a failure.
 var errSuspended = fmt.Errorf("login suspended: %w", auth.ErrInvalidCredentials)
 
+// errAuthAbandoned: the client left, or shutdown started, during the
+// login's delay, before anything was verified.
+var errAuthAbandoned = errors.New("auth abandoned during the login delay")
+
+// authAbandoned ends an AUTH that waited out part of its login delay and
+// was never verified: the attempt is given back (the password was not
+// checked, so a guesser learns nothing and there is nothing to count),
+// and the connection ends after the reply: 421 4.3.2 in a shutdown,
+// else 454 to a client that has most likely gone.
+func (s *session) authAbandoned(ip netip.Addr, login string, err error) error {
+	if lim := s.srv.cfg.Limiter; lim != nil {
+		lim.Release(ip)
+	}
+	s.log.Info("auth abandoned", "client", ip.String(), "login", sanitizeLog(login), "err", err)
+	s.conn.CloseAfterReply()
+	if errors.Is(err, errServerStopping) {
+		return replyShuttingDown
+	}
+	return replyAuthUnavailable
+}
+
 // verify checks the credentials with the backends, after the login's delay.
 // Acting as another user (a PLAIN authzid other than the login) is not
 // supported: it fails like a wrong password, and counts as one.
@@ -212,12 +237,33 @@ func (s *session) verify(authzid, login, password string) (auth.Result, error) {
 	}
 	if lim := s.srv.cfg.Limiter; lim != nil {
 		if d := lim.LoginDelay(login); d > 0 {
-			time.Sleep(d)
+			if err := s.waitLoginDelay(login, d); err != nil {
+				return auth.Result{}, err
+			}
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.AuthTimeout)
 	defer cancel()
 	return s.srv.cfg.Auth.Authenticate(ctx, auth.Request{Login: login, Password: password, RemoteIP: s.cc.clientIP(), Secured: true})
+}
+
+// waitLoginDelay waits d, the login's delay after recent failures, unless
+// the client hangs up or shutdown starts first (errAuthAbandoned): a
+// delay of up to MaxLoginDelay must neither hold a dead connection, its
+// goroutine and its reserved attempt nor hold the shutdown's drain up.
+func (s *session) waitLoginDelay(login string, d time.Duration) error {
+	s.log.Info("auth delayed", "client", s.cc.clientIP().String(), "login", sanitizeLog(login),
+		"delay", d.String())
+	ctx, stop := s.cc.untilHangup(s.srv.stopped)
+	defer stop()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", errAuthAbandoned, context.Cause(ctx))
+	}
 }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {

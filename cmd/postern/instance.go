@@ -168,6 +168,8 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 			MaxFailures:    c.Int("auth-max-failures"),
 			MaxUnavailable: c.Int("auth-max-unavailable"),
 			Window:         c.Duration("auth-lockout-window"),
+			LoginDelayBase: c.Duration("auth-login-delay"),
+			MaxLoginDelay:  c.Duration("auth-login-delay-max"),
 			Log:            log,
 			Store:          lockoutStore,
 		}),
