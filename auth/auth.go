@@ -6,7 +6,6 @@ package auth
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 )
 
@@ -32,9 +31,15 @@ var ErrRejectedWhileUnavailable = errors.New("auth: credentials rejected while a
 // errUnknownLogin is a backend's "no such login here" (the users file, an
 // LDAP search without a match): an ErrInvalidCredentials that says nothing
 // about the password, so an outage of a later backend must not turn it into
-// a failed guess. Chain folds it into ErrInvalidCredentials: it never leaves
-// this package, and the client's reply never depends on it.
-var errUnknownLogin = fmt.Errorf("%w: unknown login", ErrInvalidCredentials)
+// a failed guess. Only errors.Is tells it apart: its text is
+// ErrInvalidCredentials's, so no log line or message can. Chain folds it
+// into ErrInvalidCredentials: the client's reply never depends on it.
+var errUnknownLogin error = unknownLogin{}
+
+type unknownLogin struct{}
+
+func (unknownLogin) Error() string { return ErrInvalidCredentials.Error() }
+func (unknownLogin) Unwrap() error { return ErrInvalidCredentials }
 
 // Request is one credential check.
 type Request struct {
