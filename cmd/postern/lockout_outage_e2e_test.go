@@ -5,8 +5,12 @@ package main
 // off.
 
 import (
+	"encoding/base64"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/postern/postern/auth/authtest"
 	"github.com/postern/postern/internal/testkit"
@@ -20,7 +24,8 @@ import (
 // attempt was given back: 45 guesses in 0.8 s, then 235). A login that
 // lives only in LDAP, whose attempts nobody could check, counts toward
 // --auth-max-unavailable instead, never as a failure (no "auth failed"
-// line for fail2ban): 454 up to that budget, then 421. Once slapd is back,
+// line for fail2ban): 454 up to that budget, then 421. Parallel guesses from
+// one address get no more than sequential ones. Once slapd is back,
 // LDAP users from other addresses get in. With --state memory and with
 // --state redis:// (the counters are the lockout's store keys either way).
 func TestLockoutHoldsWhileLDAPDown(t *testing.T) {
@@ -69,6 +74,51 @@ func TestLockoutHoldsWhileLDAPDown(t *testing.T) {
 				// The owner from another address: the users file answers.
 				c = dialFrom(t, p.StartTLS, "127.0.0.9")
 				expectReply(t, "alice from another address", c.auth(aliceLogin, alicePass), "235")
+			})
+
+			t.Run("parallel guesses while slapd is down", func(t *testing.T) {
+				const n = 20
+				conns := make([]*client, n)
+				for i := range conns {
+					conns[i] = dialFrom(t, p.StartTLS, "127.0.0.4")
+				}
+				replies := make([]string, n)
+				start := make(chan struct{})
+				var wg sync.WaitGroup
+				for i, c := range conns {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						line := "AUTH PLAIN " + base64.StdEncoding.EncodeToString(
+							[]byte(fmt.Sprintf("\x00%s\x00wrong-%d", bobLogin, i)))
+						<-start
+						replies[i] = rawReply(c.conn, c.br, line)
+					}()
+				}
+				close(start)
+				wg.Wait()
+				checked := 0
+				for i, r := range replies {
+					switch {
+					case strings.HasPrefix(r, "454 4.7.0"):
+						checked++
+					case strings.HasPrefix(r, "421 4.7.0"):
+					default:
+						t.Errorf("connection %d: got %q, want 454 or 421", i, r)
+					}
+				}
+				if checked >= maxFailures {
+					t.Errorf("%d of %d parallel guesses got past the lockout of %d", checked, n, maxFailures)
+				}
+				// Each was checked ("auth failed") or refused unchecked.
+				p.proc.WaitOutput(t, "a log line per parallel guess", 10*time.Second, func(string) bool {
+					return logCount(p, "auth failed", "127.0.0.4")+logCount(p, "auth locked out", "127.0.0.4") >= n
+				})
+				if f := logCount(p, "auth failed", "127.0.0.4"); f > maxFailures {
+					t.Errorf("%d parallel guesses were checked; the lockout allows %d", f, maxFailures)
+				}
+				c := dialFrom(t, p.StartTLS, "127.0.0.4")
+				expectReply(t, "right password after the parallel guesses", c.auth(bobLogin, bobPass), "421 4.7.0")
 			})
 
 			t.Run("LDAP-only login while slapd is down", func(t *testing.T) {
