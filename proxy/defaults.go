@@ -22,6 +22,22 @@ const (
 	DefaultLockoutWindow       = 15 * time.Minute // zero value
 )
 
+// The connection caps of cmd/postern's HTTP listeners (issue 18, hole 7): a
+// budget apart from the SMTP listeners' one, so an HTTP flood cannot spend
+// the descriptors SMTP needs.
+const (
+	// DefaultMaxHTTPConnections and DefaultMaxHTTPConnectionsPerIP are
+	// the budget of --listen https= and the ACME HTTP-01 listener,
+	// together: a client fetches a document or two, a CA validates from a
+	// few addresses.
+	DefaultMaxHTTPConnections      = 256
+	DefaultMaxHTTPConnectionsPerIP = 16
+	// MetricsMaxConnections caps the --metrics listener (Prometheus and
+	// the probes) in a budget of its own, so that a flood of the public
+	// HTTP listeners cannot fail the liveness probe.
+	MetricsMaxConnections = 32
+)
+
 // The sending limits and suspension (issue 12), declared once for the
 // flags and for NewLimits' zero values.
 var (

@@ -74,6 +74,8 @@ func serveFlags() []cli.Flag {
 		dur("data-timeout", proxy.DefaultDataTimeout, "longest time to receive one message"),
 		&cli.IntFlag{Name: "max-connections", Value: proxy.DefaultMaxConnections, Usage: "open client connections; more get 421 4.7.0 (0: no limit)", EnvVars: env("max-connections")},
 		&cli.IntFlag{Name: "max-connections-per-ip", Value: proxy.DefaultMaxConnectionsPerIP, Usage: "open connections per client address (IPv6: per /64), --mynetworks exempt; more get 421 4.7.0 (0: no limit)", EnvVars: env("max-connections-per-ip")},
+		&cli.IntFlag{Name: "max-http-connections", Value: proxy.DefaultMaxHTTPConnections, Usage: "open connections of the HTTP listeners (--listen https= and --acme-http together; a budget apart from --max-connections); more are closed at accept, before any TLS handshake (at least 1)", EnvVars: env("max-http-connections")},
+		&cli.IntFlag{Name: "max-http-connections-per-ip", Value: proxy.DefaultMaxHTTPConnectionsPerIP, Usage: "open HTTP connections per client address (IPv6: per /64); more are closed at accept (0: no limit)", EnvVars: env("max-http-connections-per-ip")},
 		dur("login-timeout", proxy.DefaultLoginTimeout, "time from connect (TLS handshake included) to a successful AUTH, then 421 4.7.0; --mynetworks exempt (0: none)"),
 		dur("upstream-timeout", proxy.DefaultUpstreamTimeout, "longest wait for each whole reply from the upstream, or for it to take more of the message; then 451 and the connection is dropped"),
 		dur("shutdown-timeout", 30*time.Second, "on SIGTERM, time given to sessions in flight before they are closed"),
