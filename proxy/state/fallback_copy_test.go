@@ -35,7 +35,11 @@ func demote(t *testing.T, srv *testkit.RedisServer) {
 	if err := c.ReplicaOf(context.Background(), host, port).Err(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c := redis.NewClient(&redis.Options{Addr: srv.Addr}); c.ReplicaOf(context.Background(), "NO", "ONE"); c.Close() })
+	t.Cleanup(func() {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+		c.ReplicaOf(context.Background(), "NO", "ONE")
+		c.Close()
+	})
 }
 
 // outages are the ways Redis stops answering that the copy must outlive.
