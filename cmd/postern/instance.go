@@ -35,9 +35,11 @@ type instance struct {
 	autoconfig *autoconfig.Server
 	httpsAddr  string
 	// state is the shared store (--state redis://…) behind a fallback to
-	// memory; nil with --state memory.
-	state  *state.Fallback
-	limits *limitSetup // sending limits, suspensions, alerts
+	// memory; nil with --state memory. evictions watches that Redis's
+	// eviction policy (nil with --state memory).
+	state     *state.Fallback
+	evictions *state.EvictionWatch
+	limits    *limitSetup // sending limits, suspensions, alerts
 }
 
 // buildInstance validates every setting and builds the components without
@@ -134,7 +136,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--proxy-protocol-from: %w", err)
 	}
-	if inst.state, err = buildState(c, log); err != nil {
+	if inst.state, inst.evictions, err = buildState(c, log); err != nil {
 		return nil, err
 	}
 	var lockoutStore state.Store // nil: the lockout's own bounded memory
@@ -144,6 +146,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	inst.registry = prometheus.NewRegistry()
 	inst.registry.MustRegister(newCertExpiry(inst.certs))
 	inst.registry.MustRegister(newStateDegraded(inst.state))
+	inst.registry.MustRegister(newStateEvicting(inst.evictions))
 	if inst.auth.users != nil {
 		inst.registry.MustRegister(newUsersHashes(inst.auth.users))
 	}

@@ -74,3 +74,47 @@ func TestStateSuspensionOutlivesRedisOutageE2E(t *testing.T) {
 		})
 	}
 }
+
+// TestStateRedisEvictionPolicyE2E: a Redis whose maxmemory-policy may evict
+// Postern's keys (every one has a TTL, so volatile-* as well as allkeys-*)
+// is reported at start with a warning naming the policy and
+// postern_state_redis_evicting 1 — read with CONFIG GET, or from INFO
+// memory where CONFIG is renamed away — and keys it already evicted are
+// logged; noeviction gets neither (gauge 0). Before, nothing was said.
+func TestStateRedisEvictionPolicyE2E(t *testing.T) {
+	const warning = "state: redis may evict postern's keys"
+	tests := []struct {
+		name, config string
+		fill         bool   // another application fills the memory before Postern starts
+		want         string // in the line naming the policy
+		evicting     float64
+	}{
+		{"allkeys-lru", "maxmemory 4mb\nmaxmemory-policy allkeys-lru\n", true, "policy=allkeys-lru read_from=config", 1},
+		{"volatile-lru, CONFIG renamed away", "maxmemory-policy volatile-lru\nrename-command CONFIG \"\"\n", false, "policy=volatile-lru read_from=info", 1},
+		{"noeviction", "maxmemory 4mb\nmaxmemory-policy noeviction\n", false, "policy=noeviction read_from=config", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			redis := testkit.StartRedisWith(t, testkit.RedisOptions{Config: tt.config})
+			if tt.fill {
+				value := strings.Repeat("x", 100_000)
+				for i := range 100 {
+					redis.Do(t, "SET", fmt.Sprintf("other-app:%d", i), value)
+				}
+			}
+			p := startPostern(t, "127.0.0.1:1", "--state", redis.URL(), "--metrics", anyPort)
+			metrics := "http://" + p.metricsAddr(t)
+			p.waitLog(t, tt.want, 10*time.Second)
+			if strings.Contains(p.Log(), warning) != (tt.evicting == 1) {
+				t.Errorf("warning %q logged: %v, want %v:\n%s", warning, !(tt.evicting == 1), tt.evicting == 1, p.Log())
+			}
+			if tt.fill && !strings.Contains(p.Log(), `msg="state: redis has evicted keys since it started" evicted_keys=`) {
+				t.Errorf("the keys Redis evicted are not logged:\n%s", p.Log())
+			}
+			m, raw := opsScrape(t, metrics+"/metrics")
+			if v, ok := m["postern_state_redis_evicting"]; !ok || v != tt.evicting {
+				t.Errorf("postern_state_redis_evicting = %v (present %v), want %v:\n%s", v, ok, tt.evicting, raw)
+			}
+		})
+	}
+}
