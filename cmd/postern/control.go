@@ -144,7 +144,7 @@ func withLimits(c *cli.Context, fn func(*proxy.Limits) error) error {
 	if err != nil {
 		return err
 	}
-	f, err := buildState(c, log)
+	f, _, err := buildState(c, log)
 	if err != nil {
 		return err
 	}

@@ -39,9 +39,11 @@ type instance struct {
 	// HTTP-01, metrics), apart from the SMTP listeners'.
 	httpCaps *httpCaps
 	// state is the shared store (--state redis://…) behind a fallback to
-	// memory; nil with --state memory.
-	state  *state.Fallback
-	limits *limitSetup // sending limits, suspensions, alerts
+	// memory; nil with --state memory. evictions watches that Redis's
+	// eviction policy (nil with --state memory).
+	state     *state.Fallback
+	evictions *state.EvictionWatch
+	limits    *limitSetup // sending limits, suspensions, alerts
 }
 
 // buildInstance validates every setting and builds the components without
@@ -148,7 +150,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--proxy-protocol-from: %w", err)
 	}
-	if inst.state, err = buildState(c, log); err != nil {
+	if inst.state, inst.evictions, err = buildState(c, log); err != nil {
 		return nil, err
 	}
 	var lockoutStore state.Store // nil: the lockout's own bounded memory
@@ -159,6 +161,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	inst.registry.MustRegister(newCertExpiry(inst.certs))
 	inst.registry.MustRegister(newStateDegraded(inst.state))
 	inst.registry.MustRegister(inst.httpCaps.collectors()...)
+	inst.registry.MustRegister(newStateEvicting(inst.evictions))
 	if inst.auth.users != nil {
 		inst.registry.MustRegister(newUsersHashes(inst.auth.users))
 	}

@@ -66,6 +66,8 @@ func serveCommand() *cli.Command {
 			if inst.state != nil {
 				defer inst.state.Close()
 				checkState(ctx, inst.state)
+				// The watch stops before the store it reads is closed.
+				defer runUntilReturn(ctx, inst.evictions.Run)()
 			}
 			go inst.limits.alerts.Run(ctx)
 			if ctl != nil {
