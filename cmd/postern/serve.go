@@ -8,7 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/postern/postern/internal/cli"
+	"github.com/urfave/cli/v2"
 )
 
 func serveCommand() *cli.Command {
