@@ -8,8 +8,9 @@ import (
 	"os"
 	"strings"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/postern/postern/auth"
-	"github.com/postern/postern/internal/cli"
 )
 
 // authBackends is the authentication stack built from the flags: the

@@ -15,7 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/postern/postern/internal/cli"
+	"github.com/urfave/cli/v2"
+
 	"github.com/postern/postern/proxy"
 )
 
