@@ -250,4 +250,31 @@ func TestLongCommandLineE2E(t *testing.T) {
 			t.Fatalf("after the line: %q, %v; want the end of the connection", out, err)
 		}
 	})
+
+	t.Run("postern/dribbled past --command-timeout", func(t *testing.T) {
+		// Every byte renews the idle deadline; the line's end must
+		// still come within --command-timeout.
+		short := startPostern(t, pf.Addr, "--command-timeout", "2s")
+		c := plain(t, short.StartTLS)
+		c.raw("NOOP " + strings.Repeat("x", 3000))
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(200 * time.Millisecond):
+				}
+				c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				if _, err := c.conn.Write([]byte("x")); err != nil {
+					return
+				}
+			}
+		}()
+		c.expect("500 5.5.6 Line too long")
+		if out, err := readToEnd(c, 30*time.Second); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("after the reply: %q, %v; want the end of the connection", out, err)
+		}
+	})
 }
