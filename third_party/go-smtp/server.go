@@ -276,6 +276,9 @@ func (s *Server) handleConn(c *Conn) error {
 				// The line was read to its end (skipLongLine):
 				// nothing of it is run, the connection goes on.
 				c.protocolError(ErrLineTooLong.Code, ErrLineTooLong.EnhancedCode, ErrLineTooLong.Message)
+				if c.closed.Load() {
+					return nil // too many errors: nothing after it runs
+				}
 				continue
 			}
 			if err == ErrTooLongLine {
