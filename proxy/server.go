@@ -184,6 +184,10 @@ func New(cfg Config) (*Server, error) {
 	srv.MaxMessageBytes = cfg.MaxMessageBytes
 	srv.MaxRecipients = cfg.MaxRecipients
 	srv.MaxLineLength = maxMessageLine
+	srv.MaxLineSkip = MaxCommandLineSkip
+	// Reads renew their own idle deadline (clientConn), so the skip of a
+	// line too long has its own bound: a client dribbling it on is cut.
+	srv.LineSkipTimeout = cfg.CommandTimeout
 	srv.WriteBufferSize = replyBufferSize
 	srv.WriteTimeout = cfg.CommandTimeout
 	srv.ReadTimeout = 0 // clientConn renews read deadlines itself

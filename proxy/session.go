@@ -217,7 +217,10 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	// Counted before the upstream sees it, so parallel sessions of one
 	// login cannot pass its limit together; given back only when the
-	// upstream refuses (see Limits.ReserveMessage).
+	// upstream refuses (see Limits.ReserveMessage). Once per transaction:
+	// go-smtp answers a MAIL inside one "503 5.5.1" without calling Mail
+	// (patches/0029), as nothing upstream would refuse it before the
+	// first RCPT.
 	lim := s.limits()
 	if lim != nil && lim.recheckDue(s.suspensionChecked) {
 		// Suspended since this session logged in (by another
