@@ -1,0 +1,218 @@
+package main
+
+// End-to-end tests of issue 18 item 3: one LDAP entry reachable by several
+// spellings is one account for limits, suspensions, the limit file, the
+// control commands, the logs and the sender map.
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/postern/postern/auth/authtest"
+	"github.com/postern/postern/proxy/proxytest"
+)
+
+// mallory's entry, as in the issue: uid mallory and two mail values. The
+// README's filter finds it by any of the three; its canonical identity is
+// the first mail value (--ldap-login-attribute's default).
+const (
+	malloryPass      = "mallory-ldap-secret"
+	malloryCanonical = "mallory@example.com"
+)
+
+var mallorySpellings = []string{"mallory", malloryCanonical, "m.allory@example.com"}
+
+// startMalloryLDAP starts slapd holding mallory's entry.
+func startMalloryLDAP(t *testing.T) *authtest.Slapd {
+	t.Helper()
+	s := authtest.StartSlapd(t)
+	s.Add("uid=mallory,"+authtest.LDAPPeople, map[string][]string{
+		"objectClass": {"inetOrgPerson"},
+		"uid":         {"mallory"}, "cn": {"mallory"}, "sn": {"mallory"},
+		"mail":         {malloryCanonical, "m.allory@example.com"},
+		"userPassword": {s.SSHA(malloryPass)},
+	})
+	return s
+}
+
+// startMalloryPostern runs Postern with only LDAP and the README's filter.
+func startMalloryPostern(t *testing.T, upstream string, s *authtest.Slapd, extra ...string) *postern {
+	t.Helper()
+	return startPosternUsers(t, upstream, "", append([]string{
+		"--ldap-url", s.URL, "--ldap-base", authtest.LDAPBase, "--ldap-filter", "(|(uid=%u)(mail=%u))",
+	}, extra...)...)
+}
+
+// authReply dials addr and tries AUTH PLAIN, returning the client (nil when
+// AUTH failed, then closed) and AUTH's error.
+func authReply(t *testing.T, addr, login, password string) (*smtp.Client, error) {
+	t.Helper()
+	c, err := smtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Auth(sasl.NewPlainClient("", login, password)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// sendAsMallory authenticates with spelling and sends one message from her
+// canonical address to rcpt.
+func sendAsMallory(t *testing.T, addr, spelling, rcpt, subject string) (string, error) {
+	t.Helper()
+	c := dialAuth(t, addr, spelling, malloryPass)
+	defer c.Close()
+	return sendOn(t, c, malloryCanonical, []string{rcpt}, subject)
+}
+
+// logLines returns postern's log lines holding msg="<msg>".
+func logLines(p *postern, msg string) []string {
+	var out []string
+	for _, l := range strings.Split(p.Log(), "\n") {
+		if strings.Contains(l, `msg="`+msg+`"`) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestLDAPOneAccountManySpellingsE2E: at --limit-messages 3/1h the three
+// spellings of mallory's entry share one budget of 3 (before, each had its
+// own: 9 messages), every further attempt, by any spelling, gets the 451
+// naming the canonical identity, and the log lines name that identity
+// whichever spelling logged in.
+func TestLDAPOneAccountManySpellingsE2E(t *testing.T) {
+	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
+	s := startMalloryLDAP(t)
+	p := startMalloryPostern(t, pf.Addr, s, "--limit-messages", "3/1h", "--suspend-after", "0")
+	const rcpt = "budget@example.test"
+	for _, spelling := range mallorySpellings {
+		if stage, err := sendAsMallory(t, p.StartTLS, spelling, rcpt, "as "+spelling); err != nil {
+			t.Fatalf("first message as %q refused at %s: %v", spelling, stage, err)
+		}
+	}
+	for _, spelling := range mallorySpellings {
+		_, err := sendAsMallory(t, p.StartTLS, spelling, rcpt, "again as "+spelling)
+		wantLimitReply(t, fmt.Sprintf("%q after the account's 3 of 3", spelling), err, malloryCanonical)
+	}
+	if got := len(proxytest.MessagesTo(pf.WaitMessages(t, 3, 30*time.Second), rcpt)); got != 3 {
+		t.Fatalf("Postfix got %d messages, want the account's 3", got)
+	}
+	oks := logLines(p, "auth ok")
+	if len(oks) != 2*len(mallorySpellings) {
+		t.Fatalf("%d auth ok lines, want %d:\n%s", len(oks), 2*len(mallorySpellings), p.Log())
+	}
+	for _, l := range append(oks, logLines(p, "message accepted")...) {
+		if !strings.Contains(l, " login="+malloryCanonical+" ") {
+			t.Fatalf("log line does not name the canonical identity %s:\n%s", malloryCanonical, l)
+		}
+	}
+}
+
+// TestLDAPLimitFileCanonicalE2E: a --limit-file line for the canonical
+// identity applies to every spelling, the uid one too (before, the uid
+// spelling fell back to --limit-messages).
+func TestLDAPLimitFileCanonicalE2E(t *testing.T) {
+	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
+	s := startMalloryLDAP(t)
+	limitFile := filepath.Join(t.TempDir(), "limits")
+	writeFile(t, limitFile, malloryCanonical+" messages=2/1h\n")
+	p := startMalloryPostern(t, pf.Addr, s, "--limit-messages", "1/1h", "--limit-file", limitFile, "--suspend-after", "0")
+	const rcpt = "limitfile@example.test"
+	for i := 1; i <= 2; i++ {
+		if stage, err := sendAsMallory(t, p.StartTLS, "mallory", rcpt, fmt.Sprintf("uid %d", i)); err != nil {
+			t.Fatalf("message %d as the uid (file: 2/1h) refused at %s: %v", i, stage, err)
+		}
+	}
+	for _, spelling := range mallorySpellings {
+		_, err := sendAsMallory(t, p.StartTLS, spelling, rcpt, "over as "+spelling)
+		wantLimitReply(t, fmt.Sprintf("%q after 2 of the file's 2/1h", spelling), err, malloryCanonical)
+	}
+	if got := len(proxytest.MessagesTo(pf.WaitMessages(t, 2, 30*time.Second), rcpt)); got != 2 {
+		t.Fatalf("Postfix got %d messages, want 2", got)
+	}
+}
+
+// TestLDAPSuspensionAllSpellingsE2E: once the account is suspended through
+// one spelling, AUTH with the right password gets 535 5.7.8 by every
+// spelling (before, the other two still got 235); `postern status` and
+// `postern unsuspend` take the canonical identity, and after the unsuspend
+// every spelling logs in again.
+func TestLDAPSuspensionAllSpellingsE2E(t *testing.T) {
+	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
+	s := startMalloryLDAP(t)
+	sock := filepath.Join(t.TempDir(), "control.sock")
+	p := startMalloryPostern(t, pf.Addr, s, "--limit-messages", "1/1h", "--suspend-after", "1",
+		"--control-socket", sock)
+	p.waitLog(t, "control socket listening", 10*time.Second)
+	const rcpt = "suspend@example.test"
+	c := dialAuth(t, p.StartTLS, "mallory", malloryPass)
+	for i := 0; i < 5 && !strings.Contains(p.Log(), "event=suspension"); i++ {
+		sendOn(t, c, malloryCanonical, []string{rcpt}, "until suspended")
+	}
+	c.Close()
+	p.waitLog(t, "event=suspension", 10*time.Second)
+	for _, spelling := range mallorySpellings {
+		c, err := authReply(t, p.StartTLS, spelling, malloryPass)
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) || se.Code != 535 || se.EnhancedCode != (smtp.EnhancedCode{5, 7, 8}) {
+			if c != nil {
+				c.Close()
+			}
+			t.Fatalf("AUTH as %q of the suspended account: %v, want 535 5.7.8", spelling, err)
+		}
+	}
+	p.waitLog(t, "event=suspension login="+malloryCanonical+" ", 10*time.Second)
+	status, err := posternCLI(t, "status", "--control-socket", sock, malloryCanonical)
+	if err != nil || !strings.Contains(status, "login "+malloryCanonical) || !strings.Contains(status, "suspended since ") {
+		t.Fatalf("postern status %s: %v\n%s", malloryCanonical, err, status)
+	}
+	out, err := posternCLI(t, "unsuspend", "--control-socket", sock, malloryCanonical)
+	if err != nil || !strings.Contains(out, malloryCanonical+" unsuspended") {
+		t.Fatalf("postern unsuspend %s: %v\n%s", malloryCanonical, err, out)
+	}
+	for _, spelling := range mallorySpellings {
+		c, err := authReply(t, p.StartTLS, spelling, malloryPass)
+		if err != nil {
+			t.Fatalf("AUTH as %q after the unsuspend: %v", spelling, err)
+		}
+		c.Close()
+	}
+}
+
+// TestLDAPSenderMapSpellingsE2E: a sender-map line naming the uid or the
+// canonical identity gives its address to every spelling (before, only to
+// the spelling the line named), and a line naming another login gives
+// nothing to any spelling.
+func TestLDAPSenderMapSpellingsE2E(t *testing.T) {
+	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
+	s := startMalloryLDAP(t)
+	senderMap := filepath.Join(t.TempDir(), "sender-map")
+	writeFile(t, senderMap, "by-uid@example.com mallory\nby-mail@example.com "+malloryCanonical+
+		"\nothers@example.com eve\n")
+	p := startMalloryPostern(t, pf.Addr, s, "--sender-map", senderMap)
+	for _, spelling := range mallorySpellings {
+		c := dialAuth(t, p.StartTLS, spelling, malloryPass)
+		for _, from := range []string{"by-uid@example.com", "by-mail@example.com", "m.allory@example.com"} {
+			if err := c.Mail(from, nil); err != nil {
+				t.Fatalf("logged in as %q, MAIL FROM:<%s>: %v, want 250", spelling, from, err)
+			}
+			if err := c.Reset(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := c.Mail("others@example.com", nil)
+		wantCode(t, fmt.Sprintf("logged in as %q, MAIL FROM another login's address", spelling), err, 553)
+		c.Close()
+	}
+}
