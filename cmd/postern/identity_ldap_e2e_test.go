@@ -5,6 +5,7 @@ package main
 // control commands, the logs and the sender map.
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -17,7 +18,10 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/postern/postern/auth/authtest"
+	"github.com/postern/postern/internal/testkit"
+	"github.com/postern/postern/proxy"
 	"github.com/postern/postern/proxy/proxytest"
+	"github.com/postern/postern/proxy/state"
 )
 
 // mallory's entry, as in the issue: uid mallory and two mail values. The
@@ -214,5 +218,48 @@ func TestLDAPSenderMapSpellingsE2E(t *testing.T) {
 		err := c.Mail("others@example.com", nil)
 		wantCode(t, fmt.Sprintf("logged in as %q, MAIL FROM another login's address", spelling), err, 553)
 		c.Close()
+	}
+}
+
+// TestLDAPLoginDelayAllSpellingsE2E: wrong passwords on any spelling count
+// against the account's canonical identity in the shared lockout state (so
+// its login delay slows guesses on every spelling; before, each spelling
+// had counters of its own and a guesser rotating spellings tripled his
+// rate), and the owner's success by another spelling clears them.
+func TestLDAPLoginDelayAllSpellingsE2E(t *testing.T) {
+	redis := testkit.StartRedis(t)
+	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
+	s := startMalloryLDAP(t)
+	p := startMalloryPostern(t, pf.Addr, s, "--state", redis.URL(), "--auth-cache-ttl", "0")
+	store, err := state.NewRedis(state.RedisConfig{URL: redis.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	failures := func(login string) int {
+		t.Helper()
+		n, err := store.Count(context.Background(), "lockout:login:"+state.LoginKey(login), proxy.DefaultLockoutWindow)
+		if err != nil {
+			t.Fatalf("reading the login counter of %s: %v", login, err)
+		}
+		return n
+	}
+	for i, spelling := range []string{"mallory", "m.allory@example.com"} {
+		_, err := authReply(t, p.StartTLS, spelling, "wrong guess")
+		wantCode(t, "wrong password as "+spelling, err, 535)
+		if got := failures(malloryCanonical); got != i+1 {
+			t.Fatalf("after %d wrong passwords (last as %q) the account has %d failures, want %d", i+1, spelling, got, i+1)
+		}
+	}
+	if got := failures("mallory"); got != 1 {
+		t.Fatalf("the spelling mallory has %d failures, want its own 1", got)
+	}
+	c, err := authReply(t, p.StartTLS, "mallory", malloryPass)
+	if err != nil {
+		t.Fatalf("the owner's AUTH as mallory: %v", err)
+	}
+	c.Close()
+	if got := failures(malloryCanonical); got != 0 {
+		t.Fatalf("after the owner logged in the account still has %d failures, want 0", got)
 	}
 }
