@@ -230,7 +230,7 @@ func TestLDAPLoginDelayAllSpellingsE2E(t *testing.T) {
 	redis := testkit.StartRedis(t)
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	s := startMalloryLDAP(t)
-	p := startMalloryPostern(t, pf.Addr, s, "--state", redis.URL(), "--auth-cache-ttl", "0")
+	p := startMalloryPostern(t, pf.Addr, s, "--state", redis.URL())
 	store, err := state.NewRedis(state.RedisConfig{URL: redis.URL()})
 	if err != nil {
 		t.Fatal(err)
