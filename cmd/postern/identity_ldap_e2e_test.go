@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -112,11 +113,11 @@ func TestLDAPOneAccountManySpellingsE2E(t *testing.T) {
 	if got := len(proxytest.MessagesTo(pf.WaitMessages(t, 3, 30*time.Second), rcpt)); got != 3 {
 		t.Fatalf("Postfix got %d messages, want the account's 3", got)
 	}
-	oks := logLines(p, "auth ok")
-	if len(oks) != 2*len(mallorySpellings) {
-		t.Fatalf("%d auth ok lines, want %d:\n%s", len(oks), 2*len(mallorySpellings), p.Log())
-	}
-	for _, l := range append(oks, logLines(p, "message accepted")...) {
+	// The log arrives through a pipe, maybe after the replies.
+	waitFor(t, "an auth ok line per session and a message line per message", func() bool {
+		return len(logLines(p, "auth ok")) == 2*len(mallorySpellings) && len(logLines(p, "message accepted")) == 3
+	})
+	for _, l := range append(logLines(p, "auth ok"), logLines(p, "message accepted")...) {
 		if !strings.Contains(l, " login="+malloryCanonical+" ") {
 			t.Fatalf("log line does not name the canonical identity %s:\n%s", malloryCanonical, l)
 		}
@@ -261,5 +262,42 @@ func TestLDAPLoginDelayAllSpellingsE2E(t *testing.T) {
 	c.Close()
 	if got := failures(malloryCanonical); got != 0 {
 		t.Fatalf("after the owner logged in the account still has %d failures, want 0", got)
+	}
+}
+
+// TestLDAPLoginAttributeFlagE2E: --ldap-login-attribute, its environment
+// twin and its config-file key choose the canonical identity (here uid),
+// which the log lines then name for every spelling.
+func TestLDAPLoginAttributeFlagE2E(t *testing.T) {
+	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
+	s := startMalloryLDAP(t)
+	conf := filepath.Join(t.TempDir(), "postern.toml")
+	writeFile(t, conf, "ldap-login-attribute = \"uid\"\n")
+	for name, setting := range map[string]struct{ env, flags []string }{
+		"flag":        {flags: []string{"--ldap-login-attribute", "uid"}},
+		"environment": {env: []string{"POSTERN_LDAP_LOGIN_ATTRIBUTE=uid"}},
+		"config file": {flags: []string{"--config", conf}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			certFile, keyFile := writeTestCert(t, dir)
+			p := &postern{StartTLS: anyPort, TLS: anyPort, Dir: dir}
+			cmd := exec.Command(posternBin, append([]string{"serve", "--hostname", "submission.test",
+				"--listen", "starttls=" + p.StartTLS, "--listen", "tls=" + p.TLS, "--upstream", pf.Addr,
+				"--tls-cert", certFile, "--tls-key", keyFile, "--shutdown-timeout", "5s",
+				"--ldap-url", s.URL, "--ldap-base", authtest.LDAPBase, "--ldap-filter", "(|(uid=%u)(mail=%u))",
+			}, setting.flags...)...)
+			cmd.Env = append(cleanEnv(), setting.env...)
+			p.run(t, cmd)
+			for _, spelling := range mallorySpellings {
+				dialAuth(t, p.StartTLS, spelling, malloryPass).Close()
+			}
+			waitFor(t, "an auth ok line per session", func() bool { return len(logLines(p, "auth ok")) == len(mallorySpellings) })
+			for _, l := range logLines(p, "auth ok") {
+				if !strings.Contains(l, " login=mallory ") {
+					t.Fatalf("auth ok line does not name the uid:\n%s", l)
+				}
+			}
+		})
 	}
 }
