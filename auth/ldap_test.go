@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -277,4 +278,23 @@ func TestFilterLoginAttributes(t *testing.T) {
 			t.Errorf("%s: got %q, %v; want %q", filter, got, err, want)
 		}
 	}
+}
+
+// FuzzFilterLoginAttributes: any filter text either fails to compile or
+// gives attributes that each appear, as "attr=%u" or "attr~=%u", in it.
+func FuzzFilterLoginAttributes(f *testing.F) {
+	for _, s := range []string{"(mail=%u)", "(|(uid=%u)(mail=%u))", "(&(objectClass=*)(!(uid=%u))(cn~=%u))", "(mail=%u@x)", "(uid:dn:=%u)"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, filter string) {
+		attrs, err := filterLoginAttributes(filter)
+		if err != nil {
+			return
+		}
+		for _, a := range attrs {
+			if !strings.Contains(filter, a+"=%u") && !strings.Contains(filter, a+"~=%u") {
+				t.Fatalf("%q: attribute %q is not compared with %%u in the filter", filter, a)
+			}
+		}
+	})
 }
