@@ -163,8 +163,8 @@ func filterLoginAttributes(filter string) ([]string, error) {
 				walk(c)
 			}
 		case ldap.FilterEqualityMatch, ldap.FilterApproxMatch:
-			if len(p.Children) == 2 && string(p.Children[1].Data.Bytes()) == probe {
-				if a := string(p.Children[0].Data.Bytes()); !slices.ContainsFunc(attrs, func(b string) bool { return strings.EqualFold(a, b) }) {
+			if len(p.Children) == 2 && p.Children[1].Data.String() == probe {
+				if a := p.Children[0].Data.String(); !slices.ContainsFunc(attrs, func(b string) bool { return strings.EqualFold(a, b) }) {
 					attrs = append(attrs, a)
 				}
 			}
