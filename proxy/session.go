@@ -206,7 +206,9 @@ func (s *session) verify(authzid, login, password string) (auth.Result, error) {
 // the backend named has passed (slept of it already did, before verifying).
 // The delay before verifying can only key on the spelling typed; this one
 // keys on the account, which gets the failures of all its spellings, so a
-// guesser gains nothing by switching spellings.
+// guesser gains nothing by switching spellings. (Its price: a slow answer
+// to a fresh spelling tells that it names an account with recent failures,
+// an account the guesser already knows of.)
 func (s *session) accountDelay(account, typed string, slept time.Duration) {
 	lim := s.srv.cfg.Limiter
 	if lim == nil || account == "" || state.FoldLogin(account) == state.FoldLogin(typed) {
