@@ -142,7 +142,7 @@ func (s *session) authenticate(authzid, login, password string) error {
 			// said): guesses spread over spellings slow the account down.
 			lim.ReservedFailure(ip, login, res.Login)
 		}
-		s.log.Warn("auth failed", "client", ip.String(), "login", sanitizeLog(login), "account", res.Login, "failures", failures)
+		s.log.Warn("auth failed", "client", ip.String(), "login", sanitizeLog(login), "account", sanitizeLog(res.Login), "failures", failures)
 		if err != errSuspended { // counted as "suspended" above
 			s.srv.cfg.Metrics.authResult("", "invalid")
 		}
