@@ -18,7 +18,8 @@ import (
 //     down backend must never look like a wrong password (that would give the
 //     client a 535 and count a lockout failure against it).
 //   - Only when every backend rejected the credentials is the result
-//     ErrInvalidCredentials.
+//     ErrInvalidCredentials, with the identity of the first backend that
+//     recognised the account (see Authenticator).
 func Chain(backends ...Authenticator) Authenticator {
 	return chain(backends)
 }
@@ -27,6 +28,7 @@ type chain []Authenticator
 
 func (c chain) Authenticate(ctx context.Context, req Request) (Result, error) {
 	var unavailable error
+	var identified Result // the first rejection that named the account
 	for i, b := range c {
 		if err := ctx.Err(); err != nil {
 			return Result{}, fmt.Errorf("auth: chain stopped before backend %d: %w: %w", i, ErrUnavailable, err)
@@ -36,6 +38,9 @@ func (c chain) Authenticate(ctx context.Context, req Request) (Result, error) {
 		case err == nil:
 			return res, nil
 		case errors.Is(err, ErrInvalidCredentials):
+			if identified.Login == "" {
+				identified = Result{Login: res.Login}
+			}
 			continue
 		case unavailable == nil:
 			// Any other error (ErrUnavailable or something unexpected) is a
@@ -49,5 +54,5 @@ func (c chain) Authenticate(ctx context.Context, req Request) (Result, error) {
 		}
 		return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, unavailable)
 	}
-	return Result{}, ErrInvalidCredentials
+	return identified, ErrInvalidCredentials
 }

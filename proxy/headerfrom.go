@@ -126,16 +126,16 @@ func headerFromAddresses(block headerBlock) ([]string, error) {
 	return out, nil
 }
 
-// headerFromOwned checks every From: address of block against what login
+// headerFromOwned checks every From: address of block against what logins
 // owns; it returns "" when all are owned, else why not (for the log).
-func headerFromOwned(block headerBlock, m *SenderMap, login string, backendAddrs []string) (string, []string) {
+func headerFromOwned(block headerBlock, m *SenderMap, logins []string, backendAddrs []string) (string, []string) {
 	addrs, err := headerFromAddresses(block)
 	if err != nil {
 		return err.Error(), nil
 	}
 	for _, a := range addrs {
 		parsed, err := parseAddress(a, true)
-		if err != nil || !mayUse(m, login, backendAddrs, &parsed) {
+		if err != nil || !mayUse(m, logins, backendAddrs, &parsed) {
 			return "From: address not owned by the login", addrs
 		}
 	}

@@ -56,7 +56,7 @@ func TestHeaderFromOwned(t *testing.T) {
 		{"From: \"alice@example.org\" <ceo@bank.test>\r\n", false},
 	} {
 		block := headerBlock{data: []byte("Subject: t\r\n" + tc.header + "\r\n"), complete: true}
-		why, _ := headerFromOwned(block, m, "alice@example.org", []string{"alias@backend.test"})
+		why, _ := headerFromOwned(block, m, []string{"alice@example.org"}, []string{"alias@backend.test"})
 		if (why == "") != tc.owned {
 			t.Errorf("%q: owned=%v (%s), want %v", tc.header, why == "", why, tc.owned)
 		}
@@ -76,7 +76,7 @@ func FuzzHeaderFrom(f *testing.F) {
 		if !bytes.Equal(all, msg) || !bytes.HasPrefix(msg, block.data) {
 			t.Fatal("readHeaderBlock changed the message")
 		}
-		why, addrs := headerFromOwned(block, nil, "alice@example.org", nil)
+		why, addrs := headerFromOwned(block, nil, []string{"alice@example.org"}, nil)
 		if why == "" && len(addrs) == 0 {
 			t.Fatal("owned without an address")
 		}
@@ -93,7 +93,7 @@ func TestHeaderFromPastTheCheckedBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if why, addrs := headerFromOwned(block, nil, "alice@example.org", nil); why == "" {
+	if why, addrs := headerFromOwned(block, nil, []string{"alice@example.org"}, nil); why == "" {
 		t.Errorf("owned (From: %v), want refused: the header section goes on past what was checked", addrs)
 	}
 }

@@ -114,9 +114,11 @@ type AuthLimiter interface {
 	Blocked(ip netip.Addr) bool
 	Reserve(ip netip.Addr) bool
 	Release(ip netip.Addr)
-	ReservedFailure(ip netip.Addr, login string)
-	Failure(ip netip.Addr, login string)
-	Success(ip netip.Addr, login string)
+	// The logins of ReservedFailure, Failure and Success are the spelling
+	// typed and the account's canonical identity (or ""): see Lockout.
+	ReservedFailure(ip netip.Addr, logins ...string)
+	Failure(ip netip.Addr, logins ...string)
+	Success(ip netip.Addr, logins ...string)
 	LoginDelay(login string) time.Duration
 }
 

@@ -30,8 +30,11 @@ type session struct {
 	tls  *tls.ConnectionState
 	log  *slog.Logger
 
-	login     string   // authenticated login, "" if none
+	login     string   // the account's canonical identity (auth.Result.Login), "" if none
 	loginAddr []string // addresses the auth backend says the login owns
+	// loginNames are the names sender-map lines may give the account:
+	// login, then the backend's auth.Result.Names (never the typed spelling).
+	loginNames []string
 	// limitLogin is login folded for the sending limits, once at AUTH.
 	limitLogin LimitLogin
 	// suspensionChecked is when the login's suspension was last looked up
@@ -122,11 +125,12 @@ func (s *session) authenticate(authzid, login, password string) error {
 	switch {
 	case err == nil:
 		s.login, s.loginAddr, s.limitLogin = res.Login, res.Addresses, limitLogin
+		s.loginNames = append([]string{res.Login}, res.Names...)
 		s.suspensionChecked = time.Now()
 		s.cc.loggedIn() // no more --login-timeout
 		if lim != nil {
 			lim.Release(ip)
-			lim.Success(ip, login)
+			lim.Success(ip, login, res.Login)
 		}
 		s.srv.cfg.Metrics.authResult(res.Backend, "ok")
 		s.log.Info("auth ok", "client", ip.String(), "login", res.Login, "backend", res.Backend)
@@ -134,9 +138,11 @@ func (s *session) authenticate(authzid, login, password string) error {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		failures := s.cc.authFailures.Add(1)
 		if lim != nil {
-			lim.ReservedFailure(ip, login)
+			// Both the spelling and the account it named (if a backend
+			// said): guesses spread over spellings slow the account down.
+			lim.ReservedFailure(ip, login, res.Login)
 		}
-		s.log.Warn("auth failed", "client", ip.String(), "login", sanitizeLog(login), "failures", failures)
+		s.log.Warn("auth failed", "client", ip.String(), "login", sanitizeLog(login), "account", sanitizeLog(res.Login), "failures", failures)
 		if err != errSuspended { // counted as "suspended" above
 			s.srv.cfg.Metrics.authResult("", "invalid")
 		}
@@ -182,14 +188,35 @@ func (s *session) verify(authzid, login, password string) (auth.Result, error) {
 	if authzid != "" && authzid != login {
 		return auth.Result{}, auth.ErrInvalidCredentials
 	}
+	var slept time.Duration
 	if lim := s.srv.cfg.Limiter; lim != nil {
 		if d := lim.LoginDelay(login); d > 0 {
 			time.Sleep(d)
+			slept = d
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.AuthTimeout)
 	defer cancel()
-	return s.srv.cfg.Auth.Authenticate(ctx, auth.Request{Login: login, Password: password, RemoteIP: s.cc.clientIP(), Secured: true})
+	res, err := s.srv.cfg.Auth.Authenticate(ctx, auth.Request{Login: login, Password: password, RemoteIP: s.cc.clientIP(), Secured: true})
+	s.accountDelay(res.Login, login, slept)
+	return res, err
+}
+
+// accountDelay holds the answer back until the login delay of the account
+// the backend named has passed (slept of it already did, before verifying).
+// The delay before verifying can only key on the spelling typed; this one
+// keys on the account, which gets the failures of all its spellings, so a
+// guesser gains nothing by switching spellings. (Its price: a slow answer
+// to a fresh spelling tells that it names an account with recent failures,
+// an account the guesser already knows of.)
+func (s *session) accountDelay(account, typed string, slept time.Duration) {
+	lim := s.srv.cfg.Limiter
+	if lim == nil || account == "" || state.FoldLogin(account) == state.FoldLogin(typed) {
+		return
+	}
+	if d := lim.LoginDelay(account) - slept; d > 0 {
+		time.Sleep(d)
+	}
 }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
@@ -211,7 +238,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 		sender, from = &a, a.String()
 	}
-	if s.login != "" && !mayUse(s.srv.senderMap.Load(), s.login, s.loginAddr, sender) {
+	if s.login != "" && !mayUse(s.srv.senderMap.Load(), s.loginNames, s.loginAddr, sender) {
 		s.log.Warn("sender rejected", "login", s.login, "from", sanitizeLog(from))
 		return replySenderNotOwned
 	}
@@ -450,7 +477,7 @@ func (s *session) checkHeaderFrom(r io.Reader, mode HeaderFromMode) (io.Reader, 
 		}
 		return nil, reply
 	}
-	why, addrs := headerFromOwned(block, s.srv.senderMap.Load(), s.login, s.loginAddr)
+	why, addrs := headerFromOwned(block, s.srv.senderMap.Load(), s.loginNames, s.loginAddr)
 	if why == "" {
 		return whole, nil
 	}

@@ -54,6 +54,7 @@ func buildAuth(c *cli.Context, log *slog.Logger) (*authBackends, error) {
 			Filter:         c.String("ldap-filter"),
 			BindDN:         c.String("ldap-bind-dn"),
 			AliasAttribute: c.String("ldap-alias-attribute"),
+			LoginAttribute: c.String("ldap-login-attribute"),
 		}
 		if f := c.String("ldap-bind-password-file"); f != "" {
 			pw, err := os.ReadFile(f)
