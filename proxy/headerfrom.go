@@ -114,11 +114,10 @@ func parseHeaderFields(data []byte) ([]headerField, error) {
 	for len(data) > 0 {
 		line := data
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
+			line, data = bytes.TrimSuffix(data[:i], []byte("\r")), data[i+1:]
 		} else {
-			data = nil
+			data = nil // the last line, without its line ending
 		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
 		if len(line) == 0 {
 			break // the empty line: the body follows
 		}
@@ -231,7 +230,7 @@ func headerFromOwned(block headerBlock, m *SenderMap, login string, backendAddrs
 	for _, a := range addrs {
 		parsed, err := parseAddress(a, true)
 		if err != nil || !mayUse(m, login, backendAddrs, &parsed) {
-			return "From: address not owned by the login", addrs
+			return "From: or Sender: address not owned by the login", addrs
 		}
 	}
 	return "", addrs

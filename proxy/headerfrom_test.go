@@ -104,6 +104,7 @@ func TestParseHeaderFields(t *testing.T) {
 		{in: "From : x\r\nTo\t: y\r\n", want: []headerField{{"From", " x"}, {"To", " y"}}},
 		// The last line needs no line ending (the end of the data ends it).
 		{in: "A: 1\r\nFrom: x", want: []headerField{{"A", " 1"}, {"From", " x"}}},
+		{in: "A: 1\r", err: true}, // a CR the end of data follows is bare
 		{in: "A: 1\nB: 2\n\nC: 3\n", want: []headerField{{"A", " 1"}, {"B", " 2"}}},
 		{in: "A: 1\r\n \r\n", want: []headerField{{"A", " 1 "}}}, // obs-FWS: a blank continuation
 		{in: " A: 1\r\n", err: true},
@@ -137,6 +138,18 @@ func FuzzHeaderFrom(f *testing.F) {
 		why, addrs := headerFromOwned(block, nil, "alice@example.org", nil)
 		if why == "" && len(addrs) == 0 {
 			t.Fatal("owned without an address")
+		}
+		// The last line reads the same whether it ends or the data does:
+		// the check must not depend on the CRLF the upstream adds.
+		ended, _ := io.ReadAll(terminateLastLine(bytes.NewReader(block.data)))
+		if why2, _ := headerFromOwned(headerBlock{ended, block.complete}, nil, "alice@example.org", nil); why2 != why {
+			t.Fatalf("%q: %q, but with its last line ended: %q", block.data, why, why2)
+		}
+		fields, err := parseHeaderFields(block.data)
+		for _, f := range fields {
+			if err == nil && (!isFieldName([]byte(f.name)) || strings.ContainsAny(f.value, "\r\n\x00")) {
+				t.Fatalf("%q: parsed into the field %q", block.data, f)
+			}
 		}
 	})
 }
