@@ -406,6 +406,9 @@ func (s *session) Data(r io.Reader) error {
 		return replyUpstreamFailed
 	}
 	defer s.stopStreaming()
+	// The last line ended here, not by go-smtp's client on the way out,
+	// so the header check and the copier read what the upstream gets.
+	r = terminateLastLine(r)
 	if mode := s.srv.cfg.HeaderFrom; mode != HeaderFromOff && mode != "" && s.login != "" {
 		// The header section is read and judged before the upstream
 		// gets DATA: a refused message never reaches it.
