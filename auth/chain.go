@@ -25,7 +25,9 @@ import (
 //     down backend must never look like a wrong password.
 //   - Only when every backend rejected the credentials is the result
 //     ErrInvalidCredentials (never errUnknownLogin: callers do not learn
-//     which logins exist).
+//     which logins exist), with the identity of the first backend that
+//     recognised the account (see Authenticator); so is
+//     ErrRejectedWhileUnavailable.
 func Chain(backends ...Authenticator) Authenticator {
 	return chain(backends)
 }
@@ -34,10 +36,11 @@ type chain []Authenticator
 
 func (c chain) Authenticate(ctx context.Context, req Request) (Result, error) {
 	var unavailable error
-	rejected := false // a backend rejected the password of a login it may hold
+	rejected := false     // a backend rejected the password of a login it may hold
+	var identified Result // the first rejection that named the account
 	for i, b := range c {
 		if err := ctx.Err(); err != nil {
-			return Result{}, chainUnavailable(rejected,
+			return identified, chainUnavailable(rejected,
 				fmt.Errorf("auth: chain stopped before backend %d: %w: %w", i, ErrUnavailable, err))
 		}
 		res, err := b.Authenticate(ctx, req)
@@ -48,6 +51,9 @@ func (c chain) Authenticate(ctx context.Context, req Request) (Result, error) {
 			continue
 		case errors.Is(err, ErrInvalidCredentials):
 			rejected = true
+			if identified.Login == "" {
+				identified = Result{Login: res.Login}
+			}
 		case unavailable == nil:
 			// Any other error (ErrUnavailable or something unexpected) is a
 			// backend problem; keep the first for the caller's log.
@@ -58,9 +64,9 @@ func (c chain) Authenticate(ctx context.Context, req Request) (Result, error) {
 		if !errors.Is(unavailable, ErrUnavailable) {
 			unavailable = fmt.Errorf("%w: %w", ErrUnavailable, unavailable)
 		}
-		return Result{}, chainUnavailable(rejected, unavailable)
+		return identified, chainUnavailable(rejected, unavailable)
 	}
-	return Result{}, ErrInvalidCredentials
+	return identified, ErrInvalidCredentials
 }
 
 // chainUnavailable is the chain's answer when a backend could not answer

@@ -139,3 +139,21 @@ func TestChainUsersFileThenDown(t *testing.T) {
 		t.Fatalf("right password: %+v, %v", res, err)
 	}
 }
+
+// namingAuth rejects every request, naming the account login.
+type namingAuth struct{ login string }
+
+func (n namingAuth) Authenticate(context.Context, Request) (Result, error) {
+	return Result{Login: n.login, Backend: "stub"}, ErrInvalidCredentials
+}
+
+// TestChainRejectionNamesAccount: when every backend rejected, the Result
+// names the account the first naming backend recognised, for the caller's
+// login delay.
+func TestChainRejectionNamesAccount(t *testing.T) {
+	res, err := Chain(namingAuth{}, namingAuth{"mallory@example.com"}, namingAuth{"other"}).
+		Authenticate(context.Background(), Request{Login: "mallory", Password: "x"})
+	if !errors.Is(err, ErrInvalidCredentials) || res.Login != "mallory@example.com" {
+		t.Fatalf("got %+v, %v; want ErrInvalidCredentials naming mallory@example.com", res, err)
+	}
+}

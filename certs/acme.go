@@ -30,10 +30,14 @@ type acmeSource struct {
 	httpAddr string       // "" when HTTP-01 is off
 	http01   http.Handler // serves /.well-known/acme-challenge/ only
 	ready    sync.Map     // domain → struct{}: obtained, safe for the hot path
+
+	// wrapLn wraps the HTTP-01 listener (Config.WrapHTTPListener); nil
+	// leaves it as it is.
+	wrapLn func(net.Listener) net.Listener
 }
 
 func newACMESource(cfg Config, log *slog.Logger) (*acmeSource, error) {
-	a := &acmeSource{log: log}
+	a := &acmeSource{log: log, wrapLn: cfg.WrapHTTPListener}
 	for _, d := range cfg.ACMEDomains {
 		d = normalizeName(d)
 		// autocert refuses names without a dot; wildcards need DNS-01,
@@ -137,6 +141,9 @@ func (a *acmeSource) run(ctx context.Context) error {
 		ln, err := net.Listen("tcp", a.httpAddr)
 		if err != nil {
 			return fmt.Errorf("certs: ACME HTTP-01 listener: %w", err)
+		}
+		if a.wrapLn != nil {
+			ln = a.wrapLn(ln)
 		}
 		srv := &http.Server{
 			Handler:           a.http01,

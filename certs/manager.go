@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -70,6 +71,9 @@ type Config struct {
 	// HTTPHandler answers every request on the HTTP-01 listener that is not
 	// an ACME challenge (the autoconfig documents); nil answers 404.
 	HTTPHandler http.Handler
+	// WrapHTTPListener, if set, wraps the HTTP-01 listener before it
+	// serves (cmd/postern caps its connections with it).
+	WrapHTTPListener func(net.Listener) net.Listener
 	// ACMERenewBefore is how long before expiry ACME certificates are
 	// renewed; zero is autocert's default (a third of the lifetime, at most
 	// 30 days).

@@ -34,6 +34,33 @@ const (
 	DefaultMaxLoginDelay = 15 * time.Second
 )
 
+// The connection caps of cmd/postern's HTTP listeners (issue 18, hole 7): a
+// budget apart from the SMTP listeners' one, so an HTTP flood cannot spend
+// the descriptors SMTP needs.
+const (
+	// DefaultMaxHTTPConnections and DefaultMaxHTTPConnectionsPerIP are
+	// the budget of --listen https= and the ACME HTTP-01 listener,
+	// together: a client fetches a document or two, a CA validates from a
+	// few addresses.
+	DefaultMaxHTTPConnections      = 256
+	DefaultMaxHTTPConnectionsPerIP = 16
+	// MetricsMaxConnections caps the --metrics listener (Prometheus and
+	// the probes) in a budget of its own, so that a flood of the public
+	// HTTP listeners cannot fail the liveness probe.
+	MetricsMaxConnections = 32
+)
+
+// MaxCommandLineSkip bounds what is read of a command (or AUTH) line longer
+// than go-smtp's line limit to find its end, within --command-timeout: the
+// line is then answered "500 5.5.6 Line too long" and the session goes on,
+// as with Postfix, which reads such a line to its end; the client, still
+// writing, reads the reply instead of a reset. Longer or slower, the reply
+// is the last. It is no flag: an attacker gets at most this many bytes read
+// and dropped per line, into one small buffer, and three such lines per
+// connection (the fourth protocol error ends it); no client writes a
+// command line of even 1 MiB.
+const MaxCommandLineSkip = 8 << 20
+
 // The sending limits and suspension (issue 12), declared once for the
 // flags and for NewLimits' zero values.
 var (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/postern/postern/proxy/state"
@@ -239,20 +240,22 @@ func (l *Lockout) ReservedUnavailable(ip netip.Addr) {
 }
 
 // Failure records a failed authentication (wrong credentials only, never a
-// backend that was unavailable) from ip for login that was not reserved:
-// both the address and the login get a failure.
-func (l *Lockout) Failure(ip netip.Addr, login string) {
-	l.failure(ip, login, false)
+// backend that was unavailable) from ip that was not reserved: the address
+// gets one failure, and so does each distinct one of logins (the spelling
+// typed, and the account's canonical identity when a backend named it; ""
+// is skipped).
+func (l *Lockout) Failure(ip netip.Addr, logins ...string) {
+	l.failure(ip, logins, false)
 }
 
 // ReservedFailure records that an attempt Reserve counted for ip had wrong
-// credentials: the address keeps the attempt, and login gets a failure
-// (LoginDelay).
-func (l *Lockout) ReservedFailure(ip netip.Addr, login string) {
-	l.failure(ip, login, true)
+// credentials: the address keeps the attempt, and each distinct one of
+// logins gets a failure (LoginDelay), as in Failure.
+func (l *Lockout) ReservedFailure(ip netip.Addr, logins ...string) {
+	l.failure(ip, logins, true)
 }
 
-func (l *Lockout) failure(ip netip.Addr, login string, reserved bool) {
+func (l *Lockout) failure(ip netip.Addr, logins []string, reserved bool) {
 	ctx := context.Background()
 	key := addrKey(ip)
 	var n int
@@ -280,20 +283,40 @@ func (l *Lockout) failure(ip netip.Addr, login string, reserved bool) {
 				"failures", l.cfg.MaxFailures, "window", l.cfg.Window.String())
 		}
 	}
-	if _, err := l.logins.Record(ctx, loginCounter(login), l.cfg.loginRingSize(), l.cfg.Window); err != nil {
-		l.storeErr("failure", err)
+	for _, k := range loginCounters(logins) {
+		if _, err := l.logins.Record(ctx, k, l.cfg.loginRingSize(), l.cfg.Window); err != nil {
+			l.storeErr("failure", err)
+		}
 	}
 }
 
-// Success records a successful authentication. It clears the login's
-// failures (the owner got in; stop slowing them down) but deliberately not
-// the address's: otherwise an attacker with one valid account could reset
-// its own counter between guesses at other accounts.
-func (l *Lockout) Success(ip netip.Addr, login string) {
+// Success records a successful authentication. It clears the failures of
+// logins (the spelling typed and the account's canonical identity: the
+// owner got in; stop slowing them down) but deliberately not the address's:
+// otherwise an attacker with one valid account could reset its own counter
+// between guesses at other accounts.
+func (l *Lockout) Success(ip netip.Addr, logins ...string) {
 	_ = ip // kept in the signature for symmetry with Failure
-	if err := l.logins.Clear(context.Background(), loginCounter(login)); err != nil {
-		l.storeErr("success", err)
+	for _, k := range loginCounters(logins) {
+		if err := l.logins.Clear(context.Background(), k); err != nil {
+			l.storeErr("success", err)
+		}
 	}
+}
+
+// loginCounters are the distinct counter keys of logins, "" left out: two
+// spellings that fold alike are one login and count once.
+func loginCounters(logins []string) []string {
+	keys := make([]string, 0, len(logins))
+	for _, login := range logins {
+		if login == "" {
+			continue
+		}
+		if k := loginCounter(login); !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // LoginDelay is how long to wait before answering an AUTH for login:

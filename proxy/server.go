@@ -115,10 +115,12 @@ type AuthLimiter interface {
 	Blocked(ip netip.Addr) bool
 	Reserve(ip netip.Addr) bool
 	Release(ip netip.Addr)
-	ReservedFailure(ip netip.Addr, login string)
+	// The logins of ReservedFailure, Failure and Success are the spelling
+	// typed and the account's canonical identity (or ""): see Lockout.
+	ReservedFailure(ip netip.Addr, logins ...string)
 	ReservedUnavailable(ip netip.Addr)
-	Failure(ip netip.Addr, login string)
-	Success(ip netip.Addr, login string)
+	Failure(ip netip.Addr, logins ...string)
+	Success(ip netip.Addr, logins ...string)
 	LoginDelay(login string) time.Duration
 }
 
@@ -195,6 +197,10 @@ func New(cfg Config) (*Server, error) {
 	srv.MaxMessageBytes = cfg.MaxMessageBytes
 	srv.MaxRecipients = cfg.MaxRecipients
 	srv.MaxLineLength = maxMessageLine
+	srv.MaxLineSkip = MaxCommandLineSkip
+	// Reads renew their own idle deadline (clientConn), so the skip of a
+	// line too long has its own bound: a client dribbling it on is cut.
+	srv.LineSkipTimeout = cfg.CommandTimeout
 	srv.WriteBufferSize = replyBufferSize
 	srv.WriteTimeout = cfg.CommandTimeout
 	srv.ReadTimeout = 0 // clientConn renews read deadlines itself

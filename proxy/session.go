@@ -31,8 +31,11 @@ type session struct {
 	tls  *tls.ConnectionState
 	log  *slog.Logger
 
-	login     string   // authenticated login, "" if none
+	login     string   // the account's canonical identity (auth.Result.Login), "" if none
 	loginAddr []string // addresses the auth backend says the login owns
+	// loginNames are the names sender-map lines may give the account:
+	// login, then the backend's auth.Result.Names (never the typed spelling).
+	loginNames []string
 	// limitLogin is login folded for the sending limits, once at AUTH.
 	limitLogin LimitLogin
 	// suspensionChecked is when the login's suspension was last looked up
@@ -127,11 +130,12 @@ func (s *session) authenticate(authzid, login, password string) error {
 	switch {
 	case err == nil:
 		s.login, s.loginAddr, s.limitLogin = res.Login, res.Addresses, limitLogin
+		s.loginNames = append([]string{res.Login}, res.Names...)
 		s.suspensionChecked = time.Now()
 		s.cc.loggedIn() // no more --login-timeout
 		if lim != nil {
 			lim.Release(ip)
-			lim.Success(ip, login)
+			lim.Success(ip, login, res.Login)
 		}
 		s.srv.cfg.Metrics.authResult(res.Backend, "ok")
 		s.log.Info("auth ok", "client", ip.String(), "login", res.Login, "backend", res.Backend)
@@ -139,14 +143,16 @@ func (s *session) authenticate(authzid, login, password string) error {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		failures := s.cc.authFailures.Add(1)
 		if lim != nil {
-			lim.ReservedFailure(ip, login)
+			// Both the spelling and the account it named (if a backend
+			// said): guesses spread over spellings slow the account down.
+			lim.ReservedFailure(ip, login, res.Login)
 		}
 		// A backend rejected the password while another was down
 		// (auth.ErrRejectedWhileUnavailable): a failed guess all the
 		// same, counted and logged for fail2ban like any other, or an
 		// outage would switch the lockout off. Its reply is below.
 		rejectedWhileDown := errors.Is(err, auth.ErrRejectedWhileUnavailable)
-		attrs := []any{"client", ip.String(), "login", sanitizeLog(login), "failures", failures}
+		attrs := []any{"client", ip.String(), "login", sanitizeLog(login), "account", sanitizeLog(res.Login), "failures", failures}
 		if rejectedWhileDown {
 			attrs = append(attrs, "err", err)
 		}
@@ -235,16 +241,41 @@ func (s *session) verify(authzid, login, password string) (auth.Result, error) {
 	if authzid != "" && authzid != login {
 		return auth.Result{}, auth.ErrInvalidCredentials
 	}
+	var slept time.Duration
 	if lim := s.srv.cfg.Limiter; lim != nil {
 		if d := lim.LoginDelay(login); d > 0 {
 			if err := s.waitLoginDelay(login, d); err != nil {
 				return auth.Result{}, err
 			}
+			slept = d
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.AuthTimeout)
 	defer cancel()
-	return s.srv.cfg.Auth.Authenticate(ctx, auth.Request{Login: login, Password: password, RemoteIP: s.cc.clientIP(), Secured: true})
+	res, err := s.srv.cfg.Auth.Authenticate(ctx, auth.Request{Login: login, Password: password, RemoteIP: s.cc.clientIP(), Secured: true})
+	s.accountDelay(res.Login, login, slept)
+	return res, err
+}
+
+// accountDelay holds the answer back until the login delay of the account
+// the backend named has passed (slept of it already did, before verifying).
+// The delay before verifying can only key on the spelling typed; this one
+// keys on the account, which gets the failures of all its spellings, so a
+// guesser gains nothing by switching spellings. (Its price: a slow answer
+// to a fresh spelling tells that it names an account with recent failures,
+// an account the guesser already knows of.)
+func (s *session) accountDelay(account, typed string, slept time.Duration) {
+	lim := s.srv.cfg.Limiter
+	if lim == nil || account == "" || state.FoldLogin(account) == state.FoldLogin(typed) {
+		return
+	}
+	if d := lim.LoginDelay(account) - slept; d > 0 {
+		// The verdict is in: a hang-up or shutdown ends the wait, but
+		// the verdict stands (a wrong password still counts), so the
+		// error is not passed on; go-smtp's reply then meets a closed
+		// connection or the shutdown.
+		_ = s.waitLoginDelay(account, d)
+	}
 }
 
 // waitLoginDelay waits d, the login's delay after recent failures, unless
@@ -285,13 +316,16 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 		sender, from = &a, a.String()
 	}
-	if s.login != "" && !mayUse(s.srv.senderMap.Load(), s.login, s.loginAddr, sender) {
+	if s.login != "" && !mayUse(s.srv.senderMap.Load(), s.loginNames, s.loginAddr, sender) {
 		s.log.Warn("sender rejected", "login", s.login, "from", sanitizeLog(from))
 		return replySenderNotOwned
 	}
 	// Counted before the upstream sees it, so parallel sessions of one
 	// login cannot pass its limit together; given back only when the
-	// upstream refuses (see Limits.ReserveMessage).
+	// upstream refuses (see Limits.ReserveMessage). Once per transaction:
+	// go-smtp answers a MAIL inside one "503 5.5.1" without calling Mail
+	// (patches/0029), as nothing upstream would refuse it before the
+	// first RCPT.
 	lim := s.limits()
 	if lim != nil && lim.recheckDue(s.suspensionChecked) {
 		// Suspended since this session logged in (by another
@@ -450,6 +484,9 @@ func (s *session) Data(r io.Reader) error {
 		return replyUpstreamFailed
 	}
 	defer s.stopStreaming()
+	// The last line ended here, not by go-smtp's client on the way out,
+	// so the header check and the copier read what the upstream gets.
+	r = terminateLastLine(r)
 	if mode := s.srv.cfg.HeaderFrom; mode != HeaderFromOff && mode != "" && s.login != "" {
 		// The header section is read and judged before the upstream
 		// gets DATA: a refused message never reaches it.
@@ -521,7 +558,7 @@ func (s *session) checkHeaderFrom(r io.Reader, mode HeaderFromMode) (io.Reader, 
 		}
 		return nil, reply
 	}
-	why, addrs := headerFromOwned(block, s.srv.senderMap.Load(), s.login, s.loginAddr)
+	why, addrs := headerFromOwned(block, s.srv.senderMap.Load(), s.loginNames, s.loginAddr)
 	if why == "" {
 		return whole, nil
 	}

@@ -438,3 +438,86 @@ func pool(certs []*x509.Certificate) *x509.CertPool {
 	}
 	return p
 }
+
+// TestAutoconfigAppleTitleAndEncodedSlashE2E (issue 18, hole 9): the
+// signed Apple profile for any local part of a served domain is named after
+// the domain, never after the requested address (a "Verified" profile
+// titled Verify-your-account-at-evil.example@… was the hole); and a path
+// with an encoded slash is refused, as the README says, not decoded into a
+// document's path.
+func TestAutoconfigAppleTitleAndEncodedSlashE2E(t *testing.T) {
+	openssl := testkit.RequireTool(t, "openssl")
+	python := testkit.RequireTool(t, "python3")
+	// The documents name the SMTP ports: they must be known before the start.
+	p := startPosternAt(t, testkit.FreeAddr(t), testkit.FreeAddr(t), "127.0.0.1:1", autoconfigFlags(anyPort)...)
+	httpsAddr := httpsListenAddr(t, p)
+
+	t.Run("Apple profile named after the domain", func(t *testing.T) {
+		const local = "Verify-your-account-at-evil.example"
+		code, out := httpsRequest(t, httpsAddr, "localhost", rawGet("autoconfig.example.test", "/apple/"+local+"@example.test.mobileconfig"))
+		if code != 200 {
+			t.Fatalf("status %d: %s", code, out)
+		}
+		dir := t.TempDir()
+		der, plist := filepath.Join(dir, "p.mobileconfig"), filepath.Join(dir, "p.plist")
+		writeFile(t, der, out)
+		if v, err := exec.Command(openssl, "smime", "-verify", "-inform", "der", "-in", der, "-out", plist,
+			"-CAfile", filepath.Join(p.Dir, "cert.pem"), "-purpose", "any").CombinedOutput(); err != nil {
+			t.Fatalf("openssl smime -verify: %v\n%s", err, v)
+		}
+		// Every string of the profile as KEY<TAB>VALUE, the top level's
+		// last, read by Python's plistlib as a device would read it.
+		script := `
+import plistlib, sys
+def walk(d):
+    for k, v in d.items():
+        if isinstance(v, list):
+            for x in v: walk(x)
+        elif isinstance(v, str):
+            print(k + "\t" + v)
+p = plistlib.load(open(sys.argv[1], 'rb'))
+for a in p['PayloadContent']: walk(a)
+walk({k: v for k, v in p.items() if k != 'PayloadContent'})
+`
+		o, err := exec.Command(python, "-c", script, plist).CombinedOutput()
+		if err != nil {
+			t.Fatalf("plistlib: %v\n%s", err, o)
+		}
+		var title string
+		email := false
+		for _, line := range strings.Split(strings.TrimSpace(string(o)), "\n") {
+			key, value, _ := strings.Cut(line, "\t")
+			if key == "PayloadDisplayName" {
+				title = value
+			}
+			if !strings.Contains(value, local) {
+				continue
+			}
+			switch key {
+			case "EmailAddress":
+				email = value == local+"@example.test"
+			case "OutgoingMailServerUsername", "IncomingMailServerUsername":
+			default:
+				t.Errorf("%s shows the requested local part: %q", key, value)
+			}
+		}
+		if title != "Mail at example.test" || !email {
+			t.Errorf("title %q, address in EmailAddress %v; the profile:\n%s", title, email, o)
+		}
+	})
+	t.Run("encoded slashes refused", func(t *testing.T) {
+		for _, target := range []string{"/mail%2fconfig-v1.1.xml", "/mail%2Fconfig-v1.1.xml", "/.well-known%2fautoconfig/mail/config-v1.1.xml"} {
+			host := "autoconfig.example.test"
+			if strings.HasPrefix(target, "/.well-known") {
+				host = "example.test"
+			}
+			if code, out := httpsRequest(t, httpsAddr, "localhost", rawGet(host, target)); code != 404 {
+				t.Errorf("%s: status %d, want 404: %.200s", target, code, out)
+			}
+		}
+		// The same documents without encoding are served.
+		if code, out := httpsRequest(t, httpsAddr, "localhost", rawGet("autoconfig.example.test", "/mail/config-v1.1.xml")); code != 200 {
+			t.Errorf("plain path: status %d: %.200s", code, out)
+		}
+	})
+}

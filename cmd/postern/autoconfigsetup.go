@@ -12,8 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/postern/postern/internal/autoconfig"
-	"github.com/postern/postern/internal/cli"
 	"github.com/postern/postern/proxy"
 )
 
@@ -119,9 +120,11 @@ func portOf(addr string) (int, error) {
 	return net.LookupPort("tcp", p)
 }
 
-// newHTTPServer is every autoconfig HTTP server: bounded reads, writes,
-// idle time and headers; the server's own errors (TLS handshakes, bad
-// requests) go to the debug log.
+// newHTTPServer is every HTTP server of serve (autoconfig, metrics):
+// bounded reads, writes, idle time and headers; net/http bounds a TLS
+// handshake by the shortest of the read, header and write timeouts (10 s).
+// The server's own errors (TLS handshakes, bad requests) go to the debug
+// log. The number of connections is bounded by the listener (httpCaps).
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,

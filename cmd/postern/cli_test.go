@@ -92,6 +92,7 @@ func TestBadConfigurations(t *testing.T) {
 		{"upstream auth without TLS", append(flags, "--upstream-auth-file", brokenUsers), "needs --upstream-tls"},
 		{"bad log format", append(flags, "--log-format", "xml"), "log format"},
 		{"negative connection limit", append(flags, "--max-connections-per-ip", "-1"), "must not be negative"},
+		{"no HTTP connection cap", append(flags, "--max-http-connections", "0"), "--max-http-connections must be at least 1"},
 		{"negative auth concurrency", append(flags, "--auth-concurrency", "-1"), "--auth-concurrency -1 must not be negative"},
 		{"bad message limit", append(flags, "--limit-messages", "200"), "--limit-messages: rate \"200\": want N/WINDOW"},
 		{"bad recipient limit", append(flags, "--limit-recipients", "0/1h"), "--limit-recipients: rate \"0/1h\""},

@@ -5,8 +5,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
+	"github.com/postern/postern/auth"
 	"github.com/postern/postern/internal/autoconfig"
-	"github.com/postern/postern/internal/cli"
 	"github.com/postern/postern/proxy"
 )
 
@@ -59,6 +61,7 @@ func serveFlags() []cli.Flag {
 		str("ldap-bind-dn", "", "DN for the search (anonymous if empty)"),
 		str("ldap-bind-password-file", "", "file holding the password of --ldap-bind-dn"),
 		str("ldap-alias-attribute", "", "attribute listing further sender addresses of the entry, e.g. mailAlternateAddress"),
+		str("ldap-login-attribute", auth.DefaultLDAPLoginAttribute, "attribute whose first value is the account's one identity for limits, suspension, login delay and logs, whatever spelling matched the filter (the entry's DN when it has none)"),
 		dur("auth-cache-ttl", 5*time.Minute, "remember a successful login for this long (0 disables)"),
 		&cli.IntFlag{Name: "auth-concurrency", Value: runtime.GOMAXPROCS(0), DefaultText: "GOMAXPROCS, the CPUs Go uses", Usage: "password hashes (users file) verified at once; more wait their turn in a queue, up to the 30 s login verification timeout (then 454); 0 = no bound", EnvVars: env("auth-concurrency")},
 		&cli.IntFlag{Name: "auth-max-failures", Value: proxy.DefaultLockoutMaxFailures, Usage: "AUTH attempts per client address (IPv6: per /64) within --auth-lockout-window, counted before the password is checked and given back on success (so also the bound on parallel AUTHs), before it gets 421", EnvVars: env("auth-max-failures")},
@@ -77,6 +80,8 @@ func serveFlags() []cli.Flag {
 		dur("data-timeout", proxy.DefaultDataTimeout, "longest time to receive one message"),
 		&cli.IntFlag{Name: "max-connections", Value: proxy.DefaultMaxConnections, Usage: "open client connections; more get 421 4.7.0 (0: no limit)", EnvVars: env("max-connections")},
 		&cli.IntFlag{Name: "max-connections-per-ip", Value: proxy.DefaultMaxConnectionsPerIP, Usage: "open connections per client address (IPv6: per /64), --mynetworks exempt; more get 421 4.7.0 (0: no limit)", EnvVars: env("max-connections-per-ip")},
+		&cli.IntFlag{Name: "max-http-connections", Value: proxy.DefaultMaxHTTPConnections, Usage: "open connections of the HTTP listeners (--listen https= and --acme-http together; a budget apart from --max-connections); more are closed at accept, before any TLS handshake (at least 1)", EnvVars: env("max-http-connections")},
+		&cli.IntFlag{Name: "max-http-connections-per-ip", Value: proxy.DefaultMaxHTTPConnectionsPerIP, Usage: "open HTTP connections per client address (IPv6: per /64); more are closed at accept (0: no limit)", EnvVars: env("max-http-connections-per-ip")},
 		dur("login-timeout", proxy.DefaultLoginTimeout, "time from connect (TLS handshake included) to a successful AUTH, then 421 4.7.0; --mynetworks exempt (0: none)"),
 		dur("upstream-timeout", proxy.DefaultUpstreamTimeout, "longest wait for each whole reply from the upstream, or for it to take more of the message; then 451 and the connection is dropped"),
 		dur("shutdown-timeout", 30*time.Second, "on SIGTERM, time given to sessions in flight before they are closed"),

@@ -5,16 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/urfave/cli/v2"
 
 	"github.com/postern/postern/certs"
 	"github.com/postern/postern/internal/autoconfig"
-	"github.com/postern/postern/internal/cli"
 	"github.com/postern/postern/proxy"
 	"github.com/postern/postern/proxy/state"
 )
@@ -34,10 +35,15 @@ type instance struct {
 	// --autoconfig-domain) on httpsAddr (if set) and the HTTP-01 listener.
 	autoconfig *autoconfig.Server
 	httpsAddr  string
+	// httpCaps are the HTTP listeners' connection budgets (https=,
+	// HTTP-01, metrics), apart from the SMTP listeners'.
+	httpCaps *httpCaps
 	// state is the shared store (--state redis://…) behind a fallback to
-	// memory; nil with --state memory.
-	state  *state.Fallback
-	limits *limitSetup // sending limits, suspensions, alerts
+	// memory; nil with --state memory. evictions watches that Redis's
+	// eviction policy (nil with --state memory).
+	state     *state.Fallback
+	evictions *state.EvictionWatch
+	limits    *limitSetup // sending limits, suspensions, alerts
 }
 
 // buildInstance validates every setting and builds the components without
@@ -81,7 +87,14 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		return nil, errors.New("--max-connections, --max-connections-per-ip and --login-timeout must not be negative")
 	}
 
+	// An HTTP listener without a total cap could again spend the
+	// descriptors the SMTP listeners need: 0 is not "no limit" here.
+	if c.Int("max-http-connections") < 1 || c.Int("max-http-connections-per-ip") < 0 {
+		return nil, errors.New("--max-http-connections must be at least 1 and --max-http-connections-per-ip not negative")
+	}
+
 	inst := &instance{log: log, senderMap: c.String("sender-map"), drain: c.Duration("shutdown-timeout"), httpsAddr: httpsAddr}
+	inst.httpCaps = newHTTPCaps(c.Int("max-http-connections"), c.Int("max-http-connections-per-ip"), log)
 	if c.String("tls-cert") == "" && c.String("tls-sni-dir") == "" && len(c.StringSlice("acme-domain")) == 0 {
 		return nil, errors.New("no certificate: set --tls-cert/--tls-key, --tls-sni-dir or --acme-domain")
 	}
@@ -113,6 +126,9 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		ACMEDirectory: c.String("acme-directory"),
 		ACMEHTTPAddr:  c.String("acme-http"),
 		HTTPHandler:   httpHandler,
+		WrapHTTPListener: func(ln net.Listener) net.Listener {
+			return inst.httpCaps.wrap(ln, httpListenerACME)
+		},
 	}, log)
 	if err != nil {
 		return nil, fmt.Errorf("loading certificates: %w", err)
@@ -134,7 +150,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--proxy-protocol-from: %w", err)
 	}
-	if inst.state, err = buildState(c, log); err != nil {
+	if inst.state, inst.evictions, err = buildState(c, log); err != nil {
 		return nil, err
 	}
 	var lockoutStore state.Store // nil: the lockout's own bounded memory
@@ -144,6 +160,8 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	inst.registry = prometheus.NewRegistry()
 	inst.registry.MustRegister(newCertExpiry(inst.certs))
 	inst.registry.MustRegister(newStateDegraded(inst.state))
+	inst.registry.MustRegister(inst.httpCaps.collectors()...)
+	inst.registry.MustRegister(newStateEvicting(inst.evictions))
 	if inst.auth.users != nil {
 		inst.registry.MustRegister(newUsersHashes(inst.auth.users))
 	}

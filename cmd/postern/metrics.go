@@ -142,7 +142,14 @@ func serveMetrics(ctx context.Context, ln net.Listener, reg *prometheus.Registry
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	log.Info("metrics listening", "addr", ln.Addr().String())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// The autoconfig listener's limits: an idle or dribbling client must
+	// not hold one of the few connections this listener has.
+	srv := newHTTPServer(mux, log)
+	if withPprof {
+		// A CPU profile or trace streams for ?seconds= (30 by default),
+		// and pprof refuses a duration over the write timeout.
+		srv.WriteTimeout = 0
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

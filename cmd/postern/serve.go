@@ -8,7 +8,9 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/postern/postern/internal/cli"
+	"github.com/urfave/cli/v2"
+
+	"github.com/postern/postern/proxy"
 )
 
 func serveCommand() *cli.Command {
@@ -26,6 +28,12 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			checkFileLimit(log, fileNeed{
+				smtp:    c.Int("max-connections"),
+				http:    c.Int("max-http-connections"),
+				metrics: proxy.MetricsMaxConnections,
+				pool:    c.Int("upstream-pool"),
+			})
 			if err := inst.server.Listen(); err != nil {
 				return err
 			}
@@ -34,12 +42,14 @@ func serveCommand() *cli.Command {
 				if metricsLn, err = net.Listen("tcp", addr); err != nil {
 					return fmt.Errorf("metrics listener: %w", err)
 				}
+				metricsLn = inst.httpCaps.wrap(metricsLn, httpListenerMetrics)
 			}
 			var httpsLn net.Listener
 			if inst.httpsAddr != "" {
 				if httpsLn, err = net.Listen("tcp", inst.httpsAddr); err != nil {
 					return fmt.Errorf("autoconfig HTTPS listener: %w", err)
 				}
+				httpsLn = inst.httpCaps.wrap(httpsLn, httpListenerHTTPS)
 			}
 			ctl, err := listenControl(c, log)
 			if err != nil {
@@ -57,6 +67,8 @@ func serveCommand() *cli.Command {
 			if inst.state != nil {
 				defer inst.state.Close()
 				checkState(ctx, inst.state)
+				// The watch stops before the store it reads is closed.
+				defer runUntilReturn(ctx, inst.evictions.Run)()
 			}
 			go inst.limits.alerts.Run(ctx)
 			if ctl != nil {

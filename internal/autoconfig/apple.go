@@ -16,13 +16,21 @@ import (
 // com.apple.mail.managed payload (Apple's "Mail" payload keys). Apple
 // requires an incoming server; without --autoconfig-imap the incoming keys
 // are left out and the device asks for them.
+//
+// Every text the device shows as the profile's or the account's name
+// (display names, descriptions, organization) names the domain only: the
+// local part is whatever the requester typed, and the profile is signed
+// with the served certificate, so a title taken from it would be a
+// "Verified" profile named "Verify-your-account-at-evil.example@…". The
+// address stays in the account's own fields.
 func (s *Server) appleProfile(local, domain string) ([]byte, error) {
 	addr := local + "@" + domain
 	login := s.username(local, domain)
 	out := s.outgoing()[0] // the preferred one: implicit TLS if there is one
 	id := reverseDomain(domain) + ".postern.email." + shortHash(addr)
+	title := "Mail at " + domain
 	account := plistDict{
-		{"EmailAccountDescription", addr},
+		{"EmailAccountDescription", domain},
 		{"EmailAccountType", "EmailTypeIMAP"},
 		{"EmailAddress", addr},
 	}
@@ -44,8 +52,8 @@ func (s *Server) appleProfile(local, domain string) ([]byte, error) {
 		plistEntry{"OutgoingMailServerUseSSL", true},
 		plistEntry{"OutgoingMailServerUsername", login},
 		plistEntry{"OutgoingPasswordSameAsIncomingPassword", s.cfg.IMAP != nil},
-		plistEntry{"PayloadDescription", "Mail account " + addr},
-		plistEntry{"PayloadDisplayName", addr},
+		plistEntry{"PayloadDescription", "Mail account at " + domain},
+		plistEntry{"PayloadDisplayName", title},
 		plistEntry{"PayloadIdentifier", id + ".account"},
 		plistEntry{"PayloadType", "com.apple.mail.managed"},
 		plistEntry{"PayloadUUID", profileUUID(id + ".account")},
@@ -53,8 +61,8 @@ func (s *Server) appleProfile(local, domain string) ([]byte, error) {
 	)
 	return encodePlist(plistDict{
 		{"PayloadContent", []any{account}},
-		{"PayloadDescription", "Sets up the mail account " + addr},
-		{"PayloadDisplayName", "Mail: " + addr},
+		{"PayloadDescription", "Sets up a mail account at " + domain},
+		{"PayloadDisplayName", title},
 		{"PayloadIdentifier", id},
 		{"PayloadOrganization", domain},
 		{"PayloadRemovalDisallowed", false},

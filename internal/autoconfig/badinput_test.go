@@ -44,6 +44,14 @@ func TestBadInput(t *testing.T) {
 		{"traversal", get("autoconfig.example.org", "/.well-known/autoconfig/mail/../../../../etc/passwd"), 404},
 		{"encoded traversal", get("autoconfig.example.org", "/apple/%2e%2e%2f%2e%2e%2fetc%2fpasswd.mobileconfig"), 404},
 		{"encoded slash in address", get("autoconfig.example.org", "/apple/a%2fb@example.org.mobileconfig"), 404},
+		// The README says encoded slashes are refused: r.URL.Path is
+		// decoded, so these named a document.
+		{"encoded slash", get("autoconfig.example.org", "/mail%2fconfig-v1.1.xml"), 404},
+		{"encoded slash, upper case", get("autoconfig.example.org", "/mail%2Fconfig-v1.1.xml"), 404},
+		{"encoded slashes, well-known", get("example.org", "/.well-known%2fautoconfig%2Fmail%2fconfig-v1.1.xml"), 404},
+		{"encoded slash, MTA-STS", get("mta-sts.example.org", "/.well-known%2fmta-sts.txt"), 404},
+		{"encoded slash, autodiscover", strings.Replace(post("autodiscover.example.org", strings.Replace(outlookRequest, "%s", "secret-probe@example.org", 1)),
+			"/autodiscover/autodiscover.xml", "/autodiscover%2Fautodiscover.xml", 1), 404},
 		{"double slash", get("autoconfig.example.org", "//mail/config-v1.1.xml"), 404},
 		{"trailing slash", get("autoconfig.example.org", "/mail/config-v1.1.xml/"), 404},
 		{"apple bad address", get("autoconfig.example.org", "/apple/secret-probe.mobileconfig"), 400},

@@ -87,6 +87,7 @@ func FuzzRequest(f *testing.F) {
 		{"GET", "mta-sts.example.org", "/.well-known/mta-sts.txt"},
 		{"GET", "x", "/apple/a@example.org.mobileconfig"},
 		{"GET", "x", "/apple/..%2fa@example.org.mobileconfig"},
+		{"GET", "autoconfig.example.org", "/mail%2Fconfig-v1.1.xml"},
 		{"HEAD", "AUTOCONFIG.EXAMPLE.ORG.:80", "/mail/config-v1.1.xml?emailaddress=%00"},
 		{"DELETE", "example.org", "/"},
 	} {
@@ -107,6 +108,9 @@ func FuzzRequest(f *testing.F) {
 		h.ServeHTTP(rec, req)
 		switch rec.Code {
 		case 200:
+			if strings.Contains(strings.ToLower(req.URL.EscapedPath()), "%2f") {
+				t.Fatalf("200 for the encoded slash of %q", target)
+			}
 			body := rec.Body.String()
 			if method == http.MethodGet && !strings.HasPrefix(body, "<?xml") && !strings.HasPrefix(body, "version: STSv1") {
 				t.Fatalf("200 with %q", body)

@@ -2,6 +2,7 @@ package autoconfig
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -29,6 +30,12 @@ func (s *Server) Handler() http.Handler {
 		h.Set("Cache-Control", "no-store")
 		p := r.URL.Path
 		switch {
+		case hasEncodedSlash(r.URL):
+			// r.URL.Path is decoded: /mail%2fconfig-v1.1.xml would
+			// match a document. No client encodes the slashes of these
+			// paths; a proxy or cache in front may route on the raw
+			// path, so the two must not disagree.
+			http.NotFound(w, r)
 		case p == pathThunderbird || p == pathThunderbirdWellKnown:
 			if allow(w, r, http.MethodGet) {
 				s.serveThunderbird(w, r)
@@ -50,6 +57,12 @@ func (s *Server) Handler() http.Handler {
 			http.NotFound(w, r)
 		}
 	})
+}
+
+// hasEncodedSlash reports whether the request path, as sent, holds a
+// percent-encoded slash (%2F, any case).
+func hasEncodedSlash(u *url.URL) bool {
+	return strings.Contains(strings.ToLower(u.EscapedPath()), "%2f")
 }
 
 // allow answers 405 unless r uses method (GET also allows HEAD).

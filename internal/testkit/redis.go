@@ -1,12 +1,16 @@
 package testkit
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // RedisServer is a redis-server a test started on a free loopback port,
@@ -26,13 +30,28 @@ func (r *RedisServer) URL() string { return "redis://" + r.Addr + "/0" }
 // StartRedis starts a redis-server without a password.
 func StartRedis(t testing.TB) *RedisServer {
 	t.Helper()
-	return StartRedisWithPassword(t, "")
+	return StartRedisWith(t, RedisOptions{})
 }
 
 // StartRedisWithPassword starts a redis-server that requires password
 // (none if empty).
 func StartRedisWithPassword(t testing.TB, password string) *RedisServer {
 	t.Helper()
+	return StartRedisWith(t, RedisOptions{Password: password})
+}
+
+// RedisOptions configure a redis-server for a test.
+type RedisOptions struct {
+	Password string // requirepass, "" for none
+	// Config is appended to the config file, e.g. "maxmemory-policy
+	// allkeys-lru\n" or `rename-command CONFIG ""`.
+	Config string
+}
+
+// StartRedisWith starts a redis-server configured by opts.
+func StartRedisWith(t testing.TB, opts RedisOptions) *RedisServer {
+	t.Helper()
+	password := opts.Password
 	path := RequireRedis(t)
 	dir := t.TempDir()
 	r := &RedisServer{Addr: FreeAddr(t), Password: password, path: path, conf: filepath.Join(dir, "redis.conf")}
@@ -52,6 +71,7 @@ databases 16
 	if password != "" {
 		conf += fmt.Sprintf("requirepass %q\n", password)
 	}
+	conf += opts.Config
 	if err := os.WriteFile(r.conf, []byte(conf), 0o600); err != nil {
 		t.Fatalf("write redis config: %v", err)
 	}
@@ -76,4 +96,39 @@ func (r *RedisServer) Stop(t testing.TB) {
 func (r *RedisServer) Restart(t testing.TB) {
 	t.Helper()
 	r.start(t)
+}
+
+// Do runs one command on the server, as redis-cli would, and returns its
+// reply; an error fails the test.
+func (r *RedisServer) Do(t testing.TB, args ...any) any {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: r.Addr, Password: r.Password})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := c.Do(ctx, args...).Result()
+	if err != nil {
+		t.Fatalf("redis %v: %v", args, err)
+	}
+	return v
+}
+
+// Hang stops the server with SIGSTOP: it keeps its port and its data, the
+// kernel still accepts connections, and nothing is answered. It goes on
+// (SIGCONT) when the test ends.
+func (r *RedisServer) Hang(t testing.TB) {
+	t.Helper()
+	if err := r.Proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP redis-server: %v", err)
+	}
+	t.Cleanup(func() { r.Proc.Signal(syscall.SIGCONT) })
+}
+
+// ReplicaOf makes the server a read-only replica of primary (REPLICAOF):
+// from then on writes get READONLY, and once synchronised it holds
+// primary's data instead of its own.
+func (r *RedisServer) ReplicaOf(t testing.TB, primary *RedisServer) {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(primary.Addr)
+	r.Do(t, "REPLICAOF", host, port)
 }

@@ -12,12 +12,22 @@ import (
 // Redis answers again.
 const DefaultProbeInterval = time.Second
 
-// Remote is the shared store a Fallback puts first: Redis.
+// Remote is the shared store a Fallback puts first: Redis. Besides the
+// Store, it tells the span of a counter's events (so that this process
+// can go on counting from there) and takes the suspensions decided during
+// an outage without overwriting newer ones.
 type Remote interface {
 	Store
 	// Ping checks that the store answers and takes writes, within its own
 	// timeout.
 	Ping(ctx context.Context) error
+
+	addSpan(ctx context.Context, key string, limit int, window time.Duration) (int, bool, span, error)
+	recordSpan(ctx context.Context, key string, limit int, window time.Duration) (int, span, error)
+	countSpan(ctx context.Context, key string, window time.Duration) (int, span, error)
+	// suspendIfNone sets the suspension of the login whose LoginKey is
+	// loginKey, unless the store holds one already.
+	suspendIfNone(ctx context.Context, loginKey string, s Suspension) error
 }
 
 // FallbackConfig tunes a Fallback.
@@ -30,15 +40,26 @@ type FallbackConfig struct {
 
 // Fallback is Redis with this process's memory behind it. While Redis
 // answers, every operation goes to Redis. When an operation fails (an
-// error or the call's timeout), it is answered from the local Memory
-// instead, the store turns degraded (one warning in the log, Degraded
-// reports true) and stops asking Redis; a background probe pings Redis every
+// error, such as READONLY from a replica, or the call's timeout: a Redis
+// stopped or hung), it is answered from the local Memory instead, the
+// store turns degraded (one warning in the log, Degraded reports true) and
+// stops asking Redis; a background probe pings Redis (with a write) every
 // ProbeInterval and, once it answers, the shared state is used again.
 //
-// Degraded means fail open to per-process state, never closed: each replica
-// keeps its own lockout and limits, as with --state memory, so an attacker
-// gets at most one budget per replica, and no user is refused because Redis
-// is down. What was counted locally during the outage stays local.
+// The local Memory is kept as a copy of what Redis last answered: each
+// counter with the count (and the span of its events) Redis returned, each
+// suspension this process made or looked up with its end (and a lookup
+// that finds none drops the copy, so `postern unsuspend` anywhere lifts it
+// here too). An outage therefore goes on from the last counts and
+// suspensions this process knew: a suspended login stays suspended, a
+// login at its limit stays there. What it never saw fails open, never
+// closed: each replica then counts on its own, as with --state memory, so
+// no user is refused because Redis is down. What was counted locally
+// during the outage stays local, except the suspensions decided then,
+// which go to Redis when it answers again.
+//
+// The copy is taken after each answer, so operations racing at the moment
+// Redis fails may leave it one event behind.
 type Fallback struct {
 	remote   Remote
 	local    *Memory
@@ -50,6 +71,9 @@ type Fallback struct {
 	cancel   context.CancelFunc
 	mu       sync.Mutex // orders starting a probe against Close
 	probes   sync.WaitGroup
+
+	pendingMu sync.Mutex
+	pending   map[string]Suspension // by LoginKey: decided during an outage, not in Redis yet
 }
 
 // NewFallback returns a Fallback over remote, answering from local while
@@ -62,7 +86,8 @@ func NewFallback(remote Remote, local *Memory, cfg FallbackConfig) *Fallback {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Fallback{remote: remote, local: local, log: cfg.Log, interval: cfg.ProbeInterval, ctx: ctx, cancel: cancel}
+	return &Fallback{remote: remote, local: local, log: cfg.Log, interval: cfg.ProbeInterval, ctx: ctx, cancel: cancel,
+		pending: map[string]Suspension{}}
 }
 
 // Degraded reports whether operations are answered from local memory
@@ -134,24 +159,32 @@ func (f *Fallback) probe() {
 	}
 }
 
-// suspensionPusher is the Remote (Redis) that can take the suspensions
-// made in memory during an outage.
-type suspensionPusher interface {
-	suspendIfNone(ctx context.Context, loginKey string, s Suspension) error
-}
-
-// pushSuspensions moves the suspensions in local memory to the remote
-// store, where every replica sees them and `postern unsuspend` lifts them.
+// pushSuspensions moves the suspensions decided during an outage to the
+// remote store, where every replica sees them and `postern unsuspend`
+// lifts them; one Redis holds already (decided by another replica, or
+// lifted and decided again) stands. Only those: a suspension this process
+// merely copied may have been lifted in Redis meanwhile.
 func (f *Fallback) pushSuspensions() error {
-	p, ok := f.remote.(suspensionPusher)
-	if !ok {
-		return nil
+	now := time.Now()
+	f.pendingMu.Lock()
+	todo := make(map[string]Suspension, len(f.pending))
+	for k, s := range f.pending {
+		if s.Until.After(now) {
+			todo[k] = s
+		} else {
+			delete(f.pending, k)
+		}
 	}
-	for k, s := range f.local.suspensionsInForce() {
-		if err := p.suspendIfNone(f.ctx, k, s); err != nil {
+	f.pendingMu.Unlock()
+	for k, s := range todo {
+		if err := f.remote.suspendIfNone(f.ctx, k, s); err != nil {
 			return err
 		}
-		f.local.forgetSuspension(k, s)
+		f.pendingMu.Lock()
+		if f.pending[k] == s {
+			delete(f.pending, k)
+		}
+		f.pendingMu.Unlock()
 	}
 	return nil
 }
@@ -159,8 +192,9 @@ func (f *Fallback) pushSuspensions() error {
 // Add implements Store.
 func (f *Fallback) Add(ctx context.Context, key string, limit int, window time.Duration) (int, bool, error) {
 	if f.useRemote() {
-		n, ok, err := f.remote.Add(ctx, key, limit, window)
+		n, ok, sp, err := f.remote.addSpan(ctx, key, limit, window)
 		if err == nil {
+			f.local.mirror(key, n, sp)
 			return n, ok, nil
 		}
 		f.failed(ctx, "add", err)
@@ -171,8 +205,9 @@ func (f *Fallback) Add(ctx context.Context, key string, limit int, window time.D
 // Record implements Store.
 func (f *Fallback) Record(ctx context.Context, key string, limit int, window time.Duration) (int, error) {
 	if f.useRemote() {
-		n, err := f.remote.Record(ctx, key, limit, window)
+		n, sp, err := f.remote.recordSpan(ctx, key, limit, window)
 		if err == nil {
+			f.local.mirror(key, n, sp)
 			return n, nil
 		}
 		f.failed(ctx, "record", err)
@@ -185,7 +220,7 @@ func (f *Fallback) RemoveNewest(ctx context.Context, key string) error {
 	if f.useRemote() {
 		err := f.remote.RemoveNewest(ctx, key)
 		if err == nil {
-			return nil
+			return f.local.RemoveNewest(ctx, key)
 		}
 		f.failed(ctx, "remove-newest", err)
 	}
@@ -195,8 +230,9 @@ func (f *Fallback) RemoveNewest(ctx context.Context, key string) error {
 // Count implements Store.
 func (f *Fallback) Count(ctx context.Context, key string, window time.Duration) (int, error) {
 	if f.useRemote() {
-		n, err := f.remote.Count(ctx, key, window)
+		n, sp, err := f.remote.countSpan(ctx, key, window)
 		if err == nil {
+			f.local.mirror(key, n, sp)
 			return n, nil
 		}
 		f.failed(ctx, "count", err)
@@ -209,14 +245,15 @@ func (f *Fallback) Clear(ctx context.Context, key string) error {
 	if f.useRemote() {
 		err := f.remote.Clear(ctx, key)
 		if err == nil {
-			return nil
+			return f.local.Clear(ctx, key)
 		}
 		f.failed(ctx, "clear", err)
 	}
 	return f.local.Clear(ctx, key)
 }
 
-// Once implements Store.
+// Once implements Store. Not copied: a Once only spares a second log line
+// or alert, which an outage may repeat.
 func (f *Fallback) Once(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	if f.useRemote() {
 		ok, err := f.remote.Once(ctx, key, ttl)
@@ -233,10 +270,13 @@ func (f *Fallback) Suspend(ctx context.Context, login string, s Suspension) erro
 	if f.useRemote() {
 		err := f.remote.Suspend(ctx, login, s)
 		if err == nil {
-			return nil
+			return f.local.Suspend(ctx, login, s)
 		}
 		f.failed(ctx, "suspend", err)
 	}
+	f.pendingMu.Lock()
+	f.pending[LoginKey(login)] = s
+	f.pendingMu.Unlock()
 	return f.local.Suspend(ctx, login, s)
 }
 
@@ -245,7 +285,12 @@ func (f *Fallback) Suspended(ctx context.Context, login string) (Suspension, boo
 	if f.useRemote() {
 		s, ok, err := f.remote.Suspended(ctx, login)
 		if err == nil {
-			return s, ok, nil
+			if ok {
+				err = f.local.Suspend(ctx, login, s)
+			} else {
+				_, err = f.local.Unsuspend(ctx, login)
+			}
+			return s, ok, err
 		}
 		f.failed(ctx, "suspended", err)
 	}
@@ -257,10 +302,14 @@ func (f *Fallback) Unsuspend(ctx context.Context, login string) (bool, error) {
 	if f.useRemote() {
 		ok, err := f.remote.Unsuspend(ctx, login)
 		if err == nil {
-			return ok, nil
+			_, err = f.local.Unsuspend(ctx, login)
+			return ok, err
 		}
 		f.failed(ctx, "unsuspend", err)
 	}
+	f.pendingMu.Lock()
+	delete(f.pending, LoginKey(login))
+	f.pendingMu.Unlock()
 	return f.local.Unsuspend(ctx, login)
 }
 

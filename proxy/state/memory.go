@@ -190,26 +190,34 @@ func (m *Memory) Unsuspend(_ context.Context, login string) (bool, error) {
 	return ok && s.Until.After(now), nil
 }
 
-// suspensionsInForce returns the suspensions in force, by LoginKey.
-func (m *Memory) suspensionsInForce() map[string]Suspension {
-	now := m.now()
+// mirror makes key's counter hold the n events another store (Redis)
+// reported within its window, so that counting can go on here from them:
+// the oldest at sp.oldest, the n-1 others at sp.newest. The store told
+// only those two times; dating the others at the newest keeps them
+// counted until the last of them would lift, never less, so an outage
+// never hands a login its budget back sooner than Redis would have.
+func (m *Memory) mirror(key string, n int, sp span) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make(map[string]Suspension, len(m.suspensions))
-	for k, s := range m.suspensions {
-		if s.Until.After(now) {
-			out[k] = s
+	if n <= 0 {
+		if e, ok := m.keys.Peek(key); ok {
+			clear(e.times)
 		}
+		return
 	}
-	return out
-}
-
-// forgetSuspension drops the suspension of LoginKey k if it is still s.
-func (m *Memory) forgetSuspension(k string, s Suspension) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if cur, ok := m.suspensions[k]; ok && cur == s {
-		delete(m.suspensions, k)
+	newest := sp.newest
+	if newest.IsZero() {
+		newest = m.now()
+	}
+	oldest := sp.oldest
+	if oldest.IsZero() || oldest.After(newest) {
+		oldest = newest
+	}
+	e := m.ring(key, n)
+	clear(e.times)
+	e.times[0] = oldest.UnixNano()
+	for i := 1; i < n; i++ {
+		e.times[i] = newest.UnixNano()
 	}
 }
 

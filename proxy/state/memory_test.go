@@ -91,3 +91,36 @@ func TestMemorySuspensionLiftsItself(t *testing.T) {
 		t.Fatal("Unsuspend reported a lifted suspension")
 	}
 }
+
+// TestMemoryMirror: a counter copied from Redis (count and span) counts
+// every event until the newest would lift, the oldest at its own time, and
+// goes on from there; a count of 0 empties it.
+func TestMemoryMirror(t *testing.T) {
+	clock := testkit.NewClock(time.Now())
+	m := NewMemory(MemoryConfig{Now: clock.Now})
+	ctx := context.Background()
+	start := clock.Now()
+	m.mirror("k", 3, span{oldest: start.Add(-40 * time.Minute), newest: start.Add(-10 * time.Minute)})
+	if n, _ := m.Count(ctx, "k", time.Hour); n != 3 {
+		t.Fatalf("count after mirror = %d, want 3", n)
+	}
+	if _, added, _ := m.Add(ctx, "k", 3, time.Hour); added {
+		t.Fatal("an add to a copied full counter went through")
+	}
+	clock.Advance(25 * time.Minute) // the oldest is out
+	if n, added, _ := m.Add(ctx, "k", 3, time.Hour); !added || n != 3 {
+		t.Fatalf("add once the oldest lifted = %d, %v; want 3, true", n, added)
+	}
+	clock.Advance(30 * time.Minute) // the copied newest are out, the add is in
+	if n, _ := m.Count(ctx, "k", time.Hour); n != 1 {
+		t.Fatalf("count once the copied events lifted = %d, want 1", n)
+	}
+	m.mirror("k", 0, span{})
+	if n, _ := m.Count(ctx, "k", time.Hour); n != 0 {
+		t.Fatalf("count after mirroring 0 = %d, want 0", n)
+	}
+	m.mirror("unknown", 0, span{})
+	if m.Len() != 1 {
+		t.Fatalf("mirroring 0 for an unknown key created it: %d keys", m.Len())
+	}
+}

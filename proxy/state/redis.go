@@ -39,37 +39,55 @@ const luaNow = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
+// luaSpan returns the times of the oldest and the newest event of key
+// within the window (those scored above since), 0 for none. Fallback
+// keeps them with the count, so that an outage continues from it (span).
+const luaSpan = `local function span(key, since)
+  local o = redis.call('ZRANGEBYSCORE', key, '(' .. since, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  local n = redis.call('ZREVRANGEBYSCORE', key, '+inf', '(' .. since, 'WITHSCORES', 'LIMIT', 0, 1)
+  return tonumber(o[2] or 0), tonumber(n[2] or 0)
+end
+`
+
 // addScript: KEYS[1] the counter (a sorted set of events scored by time),
 // ARGV limit, window in ms, a unique member. Drops events older than the
-// window, and adds one unless limit are left. Returns {count, added}.
-var addScript = redis.NewScript(luaNow + `
+// window, and adds one unless limit are left. Returns {count, added,
+// oldest, newest}.
+var addScript = redis.NewScript(luaNow + luaSpan + `
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local n = redis.call('ZCARD', KEYS[1])
-if n >= limit then
-  return {n, 0}
+local added = 0
+if n < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window)
+  n = n + 1
+  added = 1
 end
-redis.call('ZADD', KEYS[1], now, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], window)
-return {n + 1, 1}
+local oldest, newest = span(KEYS[1], now - window)
+return {n, added, oldest, newest}
 `)
 
 // recordScript: as addScript, but always adds, then keeps only the newest
-// limit events. Returns the count.
-var recordScript = redis.NewScript(luaNow + `
+// limit events. Returns {count, oldest, newest}.
+var recordScript = redis.NewScript(luaNow + luaSpan + `
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 redis.call('ZADD', KEYS[1], now, ARGV[3])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(limit + 1))
 redis.call('PEXPIRE', KEYS[1], window)
-return redis.call('ZCARD', KEYS[1])
+local oldest, newest = span(KEYS[1], now - window)
+return {redis.call('ZCARD', KEYS[1]), oldest, newest}
 `)
 
-// countScript: the events of KEYS[1] within ARGV[1] ms.
-var countScript = redis.NewScript(luaNow + `
-return redis.call('ZCOUNT', KEYS[1], '(' .. (now - tonumber(ARGV[1])), '+inf')
+// countScript: the events of KEYS[1] within ARGV[1] ms. Returns {count,
+// oldest, newest}.
+var countScript = redis.NewScript(luaNow + luaSpan + `
+local since = now - tonumber(ARGV[1])
+local oldest, newest = span(KEYS[1], since)
+return {redis.call('ZCOUNT', KEYS[1], '(' .. since, '+inf'), oldest, newest}
 `)
 
 // Redis is a Store shared by every replica using the same Redis. Each
@@ -164,35 +182,66 @@ func (r *Redis) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, r.timeout)
 }
 
+// span is when the oldest and the newest event a counter holds within its
+// window happened (on Redis's clock), zero when it holds none.
+type span struct{ oldest, newest time.Time }
+
+// spanOf reads a span from the milliseconds a script returned.
+func spanOf(oldest, newest int64) span {
+	var sp span
+	if oldest > 0 {
+		sp.oldest = time.UnixMilli(oldest)
+	}
+	if newest > 0 {
+		sp.newest = time.UnixMilli(newest)
+	}
+	return sp
+}
+
 // Add implements Store.
 func (r *Redis) Add(ctx context.Context, key string, limit int, window time.Duration) (int, bool, error) {
+	n, added, _, err := r.addSpan(ctx, key, limit, window)
+	return n, added, err
+}
+
+// addSpan is Add that also returns the span of the counter's events.
+func (r *Redis) addSpan(ctx context.Context, key string, limit int, window time.Duration) (int, bool, span, error) {
 	if limit <= 0 {
-		return 0, false, errLimit(limit)
+		return 0, false, span{}, errLimit(limit)
 	}
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
 	res, err := addScript.Run(ctx, r.client, []string{r.key(key)}, limit, ms(window), r.member()).Int64Slice()
 	if err != nil {
-		return 0, false, fmt.Errorf("state: redis add: %w", err)
+		return 0, false, span{}, fmt.Errorf("state: redis add: %w", err)
 	}
-	if len(res) != 2 {
-		return 0, false, fmt.Errorf("state: redis add: script returned %v", res)
+	if len(res) != 4 {
+		return 0, false, span{}, fmt.Errorf("state: redis add: script returned %v", res)
 	}
-	return int(res[0]), res[1] == 1, nil
+	return int(res[0]), res[1] == 1, spanOf(res[2], res[3]), nil
 }
 
 // Record implements Store.
 func (r *Redis) Record(ctx context.Context, key string, limit int, window time.Duration) (int, error) {
+	n, _, err := r.recordSpan(ctx, key, limit, window)
+	return n, err
+}
+
+// recordSpan is Record that also returns the span of the counter's events.
+func (r *Redis) recordSpan(ctx context.Context, key string, limit int, window time.Duration) (int, span, error) {
 	if limit <= 0 {
-		return 0, errLimit(limit)
+		return 0, span{}, errLimit(limit)
 	}
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
-	n, err := recordScript.Run(ctx, r.client, []string{r.key(key)}, limit, ms(window), r.member()).Int()
+	res, err := recordScript.Run(ctx, r.client, []string{r.key(key)}, limit, ms(window), r.member()).Int64Slice()
 	if err != nil {
-		return 0, fmt.Errorf("state: redis record: %w", err)
+		return 0, span{}, fmt.Errorf("state: redis record: %w", err)
 	}
-	return n, nil
+	if len(res) != 3 {
+		return 0, span{}, fmt.Errorf("state: redis record: script returned %v", res)
+	}
+	return int(res[0]), spanOf(res[1], res[2]), nil
 }
 
 // RemoveNewest implements Store.
@@ -207,13 +256,22 @@ func (r *Redis) RemoveNewest(ctx context.Context, key string) error {
 
 // Count implements Store.
 func (r *Redis) Count(ctx context.Context, key string, window time.Duration) (int, error) {
+	n, _, err := r.countSpan(ctx, key, window)
+	return n, err
+}
+
+// countSpan is Count that also returns the span of the counter's events.
+func (r *Redis) countSpan(ctx context.Context, key string, window time.Duration) (int, span, error) {
 	ctx, cancel := r.ctx(ctx)
 	defer cancel()
-	n, err := countScript.Run(ctx, r.client, []string{r.key(key)}, ms(window)).Int()
+	res, err := countScript.Run(ctx, r.client, []string{r.key(key)}, ms(window)).Int64Slice()
 	if err != nil {
-		return 0, fmt.Errorf("state: redis count: %w", err)
+		return 0, span{}, fmt.Errorf("state: redis count: %w", err)
 	}
-	return n, nil
+	if len(res) != 3 {
+		return 0, span{}, fmt.Errorf("state: redis count: script returned %v", res)
+	}
+	return int(res[0]), spanOf(res[1], res[2]), nil
 }
 
 // Clear implements Store.
