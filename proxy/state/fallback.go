@@ -2,6 +2,8 @@ package state
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -297,20 +299,32 @@ func (f *Fallback) Suspended(ctx context.Context, login string) (Suspension, boo
 	return f.local.Suspended(ctx, login)
 }
 
-// Unsuspend implements Store.
+// ErrUnsuspendOutage is Unsuspend's answer while Redis does not answer. A
+// command that timed out may still run when a hung Redis resumes, so it
+// does not claim that nothing was lifted either.
+var ErrUnsuspendOutage = errors.New("redis does not answer, so the suspension is not known to be lifted (lifted in this instance's memory only, it would come back from Redis and stay on the other replicas); run unsuspend again once Redis answers")
+
+// Unsuspend implements Store. It needs Redis: lifted only in this
+// process's memory, a suspension held in Redis would come back when Redis
+// answers again (and stays in force on the other replicas) while the one
+// who lifted it was told it was lifted. So during an outage it lifts
+// nothing and says so (ErrUnsuspendOutage). Once Redis has lifted it, a
+// suspension this process decided during an outage and has not pushed yet
+// is dropped too, so that the push cannot undo the lift.
 func (f *Fallback) Unsuspend(ctx context.Context, login string) (bool, error) {
-	if f.useRemote() {
-		ok, err := f.remote.Unsuspend(ctx, login)
-		if err == nil {
-			_, err = f.local.Unsuspend(ctx, login)
-			return ok, err
-		}
+	if !f.useRemote() {
+		return false, ErrUnsuspendOutage
+	}
+	ok, err := f.remote.Unsuspend(ctx, login)
+	if err != nil {
 		f.failed(ctx, "unsuspend", err)
+		return false, fmt.Errorf("%w: %w", ErrUnsuspendOutage, err)
 	}
 	f.pendingMu.Lock()
 	delete(f.pending, LoginKey(login))
 	f.pendingMu.Unlock()
-	return f.local.Unsuspend(ctx, login)
+	_, err = f.local.Unsuspend(ctx, login)
+	return ok, err
 }
 
 // Close stops the probe and closes both stores.
