@@ -302,7 +302,7 @@ func (f *Fallback) Suspended(ctx context.Context, login string) (Suspension, boo
 // ErrUnsuspendOutage is Unsuspend's answer while Redis does not answer. A
 // command that timed out may still run when a hung Redis resumes, so it
 // does not claim that nothing was lifted either.
-var ErrUnsuspendOutage = errors.New("redis does not answer, so the suspension is not known to be lifted (lifted in this instance's memory only, it would come back from Redis and stay on the other replicas); run unsuspend again once Redis answers")
+var ErrUnsuspendOutage = errors.New("redis does not answer, so the suspension may still hold (a lift in this instance's memory alone would come back from Redis and would not reach the other replicas); run unsuspend again once Redis answers")
 
 // Unsuspend implements Store. It needs Redis: lifted only in this
 // process's memory, a suspension held in Redis would come back when Redis
