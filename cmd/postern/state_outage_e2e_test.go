@@ -133,6 +133,44 @@ func TestStateUnsuspendDuringOutageE2E(t *testing.T) {
 	expectReply(t, "alice after unsuspend with Redis up", dialFrom(t, p.StartTLS, "127.0.0.3").auth(aliceLogin, alicePass), "235")
 }
 
+// TestStateSuspensionOutlivesRedisRestartE2E: alice is suspended, Redis
+// is stopped (alice still gets 535 5.7.8 from the instance's copy) and
+// started again empty, as a Redis without persistence comes back. Before,
+// the instance dropped its copy at the first lookup that found none in the
+// empty Redis: alice logged in (235) and sent. Now the instance notices
+// the lost data and writes back the suspensions it knew.
+func TestStateSuspensionOutlivesRedisRestartE2E(t *testing.T) {
+	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
+	redis := testkit.StartRedis(t)
+	p := startPostern(t, pf.Addr, "--state", redis.URL(),
+		"--limit-messages", "1/1h", "--suspend-after", "2", "--metrics", anyPort)
+	metrics := "http://" + p.metricsAddr(t)
+
+	c := dialAuth(t, p.StartTLS, aliceLogin, alicePass)
+	if stage, err := sendOn(t, c, aliceLogin, []string{"friend@example.test"}, "restart-alice"); err != nil {
+		t.Fatalf("alice's first message refused at %s: %v", stage, err)
+	}
+	_, err := sendOn(t, c, aliceLogin, []string{"friend@example.test"}, "over")
+	wantLimitReply(t, "alice's second MAIL", err, aliceLogin)
+	c.Close()
+	p.waitLog(t, "event=suspension login=alice@example.test", 10*time.Second)
+
+	redis.Stop(t)
+	expectReply(t, "suspended alice with Redis stopped", dialFrom(t, p.StartTLS, "127.0.0.2").auth(aliceLogin, alicePass), "535 5.7.8")
+	if v := stateDegraded(t, metrics); v != 1 {
+		t.Fatalf("postern_state_degraded %v with Redis stopped, want 1", v)
+	}
+	redis.Restart(t)
+	for i := 0; stateDegraded(t, metrics) != 0; i++ {
+		if i == 100 {
+			t.Fatalf("postern_state_degraded still 1, 10 s after Redis started again\n%s", p.Log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	expectReply(t, "suspended alice after Redis came back empty", dialFrom(t, p.StartTLS, "127.0.0.3").auth(aliceLogin, alicePass), "535 5.7.8")
+	p.waitLog(t, `msg="state: redis answers again but lost its data`, 10*time.Second)
+}
+
 // TestStateRedisEvictionPolicyE2E: a Redis whose maxmemory-policy may evict
 // Postern's keys (every one has a TTL, so volatile-* as well as allkeys-*)
 // is reported at start with a warning naming the policy and

@@ -30,6 +30,9 @@ type Remote interface {
 	// suspendIfNone sets the suspension of the login whose LoginKey is
 	// loginKey, unless the store holds one already.
 	suspendIfNone(ctx context.Context, loginKey string, s Suspension) error
+	// markData writes a marker that lasts as long as the store's data,
+	// and reports whether it was missing: the data was lost.
+	markData(ctx context.Context) (missing bool, err error)
 }
 
 // FallbackConfig tunes a Fallback.
@@ -58,7 +61,9 @@ type FallbackConfig struct {
 // closed: each replica then counts on its own, as with --state memory, so
 // no user is refused because Redis is down. What was counted locally
 // during the outage stays local, except the suspensions decided then,
-// which go to Redis when it answers again.
+// which go to Redis when it answers again, and, when Redis answers again
+// without its data (its marker is gone: restarted without persistence),
+// every suspension in force this process knew.
 //
 // The copy is taken after each answer, so operations racing at the moment
 // Redis fails may leave it one event behind.
@@ -101,6 +106,9 @@ func (f *Fallback) Degraded() bool { return f.degraded.Load() }
 // operation's. It returns Redis's error for the caller to show.
 func (f *Fallback) Check(ctx context.Context) error {
 	err := f.remote.Ping(ctx)
+	if err == nil {
+		_, err = f.remote.markData(ctx)
+	}
 	if err != nil {
 		f.failed(ctx, "ping", err)
 	}
@@ -144,6 +152,18 @@ func (f *Fallback) probe() {
 		}
 		if err := f.remote.Ping(f.ctx); err != nil {
 			continue
+		}
+		// A Redis back without its data (restarted without
+		// persistence) would forget every suspension: those this
+		// process knows go back to it, not only those it decided.
+		lost, err := f.remote.markData(f.ctx)
+		if err != nil {
+			continue
+		}
+		if lost {
+			n := f.local.adoptSuspensions(f.pending, &f.pendingMu)
+			f.log.Warn("state: redis answers again but lost its data (restarted without persistence, flushed or evicted); the suspensions this process knew are written back, counters start again",
+				"suspensions", n)
 		}
 		// Suspensions decided during the outage go to Redis before
 		// it is used again (else the login could log in at once), and

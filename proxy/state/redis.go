@@ -388,5 +388,23 @@ func (r *Redis) Ping(ctx context.Context) error {
 	return nil
 }
 
+// markerKey is the one key Postern writes without a TTL: it is there as
+// long as Redis keeps what Postern wrote, so a Redis that answers without
+// it has lost its data (restarted without persistence, flushed, or keys
+// evicted).
+const markerKey = keyPrefix + "marker"
+
+// markData writes the marker unless it is there, and reports whether it
+// was missing.
+func (r *Redis) markData(ctx context.Context) (missing bool, err error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	set, err := r.client.SetNX(ctx, markerKey, 1, 0).Result()
+	if err != nil {
+		return false, fmt.Errorf("state: redis marker: %w", err)
+	}
+	return set, nil
+}
+
 // Close implements Store.
 func (r *Redis) Close() error { return r.client.Close() }
