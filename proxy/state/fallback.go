@@ -30,9 +30,9 @@ type Remote interface {
 	// suspendIfNone sets the suspension of the login whose LoginKey is
 	// loginKey, unless the store holds one already.
 	suspendIfNone(ctx context.Context, loginKey string, s Suspension) error
-	// markData writes a marker that lasts as long as the store's data,
-	// and reports whether it was missing: the data was lost.
-	markData(ctx context.Context) (missing bool, err error)
+	// dataGeneration returns a value that changes when the store loses
+	// its data (see markerKey).
+	dataGeneration(ctx context.Context) (string, error)
 }
 
 // FallbackConfig tunes a Fallback.
@@ -62,8 +62,8 @@ type FallbackConfig struct {
 // no user is refused because Redis is down. What was counted locally
 // during the outage stays local, except the suspensions decided then,
 // which go to Redis when it answers again, and, when Redis answers again
-// without its data (its marker is gone: restarted without persistence),
-// every suspension in force this process knew.
+// without its data (another data generation: restarted without
+// persistence), every suspension in force this process knew.
 //
 // The copy is taken after each answer, so operations racing at the moment
 // Redis fails may leave it one event behind.
@@ -81,6 +81,9 @@ type Fallback struct {
 
 	pendingMu sync.Mutex
 	pending   map[string]Suspension // by LoginKey: decided during an outage, not in Redis yet
+
+	genMu      sync.Mutex
+	generation string // Redis's dataGeneration when last read; "" before
 }
 
 // NewFallback returns a Fallback over remote, answering from local while
@@ -107,7 +110,7 @@ func (f *Fallback) Degraded() bool { return f.degraded.Load() }
 func (f *Fallback) Check(ctx context.Context) error {
 	err := f.remote.Ping(ctx)
 	if err == nil {
-		_, err = f.remote.markData(ctx)
+		_, err = f.dataLost(ctx)
 	}
 	if err != nil {
 		f.failed(ctx, "ping", err)
@@ -156,7 +159,7 @@ func (f *Fallback) probe() {
 		// A Redis back without its data (restarted without
 		// persistence) would forget every suspension: those this
 		// process knows go back to it, not only those it decided.
-		lost, err := f.remote.markData(f.ctx)
+		lost, err := f.dataLost(f.ctx)
 		if err != nil {
 			continue
 		}
@@ -179,6 +182,20 @@ func (f *Fallback) probe() {
 		f.log.Info("state: redis answers again, shared state in use")
 		return
 	}
+}
+
+// dataLost reads Redis's data generation and reports whether it changed
+// since this process last read it: Redis lost its data meanwhile.
+func (f *Fallback) dataLost(ctx context.Context) (bool, error) {
+	g, err := f.remote.dataGeneration(ctx)
+	if err != nil {
+		return false, err
+	}
+	f.genMu.Lock()
+	defer f.genMu.Unlock()
+	lost := f.generation != "" && f.generation != g
+	f.generation = g
+	return lost, nil
 }
 
 // pushSuspensions moves the suspensions decided during an outage to the
