@@ -28,6 +28,14 @@ const DefaultCacheSize = 1024
 // it, so a memory dump gives no offline-guessable verifier (the key is gone
 // with the process). Failures are never cached: a wrong password always goes
 // to the backend, and a backend that was down is asked again next time.
+//
+// The key is the login as the client typed it, not the account's canonical
+// identity (Result.Login): the identity is only known after a verification,
+// and a cache that mapped spellings to accounts would answer a guess on one
+// spelling with a success verified for another. So each spelling is
+// verified once on its own; the cached Result carries the canonical
+// identity, and everything after the cache (limits, suspension, login
+// delay, logs) keys on that.
 type Cache struct {
 	next    Authenticator
 	hmacKey [32]byte
@@ -116,8 +124,9 @@ func (c *Cache) key(login, password string) [sha256.Size]byte {
 	return k
 }
 
-// cloneResult keeps callers from changing a cached Addresses slice.
+// cloneResult keeps callers from changing a cached slice.
 func cloneResult(r Result) Result {
+	r.Names = slices.Clone(r.Names)
 	r.Addresses = slices.Clone(r.Addresses)
 	return r
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 )
@@ -33,6 +34,7 @@ func TestChain(t *testing.T) {
 	down := func() *stubAuth { return &stubAuth{err: fmt.Errorf("dovecot: %w", ErrUnavailable)} }
 	broken := func() *stubAuth { return &stubAuth{err: errors.New("something unexpected")} }
 	ok := func(login string) *stubAuth { return &stubAuth{login: login} }
+	unknown := func() *stubAuth { return &stubAuth{err: errUnknownLogin} }
 
 	for _, tc := range []struct {
 		name      string
@@ -46,9 +48,16 @@ func TestChain(t *testing.T) {
 		{"wrapped invalid then ok", []*stubAuth{wrappedInvalid(), ok("ldap")}, nil, "ldap", []int64{1, 1}},
 		{"down then ok", []*stubAuth{down(), ok("ldap")}, nil, "ldap", []int64{1, 1}},
 		{"all invalid", []*stubAuth{invalid(), invalid(), invalid()}, ErrInvalidCredentials, "", []int64{1, 1, 1}},
-		{"invalid and down", []*stubAuth{invalid(), down(), invalid()}, ErrUnavailable, "", []int64{1, 1, 1}},
-		{"down first", []*stubAuth{down(), invalid()}, ErrUnavailable, "", []int64{1, 1}},
-		{"unexpected error is unavailable", []*stubAuth{broken(), invalid()}, ErrUnavailable, "", []int64{1, 1}},
+		{"invalid and down", []*stubAuth{invalid(), down(), invalid()}, ErrRejectedWhileUnavailable, "", []int64{1, 1, 1}},
+		{"down first, then invalid", []*stubAuth{down(), invalid()}, ErrRejectedWhileUnavailable, "", []int64{1, 1}},
+		{"unexpected error then invalid", []*stubAuth{broken(), invalid()}, ErrRejectedWhileUnavailable, "", []int64{1, 1}},
+		{"unknown and down", []*stubAuth{unknown(), down()}, ErrUnavailable, "", []int64{1, 1}},
+		{"down and unknown", []*stubAuth{down(), unknown()}, ErrUnavailable, "", []int64{1, 1}},
+		{"unknown, invalid, down", []*stubAuth{unknown(), invalid(), down()}, ErrRejectedWhileUnavailable, "", []int64{1, 1, 1}},
+		{"unexpected error is unavailable", []*stubAuth{broken(), unknown()}, ErrUnavailable, "", []int64{1, 1}},
+		{"all unknown", []*stubAuth{unknown(), unknown()}, ErrInvalidCredentials, "", []int64{1, 1}},
+		{"unknown and invalid", []*stubAuth{unknown(), invalid()}, ErrInvalidCredentials, "", []int64{1, 1}},
+		{"invalid, down, ok", []*stubAuth{invalid(), down(), ok("ldap")}, nil, "ldap", []int64{1, 1, 1}},
 		{"no backends", nil, ErrInvalidCredentials, "", nil},
 		{"single down", []*stubAuth{down()}, ErrUnavailable, "", []int64{1}},
 	} {
@@ -69,6 +78,16 @@ func TestChain(t *testing.T) {
 				if tc.want == ErrUnavailable && errors.Is(err, ErrInvalidCredentials) {
 					t.Fatalf("an unavailable backend made the chain say invalid credentials: %v", err)
 				}
+				if tc.want != ErrRejectedWhileUnavailable && errors.Is(err, ErrRejectedWhileUnavailable) {
+					t.Fatalf("got %v, want %v", err, tc.want)
+				}
+				if tc.want == ErrRejectedWhileUnavailable &&
+					!(errors.Is(err, ErrInvalidCredentials) && errors.Is(err, ErrUnavailable)) {
+					t.Fatalf("%v does not match both ErrInvalidCredentials and ErrUnavailable", err)
+				}
+				if err != nil && errors.Is(err, errUnknownLogin) {
+					t.Fatalf("the chain let errUnknownLogin out: %v", err)
+				}
 			}
 			for i, b := range tc.backends {
 				if got := b.calls.Load(); got != tc.wantCalls[i] {
@@ -86,5 +105,55 @@ func TestChainStopsWhenContextEnds(t *testing.T) {
 	_, err := Chain(b).Authenticate(ctx, Request{Login: "u", Password: "p"})
 	if !errors.Is(err, ErrUnavailable) || b.calls.Load() != 0 {
 		t.Fatalf("cancelled context: %v after %d calls; want ErrUnavailable and no call", err, b.calls.Load())
+	}
+}
+
+// TestChainUsersFileThenDown: the users file in front of a backend that is
+// down (issue 18 item 4). A wrong password for a login of the file is a
+// rejected guess even though the later backend could not answer; a login
+// the file does not hold is only unavailable (it may live in the backend
+// that is down); the right password of a file login still gets in.
+func TestChainUsersFileThenDown(t *testing.T) {
+	users, err := ParsePasswdFile(strings.NewReader("alice:{PLAIN}right\n"), "users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := &stubAuth{err: fmt.Errorf("ldap: %w", ErrUnavailable)}
+	c := Chain(users, down)
+	for _, tc := range []struct {
+		login, password string
+		want            error
+	}{
+		{"alice", "wrong", ErrRejectedWhileUnavailable},
+		{"ALICE", "wrong", ErrRejectedWhileUnavailable},
+		{"alice", strings.Repeat("x", maxPasswordLen+1), ErrRejectedWhileUnavailable},
+		{"bob", "anything", ErrUnavailable},
+		{"bob", strings.Repeat("x", maxPasswordLen+1), ErrUnavailable},
+	} {
+		_, err := c.Authenticate(context.Background(), Request{Login: tc.login, Password: tc.password})
+		if !errors.Is(err, tc.want) || tc.want == ErrUnavailable && errors.Is(err, ErrInvalidCredentials) {
+			t.Errorf("%s: got %v, want %v", tc.login, err, tc.want)
+		}
+	}
+	if res, err := c.Authenticate(context.Background(), Request{Login: "alice", Password: "right"}); err != nil || res.Login != "alice" {
+		t.Fatalf("right password: %+v, %v", res, err)
+	}
+}
+
+// namingAuth rejects every request, naming the account login.
+type namingAuth struct{ login string }
+
+func (n namingAuth) Authenticate(context.Context, Request) (Result, error) {
+	return Result{Login: n.login, Backend: "stub"}, ErrInvalidCredentials
+}
+
+// TestChainRejectionNamesAccount: when every backend rejected, the Result
+// names the account the first naming backend recognised, for the caller's
+// login delay.
+func TestChainRejectionNamesAccount(t *testing.T) {
+	res, err := Chain(namingAuth{}, namingAuth{"mallory@example.com"}, namingAuth{"other"}).
+		Authenticate(context.Background(), Request{Login: "mallory", Password: "x"})
+	if !errors.Is(err, ErrInvalidCredentials) || res.Login != "mallory@example.com" {
+		t.Fatalf("got %+v, %v; want ErrInvalidCredentials naming mallory@example.com", res, err)
 	}
 }

@@ -119,7 +119,10 @@ func (d *Dovecot) Authenticate(ctx context.Context, req Request) (Result, error)
 			return Result{}, fmt.Errorf("auth: dovecot at %s: temporary failure (%s): %w",
 				d.addr, reply.Params["reason"], ErrUnavailable)
 		}
-		return Result{}, ErrInvalidCredentials
+		// Dovecot names the user it looked up (after auth_username_format
+		// and passdb rewrites) in FAIL too: the account a guess was aimed
+		// at, whichever spelling carried it (see Authenticator).
+		return Result{Login: reply.Params["user"], Backend: "dovecot"}, ErrInvalidCredentials
 	default:
 		// CONT: PLAIN with an initial response is a single step, so the
 		// server wants something we cannot give. Cancel, and call it a

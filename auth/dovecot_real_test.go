@@ -79,3 +79,25 @@ func TestDovecotReal(t *testing.T) {
 		})
 	}
 }
+
+// TestDovecotRealFailNamesUser: a wrong password comes back with the user
+// Dovecot looked up (its user= in FAIL, after auth_username_format = %Lu)
+// as Result.Login, the account the caller's login delay counts against
+// whichever spelling was guessed on; an unknown login too (its folded
+// form), so the Result does not tell the two apart either.
+func TestDovecotRealFailNamesUser(t *testing.T) {
+	dv := startRealDovecot(t)
+	c := NewDovecot("unix", dv.Socket, DovecotOptions{Timeout: 5 * time.Second}, nil)
+	defer c.Close()
+	for i, tc := range []struct{ login, want string }{
+		{"Alice@Example.ORG", "alice@example.org"},
+		{"ALICE@example.org", "alice@example.org"},
+		{"Nobody@Example.ORG", "nobody@example.org"},
+	} {
+		res, err := c.Authenticate(context.Background(), Request{Login: tc.login, Password: "wrong", Secured: true,
+			RemoteIP: netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)})})
+		if !errors.Is(err, ErrInvalidCredentials) || res.Login != tc.want {
+			t.Errorf("%s with a wrong password: %+v, %v; want ErrInvalidCredentials naming %s", tc.login, res, err, tc.want)
+		}
+	}
+}

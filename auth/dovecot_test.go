@@ -214,6 +214,28 @@ func TestDovecotFakeReplies(t *testing.T) {
 	}
 }
 
+// TestDovecotFailNamesUser: FAIL's user= (Dovecot's canonical name of the
+// login, e.g. after auth_username_format = %Ln) comes back as Result.Login
+// beside ErrInvalidCredentials; a FAIL without user= names nobody.
+func TestDovecotFailNamesUser(t *testing.T) {
+	f := newFakeDovecot(t, func(id string, _ map[string]string, resp []byte) string {
+		login, _ := plainFields(resp)
+		if login == "anonymous" {
+			return "FAIL\t" + id
+		}
+		user, _, _ := strings.Cut(strings.ToLower(login), "@") // %Ln
+		return "FAIL\t" + id + "\tuser=" + user
+	})
+	d := NewDovecot("unix", f.path, DovecotOptions{Timeout: 2 * time.Second}, nil)
+	defer d.Close()
+	for login, want := range map[string]string{"Mallory@Example.com": "mallory", "mallory": "mallory", "anonymous": ""} {
+		res, err := d.Authenticate(context.Background(), testRequest(login, "wrong"))
+		if !errors.Is(err, ErrInvalidCredentials) || res.Login != want {
+			t.Errorf("%s: %+v, %v; want ErrInvalidCredentials naming %q", login, res, err, want)
+		}
+	}
+}
+
 func TestDovecotNotSecuredNoRip(t *testing.T) {
 	f := newFakeDovecot(t, passwordAnswer)
 	d := NewDovecot("unix", f.path, DovecotOptions{Service: "sub\tmission"}, nil)

@@ -10,6 +10,7 @@ import (
 	"github.com/go-crypt/crypt/algorithm"
 	"github.com/go-crypt/crypt/algorithm/argon2"
 	"github.com/go-crypt/crypt/algorithm/bcrypt"
+	"github.com/go-crypt/crypt/algorithm/md5crypt"
 	"github.com/go-crypt/crypt/algorithm/shacrypt"
 )
 
@@ -199,7 +200,8 @@ func goCrypt(kind hashKind, digest algorithm.Digest) func(string) (bool, error) 
 }
 
 // parseMD5Crypt accepts "$1$salt$hash" and "$apr1$salt$hash", with a salt
-// of at most 8 characters.
+// of at most 8 characters. go-crypt verifies "$1$"; "$apr1$" is ours
+// (hash_md5crypt.go says why).
 func parseMD5Crypt(kind hashKind, encoded string) (parsedHash, error) {
 	parts := strings.Split(encoded, "$") // "", id, salt, hash
 	if len(parts) != 4 {
@@ -212,14 +214,19 @@ func parseMD5Crypt(kind hashKind, encoded string) (parsedHash, error) {
 	if len(key) != md5CryptKey || !isCryptBase64(key) {
 		return parsedHash{}, fmt.Errorf("hash is not %d crypt-base64 characters", md5CryptKey)
 	}
-	magic := md5CryptMagic
+	h := parsedHash{weak: true, costClass: kind.String()}
 	if kind == kindAPR1 {
-		magic = apr1Magic
+		h.check = func(password string) (bool, error) {
+			return subtle.ConstantTimeCompare([]byte(apr1Crypt(password, salt)), []byte(encoded)) == 1, nil
+		}
+		return h, nil
 	}
-	check := func(password string) (bool, error) {
-		return subtle.ConstantTimeCompare([]byte(md5Crypt(password, salt, magic)), []byte(encoded)) == 1, nil
+	digest, err := md5crypt.DecodeVariant(md5crypt.VariantStandard)(encoded)
+	if err != nil {
+		return parsedHash{}, errors.New("does not decode") // go-crypt's text would quote the hash
 	}
-	return parsedHash{weak: true, costClass: kind.String(), check: check}, nil
+	h.check = goCrypt(kind, digest)
+	return h, nil
 }
 
 // parseDESCrypt accepts the 13-character traditional crypt string.

@@ -6,6 +6,10 @@ import "crypto/md5"
 // MD5-CRYPT) and Apache's "$apr1$" variant (`htpasswd -m`), which differs
 // only in the magic string mixed into the hash. 1000 MD5 rounds: weak by
 // today's standards, verified for old files and reported as weak.
+//
+// "$1$" is verified by go-crypt's md5crypt (hash_crypt.go). "$apr1$" is
+// computed here: go-crypt has no APR1 variant, and its md5crypt key
+// function (go-crypt/x crypt.KeyMD5Crypt) hard-codes the "$1$" magic.
 
 const (
 	md5CryptMagic = "$1$"
@@ -14,8 +18,9 @@ const (
 	md5CryptKey   = 22 // characters of the encoded hash
 )
 
-// md5Crypt returns magic + salt + "$" + the 22-character hash.
-func md5Crypt(password, salt, magic string) string {
+// apr1Crypt returns "$apr1$" + salt + "$" + the 22-character hash.
+func apr1Crypt(password, salt string) string {
+	const magic = apr1Magic
 	pw := []byte(password)
 	alt := md5.Sum([]byte(password + salt + password))
 	ctx := md5.New()

@@ -8,11 +8,18 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
+	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
 )
+
+// DefaultLDAPLoginAttribute is the attribute whose first value is an LDAP
+// account's canonical identity (Result.Login) when LDAPConfig leaves it
+// empty: the entry's primary mail address.
+const DefaultLDAPLoginAttribute = "mail"
 
 // LDAPConfig configures the LDAP backend.
 type LDAPConfig struct {
@@ -38,10 +45,11 @@ type LDAPConfig struct {
 	// addresses the user owns; their values become Result.Addresses.
 	MailAttribute  string
 	AliasAttribute string
-	// LoginAttribute, if set (e.g. "uid" or "mail"), makes Result.Login the
-	// entry's first value of it. Otherwise Result.Login is the login as the
-	// client gave it: there is no schema-neutral canonical name, and the
-	// addresses the entry owns already come in Result.Addresses.
+	// LoginAttribute names the entry's attribute whose first value is the
+	// account's canonical identity, Result.Login (default
+	// DefaultLDAPLoginAttribute); the entry's DN when it has no value.
+	// Never the login as typed: with a filter like (|(uid=%u)(mail=%u))
+	// every spelling of one entry must be one account for the limits.
 	LoginAttribute string
 	// Timeout bounds one whole verification (dial, search, bind) when the
 	// caller's context has no earlier deadline. Default 10s.
@@ -56,6 +64,9 @@ type LDAPConfig struct {
 type LDAP struct {
 	cfg LDAPConfig
 	log *slog.Logger
+	// nameAttrs are the attributes the filter compares the login with
+	// (filterLoginAttributes): their values are the entry's Result.Names.
+	nameAttrs []string
 	// dummyDN is bound to when the search did not find exactly one entry.
 	dummyDN string
 }
@@ -95,8 +106,15 @@ func NewLDAP(cfg LDAPConfig, log *slog.Logger) (*LDAP, error) {
 	if _, err := ldap.CompileFilter(userFilter(cfg.Filter, "user@example.org")); err != nil {
 		return nil, fmt.Errorf("auth: ldap filter %q: %w", cfg.Filter, err)
 	}
+	nameAttrs, err := filterLoginAttributes(cfg.Filter)
+	if err != nil {
+		return nil, fmt.Errorf("auth: ldap filter %q: %w", cfg.Filter, err)
+	}
 	if cfg.MailAttribute == "" {
 		cfg.MailAttribute = "mail"
+	}
+	if cfg.LoginAttribute == "" {
+		cfg.LoginAttribute = DefaultLDAPLoginAttribute
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
@@ -112,14 +130,48 @@ func NewLDAP(cfg LDAPConfig, log *slog.Logger) (*LDAP, error) {
 		cfg.TLS = tc
 	}
 	return &LDAP{
-		cfg:     cfg,
-		log:     log.With("backend", "ldap", "url", cfg.URL),
-		dummyDN: "cn=postern-no-such-user," + cfg.BaseDN,
+		cfg:       cfg,
+		nameAttrs: nameAttrs,
+		log:       log.With("backend", "ldap", "url", cfg.URL),
+		dummyDN:   "cn=postern-no-such-user," + cfg.BaseDN,
 	}, nil
 }
 
 func userFilter(filter, login string) string {
 	return strings.ReplaceAll(filter, "%u", ldap.EscapeFilter(login))
+}
+
+// filterLoginAttributes returns the attributes filter compares the whole
+// login with, by equality or approximate match, outside any negation: in
+// (&(objectClass=person)(|(uid=%u)(mail=%u))) uid and mail. A value of one
+// of them is a spelling that finds the entry; a substring such as
+// (mail=%u@example.org) is not, and is left out.
+func filterLoginAttributes(filter string) ([]string, error) {
+	// A login no filter text contains: a NUL, which only an escaped \00
+	// in the filter could produce.
+	const probe = "\x00postern-login\x00"
+	packet, err := ldap.CompileFilter(userFilter(filter, probe))
+	if err != nil {
+		return nil, err
+	}
+	var attrs []string
+	var walk func(p *ber.Packet)
+	walk = func(p *ber.Packet) {
+		switch p.Tag {
+		case ldap.FilterAnd, ldap.FilterOr:
+			for _, c := range p.Children {
+				walk(c)
+			}
+		case ldap.FilterEqualityMatch, ldap.FilterApproxMatch:
+			if len(p.Children) == 2 && p.Children[1].Data.String() == probe {
+				if a := p.Children[0].Data.String(); !slices.ContainsFunc(attrs, func(b string) bool { return strings.EqualFold(a, b) }) {
+					attrs = append(attrs, a)
+				}
+			}
+		}
+	}
+	walk(packet)
+	return attrs, nil
 }
 
 // Authenticate implements Authenticator.
@@ -161,16 +213,18 @@ func (l *LDAP) Authenticate(ctx context.Context, req Request) (Result, error) {
 		if err != nil && !isLDAPCredentialRejection(err) {
 			return Result{}, l.unavailable("binding (unknown user)", err)
 		}
-		return Result{}, ErrInvalidCredentials
+		return Result{}, errUnknownLogin
 	}
 	entry := entries[0]
 	if err := conn.Bind(entry.DN, req.Password); err != nil {
 		if isLDAPCredentialRejection(err) {
-			return Result{}, ErrInvalidCredentials
+			// The account is known: name it, so that guesses on its other
+			// spellings are slowed down together (see Authenticator).
+			return Result{Login: l.identity(entry), Backend: "ldap"}, ErrInvalidCredentials
 		}
 		return Result{}, l.unavailable("binding as the user", err)
 	}
-	return l.result(req.Login, entry), nil
+	return l.result(entry), nil
 }
 
 func (l *LDAP) connect(ctx context.Context) (*ldap.Conn, error) {
@@ -199,13 +253,11 @@ func (l *LDAP) connect(ctx context.Context) (*ldap.Conn, error) {
 // search returns the entries matching the filter for login. It asks for at
 // most two: one is the answer, two means ambiguous, and more is no use.
 func (l *LDAP) search(conn *ldap.Conn, login string) ([]*ldap.Entry, error) {
-	attrs := []string{l.cfg.MailAttribute}
+	attrs := []string{l.cfg.MailAttribute, l.cfg.LoginAttribute}
 	if l.cfg.AliasAttribute != "" {
 		attrs = append(attrs, l.cfg.AliasAttribute)
 	}
-	if l.cfg.LoginAttribute != "" {
-		attrs = append(attrs, l.cfg.LoginAttribute)
-	}
+	attrs = append(attrs, l.nameAttrs...)
 	sr := ldap.NewSearchRequest(l.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		2, int(l.cfg.Timeout/time.Second), false, userFilter(l.cfg.Filter, login), attrs, nil)
 	res, err := conn.Search(sr)
@@ -219,18 +271,29 @@ func (l *LDAP) search(conn *ldap.Conn, login string) ([]*ldap.Entry, error) {
 	return res.Entries, nil
 }
 
-func (l *LDAP) result(login string, entry *ldap.Entry) Result {
-	res := Result{Login: login, Backend: "ldap"}
-	if l.cfg.LoginAttribute != "" {
-		if v := entry.GetAttributeValue(l.cfg.LoginAttribute); v != "" {
-			res.Login = v
+func (l *LDAP) result(entry *ldap.Entry) Result {
+	res := Result{Login: l.identity(entry), Backend: "ldap"}
+	for _, a := range l.nameAttrs {
+		for _, v := range entry.GetEqualFoldAttributeValues(a) {
+			if v != "" && !strings.EqualFold(v, res.Login) && !slices.Contains(res.Names, v) {
+				res.Names = append(res.Names, v)
+			}
 		}
 	}
-	res.Addresses = append(res.Addresses, entry.GetAttributeValues(l.cfg.MailAttribute)...)
+	res.Addresses = append(res.Addresses, entry.GetEqualFoldAttributeValues(l.cfg.MailAttribute)...)
 	if l.cfg.AliasAttribute != "" {
-		res.Addresses = append(res.Addresses, entry.GetAttributeValues(l.cfg.AliasAttribute)...)
+		res.Addresses = append(res.Addresses, entry.GetEqualFoldAttributeValues(l.cfg.AliasAttribute)...)
 	}
 	return res
+}
+
+// identity is the entry's canonical identity: its first value of the login
+// attribute, or its DN (which every entry has) when there is none.
+func (l *LDAP) identity(entry *ldap.Entry) string {
+	if v := entry.GetEqualFoldAttributeValue(l.cfg.LoginAttribute); v != "" {
+		return v
+	}
+	return entry.DN
 }
 
 // isLDAPCredentialRejection reports whether a bind error is the server

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -212,4 +213,88 @@ func listenSilent(t *testing.T) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// TestLDAPCanonicalIdentity: with the README's filter every spelling of one
+// entry (uid, either mail value, any case) gives the same Result.Login, the
+// first value of the login attribute (default mail; the DN for an entry
+// without one); Names are the entry's values of the filter's attributes,
+// never the typed spelling; a wrong password names the account, an unknown
+// login names nobody.
+func TestLDAPCanonicalIdentity(t *testing.T) {
+	s := authtest.StartSlapd(t)
+	mallory := "uid=mallory," + authtest.LDAPPeople
+	s.Add(mallory, map[string][]string{
+		"objectClass": {"inetOrgPerson"}, "uid": {"mallory"}, "cn": {"mallory"}, "sn": {"mallory"},
+		"mail": {"mallory@example.com", "m.allory@example.com"}, "userPassword": {s.SSHA("mallory-secret")},
+	})
+	nomail := s.AddUser("nomail", "nomail-secret")
+	ctx := context.Background()
+	l, err := NewLDAP(LDAPConfig{URL: s.URL, BaseDN: ldapBase, Filter: "(&(objectClass=inetOrgPerson)(|(uid=%u)(mail=%u)))"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantNames := []string{"mallory", "m.allory@example.com"}
+	for _, login := range []string{"mallory", "MALLORY", "mallory@example.com", "m.allory@example.com", "M.Allory@Example.COM"} {
+		res, err := l.Authenticate(ctx, Request{Login: login, Password: "mallory-secret"})
+		if err != nil || res.Login != "mallory@example.com" || !slices.Equal(res.Names, wantNames) {
+			t.Errorf("%s: got %+v, %v; want login mallory@example.com, names %q", login, res, err, wantNames)
+		}
+		res, err = l.Authenticate(ctx, Request{Login: login, Password: "wrong"})
+		if !errors.Is(err, ErrInvalidCredentials) || res.Login != "mallory@example.com" || res.Names != nil || res.Addresses != nil {
+			t.Errorf("%s, wrong password: got %+v, %v; want ErrInvalidCredentials naming only mallory@example.com", login, res, err)
+		}
+	}
+	if res, err := l.Authenticate(ctx, Request{Login: "nobody", Password: "wrong"}); !errors.Is(err, ErrInvalidCredentials) || res.Login != "" {
+		t.Errorf("unknown login: got %+v, %v; want ErrInvalidCredentials naming nobody", res, err)
+	}
+	if res, err := l.Authenticate(ctx, Request{Login: "NoMail", Password: "nomail-secret"}); err != nil || res.Login != nomail || !slices.Equal(res.Names, []string{"nomail"}) {
+		t.Errorf("entry without mail: got %+v, %v; want its DN %s", res, err, nomail)
+	}
+
+	byUID, err := NewLDAP(LDAPConfig{URL: s.URL, BaseDN: ldapBase, Filter: "(|(uid=%u)(mail=%u))", LoginAttribute: "uid"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := byUID.Authenticate(ctx, Request{Login: "m.allory@example.com", Password: "mallory-secret"})
+	if err != nil || res.Login != "mallory" || !slices.Equal(res.Names, []string{"mallory@example.com", "m.allory@example.com"}) {
+		t.Errorf("LoginAttribute uid: got %+v, %v; want login mallory", res, err)
+	}
+}
+
+func TestFilterLoginAttributes(t *testing.T) {
+	for filter, want := range map[string][]string{
+		"(mail=%u)":            {"mail"},
+		"(|(uid=%u)(mail=%u))": {"uid", "mail"},
+		"(&(objectClass=inetOrgPerson)(|(uid=%u)(MAIL=%u)(mail=%u)))": {"uid", "MAIL"},
+		"(uid~=%u)":                {"uid"},
+		"(mail=%u@example.org)":    nil, // a part of the value: not a spelling
+		"(!(uid=%u))":              nil,
+		"(uid:caseExactMatch:=%u)": nil,
+		"(&(uid=%u)(mail=*))":      {"uid"},
+	} {
+		got, err := filterLoginAttributes(filter)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("%s: got %q, %v; want %q", filter, got, err, want)
+		}
+	}
+}
+
+// FuzzFilterLoginAttributes: any filter text either fails to compile or
+// gives attributes that each appear, as "attr=%u" or "attr~=%u", in it.
+func FuzzFilterLoginAttributes(f *testing.F) {
+	for _, s := range []string{"(mail=%u)", "(|(uid=%u)(mail=%u))", "(&(objectClass=*)(!(uid=%u))(cn~=%u))", "(mail=%u@x)", "(uid:dn:=%u)"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, filter string) {
+		attrs, err := filterLoginAttributes(filter)
+		if err != nil {
+			return
+		}
+		for _, a := range attrs {
+			if !strings.Contains(filter, a+"=%u") && !strings.Contains(filter, a+"~=%u") {
+				t.Fatalf("%q: attribute %q is not compared with %%u in the filter", filter, a)
+			}
+		}
+	})
 }

@@ -235,10 +235,13 @@ func (u *Users) authenticate(ctx context.Context, req Request, slots *VerifySlot
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	entry, known := u.byLogin[foldLogin(req.Login)]
 	if len(req.Password) > maxPasswordLen {
+		if !known {
+			return Result{}, errUnknownLogin
+		}
 		return Result{}, ErrInvalidCredentials
 	}
-	entry, known := u.byLogin[foldLogin(req.Login)]
 	hash := u.dummy
 	if known {
 		hash = entry.hash
@@ -252,7 +255,10 @@ func (u *Users) authenticate(ctx context.Context, req Request, slots *VerifySlot
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: users file %s: %w", ErrUnavailable, u.name, err)
 	}
-	if !known || !ok {
+	if !known {
+		return Result{}, errUnknownLogin
+	}
+	if !ok {
 		return Result{}, ErrInvalidCredentials
 	}
 	return Result{Login: entry.login, Backend: "file"}, nil

@@ -138,8 +138,14 @@ func TestUsersAuthenticate(t *testing.T) {
 				if !errors.Is(err, ErrInvalidCredentials) {
 					t.Fatalf("Authenticate = %+v, %v; want ErrInvalidCredentials", res, err)
 				}
-				if err != ErrInvalidCredentials { //nolint:errorlint // the exact value: no detail that could differ between the two cases
+				// errUnknownLogin (for Chain) is the one other value, with
+				// the same text; through Chain both are the exact value.
+				if err != ErrInvalidCredentials && err != errUnknownLogin || err.Error() != ErrInvalidCredentials.Error() { //nolint:errorlint // the exact value: no detail that could differ between the two cases
 					t.Errorf("error %q is decorated; unknown user and wrong password must give the same error", err)
+				}
+				_, err = Chain(users).Authenticate(context.Background(), Request{Login: tc.login, Password: tc.password})
+				if err != ErrInvalidCredentials { //nolint:errorlint // the exact value, as above
+					t.Errorf("through Chain: error %q; want exactly ErrInvalidCredentials", err)
 				}
 				return
 			}

@@ -4,20 +4,21 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // VerifySlots bounds how many password hashes are verified at once. A
 // bcrypt or argon2 verification is pure CPU: past one per core, more at once
 // only makes every one of them (and every other session's TLS handshake and
 // message) slower together. Verifications beyond the bound wait their turn
-// in a queue (a buffered channel; Go wakes channel waiters in FIFO order), so
-// a login storm is served in arrival order instead of all at the pace of
-// the slowest. Waiting is never a refusal: only the request's deadline ends
-// it, and then as ErrUnavailable (a 454, try again), never as a wrong
-// password. A nil *VerifySlots does not bound anything. Safe for concurrent
-// use.
+// in a queue (x/sync's semaphore serves waiters in FIFO order), so a login
+// storm is served in arrival order instead of all at the pace of the
+// slowest. Waiting is never a refusal: only the request's deadline ends it,
+// and then as ErrUnavailable (a 454, try again), never as a wrong password.
+// A nil *VerifySlots does not bound anything. Safe for concurrent use.
 type VerifySlots struct {
-	slots   chan struct{}
+	slots   *semaphore.Weighted
 	waiting atomic.Int64 // verifications queued for a slot now
 }
 
@@ -27,7 +28,7 @@ func NewVerifySlots(n int) *VerifySlots {
 	if n <= 0 {
 		return nil
 	}
-	return &VerifySlots{slots: make(chan struct{}, n)}
+	return &VerifySlots{slots: semaphore.NewWeighted(int64(n))}
 }
 
 // Waiting is the number of verifications queued for a slot (for the
@@ -46,26 +47,18 @@ func (v *VerifySlots) acquire(ctx context.Context) (release func(), err error) {
 	if v == nil {
 		return func() {}, nil
 	}
-	select {
-	case v.slots <- struct{}{}:
-		return v.release, nil
-	default:
-	}
-	v.waiting.Add(1)
-	defer v.waiting.Add(-1)
-	select {
-	case v.slots <- struct{}{}:
-		// A slot and the deadline can become ready together (select
-		// picks either): nobody waits for a verification past its
-		// deadline, so do not spend a hash on it.
-		if err := ctx.Err(); err != nil {
-			v.release()
+	if !v.slots.TryAcquire(1) {
+		// Acquire gives up at the deadline, also when a slot and the
+		// deadline come together: nobody waits for a verification past
+		// its deadline, so no hash is spent on it.
+		v.waiting.Add(1)
+		err := v.slots.Acquire(ctx, 1)
+		v.waiting.Add(-1)
+		if err != nil {
 			return nil, fmt.Errorf("%w: waiting for a password verification slot: %w", ErrUnavailable, err)
 		}
-		return v.release, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: waiting for a password verification slot: %w", ErrUnavailable, ctx.Err())
 	}
+	return v.release, nil
 }
 
-func (v *VerifySlots) release() { <-v.slots }
+func (v *VerifySlots) release() { v.slots.Release(1) }

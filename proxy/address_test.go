@@ -113,7 +113,7 @@ func TestMayUseParsedAddress(t *testing.T) {
 		{"buch@example.org", "u@xn--bcher-kva.example", true},
 		{"admin@example.org", "", true}, // the null sender, as Postfix
 	} {
-		if got := mayUse(m, tt.login, nil, testAddr(t, tt.from)); got != tt.want {
+		if got := mayUse(m, []string{tt.login}, nil, testAddr(t, tt.from)); got != tt.want {
 			t.Errorf("mayUse(%q, %q) = %v, want %v", tt.login, tt.from, got, tt.want)
 		}
 	}

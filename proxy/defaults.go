@@ -20,6 +20,18 @@ const (
 	DefaultLoginTimeout        = time.Minute
 	DefaultLockoutMaxFailures  = 10               // per address within the window; zero value
 	DefaultLockoutWindow       = 15 * time.Minute // zero value
+	// DefaultLockoutMaxUnavailable is how many AUTHs per address may end
+	// "backend unavailable" (454) within the window (zero value). Ten
+	// times the failures: a user whose client retries every minute
+	// through an outage makes 15, an office of a few such users behind one
+	// NAT address stays below it, and an attacker gets about one attempt
+	// every nine seconds per address, none of them a verdict.
+	DefaultLockoutMaxUnavailable = 100
+	// DefaultLoginDelay is the wait before answering an AUTH for a login
+	// with one recent failure; it doubles with each further failure up to
+	// DefaultMaxLoginDelay (Dovecot's auth penalty cap). Zero values.
+	DefaultLoginDelay    = 250 * time.Millisecond
+	DefaultMaxLoginDelay = 15 * time.Second
 )
 
 // The connection caps of cmd/postern's HTTP listeners (issue 18, hole 7): a
@@ -42,6 +54,17 @@ const (
 	// hold one or two at a time.
 	MetricsMaxConnectionsPerIP = 8
 )
+
+// MaxCommandLineSkip bounds what is read of a command (or AUTH) line longer
+// than go-smtp's line limit to find its end, within --command-timeout: the
+// line is then answered "500 5.5.6 Line too long" and the session goes on,
+// as with Postfix, which reads such a line to its end; the client, still
+// writing, reads the reply instead of a reset. Longer or slower, the reply
+// is the last. It is no flag: an attacker gets at most this many bytes read
+// and dropped per line, into one small buffer, and three such lines per
+// connection (the fourth protocol error ends it); no client writes a
+// command line of even 1 MiB.
+const MaxCommandLineSkip = 8 << 20
 
 // The sending limits and suspension (issue 12), declared once for the
 // flags and for NewLimits' zero values.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/postern/postern/proxy/state"
@@ -19,13 +20,22 @@ type LockoutConfig struct {
 	// Window is the sliding window failures are counted in. Default
 	// DefaultLockoutWindow.
 	Window time.Duration
+	// MaxUnavailable is how many AUTHs of an address (IPv4) or network
+	// (IPv6 /64) may end "backend unavailable" (454) within Window; with
+	// that many it is Blocked like one with MaxFailures failures. Such an
+	// attempt tells the client nothing about the password, but without a
+	// bound an outage would be a free pass for endless attempts (and load
+	// on the backend that is recovering). Default
+	// DefaultLockoutMaxUnavailable. Memory: a ring of this many times per
+	// address that had such attempts (8 bytes each).
+	MaxUnavailable int
 	// MaxKeys bounds the addresses, and separately the logins, tracked in
 	// this process's memory when Store is nil; the least recently seen are
 	// forgotten first. Default 100_000.
 	MaxKeys int
 	// LoginDelayBase is the delay after one recent failure for a login; it
-	// doubles with each further failure up to MaxLoginDelay. Defaults 250ms
-	// and 15s (the 15 s cap is Dovecot's auth penalty cap too).
+	// doubles with each further failure up to MaxLoginDelay. Defaults
+	// DefaultLoginDelay and DefaultMaxLoginDelay.
 	LoginDelayBase time.Duration
 	MaxLoginDelay  time.Duration
 	// Now is the clock; tests inject a fake one. Default time.Now.
@@ -45,15 +55,19 @@ func (c LockoutConfig) withDefaults() LockoutConfig {
 	if c.Window <= 0 {
 		c.Window = DefaultLockoutWindow
 	}
+	if c.MaxUnavailable <= 0 {
+		c.MaxUnavailable = DefaultLockoutMaxUnavailable
+	}
 	if c.MaxKeys <= 0 {
 		c.MaxKeys = 100_000
 	}
 	if c.LoginDelayBase <= 0 {
-		c.LoginDelayBase = 250 * time.Millisecond
+		c.LoginDelayBase = DefaultLoginDelay
 	}
 	if c.MaxLoginDelay <= 0 {
-		c.MaxLoginDelay = 15 * time.Second
+		c.MaxLoginDelay = DefaultMaxLoginDelay
 	}
+	c.MaxLoginDelay = max(c.MaxLoginDelay, c.LoginDelayBase)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -64,10 +78,19 @@ func (c LockoutConfig) withDefaults() LockoutConfig {
 // count at which the doubling delay reaches its cap (7 with the defaults).
 func (c LockoutConfig) loginRingSize() int {
 	n := 1
-	for d := c.LoginDelayBase; d < c.MaxLoginDelay; d *= 2 {
+	for d := c.LoginDelayBase; d < c.MaxLoginDelay; d = c.doubled(d) {
 		n++
 	}
 	return n
+}
+
+// doubled is twice d, at most MaxLoginDelay (and never past the largest
+// Duration, whatever the flags say).
+func (c LockoutConfig) doubled(d time.Duration) time.Duration {
+	if d > c.MaxLoginDelay/2 {
+		return c.MaxLoginDelay
+	}
+	return 2 * d
 }
 
 // Lockout counts failed authentications per client address and per login.
@@ -110,9 +133,11 @@ func NewLockout(cfg LockoutConfig) *Lockout {
 
 // Key names in the store. The address is its prefix (see addrKey); the
 // login its state.LoginKey.
-func addrCounter(p netip.Prefix) string  { return "lockout:addr:" + p.String() }
-func addrReported(p netip.Prefix) string { return "lockout:blocked:" + p.String() }
-func loginCounter(login string) string   { return "lockout:login:" + state.LoginKey(login) }
+func addrCounter(p netip.Prefix) string     { return "lockout:addr:" + p.String() }
+func addrReported(p netip.Prefix) string    { return "lockout:blocked:" + p.String() }
+func unavailCounter(p netip.Prefix) string  { return "lockout:unavailable:" + p.String() }
+func unavailReported(p netip.Prefix) string { return "lockout:unavailable-blocked:" + p.String() }
+func loginCounter(login string) string      { return "lockout:login:" + state.LoginKey(login) }
 
 // storeErr logs a store failure; the caller then fails open.
 func (l *Lockout) storeErr(what string, err error) {
@@ -123,14 +148,27 @@ func (l *Lockout) storeErr(what string, err error) {
 
 // Blocked reports whether ip (its /64 for IPv6) has used up its MaxFailures
 // attempts within the window (failures, and attempts reserved and still
-// being verified); the caller answers 421 4.7.0 and closes.
+// being verified), or its MaxUnavailable attempts that ended with a backend
+// unavailable; the caller answers 421 4.7.0 and closes.
 func (l *Lockout) Blocked(ip netip.Addr) bool {
-	n, err := l.addrs.Count(context.Background(), addrCounter(addrKey(ip)), l.cfg.Window)
+	key := addrKey(ip)
+	n, err := l.addrs.Count(context.Background(), addrCounter(key), l.cfg.Window)
 	if err != nil {
 		l.storeErr("blocked", err)
 		return false
 	}
-	return n >= l.cfg.MaxFailures
+	return n >= l.cfg.MaxFailures || l.unavailableSpent(key)
+}
+
+// unavailableSpent reports whether key has MaxUnavailable attempts that
+// ended "unavailable" within the window.
+func (l *Lockout) unavailableSpent(key netip.Prefix) bool {
+	n, err := l.addrs.Count(context.Background(), unavailCounter(key), l.cfg.Window)
+	if err != nil {
+		l.storeErr("blocked", err)
+		return false
+	}
+	return n >= l.cfg.MaxUnavailable
 }
 
 // Reserve counts one authentication attempt from ip before its credentials
@@ -141,10 +179,19 @@ func (l *Lockout) Blocked(ip netip.Addr) bool {
 // verdict. A reserved attempt therefore also bounds how many AUTHs of one
 // address are verified at once: never more than MaxFailures (across all
 // replicas sharing the store: the check and the count are one atomic step
-// in it). The caller ends each reserved attempt with Failure (wrong
-// credentials) or Release.
+// in it). The caller ends each reserved attempt with ReservedFailure (wrong
+// credentials), ReservedUnavailable or Release.
+//
+// An address whose MaxUnavailable budget is spent gets false too. That
+// check and the count are two steps, so parallel attempts can pass it
+// together: by at most the MaxFailures attempts the reservations let
+// through at once.
 func (l *Lockout) Reserve(ip netip.Addr) bool {
-	_, added, err := l.addrs.Add(context.Background(), addrCounter(addrKey(ip)), l.cfg.MaxFailures, l.cfg.Window)
+	key := addrKey(ip)
+	if l.unavailableSpent(key) {
+		return false
+	}
+	_, added, err := l.addrs.Add(context.Background(), addrCounter(key), l.cfg.MaxFailures, l.cfg.Window)
 	if err != nil {
 		l.storeErr("reserve", err)
 		return true
@@ -153,7 +200,7 @@ func (l *Lockout) Reserve(ip netip.Addr) bool {
 }
 
 // Release gives back an attempt Reserve counted for ip: the credentials
-// were right, or the backend could not check them. It drops the newest
+// were right (or never checked: the client left). It drops the newest
 // attempt on record, which is the reserved one or one made within the same
 // verification time; an address is never left with fewer attempts than it
 // made wrong guesses.
@@ -163,21 +210,52 @@ func (l *Lockout) Release(ip netip.Addr) {
 	}
 }
 
+// ReservedUnavailable ends an attempt Reserve counted for ip whose
+// credentials no backend could check (454): it is given back as a failure
+// and counted toward the address's MaxUnavailable budget instead. Once the
+// budget is spent, one log line per window says so; it is deliberately not
+// the "address blocked" line the fail2ban filter reads: the usual cause is
+// an outage, and the address an office of real users behind one NAT.
+func (l *Lockout) ReservedUnavailable(ip netip.Addr) {
+	l.Release(ip)
+	ctx := context.Background()
+	key := addrKey(ip)
+	n, err := l.addrs.Record(ctx, unavailCounter(key), l.cfg.MaxUnavailable, l.cfg.Window)
+	if err != nil {
+		l.storeErr("unavailable", err)
+		return
+	}
+	if n < l.cfg.MaxUnavailable || l.cfg.Log == nil {
+		return
+	}
+	first, err := l.addrs.Once(ctx, unavailReported(key), l.cfg.Window)
+	if err != nil {
+		l.storeErr("unavailable", err)
+	}
+	if first {
+		l.cfg.Log.Warn("auth lockout: address blocked after attempts while a backend was unavailable",
+			"client", ip.String(), "key", key.String(),
+			"attempts", l.cfg.MaxUnavailable, "window", l.cfg.Window.String())
+	}
+}
+
 // Failure records a failed authentication (wrong credentials only, never a
-// backend that was unavailable) from ip for login that was not reserved:
-// both the address and the login get a failure.
-func (l *Lockout) Failure(ip netip.Addr, login string) {
-	l.failure(ip, login, false)
+// backend that was unavailable) from ip that was not reserved: the address
+// gets one failure, and so does each distinct one of logins (the spelling
+// typed, and the account's canonical identity when a backend named it; ""
+// is skipped).
+func (l *Lockout) Failure(ip netip.Addr, logins ...string) {
+	l.failure(ip, logins, false)
 }
 
 // ReservedFailure records that an attempt Reserve counted for ip had wrong
-// credentials: the address keeps the attempt, and login gets a failure
-// (LoginDelay).
-func (l *Lockout) ReservedFailure(ip netip.Addr, login string) {
-	l.failure(ip, login, true)
+// credentials: the address keeps the attempt, and each distinct one of
+// logins gets a failure (LoginDelay), as in Failure.
+func (l *Lockout) ReservedFailure(ip netip.Addr, logins ...string) {
+	l.failure(ip, logins, true)
 }
 
-func (l *Lockout) failure(ip netip.Addr, login string, reserved bool) {
+func (l *Lockout) failure(ip netip.Addr, logins []string, reserved bool) {
 	ctx := context.Background()
 	key := addrKey(ip)
 	var n int
@@ -205,20 +283,40 @@ func (l *Lockout) failure(ip netip.Addr, login string, reserved bool) {
 				"failures", l.cfg.MaxFailures, "window", l.cfg.Window.String())
 		}
 	}
-	if _, err := l.logins.Record(ctx, loginCounter(login), l.cfg.loginRingSize(), l.cfg.Window); err != nil {
-		l.storeErr("failure", err)
+	for _, k := range loginCounters(logins) {
+		if _, err := l.logins.Record(ctx, k, l.cfg.loginRingSize(), l.cfg.Window); err != nil {
+			l.storeErr("failure", err)
+		}
 	}
 }
 
-// Success records a successful authentication. It clears the login's
-// failures (the owner got in; stop slowing them down) but deliberately not
-// the address's: otherwise an attacker with one valid account could reset
-// its own counter between guesses at other accounts.
-func (l *Lockout) Success(ip netip.Addr, login string) {
+// Success records a successful authentication. It clears the failures of
+// logins (the spelling typed and the account's canonical identity: the
+// owner got in; stop slowing them down) but deliberately not the address's:
+// otherwise an attacker with one valid account could reset its own counter
+// between guesses at other accounts.
+func (l *Lockout) Success(ip netip.Addr, logins ...string) {
 	_ = ip // kept in the signature for symmetry with Failure
-	if err := l.logins.Clear(context.Background(), loginCounter(login)); err != nil {
-		l.storeErr("success", err)
+	for _, k := range loginCounters(logins) {
+		if err := l.logins.Clear(context.Background(), k); err != nil {
+			l.storeErr("success", err)
+		}
 	}
+}
+
+// loginCounters are the distinct counter keys of logins, "" left out: two
+// spellings that fold alike are one login and count once.
+func loginCounters(logins []string) []string {
+	keys := make([]string, 0, len(logins))
+	for _, login := range logins {
+		if login == "" {
+			continue
+		}
+		if k := loginCounter(login); !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // LoginDelay is how long to wait before answering an AUTH for login:
@@ -236,7 +334,7 @@ func (l *Lockout) LoginDelay(login string) time.Duration {
 	}
 	d := l.cfg.LoginDelayBase
 	for i := 1; i < n && d < l.cfg.MaxLoginDelay; i++ {
-		d *= 2
+		d = l.cfg.doubled(d)
 	}
 	return min(d, l.cfg.MaxLoginDelay)
 }

@@ -346,3 +346,55 @@ func (s *syncLogBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestLockoutUnavailableBudget: attempts that no backend could check are
+// given back as failures but counted toward MaxUnavailable; with that many
+// in the window the address is Blocked and Reserve refuses, one log line
+// says so (not the "address blocked" line fail2ban reads), and the block
+// ends with the window. Wrong passwords keep their own, smaller budget.
+func TestLockoutUnavailableBudget(t *testing.T) {
+	var logBuf bytes.Buffer
+	l, clock := newTestLockout(LockoutConfig{MaxFailures: 3, MaxUnavailable: 5, Window: time.Minute,
+		Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
+	office := netip.MustParseAddr("192.0.2.7")
+	other := netip.MustParseAddr("192.0.2.8")
+	for i := 1; i <= 5; i++ {
+		if !l.Reserve(office) {
+			t.Fatalf("attempt %d refused; the unavailable budget is 5", i)
+		}
+		l.ReservedUnavailable(office)
+		if blocked := l.Blocked(office); blocked != (i == 5) {
+			t.Fatalf("after %d unavailable attempts Blocked = %v", i, blocked)
+		}
+		clock.Advance(time.Second)
+	}
+	if l.Reserve(office) {
+		t.Fatal("Reserve accepted an attempt after the unavailable budget was spent")
+	}
+	if l.Blocked(other) {
+		t.Fatal("another address is blocked too")
+	}
+	// More unavailable attempts (a replica that reserved before the
+	// block) log no second line.
+	l.ReservedUnavailable(office)
+	if got := strings.Count(logBuf.String(), "auth lockout: address blocked after attempts while a backend was unavailable"); got != 1 {
+		t.Errorf("%d log lines for the spent budget, want 1:\n%s", got, logBuf.String())
+	}
+	if strings.Contains(logBuf.String(), `msg="auth lockout: address blocked"`) {
+		t.Errorf("the unavailable budget logged fail2ban's line:\n%s", logBuf.String())
+	}
+	clock.Advance(time.Minute + time.Second)
+	if l.Blocked(office) {
+		t.Fatal("still blocked after the window")
+	}
+	// The unavailable attempts were given back: all 3 failures are left.
+	for i := 1; i <= 3; i++ {
+		if !l.Reserve(office) {
+			t.Fatalf("failure %d refused: an unavailable attempt was kept as a failure", i)
+		}
+		l.ReservedFailure(office, "alice")
+	}
+	if !l.Blocked(office) || l.Reserve(office) {
+		t.Fatal("not blocked after 3 failures")
+	}
+}

@@ -11,7 +11,10 @@ import (
 // type assertion on *smtp.SMTPError, not errors.As, so a wrapped reply would
 // lose its code. The protocol replies go-smtp writes itself (501 5.5.2
 // "Invalid base64 data" for an AUTH response, 501 5.0.0 "Negotiation
-// cancelled" for "*", syntax errors) keep go-smtp's wording and live there;
+// cancelled" for "*", syntax errors, 500 5.5.6 "Line too long", and the
+// replies to commands out of sequence, 503 5.5.1 and 554 5.5.1 "No valid
+// recipients" as Postfix gives them, patches/0029) keep go-smtp's wording
+// and live there;
 // AUTH before TLS gets replyTLSRequired from the session, never go-smtp's
 // 523 (the server sets AllowInsecureAuth).
 var (

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"golang.org/x/net/idna"
@@ -133,21 +134,24 @@ func (m *SenderMap) Owners(address string) []string {
 	return nil
 }
 
-// mayUse reports whether login may send with the envelope sender from,
-// parsed by parseAddress; nil is the null sender (bounces, read receipts),
-// allowed for every login, as Postfix's reject_sender_login_mismatch does
-// not check it either. A login always owns its own name when that is an
-// address; beyond that the sender map and the addresses the auth backend
-// returned (e.g. LDAP mail and alias attributes) grant addresses. The check
-// is on the parsed address, in the form it is sent upstream (see
-// address.ownerKeys for case), so what is checked is what the upstream
-// reads.
-func mayUse(m *SenderMap, login string, backendAddrs []string, from *address) bool {
+// mayUse reports whether the account known by logins may send with the
+// envelope sender from, parsed by parseAddress; nil is the null sender
+// (bounces, read receipts), allowed for every login, as Postfix's
+// reject_sender_login_mismatch does not check it either. logins are the
+// account's canonical identity and the further names its backend stores
+// (auth.Result.Names), never the spelling the client typed: the same for
+// every spelling, so typing another one gains nothing. An account owns each
+// of its names that is an address; beyond that the sender map (lines naming
+// any of its names) and the addresses the auth backend returned (e.g. LDAP
+// mail and alias attributes) grant addresses. The check is on the parsed
+// address, in the form it is sent upstream (see address.ownerKeys for
+// case), so what is checked is what the upstream reads.
+func mayUse(m *SenderMap, logins []string, backendAddrs []string, from *address) bool {
 	if from == nil {
 		return true
 	}
 	full, domain := from.ownerKeys()
-	if strings.EqualFold(full, login) {
+	if slices.ContainsFunc(logins, func(l string) bool { return strings.EqualFold(full, l) }) {
 		return true
 	}
 	for _, a := range backendAddrs {
@@ -160,7 +164,7 @@ func mayUse(m *SenderMap, login string, backendAddrs []string, from *address) bo
 		owners, _ = m.lookup(domain)
 	}
 	for _, owner := range owners {
-		if strings.EqualFold(owner, login) {
+		if slices.ContainsFunc(logins, func(l string) bool { return strings.EqualFold(owner, l) }) {
 			return true
 		}
 	}

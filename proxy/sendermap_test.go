@@ -39,7 +39,7 @@ func TestSenderMapOwners(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.login+"->"+tt.from, func(t *testing.T) {
-			if got := mayUse(m, tt.login, nil, testAddr(t, tt.from)); got != tt.want {
+			if got := mayUse(m, []string{tt.login}, nil, testAddr(t, tt.from)); got != tt.want {
 				t.Fatalf("mayUse(%q, %q) = %v, want %v", tt.login, tt.from, got, tt.want)
 			}
 		})
@@ -60,13 +60,13 @@ func testAddr(t *testing.T, s string) *address {
 }
 
 func TestSenderMapNilAndBackendAddresses(t *testing.T) {
-	if !mayUse(nil, "u@example.org", nil, testAddr(t, "u@example.org")) {
+	if !mayUse(nil, []string{"u@example.org"}, nil, testAddr(t, "u@example.org")) {
 		t.Fatal("without a map a login must be able to send as itself")
 	}
-	if mayUse(nil, "u@example.org", nil, testAddr(t, "v@example.org")) {
+	if mayUse(nil, []string{"u@example.org"}, nil, testAddr(t, "v@example.org")) {
 		t.Fatal("without a map a login must not send as another address")
 	}
-	if !mayUse(nil, "u", []string{"alias@example.org"}, testAddr(t, "ALIAS@example.org")) {
+	if !mayUse(nil, []string{"u"}, []string{"alias@example.org"}, testAddr(t, "ALIAS@example.org")) {
 		t.Fatal("an address from the auth backend must be usable")
 	}
 }

@@ -108,15 +108,19 @@ type Config struct {
 
 // AuthLimiter is the lockout policy (see Lockout). Blocked addresses get 421
 // and are disconnected; LoginDelay slows guessing of one login. Every
-// verification is preceded by Reserve and ended by ReservedFailure or
-// Release, so that parallel attempts are counted before they are verified.
+// verification is preceded by Reserve and ended by ReservedFailure,
+// ReservedUnavailable (no backend could check it) or Release, so that
+// parallel attempts are counted before they are verified.
 type AuthLimiter interface {
 	Blocked(ip netip.Addr) bool
 	Reserve(ip netip.Addr) bool
 	Release(ip netip.Addr)
-	ReservedFailure(ip netip.Addr, login string)
-	Failure(ip netip.Addr, login string)
-	Success(ip netip.Addr, login string)
+	// The logins of ReservedFailure, Failure and Success are the spelling
+	// typed and the account's canonical identity (or ""): see Lockout.
+	ReservedFailure(ip netip.Addr, logins ...string)
+	ReservedUnavailable(ip netip.Addr)
+	Failure(ip netip.Addr, logins ...string)
+	Success(ip netip.Addr, logins ...string)
 	LoginDelay(login string) time.Duration
 }
 
@@ -136,7 +140,15 @@ type Server struct {
 	connGone  chan struct{} // closed and replaced whenever a connection closes
 	active    atomic.Int64
 	stopping  atomic.Bool // Serve's context has ended
+	// stopped ends when shutdown starts (cause errServerStopping): what a
+	// session waits on outside go-smtp's reads (AUTH's login delay) ends
+	// with it, instead of holding the drain up.
+	stopped     context.Context
+	stopServing context.CancelCauseFunc
 }
+
+// errServerStopping is the cause of Server.stopped.
+var errServerStopping = errors.New("server shutting down")
 
 // New checks cfg and builds a Server. Nothing is bound until Listen.
 func New(cfg Config) (*Server, error) {
@@ -172,6 +184,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Log, conns: make(map[*clientConn]struct{}), connGone: make(chan struct{}),
 		limits: newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}
+	s.stopped, s.stopServing = context.WithCancelCause(context.Background())
 	s.senderMap.Store(nil)
 	s.tlsConfig = s.markHandshakes(cfg.TLSConfig)
 	if cfg.UpstreamPool > 0 && !cfg.Upstream.XCLIENT {
@@ -184,6 +197,10 @@ func New(cfg Config) (*Server, error) {
 	srv.MaxMessageBytes = cfg.MaxMessageBytes
 	srv.MaxRecipients = cfg.MaxRecipients
 	srv.MaxLineLength = maxMessageLine
+	srv.MaxLineSkip = MaxCommandLineSkip
+	// Reads renew their own idle deadline (clientConn), so the skip of a
+	// line too long has its own bound: a client dribbling it on is cut.
+	srv.LineSkipTimeout = cfg.CommandTimeout
 	srv.WriteBufferSize = replyBufferSize
 	srv.WriteTimeout = cfg.CommandTimeout
 	srv.ReadTimeout = 0 // clientConn renews read deadlines itself
@@ -268,10 +285,12 @@ func (s *Server) Serve(ctx context.Context, drain time.Duration) error {
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
+		s.stopServing(errServerStopping)
 		s.smtp.Close()
 		return fmt.Errorf("serving SMTP: %w", err)
 	}
 	s.stopping.Store(true)
+	s.stopServing(errServerStopping)
 	s.log.Info("shutting down", "active_sessions", s.active.Load(), "drain", drain.String())
 	// Stop accepting. The listeners are closed here as well as by go-smtp's
 	// Shutdown: a Serve goroutine that has not registered its listener with

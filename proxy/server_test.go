@@ -401,17 +401,18 @@ func (f *fakeLimiter) Blocked(ip netip.Addr) bool {
 	defer f.mu.Unlock()
 	return f.blocked[ip]
 }
-func (f *fakeLimiter) Failure(ip netip.Addr, _ string) {
+func (f *fakeLimiter) Failure(ip netip.Addr, _ ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.blocked[ip] = true
 }
-func (f *fakeLimiter) Reserve(ip netip.Addr) bool { return !f.Blocked(ip) }
-func (f *fakeLimiter) Release(netip.Addr)         {}
-func (f *fakeLimiter) ReservedFailure(ip netip.Addr, login string) {
-	f.Failure(ip, login)
+func (f *fakeLimiter) Reserve(ip netip.Addr) bool     { return !f.Blocked(ip) }
+func (f *fakeLimiter) Release(netip.Addr)             {}
+func (f *fakeLimiter) ReservedUnavailable(netip.Addr) {}
+func (f *fakeLimiter) ReservedFailure(ip netip.Addr, logins ...string) {
+	f.Failure(ip, logins...)
 }
-func (f *fakeLimiter) Success(netip.Addr, string)      {}
+func (f *fakeLimiter) Success(netip.Addr, ...string)   {}
 func (f *fakeLimiter) LoginDelay(string) time.Duration { return 0 }
 
 func TestLockedOutAddress(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -30,8 +31,11 @@ type session struct {
 	tls  *tls.ConnectionState
 	log  *slog.Logger
 
-	login     string   // authenticated login, "" if none
+	login     string   // the account's canonical identity (auth.Result.Login), "" if none
 	loginAddr []string // addresses the auth backend says the login owns
+	// loginNames are the names sender-map lines may give the account:
+	// login, then the backend's auth.Result.Names (never the typed spelling).
+	loginNames []string
 	// limitLogin is login folded for the sending limits, once at AUTH.
 	limitLogin LimitLogin
 	// suspensionChecked is when the login's suspension was last looked up
@@ -92,10 +96,11 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 // log line "auth failed" with client= is what the fail2ban filter matches.
 //
 // The attempt is counted against the client address before the credentials
-// are verified (Limiter.Reserve) and given back when they were right or
-// could not be checked: an address collects at most the lockout's
-// MaxFailures 535 replies per window however many connections it guesses
-// on at once, and has at most that many verifications running.
+// are verified (Limiter.Reserve) and given back when they were right, or
+// moved to the address's budget of attempts that could not be checked: an
+// address collects at most the lockout's MaxFailures verdicts per window
+// however many connections it guesses on at once, and has at most that
+// many verifications running.
 func (s *session) authenticate(authzid, login, password string) error {
 	ip := s.cc.clientIP()
 	lim := s.srv.cfg.Limiter
@@ -106,6 +111,9 @@ func (s *session) authenticate(authzid, login, password string) error {
 		return replyLockedOut
 	}
 	res, err := s.verify(authzid, login, password)
+	if errors.Is(err, errAuthAbandoned) {
+		return s.authAbandoned(ip, login, err)
+	}
 	var limitLogin LimitLogin
 	if err == nil {
 		limitLogin = NewLimitLogin(res.Login)
@@ -122,11 +130,12 @@ func (s *session) authenticate(authzid, login, password string) error {
 	switch {
 	case err == nil:
 		s.login, s.loginAddr, s.limitLogin = res.Login, res.Addresses, limitLogin
+		s.loginNames = append([]string{res.Login}, res.Names...)
 		s.suspensionChecked = time.Now()
 		s.cc.loggedIn() // no more --login-timeout
 		if lim != nil {
 			lim.Release(ip)
-			lim.Success(ip, login)
+			lim.Success(ip, login, res.Login)
 		}
 		s.srv.cfg.Metrics.authResult(res.Backend, "ok")
 		s.log.Info("auth ok", "client", ip.String(), "login", res.Login, "backend", res.Backend)
@@ -134,9 +143,20 @@ func (s *session) authenticate(authzid, login, password string) error {
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		failures := s.cc.authFailures.Add(1)
 		if lim != nil {
-			lim.ReservedFailure(ip, login)
+			// Both the spelling and the account it named (if a backend
+			// said): guesses spread over spellings slow the account down.
+			lim.ReservedFailure(ip, login, res.Login)
 		}
-		s.log.Warn("auth failed", "client", ip.String(), "login", sanitizeLog(login), "failures", failures)
+		// A backend rejected the password while another was down
+		// (auth.ErrRejectedWhileUnavailable): a failed guess all the
+		// same, counted and logged for fail2ban like any other, or an
+		// outage would switch the lockout off. Its reply is below.
+		rejectedWhileDown := errors.Is(err, auth.ErrRejectedWhileUnavailable)
+		attrs := []any{"client", ip.String(), "login", sanitizeLog(login), "account", sanitizeLog(res.Login), "failures", failures}
+		if rejectedWhileDown {
+			attrs = append(attrs, "err", err)
+		}
+		s.log.Warn("auth failed", attrs...)
 		if err != errSuspended { // counted as "suspended" above
 			s.srv.cfg.Metrics.authResult("", "invalid")
 		}
@@ -154,17 +174,35 @@ func (s *session) authenticate(authzid, login, password string) error {
 			s.conn.CloseAfterReply()
 			return replyLockedOut
 		}
+		if rejectedWhileDown {
+			// 454, not 535, though one backend did reject the password.
+			// The login may live in the backend that is down with this
+			// very password (a user of both, or a Dovecot FAIL that
+			// cannot tell an unknown user): 535 would make the mail
+			// client drop the password and ask its user for a "new" one
+			// over an outage. And a login no backend that answered holds
+			// gets 454 here as well (auth.Chain): 535 for the others
+			// would tell a prober, during every outage, which logins the
+			// users file holds. 454 is true for all of them.
+			return replyAuthUnavailable
+		}
 		return replyAuthInvalid
 	default:
-		// A backend that is down is not a wrong password: 454, no failure counted.
+		// A backend that is down is not a wrong password: 454, and the
+		// attempt moves from the failures to the address's budget of
+		// attempts that could not be checked (Lockout.MaxUnavailable),
+		// so an outage is no unlimited supply of attempts.
 		if lim != nil {
-			lim.Release(ip)
+			lim.ReservedUnavailable(ip)
 		}
 		s.log.Error("auth unavailable", "client", ip.String(), "login", sanitizeLog(login), "err", err)
 		s.srv.cfg.Metrics.authResult("", "unavailable")
-		// Not a lockout failure, but a connection that keeps trying while a
-		// backend is down is cut like one that keeps failing: otherwise an
-		// outage would give a guesser unlimited tries per connection.
+		if lim != nil && lim.Blocked(ip) {
+			s.conn.CloseAfterReply()
+			return replyLockedOut
+		}
+		// A connection that keeps trying while a backend is down is cut
+		// like one that keeps failing.
 		if int(s.cc.authTempFailures.Add(1)) >= s.srv.cfg.MaxAuthFailures {
 			s.conn.CloseAfterReply()
 		}
@@ -175,6 +213,27 @@ func (s *session) authenticate(authzid, login, password string) error {
 // errSuspended is the right password of a suspended login: a failure.
 var errSuspended = fmt.Errorf("login suspended: %w", auth.ErrInvalidCredentials)
 
+// errAuthAbandoned: the client left, or shutdown started, during the
+// login's delay, before anything was verified.
+var errAuthAbandoned = errors.New("auth abandoned during the login delay")
+
+// authAbandoned ends an AUTH that waited out part of its login delay and
+// was never verified: the attempt is given back (the password was not
+// checked, so a guesser learns nothing and there is nothing to count),
+// and the connection ends after the reply: 421 4.3.2 in a shutdown,
+// else 454 to a client that has most likely gone.
+func (s *session) authAbandoned(ip netip.Addr, login string, err error) error {
+	if lim := s.srv.cfg.Limiter; lim != nil {
+		lim.Release(ip)
+	}
+	s.log.Info("auth abandoned", "client", ip.String(), "login", sanitizeLog(login), "err", err)
+	s.conn.CloseAfterReply()
+	if errors.Is(err, errServerStopping) {
+		return replyShuttingDown
+	}
+	return replyAuthUnavailable
+}
+
 // verify checks the credentials with the backends, after the login's delay.
 // Acting as another user (a PLAIN authzid other than the login) is not
 // supported: it fails like a wrong password, and counts as one.
@@ -182,14 +241,60 @@ func (s *session) verify(authzid, login, password string) (auth.Result, error) {
 	if authzid != "" && authzid != login {
 		return auth.Result{}, auth.ErrInvalidCredentials
 	}
+	var slept time.Duration
 	if lim := s.srv.cfg.Limiter; lim != nil {
 		if d := lim.LoginDelay(login); d > 0 {
-			time.Sleep(d)
+			if err := s.waitLoginDelay(login, d); err != nil {
+				return auth.Result{}, err
+			}
+			slept = d
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.AuthTimeout)
 	defer cancel()
-	return s.srv.cfg.Auth.Authenticate(ctx, auth.Request{Login: login, Password: password, RemoteIP: s.cc.clientIP(), Secured: true})
+	res, err := s.srv.cfg.Auth.Authenticate(ctx, auth.Request{Login: login, Password: password, RemoteIP: s.cc.clientIP(), Secured: true})
+	s.accountDelay(res.Login, login, slept)
+	return res, err
+}
+
+// accountDelay holds the answer back until the login delay of the account
+// the backend named has passed (slept of it already did, before verifying).
+// The delay before verifying can only key on the spelling typed; this one
+// keys on the account, which gets the failures of all its spellings, so a
+// guesser gains nothing by switching spellings. (Its price: a slow answer
+// to a fresh spelling tells that it names an account with recent failures,
+// an account the guesser already knows of.)
+func (s *session) accountDelay(account, typed string, slept time.Duration) {
+	lim := s.srv.cfg.Limiter
+	if lim == nil || account == "" || state.FoldLogin(account) == state.FoldLogin(typed) {
+		return
+	}
+	if d := lim.LoginDelay(account) - slept; d > 0 {
+		// The verdict is in: a hang-up or shutdown ends the wait, but
+		// the verdict stands (a wrong password still counts), so the
+		// error is not passed on; go-smtp's reply then meets a closed
+		// connection or the shutdown.
+		_ = s.waitLoginDelay(account, d)
+	}
+}
+
+// waitLoginDelay waits d, the login's delay after recent failures, unless
+// the client hangs up or shutdown starts first (errAuthAbandoned): a
+// delay of up to MaxLoginDelay must neither hold a dead connection, its
+// goroutine and its reserved attempt nor hold the shutdown's drain up.
+func (s *session) waitLoginDelay(login string, d time.Duration) error {
+	s.log.Info("auth delayed", "client", s.cc.clientIP().String(), "login", sanitizeLog(login),
+		"delay", d.String())
+	ctx, stop := s.cc.untilHangup(s.srv.stopped)
+	defer stop()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", errAuthAbandoned, context.Cause(ctx))
+	}
 }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
@@ -211,13 +316,16 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 		sender, from = &a, a.String()
 	}
-	if s.login != "" && !mayUse(s.srv.senderMap.Load(), s.login, s.loginAddr, sender) {
+	if s.login != "" && !mayUse(s.srv.senderMap.Load(), s.loginNames, s.loginAddr, sender) {
 		s.log.Warn("sender rejected", "login", s.login, "from", sanitizeLog(from))
 		return replySenderNotOwned
 	}
 	// Counted before the upstream sees it, so parallel sessions of one
 	// login cannot pass its limit together; given back only when the
-	// upstream refuses (see Limits.ReserveMessage).
+	// upstream refuses (see Limits.ReserveMessage). Once per transaction:
+	// go-smtp answers a MAIL inside one "503 5.5.1" without calling Mail
+	// (patches/0029), as nothing upstream would refuse it before the
+	// first RCPT.
 	lim := s.limits()
 	if lim != nil && lim.recheckDue(s.suspensionChecked) {
 		// Suspended since this session logged in (by another
@@ -376,6 +484,9 @@ func (s *session) Data(r io.Reader) error {
 		return replyUpstreamFailed
 	}
 	defer s.stopStreaming()
+	// The last line ended here, not by go-smtp's client on the way out,
+	// so the header check and the copier read what the upstream gets.
+	r = terminateLastLine(r)
 	if mode := s.srv.cfg.HeaderFrom; mode != HeaderFromOff && mode != "" && s.login != "" {
 		// The header section is read and judged before the upstream
 		// gets DATA: a refused message never reaches it.
@@ -447,7 +558,7 @@ func (s *session) checkHeaderFrom(r io.Reader, mode HeaderFromMode) (io.Reader, 
 		}
 		return nil, reply
 	}
-	why, addrs := headerFromOwned(block, s.srv.senderMap.Load(), s.login, s.loginAddr)
+	why, addrs := headerFromOwned(block, s.srv.senderMap.Load(), s.loginNames, s.loginAddr)
 	if why == "" {
 		return whole, nil
 	}

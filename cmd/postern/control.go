@@ -15,7 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/postern/postern/internal/cli"
+	"github.com/urfave/cli/v2"
+
 	"github.com/postern/postern/proxy"
 )
 
@@ -172,7 +173,7 @@ func withLimits(c *cli.Context, fn func(*proxy.Limits) error) error {
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "status",
-		Usage:     "show a login's sending counters and suspension (from Redis with --state redis://, else asks the running instance)",
+		Usage:     "show a login's sending counters and suspension (from Redis with --state redis://, else asks the running instance); LOGIN is the account's canonical identity (the login= of the log lines)",
 		ArgsUsage: "LOGIN",
 		Flags:     statusFlags(),
 		Before:    applyConfigFile,
@@ -226,7 +227,7 @@ func printStatus(w io.Writer, st proxy.LoginStatus) {
 func unsuspendCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "unsuspend",
-		Usage:     "lift a login's suspension (in Redis with --state redis://, else asks the running instance)",
+		Usage:     "lift a login's suspension (in Redis with --state redis://, else asks the running instance); LOGIN is the account's canonical identity (the login= of the log lines)",
 		ArgsUsage: "LOGIN",
 		Flags:     statusFlags(),
 		Before:    applyConfigFile,
@@ -252,7 +253,9 @@ func unsuspendCommand() *cli.Command {
 			if res.WasSuspended {
 				fmt.Fprintf(c.App.Writer, "%s unsuspended\n", res.Login)
 			} else {
-				fmt.Fprintf(c.App.Writer, "%s was not suspended (its over-limit attempts are forgotten)\n", res.Login)
+				// Counters are kept under the account's canonical
+				// identity only: another spelling finds nothing.
+				fmt.Fprintf(c.App.Writer, "%s was not suspended (its over-limit attempts are forgotten; LOGIN is the account's canonical identity, the login= of the log lines)\n", res.Login)
 			}
 			return nil
 		},

@@ -4,7 +4,9 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -12,9 +14,10 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/postern/postern/auth"
 	"github.com/postern/postern/certs"
-	"github.com/postern/postern/internal/cli"
 )
 
 const demoLogin = "demo@postern.test"
@@ -112,11 +115,56 @@ or over implicit TLS:
 // to args; everything else keeps its default. The environment is not read:
 // POSTERN_* variables configure serve, not the demo.
 func demoInstance(c *cli.Context, log *slog.Logger, args []string) (*instance, error) {
-	dc, err := cli.NewContext(c, serveFlags(), args)
-	if err != nil {
+	set := flag.NewFlagSet("demo", flag.ContinueOnError)
+	set.SetOutput(io.Discard)
+	for _, f := range serveFlags() {
+		f, err := withoutEnv(f)
+		if err != nil {
+			return nil, err
+		}
+		if err := f.Apply(set); err != nil {
+			return nil, fmt.Errorf("demo flags: %w", err)
+		}
+	}
+	if err := set.Parse(args); err != nil {
 		return nil, fmt.Errorf("demo flags: %w", err)
 	}
-	return buildInstance(dc, log)
+	if set.NArg() > 0 {
+		return nil, fmt.Errorf("demo flags: unexpected arguments %q", set.Args())
+	}
+	return buildInstance(cli.NewContext(c.App, set, c), log)
+}
+
+// withoutEnv returns a copy of f with no environment twin (urfave/cli
+// reads a flag's environment variables when the flag is applied).
+func withoutEnv(f cli.Flag) (cli.Flag, error) {
+	switch f := f.(type) {
+	case *cli.StringFlag:
+		g := *f
+		g.EnvVars = nil
+		return &g, nil
+	case *cli.StringSliceFlag:
+		g := *f
+		g.EnvVars = nil
+		return &g, nil
+	case *cli.DurationFlag:
+		g := *f
+		g.EnvVars = nil
+		return &g, nil
+	case *cli.IntFlag:
+		g := *f
+		g.EnvVars = nil
+		return &g, nil
+	case *cli.Int64Flag:
+		g := *f
+		g.EnvVars = nil
+		return &g, nil
+	case *cli.BoolFlag:
+		g := *f
+		g.EnvVars = nil
+		return &g, nil
+	}
+	return nil, fmt.Errorf("demo flags: --%s: flag type %T has no case in withoutEnv", f.Names()[0], f)
 }
 
 // writeDemoCertificate writes a throw-away self-signed certificate for

@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/postern/postern/internal/cli"
+	"github.com/urfave/cli/v2"
+
 	"github.com/postern/postern/proxy"
 )
 

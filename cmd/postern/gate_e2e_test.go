@@ -3,11 +3,8 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
-	"errors"
-	"io"
 	"net"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -72,10 +69,11 @@ func replyWithin(t *testing.T, c *textConn, d time.Duration) string {
 }
 
 // TestGateOverlongCommandE2E: an over-long command line gets
-// "500 5.5.6 Line too long" and then an orderly end of the connection (EOF),
-// never a TCP reset that would make the client's kernel drop the reply:
-// before TLS (NOOP, EHLO) and after it (AUTH PLAIN with the response inline
-// or after the 334).
+// "500 5.5.6 Line too long", nothing of it runs, and the session goes on
+// (the line is read to its end, as Postfix does; TestLongCommandLineE2E has
+// the long ones), never a TCP reset that would make the client's kernel
+// drop the reply: before TLS (NOOP, EHLO) and after it (AUTH PLAIN with the
+// response inline or after the 334).
 func TestGateOverlongCommandE2E(t *testing.T) {
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	p := startPostern(t, up.Addr)
@@ -125,16 +123,9 @@ func TestGateOverlongCommandE2E(t *testing.T) {
 					c.expect("334")
 				}
 			}
-			out, err := readToEnd(c, 10*time.Second)
-			if errors.Is(err, syscall.ECONNRESET) {
-				t.Fatalf("connection reset; read before it: %q", out)
-			}
-			if err != io.EOF {
-				t.Fatalf("connection not closed within 10 s (%v); read: %q", err, out)
-			}
-			if !strings.HasPrefix(out, "500 5.5.6 Line too long\r\n") {
-				t.Fatalf("read %q before EOF, want the reply 500 5.5.6 Line too long", out)
-			}
+			c.expect("500 5.5.6 Line too long")
+			c.send("NOOP")
+			c.expect("250")
 		})
 	}
 	if up.Connections() != 0 {

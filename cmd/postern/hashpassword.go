@@ -8,10 +8,10 @@ import (
 	"os"
 	"strings"
 
+	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
 	"github.com/postern/postern/auth"
-	"github.com/postern/postern/internal/cli"
 )
 
 func hashPasswordCommand() *cli.Command {

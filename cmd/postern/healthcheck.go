@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/postern/postern/internal/cli"
+	"github.com/urfave/cli/v2"
 )
 
 // healthcheckCommand is for Docker's HEALTHCHECK: the image has no curl.

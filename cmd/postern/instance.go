@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/urfave/cli/v2"
 
 	"github.com/postern/postern/certs"
 	"github.com/postern/postern/internal/autoconfig"
-	"github.com/postern/postern/internal/cli"
 	"github.com/postern/postern/proxy"
 	"github.com/postern/postern/proxy/state"
 )
@@ -183,10 +183,13 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		ProxyProtocolFrom: proxyFrom,
 		Auth:              inst.auth.cache,
 		Limiter: proxy.NewLockout(proxy.LockoutConfig{
-			MaxFailures: c.Int("auth-max-failures"),
-			Window:      c.Duration("auth-lockout-window"),
-			Log:         log,
-			Store:       lockoutStore,
+			MaxFailures:    c.Int("auth-max-failures"),
+			MaxUnavailable: c.Int("auth-max-unavailable"),
+			Window:         c.Duration("auth-lockout-window"),
+			LoginDelayBase: c.Duration("auth-login-delay"),
+			MaxLoginDelay:  c.Duration("auth-login-delay-max"),
+			Log:            log,
+			Store:          lockoutStore,
 		}),
 		MyNetworks:      mynets,
 		Received:        received,

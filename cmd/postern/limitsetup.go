@@ -7,7 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/postern/postern/internal/cli"
+	"github.com/urfave/cli/v2"
+
 	"github.com/postern/postern/proxy"
 	"github.com/postern/postern/proxy/state"
 )

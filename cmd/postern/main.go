@@ -11,7 +11,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/postern/postern/internal/cli"
+	"github.com/urfave/cli/v2"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -21,7 +21,7 @@ var version = "dev"
 // carrying an exit code (cli.Exit; 2 for a usage error such as an unknown
 // command or flag) sets it.
 func main() {
-	if err := newApp(os.Stdin, os.Stdout, os.Stderr).Run(context.Background(), os.Args); err != nil {
+	if err := newApp(os.Stdin, os.Stdout, os.Stderr).RunContext(context.Background(), os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "postern:", err)
 		code := 1
 		var ec cli.ExitCoder
@@ -32,16 +32,24 @@ func main() {
 	}
 }
 
-// newApp is the command line. Without a command it prints the help; an
-// unknown command or flag is an error that names it (exit 2).
+// newApp is the command line (urfave/cli/v2). Without a command it prints
+// the help; an unknown command or flag, a bad flag value and a stray
+// argument are usage errors that name them (exit 2, see usage.go).
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:      "postern",
 		Usage:     "authenticating STARTTLS submission proxy in front of your MTA",
 		Version:   version,
 		Reader:    stdin,
 		Writer:    stdout,
 		ErrWriter: stderr,
+		// The app never exits by itself (urfave's default handler calls
+		// os.Exit): main does, with the error's code.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   appUsageError,
+		Action:         showAppHelp,
+		// urfave adds --help itself only with its own help command.
+		Flags: []cli.Flag{cli.HelpFlag},
 		Commands: []*cli.Command{
 			serveCommand(),
 			demoCommand(),
@@ -54,4 +62,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			versionCommand(),
 		},
 	}
+	for _, cmd := range app.Commands {
+		strictUsage(cmd)
+	}
+	app.Commands = append(app.Commands, helpCommand())
+	return app
 }

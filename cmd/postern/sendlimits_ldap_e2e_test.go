@@ -11,7 +11,7 @@ import (
 
 // TestSendLimitLDAPLoginSpellingsE2E: slapd matches a login the way RFC
 // 4518 prepares strings, so "alice ", " alice", "ALICE" and the fullwidth
-// "ＡＬＩＣＥ" all bind as uid=alice, and Postern gets each back as typed.
+// "ＡＬＩＣＥ" all bind as uid=alice, whose canonical identity is her mail.
 // They are one login for --limit-messages: once alice has used her 2/1h,
 // every other spelling gets 451 4.7.1 too (before, each was a fresh budget).
 func TestSendLimitLDAPLoginSpellingsE2E(t *testing.T) {
@@ -31,7 +31,7 @@ func TestSendLimitLDAPLoginSpellingsE2E(t *testing.T) {
 	for _, login := range []string{"alice ", " alice", "ALICE", "ＡＬＩＣＥ"} {
 		c := dialAuth(t, p.StartTLS, login, "alice-ldap-secret") // slapd takes it for alice
 		_, err := sendOn(t, c, aliceLogin, []string{"friend@example.test"}, "again as "+login)
-		wantLimitReply(t, fmt.Sprintf("login %q after alice's 2 of 2", login), err, "alice")
+		wantLimitReply(t, fmt.Sprintf("login %q after alice's 2 of 2", login), err, aliceLogin)
 		c.Close()
 	}
 	if got := len(proxytest.MessagesTo(pf.WaitMessages(t, 2, 30*time.Second), "friend@example.test")); got != 2 {

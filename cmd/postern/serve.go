@@ -8,7 +8,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/postern/postern/internal/cli"
+	"github.com/urfave/cli/v2"
+
 	"github.com/postern/postern/proxy"
 )
 

@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/urfave/cli/v2"
 
-	"github.com/postern/postern/internal/cli"
 	"github.com/postern/postern/proxy/state"
 )
 

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"runtime"
 
-	"github.com/postern/postern/internal/cli"
+	"github.com/urfave/cli/v2"
 )
 
 func versionCommand() *cli.Command {

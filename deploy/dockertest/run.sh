@@ -332,8 +332,11 @@ say "docker-compose build (postern from deploy/Dockerfile, postfix from deploy/p
 run_logged "$cache/logs/build.log" compose build
 
 image_size=$(pm image inspect --format '{{.Size}}' "docker.io/library/postern:dev")
-# 25 MB as `docker images` counts (decimal), not MiB.
-[ "$image_size" -lt 25000000 ] || fail "postern image is $image_size bytes, want under 25 MB (25,000,000 bytes)"
+# 30 MB as `docker images` counts (decimal), not MiB. It was 25 MB while a
+# hand-written internal/cli stood in for urfave/cli/v2; the user's design card
+# names urfave/cli/v2, whose text/template makes the linker keep every
+# exported method (the stripped binary grows from 14.7 MB to 22.8 MB).
+[ "$image_size" -lt 30000000 ] || fail "postern image is $image_size bytes, want under 30 MB (30,000,000 bytes)"
 say "postern image: $image_size bytes"
 
 # The walk-through's steps 1 and 2: a user (hashed by the image itself) and a

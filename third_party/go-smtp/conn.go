@@ -391,8 +391,11 @@ func (c *Conn) handleMail(arg string) {
 		c.writeResponse(502, EnhancedCode{5, 5, 1}, "Please introduce yourself first.")
 		return
 	}
-	if c.bdatPipe != nil {
-		c.writeResponse(502, EnhancedCode{5, 5, 1}, "MAIL not allowed during message transfer")
+	if c.fromReceived {
+		// RFC 5321 section 4.1.4: a transaction ends with DATA (or
+		// BDAT LAST), RSET, EHLO or QUIT, never with another MAIL.
+		// A BDAT transfer in progress is a transaction too.
+		c.writeResponse(503, EnhancedCode{5, 5, 1}, "Nested MAIL command")
 		return
 	}
 
@@ -774,11 +777,11 @@ func isPrintableASCII(val string) bool {
 // MAIL state -> waiting for RCPTs followed by DATA
 func (c *Conn) handleRcpt(arg string) {
 	if !c.fromReceived {
-		c.writeResponse(502, EnhancedCode{5, 5, 1}, "Missing MAIL FROM command.")
+		c.writeResponse(503, EnhancedCode{5, 5, 1}, "Missing MAIL FROM command.")
 		return
 	}
 	if c.bdatPipe != nil {
-		c.writeResponse(502, EnhancedCode{5, 5, 1}, "RCPT not allowed during message transfer")
+		c.writeResponse(503, EnhancedCode{5, 5, 1}, "RCPT not allowed during message transfer")
 		return
 	}
 
@@ -889,6 +892,11 @@ func checkNotifySet(values []DSNNotify) error {
 func (c *Conn) handleAuth(arg string) {
 	if c.helo == "" {
 		c.writeResponse(502, EnhancedCode{5, 5, 1}, "Please introduce yourself first.")
+		return
+	}
+	if c.fromReceived {
+		// RFC 4954 section 4: not during a mail transaction.
+		c.writeResponse(503, EnhancedCode{5, 5, 1}, "MAIL transaction in progress")
 		return
 	}
 	if c.didAuth {
@@ -1040,16 +1048,15 @@ func (c *Conn) handleData(arg string) {
 		return
 	}
 	if c.bdatPipe != nil {
-		c.writeResponse(502, EnhancedCode{5, 5, 1}, "DATA not allowed during message transfer")
+		c.writeResponse(503, EnhancedCode{5, 5, 1}, "DATA not allowed during message transfer")
 		return
 	}
 	if c.binarymime {
-		c.writeResponse(502, EnhancedCode{5, 5, 1}, "DATA not allowed for BINARYMIME messages")
+		// RFC 3030 section 3: DATA after BODY=BINARYMIME is a bad sequence.
+		c.writeResponse(503, EnhancedCode{5, 5, 1}, "DATA not allowed for BINARYMIME messages")
 		return
 	}
-
-	if !c.fromReceived || len(c.recipients) == 0 {
-		c.writeResponse(502, EnhancedCode{5, 5, 1}, "Missing RCPT TO command.")
+	if c.missingRecipients() {
 		return
 	}
 
@@ -1060,6 +1067,7 @@ func (c *Conn) handleData(arg string) {
 
 	if c.server.LMTP {
 		c.handleDataLMTP()
+		c.endIfLineTooLong()
 		return
 	}
 
@@ -1067,7 +1075,24 @@ func (c *Conn) handleData(arg string) {
 	code, enhancedCode, msg := dataErrorToStatus(c.Session().Data(r))
 	r.limited = false
 	io.Copy(ioutil.Discard, r) // Make sure all the data has been consumed
+	c.endIfLineTooLong()
 	c.writeResponse(code, enhancedCode, msg)
+}
+
+// missingRecipients answers DATA or BDAT when the transaction has no
+// recipient: a bad sequence (503) without MAIL, and "no valid recipients"
+// (554) when every RCPT was refused or none was sent, the two replies RFC
+// 5321 section 4.1.1.4 allows, told apart as Postfix does.
+func (c *Conn) missingRecipients() bool {
+	switch {
+	case !c.fromReceived:
+		c.writeResponse(503, EnhancedCode{5, 5, 1}, "Missing RCPT TO command.")
+	case len(c.recipients) == 0:
+		c.writeResponse(554, EnhancedCode{5, 5, 1}, "No valid recipients")
+	default:
+		return false
+	}
+	return true
 }
 
 func (c *Conn) handleBdat(arg string) {
@@ -1097,8 +1122,15 @@ func (c *Conn) handleBdat(arg string) {
 		return
 	}
 
-	if !c.fromReceived || len(c.recipients) == 0 {
-		c.writeResponse(502, EnhancedCode{5, 5, 1}, "Missing RCPT TO command.")
+	// The chunk is bytes, not lines, whether it is taken or dropped: a
+	// chunk read ahead with the command and held as a line too long is
+	// handed out (lineLimitReader.Read).
+	c.lineLimitReader.LineLimit = 0
+	defer func() {
+		c.lineLimitReader.LineLimit = c.server.MaxLineLength
+	}()
+
+	if c.missingRecipients() {
 		// The chunk follows the command even when the command is rejected.
 		io.Copy(ioutil.Discard, io.LimitReader(c.text.R, int64(size)))
 		return
@@ -1157,11 +1189,6 @@ func (c *Conn) handleBdat(arg string) {
 			r.CloseWithError(err)
 		}()
 	}
-
-	c.lineLimitReader.LineLimit = 0
-	defer func() {
-		c.lineLimitReader.LineLimit = c.server.MaxLineLength
-	}()
 
 	chunk := io.LimitReader(c.text.R, int64(size))
 	n, err := io.Copy(c.bdatPipe, chunk)

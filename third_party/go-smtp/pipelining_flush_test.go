@@ -124,7 +124,7 @@ func TestServerRefusalNotHeld(t *testing.T) {
 	io.WriteString(c, "RSET\r\nMAIL FROM:<root@nsa.gov>\r\nRCPT TO:<a@example.org>\r\nRSET\r\nQUIT\r\n")
 	expectReply(t, r, "250 2.0.0 Session reset")
 	expectReply(t, r, "550 5.7.1 No")
-	expectReply(t, r, "502 ") // RCPT without MAIL
+	expectReply(t, r, "503 ") // RCPT without MAIL
 	expectReply(t, r, "250 2.0.0 Session reset")
 	expectReply(t, r, "221 ")
 	if _, err := r.ReadByte(); err != io.EOF {

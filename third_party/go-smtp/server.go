@@ -50,6 +50,16 @@ type Server struct {
 	// connections may use less (1024 saves 3 KiB per connection).
 	WriteBufferSize int
 
+	// MaxLineSkip and LineSkipTimeout bound what is read of a command
+	// line longer than MaxLineLength: the rest of the line is read and
+	// dropped up to its end, then answered ErrLineTooLong, and the
+	// connection goes on (as Postfix does), provided the line ends within
+	// MaxLineSkip more bytes and within LineSkipTimeout (when set; the
+	// line's ReadTimeout otherwise). Past either bound, or with MaxLineSkip
+	// zero, the reply is the last and the connection ends.
+	MaxLineSkip     int64
+	LineSkipTimeout time.Duration
+
 	// Advertise SMTPUTF8 (RFC 6531) capability.
 	// Should be used only if backend supports it.
 	EnableSMTPUTF8 bool
@@ -261,6 +271,15 @@ func (s *Server) handleConn(c *Conn) error {
 			}
 			if err == io.EOF || errors.Is(err, net.ErrClosed) {
 				return nil
+			}
+			if err == errLineSkipped {
+				// The line was read to its end (skipLongLine):
+				// nothing of it is run, the connection goes on.
+				c.protocolError(ErrLineTooLong.Code, ErrLineTooLong.EnhancedCode, ErrLineTooLong.Message)
+				if c.closed.Load() {
+					return nil // too many errors: nothing after it runs
+				}
+				continue
 			}
 			if err == ErrTooLongLine {
 				// Reply, and do not lose the reply to a reset.

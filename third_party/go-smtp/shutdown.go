@@ -44,6 +44,9 @@ func (c *Conn) readCommand() (string, error) {
 		return "", err
 	}
 	line, err := c.readLineNoTimeout()
+	if err == ErrTooLongLine {
+		err = c.skipLongLine()
+	}
 	c.stateLocker.Lock()
 	c.idle = false
 	stop := c.mustStop()
