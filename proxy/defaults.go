@@ -48,6 +48,11 @@ const (
 	// the probes) in a budget of its own, so that a flood of the public
 	// HTTP listeners cannot fail the liveness probe.
 	MetricsMaxConnections = 32
+	// MetricsMaxConnectionsPerIP caps one client network (an address, an
+	// IPv6 /64) on --metrics: without it one client holding 32 idle
+	// connections failed every probe. The kubelet and Prometheus each
+	// hold one or two at a time.
+	MetricsMaxConnectionsPerIP = 8
 )
 
 // MaxCommandLineSkip bounds what is read of a command (or AUTH) line longer

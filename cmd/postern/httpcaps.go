@@ -24,7 +24,8 @@ const (
 // the SMTP listeners' (--max-connections): the public ones (https= and
 // the ACME HTTP-01 listener) share --max-http-connections and
 // --max-http-connections-per-ip; --metrics has proxy.MetricsMaxConnections
-// of its own, so a flood of the public ones cannot fail the probes.
+// (proxy.MetricsMaxConnectionsPerIP per address) of its own, so a flood of
+// the public ones, or one client of its own, cannot fail the probes.
 type httpCaps struct {
 	public  *proxy.ConnBudget
 	metrics *proxy.ConnBudget
@@ -40,10 +41,10 @@ type httpCaps struct {
 func newHTTPCaps(maxTotal, maxPerIP int, log *slog.Logger) *httpCaps {
 	h := &httpCaps{
 		public:  proxy.NewConnBudget(maxTotal, maxPerIP),
-		metrics: proxy.NewConnBudget(proxy.MetricsMaxConnections, 0),
+		metrics: proxy.NewConnBudget(proxy.MetricsMaxConnections, proxy.MetricsMaxConnectionsPerIP),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "postern_http_connections_refused_total",
-			Help: "HTTP connections closed at accept by a cap, by listener (https, acme-http, metrics) and reason: global (--max-http-connections; for metrics its own fixed cap), per_ip (--max-http-connections-per-ip).",
+			Help: "HTTP connections closed at accept by a cap, by listener (https, acme-http, metrics) and reason: global (--max-http-connections; for metrics its own fixed cap), per_ip (--max-http-connections-per-ip; for metrics its own fixed cap).",
 		}, []string{"listener", "reason"}),
 		log: log,
 	}
@@ -56,6 +57,7 @@ func newHTTPCaps(maxTotal, maxPerIP int, log *slog.Logger) *httpCaps {
 		h.refused.WithLabelValues(l, proxy.RefusedPerIP)
 	}
 	h.refused.WithLabelValues(httpListenerMetrics, proxy.RefusedGlobal)
+	h.refused.WithLabelValues(httpListenerMetrics, proxy.RefusedPerIP)
 	return h
 }
 

@@ -184,3 +184,24 @@ func TestFileLimitWarningE2E(t *testing.T) {
 		t.Errorf("warned with a limit that covers the caps:\n%s", quiet.Log())
 	}
 }
+
+// TestMetricsPerIPCapE2E: one client holding idle connections to --metrics
+// (no request, each held until the header timeout, then opened again)
+// took the listener's whole budget, so /healthz failed and the kubelet
+// restarted the pod. With a cap per address, the probe from another
+// address is still answered and the extra connections are counted.
+func TestMetricsPerIPCapE2E(t *testing.T) {
+	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
+	p := startPostern(t, up.Addr, "--metrics", anyPort)
+	addr := p.metricsAddr(t)
+	for i := 0; i < proxy.MetricsMaxConnections; i++ {
+		limDial(t, addr, "127.0.0.2", "")
+	}
+	// The probe comes from another address (the kubelet's).
+	out, err := exec.Command(posternBin, "healthcheck", "--url", "http://"+addr+"/healthz").CombinedOutput()
+	if err != nil {
+		t.Fatalf("healthcheck while one client holds %d idle connections: %v\n%s", proxy.MetricsMaxConnections, err, out)
+	}
+	limMetric(t, "http://"+addr+"/metrics", `postern_http_connections_refused_total{listener="metrics",reason="per_ip"}`,
+		proxy.MetricsMaxConnections-proxy.MetricsMaxConnectionsPerIP)
+}

@@ -5,6 +5,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +76,99 @@ func TestStateSuspensionOutlivesRedisOutageE2E(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStateUnsuspendDuringOutageE2E: `postern unsuspend` through the
+// control socket while Redis refuses writes (a replica of a primary that is
+// gone: read-only, its data kept). Before, the instance lifted the
+// suspension in its own memory only and answered "unsuspended"; when Redis
+// took writes again the suspension was back (535 5.7.8) and on every other
+// replica it had never gone. Now the command fails and says why, or, if it
+// says the login is unsuspended, the login must be able to log in once
+// Redis answers again.
+func TestStateUnsuspendDuringOutageE2E(t *testing.T) {
+	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
+	redis := testkit.StartRedis(t)
+	sock := filepath.Join(t.TempDir(), "control.sock")
+	p := startPostern(t, pf.Addr, "--state", redis.URL(), "--control-socket", sock,
+		"--limit-messages", "1/1h", "--suspend-after", "2", "--metrics", anyPort)
+	p.waitLog(t, "control socket listening", 10*time.Second)
+	metrics := "http://" + p.metricsAddr(t)
+
+	c := dialAuth(t, p.StartTLS, aliceLogin, alicePass)
+	if stage, err := sendOn(t, c, aliceLogin, []string{"friend@example.test"}, "unsuspend-outage"); err != nil {
+		t.Fatalf("alice's first message refused at %s: %v", stage, err)
+	}
+	_, err := sendOn(t, c, aliceLogin, []string{"friend@example.test"}, "over")
+	wantLimitReply(t, "alice's second MAIL", err, aliceLogin)
+	c.Close()
+	p.waitLog(t, "event=suspension login=alice@example.test", 10*time.Second)
+
+	// Port 1 on loopback: no primary answers there, so the replica never
+	// synchronises and keeps alice's suspension, refusing writes.
+	redis.Do(t, "REPLICAOF", "127.0.0.1", "1")
+	out, uerr := posternCLI(t, "unsuspend", "--control-socket", sock, aliceLogin)
+	redis.Do(t, "REPLICAOF", "NO", "ONE")
+	for i := 0; stateDegraded(t, metrics) != 0; i++ {
+		if i == 100 {
+			t.Fatalf("postern_state_degraded still 1, 10 s after Redis takes writes again\n%s", p.Log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	a := dialFrom(t, p.StartTLS, "127.0.0.2")
+	reply := a.auth(aliceLogin, alicePass)
+	if uerr == nil {
+		if !strings.HasPrefix(reply, "235") {
+			t.Fatalf("unsuspend during the outage said %q, but once Redis answers alice gets %q: the suspension came back", strings.TrimSpace(out), reply)
+		}
+		return
+	}
+	if !strings.Contains(out, "redis does not answer") {
+		t.Errorf("unsuspend during the outage failed without saying why: %v\n%s", uerr, out)
+	}
+	expectReply(t, "alice after a refused unsuspend", reply, "535 5.7.8")
+	if out, err := posternCLI(t, "unsuspend", "--control-socket", sock, aliceLogin); err != nil {
+		t.Fatalf("unsuspend with Redis up: %v\n%s", err, out)
+	}
+	expectReply(t, "alice after unsuspend with Redis up", dialFrom(t, p.StartTLS, "127.0.0.3").auth(aliceLogin, alicePass), "235")
+}
+
+// TestStateSuspensionOutlivesRedisRestartE2E: alice is suspended, Redis
+// is stopped (alice still gets 535 5.7.8 from the instance's copy) and
+// started again empty, as a Redis without persistence comes back. Before,
+// the instance dropped its copy at the first lookup that found none in the
+// empty Redis: alice logged in (235) and sent. Now the instance notices
+// the lost data and writes back the suspensions it knew.
+func TestStateSuspensionOutlivesRedisRestartE2E(t *testing.T) {
+	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
+	redis := testkit.StartRedis(t)
+	p := startPostern(t, pf.Addr, "--state", redis.URL(),
+		"--limit-messages", "1/1h", "--suspend-after", "2", "--metrics", anyPort)
+	metrics := "http://" + p.metricsAddr(t)
+
+	c := dialAuth(t, p.StartTLS, aliceLogin, alicePass)
+	if stage, err := sendOn(t, c, aliceLogin, []string{"friend@example.test"}, "restart-alice"); err != nil {
+		t.Fatalf("alice's first message refused at %s: %v", stage, err)
+	}
+	_, err := sendOn(t, c, aliceLogin, []string{"friend@example.test"}, "over")
+	wantLimitReply(t, "alice's second MAIL", err, aliceLogin)
+	c.Close()
+	p.waitLog(t, "event=suspension login=alice@example.test", 10*time.Second)
+
+	redis.Stop(t)
+	expectReply(t, "suspended alice with Redis stopped", dialFrom(t, p.StartTLS, "127.0.0.2").auth(aliceLogin, alicePass), "535 5.7.8")
+	if v := stateDegraded(t, metrics); v != 1 {
+		t.Fatalf("postern_state_degraded %v with Redis stopped, want 1", v)
+	}
+	redis.Restart(t)
+	for i := 0; stateDegraded(t, metrics) != 0; i++ {
+		if i == 100 {
+			t.Fatalf("postern_state_degraded still 1, 10 s after Redis started again\n%s", p.Log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	expectReply(t, "suspended alice after Redis came back empty", dialFrom(t, p.StartTLS, "127.0.0.3").auth(aliceLogin, alicePass), "535 5.7.8")
+	p.waitLog(t, `msg="state: redis answers again but lost its data`, 10*time.Second)
 }
 
 // TestStateRedisEvictionPolicyE2E: a Redis whose maxmemory-policy may evict

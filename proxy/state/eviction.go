@@ -15,7 +15,7 @@ import (
 const DefaultEvictionCheckInterval = time.Minute
 
 // policyNoEviction is the only maxmemory-policy under which Redis never
-// drops a key of Postern's: every one has a TTL, so the volatile-*
+// drops a key of Postern's: every one but the marker has a TTL, so the volatile-*
 // policies may evict them as well as the allkeys-* ones.
 const policyNoEviction = "noeviction"
 

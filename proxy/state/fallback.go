@@ -2,6 +2,8 @@ package state
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -28,6 +30,9 @@ type Remote interface {
 	// suspendIfNone sets the suspension of the login whose LoginKey is
 	// loginKey, unless the store holds one already.
 	suspendIfNone(ctx context.Context, loginKey string, s Suspension) error
+	// dataGeneration returns a value that changes when the store loses
+	// its data (see markerKey).
+	dataGeneration(ctx context.Context) (string, error)
 }
 
 // FallbackConfig tunes a Fallback.
@@ -56,7 +61,9 @@ type FallbackConfig struct {
 // closed: each replica then counts on its own, as with --state memory, so
 // no user is refused because Redis is down. What was counted locally
 // during the outage stays local, except the suspensions decided then,
-// which go to Redis when it answers again.
+// which go to Redis when it answers again, and, when Redis answers again
+// without its data (another data generation: restarted without
+// persistence), every suspension in force this process knew.
 //
 // The copy is taken after each answer, so operations racing at the moment
 // Redis fails may leave it one event behind.
@@ -74,6 +81,9 @@ type Fallback struct {
 
 	pendingMu sync.Mutex
 	pending   map[string]Suspension // by LoginKey: decided during an outage, not in Redis yet
+
+	genMu      sync.Mutex
+	generation string // Redis's dataGeneration when last read; "" before
 }
 
 // NewFallback returns a Fallback over remote, answering from local while
@@ -99,6 +109,9 @@ func (f *Fallback) Degraded() bool { return f.degraded.Load() }
 // operation's. It returns Redis's error for the caller to show.
 func (f *Fallback) Check(ctx context.Context) error {
 	err := f.remote.Ping(ctx)
+	if err == nil {
+		_, err = f.dataLost(ctx)
+	}
 	if err != nil {
 		f.failed(ctx, "ping", err)
 	}
@@ -143,6 +156,18 @@ func (f *Fallback) probe() {
 		if err := f.remote.Ping(f.ctx); err != nil {
 			continue
 		}
+		// A Redis back without its data (restarted without
+		// persistence) would forget every suspension: those this
+		// process knows go back to it, not only those it decided.
+		lost, err := f.dataLost(f.ctx)
+		if err != nil {
+			continue
+		}
+		if lost {
+			n := f.local.adoptSuspensions(f.pending, &f.pendingMu)
+			f.log.Warn("state: redis answers again but lost its data (restarted without persistence, flushed or evicted); the suspensions this process knew are written back, counters start again",
+				"suspensions", n)
+		}
 		// Suspensions decided during the outage go to Redis before
 		// it is used again (else the login could log in at once), and
 		// once more after, for one decided meanwhile.
@@ -157,6 +182,20 @@ func (f *Fallback) probe() {
 		f.log.Info("state: redis answers again, shared state in use")
 		return
 	}
+}
+
+// dataLost reads Redis's data generation and reports whether it changed
+// since this process last read it: Redis lost its data meanwhile.
+func (f *Fallback) dataLost(ctx context.Context) (bool, error) {
+	g, err := f.remote.dataGeneration(ctx)
+	if err != nil {
+		return false, err
+	}
+	f.genMu.Lock()
+	defer f.genMu.Unlock()
+	lost := f.generation != "" && f.generation != g
+	f.generation = g
+	return lost, nil
 }
 
 // pushSuspensions moves the suspensions decided during an outage to the
@@ -297,20 +336,32 @@ func (f *Fallback) Suspended(ctx context.Context, login string) (Suspension, boo
 	return f.local.Suspended(ctx, login)
 }
 
-// Unsuspend implements Store.
+// ErrUnsuspendOutage is Unsuspend's answer while Redis does not answer. A
+// command that timed out may still run when a hung Redis resumes, so it
+// does not claim that nothing was lifted either.
+var ErrUnsuspendOutage = errors.New("redis does not answer, so the suspension may still hold (a lift in this instance's memory alone would come back from Redis and would not reach the other replicas); run unsuspend again once Redis answers")
+
+// Unsuspend implements Store. It needs Redis: lifted only in this
+// process's memory, a suspension held in Redis would come back when Redis
+// answers again (and stays in force on the other replicas) while the one
+// who lifted it was told it was lifted. So during an outage it lifts
+// nothing and says so (ErrUnsuspendOutage). Once Redis has lifted it, a
+// suspension this process decided during an outage and has not pushed yet
+// is dropped too, so that the push cannot undo the lift.
 func (f *Fallback) Unsuspend(ctx context.Context, login string) (bool, error) {
-	if f.useRemote() {
-		ok, err := f.remote.Unsuspend(ctx, login)
-		if err == nil {
-			_, err = f.local.Unsuspend(ctx, login)
-			return ok, err
-		}
+	if !f.useRemote() {
+		return false, ErrUnsuspendOutage
+	}
+	ok, err := f.remote.Unsuspend(ctx, login)
+	if err != nil {
 		f.failed(ctx, "unsuspend", err)
+		return false, fmt.Errorf("%w: %w", ErrUnsuspendOutage, err)
 	}
 	f.pendingMu.Lock()
 	delete(f.pending, LoginKey(login))
 	f.pendingMu.Unlock()
-	return f.local.Unsuspend(ctx, login)
+	_, err = f.local.Unsuspend(ctx, login)
+	return ok, err
 }
 
 // Close stops the probe and closes both stores.

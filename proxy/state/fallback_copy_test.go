@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"syscall"
 	"testing"
@@ -169,5 +170,51 @@ func TestFallbackCountersContinueDuringOutage(t *testing.T) {
 				t.Errorf("add to a counter a never saw = %d, %v; want 1, added (fail open)", n, ok)
 			}
 		})
+	}
+}
+
+// TestFallbackSuspensionsOutliveRedisRestartedEmpty: two replicas are
+// degraded while Redis is stopped; it starts again empty. The replica that
+// knew nothing of alice's suspension answers first and starts a new data
+// generation; the one that knew it must still notice that Redis lost its
+// data and write the suspension back. Before, only a replica that found
+// the marker missing did: the later one dropped its copy at its next
+// lookup and alice was free everywhere.
+func TestFallbackSuspensionsOutliveRedisRestartedEmpty(t *testing.T) {
+	srv := testkit.StartRedis(t)
+	var logsA, logsB, logsC syncBuffer
+	a := newTestFallback(t, srv, &logsA) // probes every 50 ms
+	r, err := NewRedis(RedisConfig{URL: srv.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewFallback(r, NewMemory(MemoryConfig{}), FallbackConfig{
+		ProbeInterval: time.Second, // answers after a
+		Log:           slog.New(slog.NewTextHandler(&logsB, nil)),
+	})
+	t.Cleanup(func() { b.Close() })
+	ctx := context.Background()
+	for _, f := range []*Fallback{a, b} {
+		if err := f.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := Suspension{Reason: "test", Since: time.Now(), Until: time.Now().Add(time.Hour)}
+	if err := b.Suspend(ctx, "alice@example.test", s); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop(t)
+	a.Count(ctx, "x", time.Hour)
+	if _, ok, _ := b.Suspended(ctx, "alice@example.test"); !ok {
+		t.Fatal("alice not suspended on b during the outage")
+	}
+	waitDegraded(t, a, true)
+	waitDegraded(t, b, true)
+	srv.Restart(t)
+	waitDegraded(t, a, false)
+	waitDegraded(t, b, false)
+	c := newTestFallback(t, srv, &logsC)
+	if _, ok, err := c.Suspended(ctx, "alice@example.test"); err != nil || !ok {
+		t.Fatalf("alice after Redis came back empty: suspended=%v (%v), want true\nb's log:\n%s", ok, err, logsB.String())
 	}
 }

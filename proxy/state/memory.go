@@ -190,6 +190,23 @@ func (m *Memory) Unsuspend(_ context.Context, login string) (bool, error) {
 	return ok && s.Until.After(now), nil
 }
 
+// adoptSuspensions adds to pending (by LoginKey, guarded by mu) every
+// suspension in force here that pending lacks, and returns how many
+// pending then holds.
+func (m *Memory) adoptSuspensions(pending map[string]Suspension, mu *sync.Mutex) int {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
+	for k, s := range m.suspensions {
+		if _, ok := pending[k]; !ok && s.Until.After(now) {
+			pending[k] = s
+		}
+	}
+	return len(pending)
+}
+
 // mirror makes key's counter hold the n events another store (Redis)
 // reported within its window, so that counting can go on here from them:
 // the oldest at sp.oldest, the n-1 others at sp.newest. The store told

@@ -388,5 +388,32 @@ func (r *Redis) Ping(ctx context.Context) error {
 	return nil
 }
 
+// markerKey is the one key Postern writes without a TTL: its value, the
+// data's generation, lasts as long as Redis keeps what Postern wrote. A
+// Redis that lost its data (restarted without persistence, flushed, keys
+// evicted) answers without it, and the first instance to look writes a
+// new one: every instance that knew the old one can tell.
+const markerKey = keyPrefix + "marker"
+
+// generationScript returns the marker's value, first setting it to ARGV[1]
+// when it is missing.
+var generationScript = redis.NewScript(`local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+`)
+
+// dataGeneration returns the generation of Redis's data, starting a new
+// one (a value unique to this call) if it has none.
+func (r *Redis) dataGeneration(ctx context.Context) (string, error) {
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	g, err := generationScript.Run(ctx, r.client, []string{markerKey}, r.member()).Text()
+	if err != nil {
+		return "", fmt.Errorf("state: redis marker: %w", err)
+	}
+	return g, nil
+}
+
 // Close implements Store.
 func (r *Redis) Close() error { return r.client.Close() }
