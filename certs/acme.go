@@ -3,7 +3,6 @@ package certs
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -135,38 +134,43 @@ func (a *acmeSource) cached(name string) *tls.Certificate {
 	return c
 }
 
-// run serves HTTP-01 challenges and obtains every domain, until ctx ends.
-func (a *acmeSource) run(ctx context.Context) error {
-	if a.httpAddr != "" {
-		ln, err := net.Listen("tcp", a.httpAddr)
-		if err != nil {
-			return fmt.Errorf("certs: ACME HTTP-01 listener: %w", err)
-		}
-		if a.wrapLn != nil {
-			ln = a.wrapLn(ln)
-		}
-		srv := &http.Server{
-			Handler:           a.http01,
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       60 * time.Second,
-			MaxHeaderBytes:    16 << 10,
-			ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
-		}
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				a.log.Error("certs: ACME HTTP-01 listener stopped", "err", err)
-			}
-		}()
-		defer srv.Close()
-		a.log.Info("certs: serving ACME HTTP-01 challenges", "addr", ln.Addr().String())
-	}
+// run serves HTTP-01 challenges on http01 (nil when HTTP-01 is off) and
+// obtains every domain, until ctx ends. The caller binds http01 (certs never
+// binds a port: a taken port is then the caller's start-up error, not a
+// background one); run closes it. It returns an error if serving stops for
+// any reason other than ctx ending.
+func (a *acmeSource) run(ctx context.Context, http01 net.Listener) error {
 	for _, d := range a.domains {
 		go a.obtain(ctx, d)
 	}
-	<-ctx.Done()
-	return nil
+	if http01 == nil {
+		<-ctx.Done()
+		return nil
+	}
+	if a.wrapLn != nil {
+		http01 = a.wrapLn(http01)
+	}
+	srv := &http.Server{
+		Handler:           a.http01,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
+	a.log.Info("certs: serving ACME HTTP-01 challenges", "addr", http01.Addr().String())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(http01) }()
+	select {
+	case <-ctx.Done():
+		srv.Close()
+		<-served
+		return nil
+	case err := <-served:
+		srv.Close()
+		return fmt.Errorf("certs: ACME HTTP-01 listener %s: %w", http01.Addr(), err)
+	}
 }
 
 // obtain gets the certificate for domain (from the cache or the CA),

@@ -31,9 +31,15 @@ func runACMEManager(t *testing.T, p *certstest.Pebble, cfg Config) *Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var http01 net.Listener
+	if addr := m.HTTP01Addr(); addr != "" {
+		if http01, err = net.Listen("tcp", addr); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
+	go func() { done <- m.Run(ctx, http01) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

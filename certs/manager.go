@@ -19,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Sources, as reported in Info.Source.
@@ -64,7 +66,8 @@ type Config struct {
 	// ACMEDirectory is the CA's RFC 8555 directory URL (--acme-directory);
 	// empty means Let's Encrypt production.
 	ACMEDirectory string
-	// ACMEHTTPAddr is where Run serves HTTP-01 challenges (--acme-http);
+	// ACMEHTTPAddr is where HTTP-01 challenges are served (--acme-http;
+	// the caller binds it, see HTTP01Addr);
 	// empty means ":80", "none" disables HTTP-01 (TLS-ALPN-01 only, which
 	// needs a listener on :443 using TLSConfig).
 	ACMEHTTPAddr string
@@ -297,36 +300,42 @@ func (m *Manager) load(old *snapshot) (*snapshot, error) {
 	return next, errors.Join(errs...)
 }
 
-// Run does the background work until ctx is cancelled: the HTTP-01
-// listener and obtaining ACME certificates (when ACME is on), and polling
-// the certificate files for changes. It returns nil after ctx is cancelled,
-// or an error if a listener cannot be started.
-func (m *Manager) Run(ctx context.Context) error {
-	// A failing part (the HTTP-01 port is taken) stops the others too, so
-	// the caller sees the error at once instead of a half-working Manager.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	var runErr error
+// HTTP01Addr is the address the HTTP-01 listener must be bound to
+// (Config.ACMEHTTPAddr, ":80" by default), or "" when ACME or HTTP-01 is
+// off. The caller binds it and hands it to Run, so that every listener of
+// the process is bound before any serves.
+func (m *Manager) HTTP01Addr() string {
+	if m.acme == nil {
+		return ""
+	}
+	return m.acme.httpAddr
+}
+
+// Run does the background work until ctx is cancelled: serving HTTP-01 on
+// http01 and obtaining ACME certificates (when ACME is on), and polling
+// the certificate files for changes. http01 is the listener bound to
+// HTTP01Addr, nil when that is ""; Run closes it. It returns nil after ctx
+// is cancelled, or the error that stopped a part: a failing part stops the
+// others too (the file poller included), so the caller sees the error at
+// once instead of a half-working Manager.
+func (m *Manager) Run(ctx context.Context, http01 net.Listener) error {
+	if (http01 == nil) != (m.HTTP01Addr() == "") {
+		if http01 != nil {
+			http01.Close()
+		}
+		return fmt.Errorf("certs: Run needs a listener for HTTP-01 exactly when HTTP01Addr is set (it is %q)", m.HTTP01Addr())
+	}
+	g, ctx := errgroup.WithContext(ctx)
 	if m.acme != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := m.acme.run(ctx); err != nil {
-				runErr = err
-				cancel()
-			}
-		}()
+		g.Go(func() error { return m.acme.run(ctx, http01) })
 	}
 	if m.cfg.PollInterval > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			m.watch(ctx)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	return runErr
+	return g.Wait()
 }
 
 // normalizeName lowercases a DNS name and drops a trailing dot, the forms

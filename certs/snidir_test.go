@@ -198,7 +198,7 @@ func TestWatchReloads(t *testing.T) {
 	f := newSNIFixture(t, 50*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- f.m.Run(ctx) }()
+	go func() { done <- f.m.Run(ctx, nil) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -157,7 +157,7 @@ func serveMetrics(ctx context.Context, ln net.Listener, reg *prometheus.Registry
 		srv.Shutdown(sctx)
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+		return fmt.Errorf("metrics listener: %w", err)
 	}
 	return nil
 }

@@ -3,12 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/postern/postern/proxy"
 )
@@ -34,32 +35,15 @@ func serveCommand() *cli.Command {
 				metrics: proxy.MetricsMaxConnections,
 				pool:    c.Int("upstream-pool"),
 			})
-			if err := inst.server.Listen(); err != nil {
-				return err
-			}
-			var metricsLn net.Listener
-			if addr := c.String("metrics"); addr != "" {
-				if metricsLn, err = net.Listen("tcp", addr); err != nil {
-					return fmt.Errorf("metrics listener: %w", err)
-				}
-				metricsLn = inst.httpCaps.wrap(metricsLn, httpListenerMetrics)
-			}
-			var httpsLn net.Listener
-			if inst.httpsAddr != "" {
-				if httpsLn, err = net.Listen("tcp", inst.httpsAddr); err != nil {
-					return fmt.Errorf("autoconfig HTTPS listener: %w", err)
-				}
-				httpsLn = inst.httpCaps.wrap(httpsLn, httpListenerHTTPS)
-			}
-			ctl, err := listenControl(c, log)
+			lns, err := bindListeners(c, inst, log)
 			if err != nil {
 				return err
 			}
 			for _, a := range inst.server.Addrs() {
 				log.Info("listening", "addr", a.String())
 			}
-			if httpsLn != nil {
-				log.Info("listening", "addr", httpsLn.Addr().String(), "serves", "autoconfig https")
+			if lns.https != nil {
+				log.Info("listening", "addr", lns.https.Addr().String(), "serves", "autoconfig https")
 			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
@@ -71,35 +55,40 @@ func serveCommand() *cli.Command {
 				defer runUntilReturn(ctx, inst.evictions.Run)()
 			}
 			go inst.limits.alerts.Run(ctx)
-			if ctl != nil {
-				go func() {
-					if err := serveControl(ctx, ctl, inst.limits.limits, log); err != nil {
-						log.Error("control socket stopped", "err", err)
-					}
-				}()
-			}
-			go func() {
-				if err := inst.certs.Run(ctx); err != nil {
-					log.Error("certificate manager stopped", "err", err)
-				}
-			}()
-			if httpsLn != nil {
-				go func() {
-					if err := serveHTTPS(ctx, httpsLn, inst.certs.TLSConfig(), inst.autoconfig.Handler(), log); err != nil {
-						log.Error("autoconfig listener stopped", "err", err)
-					}
-				}()
-			}
-			if metricsLn != nil {
-				go func() {
-					if err := serveMetrics(ctx, metricsLn, inst.registry, inst.ready, c.Bool("pprof"), log); err != nil {
-						log.Error("metrics listener stopped", "err", err)
-					}
-				}()
-			}
-			return inst.server.Serve(ctx, inst.drain)
+			return runParts(ctx, inst, lns, c.Bool("pprof"), log)
 		},
 	}
+}
+
+// runParts serves every bound listener and runs the certificate manager
+// until ctx ends or one of them fails. Every part here fails only when its
+// listener or its loop breaks, which a restart (re-binding, re-reading) is
+// what mends; so a failing part ends them all and serve returns its error
+// (exit 1) for the supervisor to restart the process, rather than serving
+// on without it: SMTP without certificate renewal and the file poller (the
+// certificate manager), or with a /readyz nobody can ask (metrics). What a
+// restart would not mend (the upstream or the state store being down)
+// turns /readyz to 503 instead (readiness, state's fallback) and is no part.
+func runParts(ctx context.Context, inst *instance, lns *boundListeners, withPprof bool, log *slog.Logger) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return inst.certs.Run(ctx, lns.http01) })
+	if lns.control != nil {
+		g.Go(func() error { return serveControl(ctx, lns.control, inst.limits.limits, log) })
+	}
+	if lns.https != nil {
+		g.Go(func() error {
+			return serveHTTPS(ctx, lns.https, inst.certs.TLSConfig(), inst.autoconfig.Handler(), log)
+		})
+	}
+	if lns.metrics != nil {
+		g.Go(func() error { return serveMetrics(ctx, lns.metrics, inst.registry, inst.ready, withPprof, log) })
+	}
+	g.Go(func() error { return inst.server.Serve(ctx, inst.drain) })
+	if err := g.Wait(); err != nil {
+		log.Error("stopped", "err", err)
+		return err
+	}
+	return nil
 }
 
 // reloadOnHUP reloads users, sender map and certificates on each SIGHUP.
