@@ -376,6 +376,9 @@ func (s *session) Data(r io.Reader) error {
 		return replyUpstreamFailed
 	}
 	defer s.stopStreaming()
+	// go-smtp hands DATA over through its dot-unstuffing reader and BDAT
+	// through a pipe of the raw chunks.
+	_, bdat := r.(*io.PipeReader)
 	if mode := s.srv.cfg.HeaderFrom; mode != HeaderFromOff && mode != "" && s.login != "" {
 		// The header section is read and judged before the upstream
 		// gets DATA: a refused message never reaches it.
@@ -386,7 +389,7 @@ func (s *session) Data(r io.Reader) error {
 		}
 		r = whole
 	}
-	copier := messageCopier{received: receivedHeader(s.receivedInfo())}
+	copier := messageCopier{received: receivedHeader(s.receivedInfo()), dotStuffed: !bdat}
 	if s.srv.cfg.Received == ReceivedAnonymous {
 		copier.strip = stripAnonymous
 	}
@@ -498,8 +501,8 @@ func (s *session) dataReadReply(err error) *smtp.SMTPError {
 		return replyBareNewline
 	case errors.Is(err, errNULInData):
 		return replyNULInMessage
-	case errors.Is(err, errLongLine), errors.Is(err, smtp.ErrTooLongLine):
-		return replyLineTooLong
+	case errors.Is(err, errDotBareLF):
+		return replyDotBareLF
 	case errors.As(err, &se) && se.Code == smtp.ErrDataTooLarge.Code:
 		return replyMessageTooBig
 	case errors.As(err, &ne) && ne.Timeout() && s.srv.stopping.Load():
