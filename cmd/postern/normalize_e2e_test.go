@@ -225,51 +225,45 @@ func TestRefusedMessageSessionGoesOnE2E(t *testing.T) {
 const smuggleTail = "MAIL FROM:<admin@example.test>\r\nRCPT TO:<victim@example.test>\r\nDATA\r\n" +
 	"Subject: smuggled\r\n\r\nevil\r\n.\r\n"
 
-// expectedMix is what Postern must do with the message "Subject: S\r\n\r\n" +
-// "hello" + payload + smuggleTail ended by the final CRLF.CRLF, stated line by
-// line, independently of the code: lines end with CRLF or a bare LF; a bare
-// CR is refused; a "." line next to a bare LF, and an empty line ended by a
-// bare LF after CRLF (the DATA reader cannot tell it from "\r\n.\n"), are
-// refused; otherwise each line is passed on ended by CRLF, a leading dot
-// removed (dot-stuffing). ok is false for a refusal.
-func expectedMix(msg string) (want string, ok bool) {
-	type line struct {
-		text   string
-		bareLF bool
-	}
-	var lines []line
-	for rest := msg; rest != ""; {
-		i := strings.IndexByte(rest, '\n')
-		text := rest[:i]
-		l := line{text: text, bareLF: !strings.HasSuffix(text, "\r")}
-		l.text = strings.TrimSuffix(text, "\r")
-		lines = append(lines, l)
-		rest = rest[i+1:]
-	}
+// expectedMix is what Postern must do with a message (under DATA: the
+// message as the DATA reader ends it, the final ".\r\n" left off), stated
+// line by line, independently of the code: lines end with CRLF or a bare LF,
+// and are passed on ended by CRLF; a bare CR is refused. Under DATA only, a
+// leading dot is removed (dot-stuffing), and a "." line next to a bare LF,
+// or an empty line ended by a bare LF after CRLF (the DATA reader cannot
+// tell it from "\r\n.\n"), is refused. ok is false for a refusal.
+func expectedMix(msg string, data bool) (want string, ok bool) {
 	var b strings.Builder
 	prevBareLF := false
-	for _, l := range lines {
+	for rest := msg; rest != ""; {
+		i := strings.IndexByte(rest, '\n')
+		text, bareLF := rest[:i], !strings.HasSuffix(rest[:i], "\r")
+		text = strings.TrimSuffix(text, "\r")
+		rest = rest[i+1:]
 		switch {
-		case strings.Contains(l.text, "\r"):
+		case strings.Contains(text, "\r"):
 			return "", false
-		case l.text == "." && (l.bareLF || prevBareLF):
+		case data && text == "." && (bareLF || prevBareLF):
 			return "", false
-		case l.text == "" && l.bareLF && !prevBareLF:
+		case data && text == "" && bareLF && !prevBareLF:
 			return "", false
 		}
-		b.WriteString(strings.TrimPrefix(l.text, "."))
-		b.WriteString("\r\n")
-		prevBareLF = l.bareLF
+		if data {
+			text = strings.TrimPrefix(text, ".")
+		}
+		b.WriteString(text + "\r\n")
+		prevBareLF = bareLF
 	}
 	return b.String(), true
 }
 
 // mixPayloads are the named payloads, then every sequence of 1 to 5 of CR,
-// LF and dot, except those holding CRLF.CRLF after "hello" (a real end of
-// data, where Postern and Postfix agree the tail is commands).
-func mixPayloads() []string {
+// LF and dot. Under DATA those holding CRLF.CRLF after "hello" are left
+// out: a real end of data, where Postern and Postfix agree the tail is
+// commands.
+func mixPayloads(data bool) []string {
 	payloads := []string{"\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r", "\r.\r\n", "\n..\n", "\r\n..\n", "\n..x\n",
-		"\n.\r\r\n", "\r\n.\r\r\n", "\n\r\n.\n", ".\n.\n", "\n\n.\n\n"}
+		"\n.\r\r\n", "\r\n.\r\r\n", "\n\r\n.\n", ".\n.\n", "\n\n.\n\n", "\r\n.\r\n"}
 	alphabet := []string{"\r", "\n", "."}
 	level := []string{""}
 	for n := 1; n <= 5; n++ {
@@ -284,58 +278,67 @@ func mixPayloads() []string {
 	}
 	var out []string
 	for _, p := range payloads {
-		if !strings.Contains("hello"+p+smuggleTail[:1], "\r\n.\r\n") {
+		if !data || !strings.Contains("hello"+p, "\r\n.\r\n") {
 			out = append(out, p)
 		}
 	}
 	return out
 }
 
-// TestSmugglingMixesE2E sends "hello" + payload + a second transaction in
-// one DATA, for named payloads and every short mix of CR, LF and dots,
-// through the binary into the real Postfix. Every DATA gets exactly one
-// reply, the one expectedMix predicts; every accepted one is exactly one
-// message at Postfix, with the body expectedMix predicts (the tail
-// included); the smuggled recipient is never seen.
+// TestSmugglingMixesE2E sends "hello" + payload + a second transaction as
+// one message, under DATA and under BDAT, for named payloads and every
+// short mix of CR, LF and dots, through the binary into the real Postfix.
+// Every message gets exactly one reply, the one expectedMix predicts; every
+// accepted one is exactly one message at Postfix, with the body expectedMix
+// predicts (the tail included); the smuggled recipient is never seen.
 func TestSmugglingMixesE2E(t *testing.T) {
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr, "--limit-messages", "*", "--limit-recipients", "*")
-	payloads := mixPayloads()
 	wants := map[string]string{}
 	c := dialTLSText(t, p.StartTLS, aliceLogin, alicePass)
-	for i, payload := range payloads {
-		subject := fmt.Sprintf("mix-%d", i)
-		msg := "Subject: " + subject + "\r\n\r\nhello" + payload + smuggleTail
-		want, ok := expectedMix(strings.TrimSuffix(msg, ".\r\n"))
-		c.send("MAIL FROM:<" + aliceLogin + ">")
-		c.expect("250")
-		c.send("RCPT TO:<mix@example.test>")
-		c.expect("250")
-		c.send("DATA")
-		c.expect("354")
-		c.raw(msg)
-		reply := c.expect("")
-		switch {
-		case ok && !strings.HasPrefix(reply, "250 "):
-			t.Fatalf("payload %q: reply %q, want 250", payload, reply)
-		case !ok && !strings.HasPrefix(reply, "554 5.5.2 "):
-			t.Fatalf("payload %q: reply %q, want 554 5.5.2", payload, reply)
+	for _, data := range []bool{true, false} {
+		payloads := mixPayloads(data)
+		accepted := 0
+		for i, payload := range payloads {
+			subject := fmt.Sprintf("mix-%d-data-%t", i, data)
+			msg := "Subject: " + subject + "\r\n\r\nhello" + payload + smuggleTail
+			c.send("MAIL FROM:<" + aliceLogin + ">")
+			c.expect("250")
+			c.send("RCPT TO:<mix@example.test>")
+			c.expect("250")
+			want, ok := expectedMix(msg, false)
+			if data {
+				want, ok = expectedMix(strings.TrimSuffix(msg, ".\r\n"), true)
+				c.send("DATA")
+				c.expect("354")
+				c.raw(msg)
+			} else {
+				c.raw(fmt.Sprintf("BDAT %d LAST\r\n%s", len(msg), msg))
+			}
+			reply := c.expect("")
+			switch {
+			case ok && !strings.HasPrefix(reply, "250 "):
+				t.Fatalf("payload %q (DATA %t): reply %q, want 250", payload, data, reply)
+			case !ok && !strings.HasPrefix(reply, "554 5.5.2 "):
+				t.Fatalf("payload %q (DATA %t): reply %q, want 554 5.5.2", payload, data, reply)
+			}
+			if ok {
+				wants[subject] = want
+				accepted++
+			}
+			// One reply per message: the next reply answers this
+			// NOOP, not a command of the tail.
+			c.send("NOOP")
+			if line := c.expect("250"); !strings.Contains(line, "2.0.0") {
+				t.Fatalf("payload %q (DATA %t): the reply after the message is %q, not NOOP's", payload, data, line)
+			}
 		}
-		if ok {
-			wants[subject] = want
-		}
-		// One reply per DATA: the next reply answers this NOOP, not a
-		// command of the tail.
-		c.send("NOOP")
-		if line := c.expect("250"); !strings.Contains(line, "2.0.0") {
-			t.Fatalf("payload %q: the reply after the message is %q, not NOOP's", payload, line)
-		}
+		t.Logf("DATA %t: %d payloads, %d accepted", data, len(payloads), accepted)
 	}
-	t.Logf("%d payloads, %d accepted", len(payloads), len(wants))
 	msgs := pf.WaitMessages(t, len(wants), 60*time.Second)
 	time.Sleep(time.Second) // anything wrongly accepted would be delivered by now
 	if msgs = pf.Messages(t); len(msgs) != len(wants) {
-		t.Fatalf("Postfix delivered %d messages, want %d (one per accepted DATA)", len(msgs), len(wants))
+		t.Fatalf("Postfix delivered %d messages, want %d (one per accepted message)", len(msgs), len(wants))
 	}
 	for subject, want := range wants {
 		if got := afterReceived(t, withSubject(t, msgs, subject)); string(got) != want {
