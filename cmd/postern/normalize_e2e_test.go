@@ -210,9 +210,10 @@ func TestRefusedMessageSessionGoesOnE2E(t *testing.T) {
 		c.raw(fmt.Sprintf("Subject: next-%d\r\n\r\n%s\r\n.\r\n", i, strings.Repeat("y", 5000)))
 		c.expect("250")
 	}
-	msgs := pf.WaitMessages(t, len(refused), 30*time.Second)
+	pf.WaitMessages(t, len(refused), 30*time.Second)
 	time.Sleep(time.Second) // anything wrongly accepted would be delivered by now
-	if msgs = pf.Messages(t); len(msgs) != len(refused) {
+	msgs := pf.Messages(t)
+	if len(msgs) != len(refused) {
 		t.Fatalf("Postfix delivered %d messages, want %d", len(msgs), len(refused))
 	}
 	for i := range refused {
@@ -335,9 +336,10 @@ func TestSmugglingMixesE2E(t *testing.T) {
 		}
 		t.Logf("DATA %t: %d payloads, %d accepted", data, len(payloads), accepted)
 	}
-	msgs := pf.WaitMessages(t, len(wants), 60*time.Second)
+	pf.WaitMessages(t, len(wants), 60*time.Second)
 	time.Sleep(time.Second) // anything wrongly accepted would be delivered by now
-	if msgs = pf.Messages(t); len(msgs) != len(wants) {
+	msgs := pf.Messages(t)
+	if len(msgs) != len(wants) {
 		t.Fatalf("Postfix delivered %d messages, want %d (one per accepted message)", len(msgs), len(wants))
 	}
 	for subject, want := range wants {
