@@ -246,6 +246,20 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	return nil
 }
 
+// upstreamMailOptions are the client's MAIL parameters as the upstream
+// gets them: a declared SIZE grows by the Received header Postern adds,
+// so an upstream near its limit refuses at
+// MAIL, not at the final dot, what it is going to get. The header written at
+// DATA has the same length (only its fixed-width date differs).
+func (s *session) upstreamMailOptions(opts *smtp.MailOptions) *smtp.MailOptions {
+	if opts == nil || opts.Size <= 0 {
+		return opts
+	}
+	o := *opts
+	o.Size += int64(len(receivedHeader(s.receivedInfo())))
+	return &o
+}
+
 // pendingMail is a client's MAIL not yet sent upstream.
 type pendingMail struct {
 	from string
@@ -277,7 +291,7 @@ func (s *session) openUpstream(m *pendingMail, to string, ropts *smtp.RcptOption
 			s.srv.cfg.Metrics.upstreamTime("connect", start)
 		}
 		s.setUpstream(up)
-		mailErr, rcptErr := up.mailRcpt(m.from, m.opts, to, ropts)
+		mailErr, rcptErr := up.mailRcpt(m.from, s.upstreamMailOptions(m.opts), to, ropts)
 		s.srv.cfg.Metrics.upstreamReply("mail", replyCode(mailErr))
 		if mailErr == nil {
 			return s.rcptResult(up, rcptErr)
