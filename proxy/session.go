@@ -45,6 +45,9 @@ type session struct {
 	streaming bool      // Data is using up
 
 	smtputf8 bool // the current MAIL had SMTPUTF8 (RFC 6531): non-ASCII addresses allowed
+	// dsnDropLogged: this session has logged that its upstream dropped the
+	// client's DSN parameters (once per session, not per command).
+	dsnDropLogged bool
 
 	// The upstream MAIL travels with the first RCPT (upstream.mailRcpt):
 	// mail holds it until then; mailRefused is the upstream's refusal of
@@ -260,6 +263,19 @@ func (s *session) upstreamMailOptions(opts *smtp.MailOptions) *smtp.MailOptions 
 	return &o
 }
 
+// noteDSNDropped logs, once per session, that the client asked for DSN
+// (RFC 3461: RET, ENVID, NOTIFY, ORCPT) and the upstream does not offer it:
+// go-smtp's client leaves the parameters out, and the client is never told.
+func (s *session) noteDSNDropped(up *upstream, mopts *smtp.MailOptions, ropts *smtp.RcptOptions) {
+	asked := (mopts != nil && (mopts.Return != "" || mopts.EnvelopeID != "")) ||
+		(ropts != nil && (len(ropts.Notify) > 0 || ropts.OriginalRecipient != ""))
+	if !asked || s.dsnDropLogged || up.supports("DSN") {
+		return
+	}
+	s.dsnDropLogged = true
+	s.log.Warn("DSN parameters dropped: the upstream does not offer DSN", "id", s.msgID)
+}
+
 // pendingMail is a client's MAIL not yet sent upstream.
 type pendingMail struct {
 	from string
@@ -291,6 +307,7 @@ func (s *session) openUpstream(m *pendingMail, to string, ropts *smtp.RcptOption
 			s.srv.cfg.Metrics.upstreamTime("connect", start)
 		}
 		s.setUpstream(up)
+		s.noteDSNDropped(up, m.opts, ropts)
 		mailErr, rcptErr := up.mailRcpt(m.from, s.upstreamMailOptions(m.opts), to, ropts)
 		s.srv.cfg.Metrics.upstreamReply("mail", replyCode(mailErr))
 		if mailErr == nil {
@@ -349,6 +366,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		}
 		return err
 	}
+	s.noteDSNDropped(up, nil, opts)
 	return s.rcptResult(up, up.rcpt(to, opts))
 }
 

@@ -178,6 +178,14 @@ func (u *upstream) mailRcpt(from string, mopts *smtp.MailOptions, to string, rop
 	return u.checked(mailErr), u.checked(rcptErr)
 }
 
+// supports reports whether the upstream's EHLO offered keyword.
+func (u *upstream) supports(keyword string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	ok, _ := u.client.Extension(keyword)
+	return ok
+}
+
 // rcpt adds a recipient to the open transaction.
 func (u *upstream) rcpt(to string, opts *smtp.RcptOptions) error {
 	u.mu.Lock()

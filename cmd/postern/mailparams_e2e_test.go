@@ -42,3 +42,63 @@ func TestSizeIncludesReceivedE2E(t *testing.T) {
 	c.expect("250")
 	withSubject(t, pf.WaitMessages(t, 1, 30*time.Second), "size-fits")
 }
+
+// TestDSNParametersE2E (issue 24, part 3): the client's DSN parameters
+// reach an upstream that offers DSN (Postfix sends the success report
+// they ask for, naming the envelope id and the original recipient); with
+// an upstream that does not, go-smtp leaves them out, and Postern says so
+// in its log, once per session.
+func TestDSNParametersE2E(t *testing.T) {
+	send := func(t *testing.T, c *textConn, subject string) {
+		c.send("MAIL FROM:<" + aliceLogin + "> RET=HDRS ENVID=envid-24")
+		c.expect("250")
+		c.send("RCPT TO:<dsn@example.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;orig@example.test")
+		c.expect("250")
+		c.send("DATA")
+		c.expect("354")
+		c.raw("Subject: " + subject + "\r\n\r\nbody\r\n.\r\n")
+		c.expect("250")
+	}
+
+	t.Run("upstream with DSN", func(t *testing.T) {
+		pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
+		p := startPostern(t, pf.Addr)
+		c := dialTLSText(t, p.StartTLS, aliceLogin, alicePass)
+		send(t, c, "dsn-on")
+		msgs := pf.WaitMessages(t, 2, 30*time.Second) // the message and Postfix's success report
+		if got := proxytest.MessagesTo(msgs, "dsn@example.test"); len(got) != 1 {
+			t.Fatalf("dsn@ got %d messages, want 1", len(got))
+		}
+		var report string
+		for _, m := range msgs {
+			if m.Recipient == aliceLogin {
+				report = string(m.Raw)
+			}
+		}
+		for _, want := range []string{"Original-Envelope-Id: envid-24", "Original-Recipient: RFC822;orig@example.test"} {
+			if !strings.Contains(report, want) {
+				t.Fatalf("no %q in the report Postfix sent to the sender:\n%s", want, report[strings.Index(report, "Original-Envelope"):])
+			}
+		}
+		if strings.Contains(p.Log(), "DSN parameters dropped") {
+			t.Fatal("Postern says it dropped DSN parameters Postfix offers")
+		}
+	})
+
+	t.Run("upstream without DSN", func(t *testing.T) {
+		pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{MainCF: []string{"smtpd_discard_ehlo_keywords = dsn"}})
+		p := startPostern(t, pf.Addr)
+		c := dialTLSText(t, p.StartTLS, aliceLogin, alicePass)
+		send(t, c, "dsn-off-1")
+		send(t, c, "dsn-off-2")
+		c.send("QUIT")
+		c.expect("221")
+		pf.WaitMessages(t, 2, 30*time.Second)
+		p.proc.WaitOutput(t, "the session's end", 10*time.Second, func(out string) bool {
+			return strings.Contains(out, "msg=disconnect")
+		})
+		if n := strings.Count(p.Log(), "DSN parameters dropped"); n != 1 {
+			t.Fatalf("Postern logged the dropped DSN parameters %d times, want once:\n%s", n, p.Log())
+		}
+	})
+}
