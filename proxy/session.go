@@ -411,12 +411,14 @@ func (s *session) Data(r io.Reader) error {
 	// go-smtp hands DATA over through its dot-unstuffing reader and BDAT
 	// through a pipe of the raw chunks.
 	_, bdat := r.(*io.PipeReader)
+	src := &countingReader{r: r}
+	r = src
 	if mode := s.srv.cfg.HeaderFrom; mode != HeaderFromOff && mode != "" && s.login != "" {
 		// The header section is read and judged before the upstream
 		// gets DATA: a refused message never reaches it.
 		whole, reply := s.checkHeaderFrom(r, mode)
 		if reply != nil {
-			s.logMessage(0, reply, nil)
+			s.logMessage(receivedSize(src, bdat), reply, nil)
 			return reply
 		}
 		r = whole
@@ -447,7 +449,7 @@ func (s *session) Data(r io.Reader) error {
 		if lim := s.limits(); lim != nil && errors.As(bodyErr, &uw) {
 			lim.ReleaseMessage(s.limitLogin) // the upstream failed: not sent, the client retries
 		}
-		s.logMessage(n, reply, bodyErr)
+		s.logMessage(receivedSize(src, bdat), reply, bodyErr)
 		return reply
 	}
 	s.srv.cfg.Metrics.upstreamReply("data", replyCode(err))
@@ -468,6 +470,31 @@ func (s *session) Data(r io.Reader) error {
 	reply := acceptedReply(resp)
 	s.logMessage(n, reply, nil)
 	return reply
+}
+
+// countingReader counts the message bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// receivedSize reads what is left of a refused DATA message and returns
+// the bytes the client sent (the size logged; it was those read up to the
+// refusal, 0 for a From: refusal). go-smtp drains the rest after Data
+// anyway, under the same deadline; a read that fails (over the size limit,
+// timeout) ends the drain at once. A BDAT message is not drained: go-smtp
+// refuses its later chunks as they come.
+func receivedSize(src *countingReader, bdat bool) int64 {
+	if !bdat {
+		_, _ = io.Copy(io.Discard, src)
+	}
+	return src.n
 }
 
 // checkHeaderFrom reads the header section of the message from r and

@@ -178,17 +178,22 @@ func TestLongLinesE2E(t *testing.T) {
 // TestRefusedMessageSessionGoesOnE2E: after each kind of refused message
 // (NUL, over the size limit, bare CR, a "." line next to a bare LF) the
 // same session sends a good message, with a long line, and Postfix gets
-// exactly the good ones.
+// exactly the good ones; each refused one is logged with the bytes the
+// client sent.
 func TestRefusedMessageSessionGoesOnE2E(t *testing.T) {
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr, "--max-message-size", "200000")
 	c := dialTLSText(t, p.StartTLS, aliceLogin, alicePass)
-	refused := []struct{ name, body, reply string }{
-		{"NUL", "Subject: refused-nul\r\n\r\na\x00b\r\n", "554 5.6.0"},
-		{"over the size limit", "Subject: refused-size\r\n\r\n" + strings.Repeat(strings.Repeat("x", 998)+"\r\n", 300), "552 5.3.4"},
-		{"over the size limit in one line", "Subject: refused-size-line\r\n\r\n" + strings.Repeat("x", 300000) + "\r\n", "552 5.3.4"},
-		{"bare CR", "Subject: refused-cr\r\n\r\na\rb\r\n", "554 5.5.2"},
-		{"dot line after a bare LF", "Subject: refused-dot\r\n\r\na\n.\nb\r\n", "554 5.5.2"},
+	rest := strings.Repeat(strings.Repeat("r", 98)+"\r\n", 100) // after the fault: still counted in the log
+	refused := []struct {
+		name, body, reply string
+		size              int // logged
+	}{
+		{"NUL", "Subject: refused-nul\r\n\r\na\x00b\r\n" + rest, "554 5.6.0", 0},
+		{"over the size limit", "Subject: refused-size\r\n\r\n" + strings.Repeat(strings.Repeat("x", 998)+"\r\n", 300), "552 5.3.4", 200000},
+		{"over the size limit in one line", "Subject: refused-size-line\r\n\r\n" + strings.Repeat("x", 300000) + "\r\n", "552 5.3.4", 200000},
+		{"bare CR", "Subject: refused-cr\r\n\r\na\rb\r\n" + rest, "554 5.5.2", 0},
+		{"dot line after a bare LF", "Subject: refused-dot\r\n\r\na\n.\nb\r\n" + rest, "554 5.5.2", 0},
 	}
 	for i, r := range refused {
 		c.send("MAIL FROM:<" + aliceLogin + ">")
@@ -218,6 +223,26 @@ func TestRefusedMessageSessionGoesOnE2E(t *testing.T) {
 	}
 	for i := range refused {
 		withSubject(t, msgs, fmt.Sprintf("next-%d", i))
+	}
+	// A refused message is logged with the bytes received (up to the size
+	// limit), not those read before the refusal.
+	var rejected []string
+	for _, line := range strings.Split(p.Log(), "\n") {
+		if strings.Contains(line, `msg="message rejected"`) {
+			rejected = append(rejected, line)
+		}
+	}
+	if len(rejected) != len(refused) {
+		t.Fatalf("%d messages logged as rejected, want %d:\n%s", len(rejected), len(refused), p.Log())
+	}
+	for i, r := range refused {
+		size := r.size
+		if size == 0 {
+			size = len(r.body)
+		}
+		if !strings.Contains(rejected[i], fmt.Sprintf(" size=%d ", size)) {
+			t.Fatalf("%s: logged %q, want size=%d", r.name, rejected[i], size)
+		}
 	}
 }
 
