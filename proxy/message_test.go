@@ -157,6 +157,21 @@ func TestMessageCopierStripsHeaders(t *testing.T) {
 	}
 }
 
+// TestMessageCopierStripsHeadersLF: a header section with bare-LF line
+// ends loses the same headers, and comes out with CRLF.
+func TestMessageCopierStripsHeadersLF(t *testing.T) {
+	in := "From: a@example.org\nX-Originating-IP: [192.0.2.7]\n\tcontinued\nSubject: hi\n\n.X-Originating-IP: body\n\r\n"
+	want := "From: a@example.org\r\nSubject: hi\r\n\r\nX-Originating-IP: body\r\n\r\n"
+	var out bytes.Buffer
+	mc := messageCopier{strip: stripAnonymous, dotStuffed: true}
+	if _, err := mc.copy(&out, strings.NewReader(in)); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != want {
+		t.Fatalf("got %q\nwant %q", out.String(), want)
+	}
+}
+
 type failingWriter struct{ after int }
 
 func (w *failingWriter) Write(b []byte) (int, error) {
