@@ -102,3 +102,49 @@ func TestDSNParametersE2E(t *testing.T) {
 		}
 	})
 }
+
+// TestBodyParameterE2E (issue 24, part 3): the upstream MAIL carries the
+// BODY= the client declared, and only when the upstream offers 8BITMIME;
+// BODY=8BITMIME went with every message. Postfix's verbose log
+// (debug_peer_list) shows each MAIL as received.
+func TestBodyParameterE2E(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		mainCF  []string
+		declare []string // the client's BODY= per message ("" for none)
+		want    []string // the BODY= Postfix gets per message
+	}{
+		{"upstream with 8BITMIME", nil, []string{"", "7BIT", "8BITMIME"}, []string{"", " BODY=7BIT", " BODY=8BITMIME"}},
+		{"upstream without 8BITMIME", []string{"smtpd_discard_ehlo_keywords = 8bitmime"}, []string{"8BITMIME", "7BIT"}, []string{"", ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{MainCF: append([]string{"debug_peer_list = 127.0.0.1"}, tc.mainCF...)})
+			p := startPostern(t, pf.Addr)
+			c := dialTLSText(t, p.StartTLS, aliceLogin, alicePass)
+			for i, body := range tc.declare {
+				mail := "MAIL FROM:<" + aliceLogin + ">"
+				if body != "" {
+					mail += " BODY=" + body
+				}
+				c.send(mail)
+				c.expect("250")
+				c.send("RCPT TO:<body@example.test>")
+				c.expect("250")
+				c.send("DATA")
+				c.expect("354")
+				c.raw(fmt.Sprintf("Subject: body-%d\r\n\r\nbody\r\n.\r\n", i))
+				c.expect("250")
+			}
+			pf.WaitMessages(t, len(tc.declare), 30*time.Second)
+			var got []string
+			for _, line := range strings.Split(pf.Log(), "\n") {
+				if _, rest, ok := strings.Cut(line, "]: MAIL FROM:<"+aliceLogin+">"); ok {
+					got = append(got, rest)
+				}
+			}
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Fatalf("Postfix got MAIL parameters %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
