@@ -18,12 +18,13 @@ PKGS     ?= ./...
 # dnsname plugin for service names, docker.io for the `docker` CLI that
 # `docker-compose run` attaches with (its daemon is never started);
 # debootstrap makes the base images;
-# redis-server backs the shared-state (--state redis://) tests.
+# redis-server backs the shared-state (--state redis://) tests; curl is a
+# client that sends bare-LF messages (normalize_e2e_test.go).
 DEB_PKGS := postfix libsasl2-modules swaks libnet-ssleay-perl msmtp dovecot-core apache2-utils \
 	slapd ldap-utils pebble openssl bind9-utils bind9 bind9-dnsutils python3 ca-certificates \
 	docker-compose fail2ban haproxy systemd procps gcc libc6-dev \
 	podman runc debootstrap containernetworking-plugins iptables \
-	golang-github-containernetworking-plugin-dnsname docker.io redis-server
+	golang-github-containernetworking-plugin-dnsname docker.io redis-server curl
 
 .PHONY: all build test deps check fuzz bench demo staticcheck fork-check docker-test
 

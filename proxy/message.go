@@ -8,15 +8,10 @@ import (
 	"sync"
 )
 
-// maxMessageLine is the longest message line accepted, CRLF included.
-// RFC 5322 §2.1.1 allows 998 characters; like go-smtp's command limit we
-// accept twice the RFC 5321 §4.5.3.1.6 text-line size before refusing.
-const maxMessageLine = 2000
-
 var (
-	errBareNewline = errors.New("bare CR or LF in message")
+	errBareNewline = errors.New("bare CR in message")
+	errDotBareLF   = errors.New(`"." line next to a bare LF in message`)
 	errNULInData   = errors.New("NUL byte in message")
-	errLongLine    = errors.New("message line too long")
 )
 
 // upstreamWriteError marks a failure to write to the upstream, so the
@@ -27,18 +22,39 @@ func (e *upstreamWriteError) Error() string { return "writing to upstream: " + e
 func (e *upstreamWriteError) Unwrap() error { return e.err }
 
 // messageCopier streams one message from the client to the upstream DATA
-// writer, line by line, without holding more than one line:
+// writer (which dot-stuffs it and ends it with CRLF.CRLF), holding at most
+// one 32 KiB buffer whatever the line lengths: a line is bounded only by the
+// message size limit.
 //   - the Received header (if any) goes first;
-//   - every line must end in CRLF and hold no other CR or LF: a bare LF or
-//     CR is how SMTP smuggling hides a second end-of-data from one server
-//     and shows it to the next, so it is refused, like Postfix's
-//     smtpd_forbid_bare_newline;
-//   - NUL bytes and lines over maxMessageLine are refused;
+//   - a line ended by a bare LF is passed on ended by CRLF, as Postfix's
+//     smtpd_forbid_bare_newline = normalize does (curl -T, Python smtplib
+//     with bytes, PHP mail() send such lines). Only CRLF.CRLF ended the
+//     message (go-smtp's DATA reader), so the upstream sees one message;
+//   - a bare CR is refused: no MTA takes it for a line end we could
+//     normalise, and some take "\r.\r" for the end of data (SMTP smuggling);
+//   - under DATA, a line after a bare LF is un-dot-stuffed here (the DATA
+//     reader only un-stuffs after CRLF), so the upstream delivers what
+//     Postfix would; and a "." line next to a bare LF ("\n.\n", "\n.\r\n",
+//     "\r\n.\n") is refused: it ends the message at some servers and not at
+//     others, so no reading of it is safe to guess;
+//   - NUL bytes are refused;
 //   - in the header section, the headers named in strip (lower case, with
 //     the colon) are dropped along with their continuation lines.
 type messageCopier struct {
 	received []byte
 	strip    [][]byte
+	// dotStuffed is true under DATA, where src is go-smtp's DATA reader,
+	// and false under BDAT, whose chunks carry the message as is.
+	dotStuffed bool
+}
+
+// copyState is where the copier is in the message between two fragments
+// of it (a fragment is a line, or a 32 KiB piece of a longer one).
+type copyState struct {
+	midLine     bool // the last fragment did not end its line
+	afterBareLF bool // the last line ended with a bare LF
+	inHeader    bool
+	skipping    bool // dropping a stripped header and its continuations
 }
 
 // stripAnonymous lists headers dropped in anonymous mode.
@@ -47,6 +63,8 @@ var stripAnonymous = [][]byte{[]byte("x-originating-ip:")}
 // lineReaders holds the copiers' 32 KiB line readers: a fresh one per
 // message was most of the bytes allocated under many small messages.
 var lineReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32*1024) }}
+
+var crlf = []byte("\r\n")
 
 // copy returns the number of message bytes read from src.
 func (mc *messageCopier) copy(dst io.Writer, src io.Reader) (int64, error) {
@@ -65,58 +83,100 @@ func (mc *messageCopier) copy(dst io.Writer, src io.Reader) (int64, error) {
 		}()
 	}
 	var n int64
-	inHeader, skipping := true, false
+	st := copyState{inHeader: true}
 	for {
-		line, err := r.ReadSlice('\n')
-		n += int64(len(line))
-		if errors.Is(err, bufio.ErrBufferFull) || len(line) > maxMessageLine {
-			return n, errLongLine
+		frag, err := r.ReadSlice('\n')
+		full := errors.Is(err, bufio.ErrBufferFull)
+		if full && frag[len(frag)-1] == '\r' {
+			// Keep a CR with the LF that may follow it in the
+			// next fragment (ReadSlice's byte can be unread).
+			_ = r.UnreadByte()
+			frag = frag[:len(frag)-1]
 		}
-		if len(line) > 0 {
-			if gerr := checkLine(line, err == nil); gerr != nil {
-				return n, gerr
-			}
-			if inHeader {
-				switch {
-				case len(line) == 2: // CRLF: end of the header section
-					inHeader, skipping = false, false
-				case line[0] == ' ' || line[0] == '\t':
-					// a continuation line follows the fate of its header
-				default:
-					skipping = hasHeaderPrefix(line, mc.strip)
-				}
-			}
-			if !skipping {
-				if _, werr := dst.Write(line); werr != nil {
-					return n, &upstreamWriteError{werr}
-				}
+		n += int64(len(frag))
+		if len(frag) > 0 {
+			if ferr := mc.fragment(dst, frag, err == nil, &st); ferr != nil {
+				return n, ferr
 			}
 		}
-		if err == io.EOF {
+		switch {
+		case err == nil || full:
+		case err == io.EOF:
 			return n, nil
-		}
-		if err != nil {
+		default:
 			return n, err
 		}
 	}
 }
 
-// checkLine enforces CRLF-only line endings and no NUL. complete is false for
-// the last fragment before EOF, which has no line ending: go-smtp's DATA
-// reader always ends on CRLF, so only a BDAT message can end that way.
-func checkLine(line []byte, complete bool) error {
-	body := line
+// fragment checks and forwards one fragment; complete says it ends with
+// LF. The last fragment of a BDAT message may end with no line end at
+// all; go-smtp's DATA reader always ends on CRLF.
+func (mc *messageCopier) fragment(dst io.Writer, frag []byte, complete bool, st *copyState) error {
+	body, bareLF := frag, false // body: the fragment without its line end
 	if complete {
-		if len(line) < 2 || line[len(line)-2] != '\r' {
-			return errBareNewline
+		body = frag[:len(frag)-1]
+		if len(body) > 0 && body[len(body)-1] == '\r' {
+			body = body[:len(body)-1]
+		} else {
+			bareLF = true
 		}
-		body = line[:len(line)-2]
 	}
-	if bytes.IndexByte(body, '\r') >= 0 || bytes.IndexByte(body, '\n') >= 0 {
+	if bytes.IndexByte(body, '\r') >= 0 {
 		return errBareNewline
 	}
 	if bytes.IndexByte(body, 0) >= 0 {
 		return errNULInData
+	}
+	lineStart := !st.midLine
+	cut := 0 // bytes of frag not forwarded: a stuffing dot
+	if lineStart && mc.dotStuffed {
+		switch {
+		case st.afterBareLF && len(body) > 0 && body[0] == '.':
+			if len(body) == 1 && complete {
+				return errDotBareLF // "\n.\n" or "\n.\r\n"
+			}
+			cut = 1 // the stuffing dot the DATA reader left after a bare LF
+		case !st.afterBareLF && bareLF && len(body) == 0:
+			// An empty line ended by a bare LF after CRLF: it is
+			// "\r\n.\n" (the DATA reader took the dot for stuffing) as
+			// much as "\r\n\n", and the two cannot be told apart.
+			return errDotBareLF
+		}
+	}
+	if lineStart && st.inHeader {
+		line := body[cut:]
+		switch {
+		case complete && len(line) == 0: // the end of the header section
+			st.inHeader, st.skipping = false, false
+		case len(line) > 0 && (line[0] == ' ' || line[0] == '\t'):
+			// a continuation line follows the fate of its header
+		default:
+			st.skipping = hasHeaderPrefix(line, mc.strip)
+		}
+	}
+	st.midLine = !complete
+	if complete {
+		st.afterBareLF = bareLF
+	}
+	if st.skipping {
+		return nil
+	}
+	if !bareLF {
+		return write(dst, frag[cut:])
+	}
+	if err := write(dst, body[cut:]); err != nil {
+		return err
+	}
+	return write(dst, crlf)
+}
+
+func write(dst io.Writer, b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if _, err := dst.Write(b); err != nil {
+		return &upstreamWriteError{err}
 	}
 	return nil
 }

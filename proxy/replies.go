@@ -43,11 +43,11 @@ var (
 	replyMessageTooBig = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4},
 		Message: "Message size exceeds fixed limit"}
 	replyBareNewline = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 5, 2},
-		Message: "Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)"}
+		Message: "Message contains a bare CR; lines must end with CRLF (RFC 5321 section 2.3.8)"}
+	replyDotBareLF = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 5, 2},
+		Message: "Message contains a \".\" line next to a bare LF; lines must end with CRLF (RFC 5321 section 2.3.8)"}
 	replyNULInMessage = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
 		Message: "Message contains NUL characters"}
-	replyLineTooLong = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 5, 2},
-		Message: "Message line too long (RFC 5322 limits lines to 998 characters)"}
 	replyDataTimeout = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2},
 		Message: "Timeout while receiving the message, try again"}
 	replyUpstreamUnavailable = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 1},

@@ -26,6 +26,11 @@ import (
 // cost 3 KiB more per idle session (bench W4).
 const replyBufferSize = 1024
 
+// maxCommandLine is the longest command line go-smtp reads, CRLF included:
+// twice RFC 5321 §4.5.3.1.4's 512, as go-smtp's default. Message lines are
+// bounded only by the message size (go-smtp patch 0029, messageCopier).
+const maxCommandLine = 2000
+
 // ListenMode is how a listener starts TLS.
 type ListenMode string
 
@@ -196,7 +201,7 @@ func New(cfg Config) (*Server, error) {
 	srv.TLSConfig = s.tlsConfig
 	srv.MaxMessageBytes = cfg.MaxMessageBytes
 	srv.MaxRecipients = cfg.MaxRecipients
-	srv.MaxLineLength = maxMessageLine
+	srv.MaxLineLength = maxCommandLine
 	srv.MaxLineSkip = MaxCommandLineSkip
 	// Reads renew their own idle deadline (clientConn), so the skip of a
 	// line too long has its own bound: a client dribbling it on is cut.

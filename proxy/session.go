@@ -49,6 +49,9 @@ type session struct {
 	streaming bool      // Data is using up
 
 	smtputf8 bool // the current MAIL had SMTPUTF8 (RFC 6531): non-ASCII addresses allowed
+	// dsnDropLogged: this session has logged that its upstream dropped the
+	// client's DSN parameters (once per session, not per command).
+	dsnDropLogged bool
 
 	// The upstream MAIL travels with the first RCPT (upstream.mailRcpt):
 	// mail holds it until then; mailRefused is the upstream's refusal of
@@ -354,6 +357,33 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	return nil
 }
 
+// upstreamMailOptions are the client's MAIL parameters as the upstream
+// gets them: a declared SIZE grows by the Received header Postern adds,
+// so an upstream near its limit refuses at
+// MAIL, not at the final dot, what it is going to get. The header written at
+// DATA has the same length (only its fixed-width date differs).
+func (s *session) upstreamMailOptions(opts *smtp.MailOptions) *smtp.MailOptions {
+	if opts == nil || opts.Size <= 0 {
+		return opts
+	}
+	o := *opts
+	o.Size += int64(len(receivedHeader(s.receivedInfo())))
+	return &o
+}
+
+// noteDSNDropped logs, once per session, that the client asked for DSN
+// (RFC 3461: RET, ENVID, NOTIFY, ORCPT) and the upstream does not offer it:
+// go-smtp's client leaves the parameters out, and the client is never told.
+func (s *session) noteDSNDropped(up *upstream, mopts *smtp.MailOptions, ropts *smtp.RcptOptions) {
+	asked := (mopts != nil && (mopts.Return != "" || mopts.EnvelopeID != "")) ||
+		(ropts != nil && (len(ropts.Notify) > 0 || ropts.OriginalRecipient != ""))
+	if !asked || s.dsnDropLogged || up.supports("DSN") {
+		return
+	}
+	s.dsnDropLogged = true
+	s.log.Warn("DSN parameters dropped: the upstream does not offer DSN", "id", s.msgID)
+}
+
 // pendingMail is a client's MAIL not yet sent upstream.
 type pendingMail struct {
 	from string
@@ -385,7 +415,8 @@ func (s *session) openUpstream(m *pendingMail, to string, ropts *smtp.RcptOption
 			s.srv.cfg.Metrics.upstreamTime("connect", start)
 		}
 		s.setUpstream(up)
-		mailErr, rcptErr := up.mailRcpt(m.from, m.opts, to, ropts)
+		s.noteDSNDropped(up, m.opts, ropts)
+		mailErr, rcptErr := up.mailRcpt(m.from, s.upstreamMailOptions(m.opts), to, ropts)
 		s.srv.cfg.Metrics.upstreamReply("mail", replyCode(mailErr))
 		if mailErr == nil {
 			return s.rcptResult(up, rcptErr)
@@ -443,6 +474,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		}
 		return err
 	}
+	s.noteDSNDropped(up, nil, opts)
 	return s.rcptResult(up, up.rcpt(to, opts))
 }
 
@@ -484,20 +516,24 @@ func (s *session) Data(r io.Reader) error {
 		return replyUpstreamFailed
 	}
 	defer s.stopStreaming()
+	// go-smtp hands DATA over through its dot-unstuffing reader and BDAT
+	// through a pipe of the raw chunks.
+	_, bdat := r.(*io.PipeReader)
+	src := &countingReader{r: r}
 	// The last line ended here, not by go-smtp's client on the way out,
 	// so the header check and the copier read what the upstream gets.
-	r = terminateLastLine(r)
+	r = terminateLastLine(src)
 	if mode := s.srv.cfg.HeaderFrom; mode != HeaderFromOff && mode != "" && s.login != "" {
 		// The header section is read and judged before the upstream
 		// gets DATA: a refused message never reaches it.
 		whole, reply := s.checkHeaderFrom(r, mode)
 		if reply != nil {
-			s.logMessage(0, reply, nil)
+			s.logMessage(receivedSize(src, bdat), reply, nil)
 			return reply
 		}
 		r = whole
 	}
-	copier := messageCopier{received: receivedHeader(s.receivedInfo())}
+	copier := messageCopier{received: receivedHeader(s.receivedInfo()), dotStuffed: !bdat}
 	if s.srv.cfg.Received == ReceivedAnonymous {
 		copier.strip = stripAnonymous
 	}
@@ -523,7 +559,7 @@ func (s *session) Data(r io.Reader) error {
 		if lim := s.limits(); lim != nil && errors.As(bodyErr, &uw) {
 			lim.ReleaseMessage(s.limitLogin) // the upstream failed: not sent, the client retries
 		}
-		s.logMessage(n, reply, bodyErr)
+		s.logMessage(receivedSize(src, bdat), reply, bodyErr)
 		return reply
 	}
 	s.srv.cfg.Metrics.upstreamReply("data", replyCode(err))
@@ -544,6 +580,31 @@ func (s *session) Data(r io.Reader) error {
 	reply := acceptedReply(resp)
 	s.logMessage(n, reply, nil)
 	return reply
+}
+
+// countingReader counts the message bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// receivedSize reads what is left of a refused DATA message and returns
+// the bytes the client sent (the size logged; it was those read up to the
+// refusal, 0 for a From: refusal). go-smtp drains the rest after Data
+// anyway, under the same deadline; a read that fails (over the size limit,
+// timeout) ends the drain at once. A BDAT message is not drained: go-smtp
+// refuses its later chunks as they come.
+func receivedSize(src *countingReader, bdat bool) int64 {
+	if !bdat {
+		_, _ = io.Copy(io.Discard, src)
+	}
+	return src.n
 }
 
 // checkHeaderFrom reads the header section of the message from r and
@@ -609,8 +670,8 @@ func (s *session) dataReadReply(err error) *smtp.SMTPError {
 		return replyBareNewline
 	case errors.Is(err, errNULInData):
 		return replyNULInMessage
-	case errors.Is(err, errLongLine), errors.Is(err, smtp.ErrTooLongLine):
-		return replyLineTooLong
+	case errors.Is(err, errDotBareLF):
+		return replyDotBareLF
 	case errors.As(err, &se) && se.Code == smtp.ErrDataTooLarge.Code:
 		return replyMessageTooBig
 	case errors.As(err, &ne) && ne.Timeout() && s.srv.stopping.Load():

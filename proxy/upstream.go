@@ -121,6 +121,9 @@ func dialUpstream(ctx context.Context, cfg UpstreamConfig, id clientIdentity) (*
 	}
 	tconn := &timedConn{Conn: conn, timeout: timeout, setupBy: setupBy}
 	c := smtp.NewClient(tconn)
+	// BODY= as the client declared it, if the upstream takes it; not
+	// BODY=8BITMIME on every message (go-smtp patch 0030).
+	c.DeclaredBody = true
 	if cfg.TLS == "starttls" && !xclient {
 		// Below go-smtp's TLS layer, timedConn bounds the handshake's
 		// reads and writes too.
@@ -176,6 +179,14 @@ func (u *upstream) mailRcpt(from string, mopts *smtp.MailOptions, to string, rop
 		u.inTransaction = true
 	}
 	return u.checked(mailErr), u.checked(rcptErr)
+}
+
+// supports reports whether the upstream's EHLO offered keyword.
+func (u *upstream) supports(keyword string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	ok, _ := u.client.Extension(keyword)
+	return ok
 }
 
 // rcpt adds a recipient to the open transaction.

@@ -44,6 +44,14 @@ type Client struct {
 
 	// Logger for all network activity.
 	DebugWriter io.Writer
+
+	// DeclaredBody makes MAIL carry BODY= only as MailOptions.Body
+	// declares it (nothing when it is empty), and only when the server
+	// offers the extension (8BITMIME, or BINARYMIME for BINARYMIME). A
+	// relay passes on what its client declared, not BODY=8BITMIME for
+	// every message. Without it, BODY=8BITMIME goes with every MAIL to a
+	// server offering 8BITMIME.
+	DeclaredBody bool
 }
 
 // 30 seconds was chosen as it's the same duration as http.DefaultTransport's
@@ -478,6 +486,31 @@ func (c *Client) Mail(from string, opts *MailOptions) error {
 	return nil
 }
 
+// bodyParam is the BODY= value of MAIL, "" for none (see DeclaredBody).
+func (c *Client) bodyParam(opts *MailOptions) BodyType {
+	_, has8bit := c.ext["8BITMIME"]
+	if !c.DeclaredBody {
+		if has8bit {
+			return Body8BitMIME
+		}
+		return ""
+	}
+	if opts == nil {
+		return ""
+	}
+	switch opts.Body {
+	case Body7Bit, Body8BitMIME:
+		if has8bit {
+			return opts.Body
+		}
+	case BodyBinaryMIME:
+		if _, ok := c.ext["BINARYMIME"]; ok {
+			return opts.Body
+		}
+	}
+	return ""
+}
+
 // mailCommand builds the MAIL command line, after EHLO.
 func (c *Client) mailCommand(from string, opts *MailOptions) (string, error) {
 	if err := validateLine(from); err != nil {
@@ -489,8 +522,8 @@ func (c *Client) mailCommand(from string, opts *MailOptions) (string, error) {
 	// possible command (2 KiB) was allocated for every message.
 	sb.Grow(len(from) + 64)
 	fmt.Fprintf(&sb, "MAIL FROM:<%s>", from)
-	if _, ok := c.ext["8BITMIME"]; ok {
-		sb.WriteString(" BODY=8BITMIME")
+	if body := c.bodyParam(opts); body != "" {
+		sb.WriteString(" BODY=" + string(body))
 	}
 	if _, ok := c.ext["SIZE"]; ok && opts != nil && opts.Size != 0 {
 		fmt.Fprintf(&sb, " SIZE=%v", opts.Size)

@@ -1071,6 +1071,16 @@ func (c *Conn) handleData(arg string) {
 		return
 	}
 
+	// Message lines are bounded by MaxMessageBytes, not by the command
+	// line limit (as in BDAT): RFC 5322's 998 is a SHOULD for writers, and
+	// MTAs such as Postfix accept and pass on longer lines. The count starts
+	// again at the next command, which begins a line.
+	c.lineLimitReader.LineLimit = 0
+	defer func() {
+		c.lineLimitReader.LineLimit = c.server.MaxLineLength
+		c.lineLimitReader.curLineLength = 0
+	}()
+
 	r := newDataReader(c)
 	code, enhancedCode, msg := dataErrorToStatus(c.Session().Data(r))
 	r.limited = false
