@@ -47,11 +47,15 @@ func headerFromBDATCases() []headerFromCase {
 		{"header section over the cap", []string{"From: " + me + "\r\n" + pads(600), pads(600) + "\r\nbody"}, "553 5.7.1"},
 		// Line endings readers disagree on never reach the upstream.
 		{"CR-only line ends", []string{"From: " + me + "\rFrom: ceo@bank.test\r"}, "5"},
-		{"LF-only line ends", []string{"From: " + me + "\nSubject: x\n\nbody"}, "5"},
+		// Bare-LF line ends are normalised to CRLF (issue 24): the check
+		// reads them as line ends too.
+		{"LF-only line ends, a foreign From:", []string{"From: " + me + "\nSubject: x\nFrom: ceo@bank.test\n\nbody"}, "553 5.7.1"},
+		{"LF-only line ends, a foreign From: unterminated", []string{"From: " + me + "\nSubject: x\nFrom: ceo@bank.test"}, "553 5.7.1"},
 		{"NUL in the header", []string{"From: " + me + "\x00\r\nSubject: x\r\n\r\nbody"}, "5"},
 		// Alice's own messages pass, however they end.
 		{"own From: on an unterminated last line, no body", []string{"Subject: own-last\r\nFrom: " + me}, "250"},
 		{"own From: across chunks, encoded name, unterminated body", []string{"Subject: own-chunks\r\nFROM: =?utf-8?q?Al=C3=AFce?= <" + me, ">\r\nSender: " + me + "\r\n\r\nbody"}, "250"},
+		{"own From:, LF-only line ends", []string{"Subject: own-lf\nFrom: " + me + "\n\nbody"}, "250"},
 	}
 }
 
@@ -153,7 +157,9 @@ func TestHeaderFromBDATE2E(t *testing.T) {
 			if why := authorsOwnedBy(got[0].Data, aliceLogin); why != "" {
 				t.Fatalf("the upstream got %s:\n%q", why, got[0].Data)
 			}
-			sent := strings.Join(tc.chunks, "")
+			// What the upstream gets: every line ended with CRLF (bare LF
+			// normalised, the last line terminated).
+			sent := strings.ReplaceAll(strings.ReplaceAll(strings.Join(tc.chunks, ""), "\r\n", "\n"), "\n", "\r\n")
 			if !strings.HasSuffix(string(got[0].Data), "\n"+sent+"\r\n") {
 				t.Fatalf("the upstream got\n%q\nwant the Received header, then\n%q", got[0].Data, sent+"\r\n")
 			}
