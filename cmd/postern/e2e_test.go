@@ -376,24 +376,7 @@ func (c *textConn) expect(prefix string) string {
 
 func dialTLSText(t testing.TB, addr, login, password string) *textConn {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := smtpText(t, conn)
-	c.expect("220")
-	c.send("EHLO x.test")
-	c.expect("250")
-	c.send("STARTTLS")
-	c.expect("220")
-	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	c = smtpText(t, tc)
-	c.send("EHLO x.test")
-	c.expect("250")
+	c := dialStartTLSText(t, addr)
 	c.send("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+login+"\x00"+password)))
 	c.expect("235")
 	return c
