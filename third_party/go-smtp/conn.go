@@ -65,6 +65,14 @@ type Conn struct {
 	// the connection waits for its next line (see waitInput).
 	in  idleInput
 	out io.Writer
+
+	// lmtpDataReading is set while an LMTPSession's LMTPData reads the
+	// message on a goroutine of its own and this one writes the
+	// per-recipient replies: that goroutine's reads must not flush the
+	// write buffer (nothing is held during DATA; the writes are this
+	// goroutine's). Set before that goroutine starts and cleared after it
+	// ends, so both read it without a race.
+	lmtpDataReading bool
 }
 
 func newConn(c net.Conn, s *Server) *Conn {
@@ -1356,6 +1364,8 @@ func (c *Conn) handleDataLMTP() {
 		}
 		done <- true
 	} else {
+		c.lmtpDataReading = true
+		defer func() { c.lmtpDataReading = false }()
 		go func() {
 			defer func() {
 				if err := recover(); err != nil {
@@ -1563,6 +1573,9 @@ func (f flushBeforeRead) Read(b []byte) (int, error) {
 
 // flushHeld writes the replies held in the write buffer, if any.
 func (c *Conn) flushHeld() error {
+	if c.lmtpDataReading {
+		return nil
+	}
 	if c.text == nil || c.text.W == nil || c.text.W.Buffered() == 0 {
 		return nil
 	}

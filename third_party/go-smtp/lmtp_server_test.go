@@ -246,3 +246,40 @@ func TestServer_LMTP_DuplicatedRcpt(t *testing.T) {
 		t.Fatal("Invalid number of sent messages:", be.messages, be.anonmsgs)
 	}
 }
+
+// TestServer_LMTP_replyWhileReadingRest: a status set before the message
+// ends (here: too long) is written while LMTPData's goroutine still reads
+// the rest of the message from the connection. That goroutine's reads must
+// not touch the write buffer the replies go through (they flushed held
+// replies, a data race with the reply: go test -race).
+func TestServer_LMTP_replyWhileReadingRest(t *testing.T) {
+	_, s, c, scanner := testServerGreetedLMTP(t, func(s *smtp.Server) {
+		s.LMTP = true
+		s.MaxMessageBytes = 50
+	})
+	defer s.Close()
+	defer c.Close()
+
+	sendLHLO(t, scanner, c)
+	io.WriteString(c, "MAIL FROM:<root@nsa.gov>\r\n")
+	scanner.Scan()
+	io.WriteString(c, "RCPT TO:<root@gchq.gov.uk>\r\n")
+	scanner.Scan()
+	io.WriteString(c, "DATA\r\n")
+	scanner.Scan()
+
+	io.WriteString(c, strings.Repeat("This line makes the message too long.\r\n", 3))
+	scanner.Scan()
+	if !strings.HasPrefix(scanner.Text(), "552 ") {
+		t.Fatal("Invalid early DATA response, expected 552 but got:", scanner.Text())
+	}
+	// Only now the rest: the goroutine reads it from the connection.
+	for i := 0; i < 3; i++ {
+		io.WriteString(c, "More of the message.\r\n")
+	}
+	io.WriteString(c, ".\r\nNOOP\r\n")
+	scanner.Scan()
+	if !strings.HasPrefix(scanner.Text(), "250 ") {
+		t.Fatal("Invalid NOOP response:", scanner.Text())
+	}
+}
