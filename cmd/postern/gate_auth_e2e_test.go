@@ -33,25 +33,9 @@ func TestParallelGuessesStopAtLockout(t *testing.T) {
 			// must not be what stops them.
 			p := startPostern(t, "127.0.0.1:1", "--auth-max-failures", "10",
 				"--auth-lockout-window", "15m", "--max-connections-per-ip", "200")
-			conns := make([]*client, n)
-			for i := range conns {
-				conns[i] = dialFrom(t, p.StartTLS, "127.0.0.1")
-			}
-			replies := make([]string, n)
-			start := make(chan struct{})
-			var wg sync.WaitGroup
-			for i, c := range conns {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					line := "AUTH PLAIN " + base64.StdEncoding.EncodeToString(
-						[]byte(fmt.Sprintf("\x00guess%d@example.test\x00wrong-%d", i, i)))
-					<-start
-					replies[i] = rawReply(c.conn, c.br, line)
-				}()
-			}
-			close(start)
-			wg.Wait()
+			replies := parallelAuth(t, p.StartTLS, "127.0.0.1", n, func(i int) (string, string) {
+				return fmt.Sprintf("guess%d@example.test", i), fmt.Sprintf("wrong-%d", i)
+			})
 			verdicts, lockedOut := 0, 0
 			for i, r := range replies {
 				switch {
@@ -193,4 +177,31 @@ s.quit()
 		}
 	})
 	findSubject(t, pf.WaitMessages(t, 2, 30*time.Second), "plain-no-ir-python")
+}
+
+// parallelAuth opens n connections from the address from, then sends one
+// AUTH PLAIN on each at the same moment (the login and password of
+// connection i from creds) and returns each connection's reply.
+func parallelAuth(t *testing.T, addr, from string, n int, creds func(i int) (login, password string)) []string {
+	t.Helper()
+	conns := make([]*client, n)
+	for i := range conns {
+		conns[i] = dialFrom(t, addr, from)
+	}
+	replies := make([]string, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			login, password := creds(i)
+			line := "AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+login+"\x00"+password))
+			<-start
+			replies[i] = rawReply(c.conn, c.br, line)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return replies
 }

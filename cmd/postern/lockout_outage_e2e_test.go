@@ -5,10 +5,8 @@ package main
 // off.
 
 import (
-	"encoding/base64"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -78,25 +76,9 @@ func TestLockoutHoldsWhileLDAPDown(t *testing.T) {
 
 			t.Run("parallel guesses while slapd is down", func(t *testing.T) {
 				const n = 20
-				conns := make([]*client, n)
-				for i := range conns {
-					conns[i] = dialFrom(t, p.StartTLS, "127.0.0.4")
-				}
-				replies := make([]string, n)
-				start := make(chan struct{})
-				var wg sync.WaitGroup
-				for i, c := range conns {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						line := "AUTH PLAIN " + base64.StdEncoding.EncodeToString(
-							[]byte(fmt.Sprintf("\x00%s\x00wrong-%d", bobLogin, i)))
-						<-start
-						replies[i] = rawReply(c.conn, c.br, line)
-					}()
-				}
-				close(start)
-				wg.Wait()
+				replies := parallelAuth(t, p.StartTLS, "127.0.0.4", n, func(i int) (string, string) {
+					return bobLogin, fmt.Sprintf("wrong-%d", i)
+				})
 				checked := 0
 				for i, r := range replies {
 					switch {
