@@ -86,3 +86,9 @@ stop_engine() {
 # compose: docker-compose on the test's copy of the tree ($cache/src/deploy),
 # with docker-compose.podman.yml (written by images.sh) on top.
 compose() { docker-compose -p "$project" -f docker-compose.yml -f docker-compose.podman.yml "$@"; }
+
+# cgroup_mounts: every cgroup hierarchy as "MOUNTPOINT TYPE OPTIONS"
+# (OPTIONS: the superblock's, e.g. rw,memory or rw,name=systemd).
+cgroup_mounts() {
+  awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i+1) ~ /^cgroup2?$/) print $5, $(i+1), $(i+3); break } }' /proc/self/mountinfo
+}

@@ -57,11 +57,33 @@ out=$(docker-compose version 2>&1 || true)
 grep -q 'docker-compose version' <<<"$out" || missing "docker-compose does not run (its Python modules): $out"
 command -v docker >/dev/null || missing "the docker CLI, which docker-compose run attaches with (package docker.io)"
 command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null || missing "pebble (package pebble)"
-unshare --mount --pid --net --fork --kill-child true 2>/dev/null ||
-  missing "this kernel (or container) does not let root create mount, PID and network namespaces"
+unshare --mount --cgroup --pid --net --fork --kill-child true 2>/dev/null ||
+  missing "this kernel (or container) does not let root create mount, cgroup, PID and network namespaces"
 
 mkdir -p "$cache/logs" "$cache/tmp"
 exec 9>"$cache/lock"
 flock -n 9 || fail "another docker-test holds $cache/lock"
+# The run's cgroups: one per hierarchy, below the one this script runs in.
+# podman and runc make theirs inside (sandbox.sh gives the sandbox a cgroup
+# namespace rooted there); reap-cgroups.sh, which stays outside, removes
+# them all when the run has ended, however it ended.
+cgdirs=()
+while read -r mnt type opts; do
+  key=""
+  [ "$type" = cgroup2 ] || key=${opts#rw,}
+  cur=$(awk -F: -v k="$key" '$2 == k { print $3 }' /proc/self/cgroup)
+  cgdirs+=("$mnt${cur%/}/postern-docker-test.$$")
+done < <(cgroup_mounts)
+setsid -f "$here/reap-cgroups.sh" $$ "${cgdirs[@]}" </dev/null >>"$cache/logs/reap-cgroups.log" 2>&1
+for d in "${cgdirs[@]}"; do
+  mkdir "$d"
+  # A new cpuset has no CPUs or memory nodes until given its parent's.
+  if [ -e "$d/cpuset.cpus" ]; then
+    cat "$d/../cpuset.cpus" >"$d/cpuset.cpus"
+    cat "$d/../cpuset.mems" >"$d/cpuset.mems"
+  fi
+  echo $$ >"$d/cgroup.procs"
+done
+
 # The lock (fd 9) goes into the sandbox and is released when it ends.
-exec unshare --mount --propagation private --pid --fork --kill-child --mount-proc -- "$here/sandbox.sh"
+exec unshare --mount --propagation private --cgroup --pid --fork --kill-child --mount-proc -- "$here/sandbox.sh"

@@ -1,21 +1,36 @@
 #!/usr/bin/env bash
-# PID 1 of the docker-test's PID and mount namespaces (run.sh starts it with
-# `unshare --mount --pid --fork --kill-child --mount-proc`). Everything
-# podman, runc and the CNI plugins write outside the cache goes to tmpfs
-# mounts that exist only here: /run (runc's state, podman's runroot and
+# PID 1 of the docker-test's PID, mount and cgroup namespaces (run.sh starts
+# it with `unshare --mount --cgroup --pid --fork --kill-child --mount-proc`).
+# Everything podman, runc and the CNI plugins write outside the cache goes to
+# tmpfs mounts that exist only here: /run (runc's state, podman's runroot and
 # tmp_dir, the network namespaces' mount points under /run/netns, dnsmasq's
-# config, the xtables lock) and /var/lib/cni (address reservations and the
-# plugins' result cache). The mounts go when the last process of the
-# namespace does, with whatever a killed run left in them.
+# config, the xtables lock), /var/lib/cni (address reservations and the
+# plugins' result cache) and /dev/shm (podman's lock segment). The mounts go
+# when the last process of the namespace does, with whatever a killed run
+# left in them; the network side lives in stack.sh's network namespace.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 [ "$$" = 1 ] || fail "sandbox.sh runs as PID 1 of its own namespaces; start run.sh"
 mount -t tmpfs -o mode=0755 postern-docker-test /run
-mount -t tmpfs -o mode=0755 postern-docker-test /var/lib/cni 2>/dev/null ||
-  { mkdir -p /var/lib/cni && mount -t tmpfs -o mode=0755 postern-docker-test /var/lib/cni; }
+mkdir -p /var/lib/cni
+mount -t tmpfs -o mode=0755 postern-docker-test /var/lib/cni
 mkdir -p "$rundir/cni" /run/lock /run/netns
 ln -s /dev/shm /run/shm
+# podman's locks (a shared-memory segment, libpod_lock) start afresh too.
+mount -t tmpfs -o mode=1777 postern-docker-test /dev/shm
+# The cgroup hierarchies mounted afresh, so that this cgroup namespace's
+# root (the run's own cgroup, see run.sh) is their root here: podman's
+# libpod_parent and every container's cgroup go below it.
+mounts=$(cgroup_mounts)
+mount -t tmpfs -o mode=0755 postern-docker-test /sys/fs/cgroup
+while read -r mnt type opts; do
+  mkdir -p "$mnt"
+  case $type,$opts in
+    cgroup,rw,name=*) opts="$opts,none" ;; # a named hierarchy, no controller
+  esac
+  mount -t "$type" -o "$opts" cgroup "$mnt"
+done <<<"$mounts"
 
 nofile=$(ulimit -Hn)
 [ "$nofile" = unlimited ] && nofile=20000
