@@ -23,6 +23,11 @@ set -euo pipefail
 trap 'stop_engine' EXIT
 start_engine images
 say "podman service PID $service_pid on $sock (host network, builds only)"
+# The working containers of builds a killed run cut short: buildah's, known
+# to the storage only. (Nothing else builds now: run.sh holds the lock.)
+pm ps -a --external --format '{{.ID}} {{.Status}}' | while read -r id status; do
+  if [ "$status" = Storage ]; then pm rm --storage "$id" >/dev/null; fi
+done
 
 # ---------------------------------------------------------------------------
 # Base images, built once and kept in $cache/storage.

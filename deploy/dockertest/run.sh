@@ -7,20 +7,21 @@
 # outside its 20-minute budget and -race.
 #
 # The whole run is a sandbox of its own (issue 19): this script checks the
-# tools and takes the lock, then sandbox.sh runs as PID 1 of new PID and
-# mount namespaces, with a tmpfs over /run and /var/lib/cni:
+# tools, takes the lock and moves into cgroups of the run's own, then
+# sandbox.sh runs as PID 1 of new PID, mount and cgroup namespaces, with
+# tmpfs over /run, /var/lib/cni and /dev/shm:
 #   images.sh  base images and `docker-compose build`, in the host's network
 #              (debootstrap, apt and the Go module proxy need it; every build
 #              step runs with --network host, so podman creates no bridge,
 #              network namespace or firewall rule there);
-#   stack.sh   in a network namespace of its own as well (loopback and one
-#              dummy address for the "host"): the compose stack, its bridge,
+#   stack.sh   in a network namespace of its own as well (loopback, plus one
+#              address for the "host"): the compose stack, its bridge,
 #              iptables rules, dnsmasq and conmons live there.
 # When the run ends, however it ends (kill -9 included: --kill-child takes
 # PID 1 down, and with it every process of the namespace), the kernel tears
-# all of it down; nothing is left on the host to clean up. Only the cache
-# (below) persists: images, and container records a killed run left, which
-# stack.sh removes first.
+# all of it down, and reap-cgroups.sh removes the run's cgroups: nothing is
+# left on the host. Only the cache (below) persists: images, and container
+# records a killed run left, which the next run removes first.
 #
 # No registry is reachable here, so every FROM resolves to an image
 # images.sh builds locally (debootstrap, the host's Go; see there). The
@@ -33,7 +34,8 @@
 # why. Any failed check exits non-zero with a message saying what failed.
 #
 # Environment: POSTERN_DOCKER_CACHE (default $XDG_CACHE_HOME/postern-docker),
-# KEEP=1 keeps the stack (and its namespaces) until Ctrl-C, for debugging.
+# KEEP=1 opens a shell in the sandbox when the checks end (the stack still
+# up), for debugging; the run ends when you leave it.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -3,9 +3,9 @@
 # (sandbox.sh starts this with `unshare --net`): loopback, with one more
 # address that plays the Docker host's, which clients come from (the
 # published ports are DNAT rules, which traffic to 127.0.0.1 does not
-# reliably take). podman's bridge, the containers' network namespaces, the portmap
-# and firewall rules and dnsname's dnsmasq are all made here, and go with
-# the namespace.
+# reliably take). podman's bridge, the containers' network namespaces, the
+# portmap and firewall rules and dnsname's dnsmasq are all made here, and go
+# with the namespace.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
