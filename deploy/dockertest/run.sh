@@ -68,7 +68,8 @@ flock -n 9 || fail "another docker-test holds $cache/lock"
 # The run's cgroups: one per hierarchy, below the one this script runs in.
 # podman and runc make theirs inside (sandbox.sh gives the sandbox a cgroup
 # namespace rooted there); reap-cgroups.sh, which stays outside, removes
-# them all when the run has ended, however it ended.
+# them all when the run has ended, however it ended. (It inherits the lock:
+# no next run starts before it is done.)
 cgdirs=()
 while read -r mnt type opts; do
   key=""
