@@ -46,8 +46,10 @@ test: deps fork-check
 	./deploy/dockertest/run.sh
 
 # Builds deploy/Dockerfile and deploy/postfix/ for real and tests the compose
-# stack from the host (podman as the engine; see deploy/dockertest/run.sh).
-# Caches in $(XDG_CACHE_HOME)/postern-docker or POSTERN_DOCKER_CACHE.
+# stack (podman as the engine; see deploy/dockertest/run.sh) in PID, mount
+# and network namespaces of its own: nothing it starts or creates outlives
+# it, even under kill -9. Caches in $(XDG_CACHE_HOME)/postern-docker or
+# POSTERN_DOCKER_CACHE.
 docker-test: deps
 	./deploy/dockertest/run.sh
 
