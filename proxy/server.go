@@ -21,11 +21,6 @@ import (
 	"github.com/postern/postern/auth"
 )
 
-// replyBufferSize is go-smtp's reply buffer per client connection: replies
-// are short (a longer one is written through), and textproto's default 4 KiB
-// cost 3 KiB more per idle session (bench W4).
-const replyBufferSize = 1024
-
 // maxCommandLine is the longest command line go-smtp reads, CRLF included:
 // twice RFC 5321 §4.5.3.1.4's 512, as go-smtp's default. Message lines are
 // bounded only by the message size (go-smtp patch 0029, messageCopier).
@@ -206,7 +201,6 @@ func New(cfg Config) (*Server, error) {
 	// Reads renew their own idle deadline (clientConn), so the skip of a
 	// line too long has its own bound: a client dribbling it on is cut.
 	srv.LineSkipTimeout = cfg.CommandTimeout
-	srv.WriteBufferSize = replyBufferSize
 	srv.WriteTimeout = cfg.CommandTimeout
 	srv.ReadTimeout = 0 // clientConn renews read deadlines itself
 	srv.EnableSMTPUTF8 = true
