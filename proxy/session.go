@@ -517,8 +517,8 @@ func (s *session) Data(r io.Reader) error {
 	}
 	defer s.stopStreaming()
 	// go-smtp hands DATA over through its dot-unstuffing reader and BDAT
-	// through a pipe of the raw chunks.
-	_, bdat := r.(*io.PipeReader)
+	// as the raw chunks.
+	bdat := s.conn.DataByBDAT()
 	src := &countingReader{r: r}
 	// The last line ended here, not by go-smtp's client on the way out,
 	// so the header check and the copier read what the upstream gets.
