@@ -23,7 +23,7 @@ import (
 
 // maxCommandLine is the longest command line go-smtp reads, CRLF included:
 // twice RFC 5321 §4.5.3.1.4's 512, as go-smtp's default. Message lines are
-// bounded only by the message size (go-smtp patch 0029, messageCopier).
+// bounded only by the message size (go-smtp patch server-long-lines, messageCopier).
 const maxCommandLine = 2000
 
 // ListenMode is how a listener starts TLS.
@@ -262,7 +262,7 @@ func (s *Server) ActiveSessions() int64 { return s.active.Load() }
 // Serve accepts connections until ctx is cancelled, then stops accepting and
 // gives open sessions up to drain to finish before closing them.
 //
-// The shutdown is go-smtp's (patches/0017): a session with no message in
+// The shutdown is go-smtp's (patch shutdown-421): a session with no message in
 // flight is ended with replyShuttingDown (421 4.3.2, RFC 5321 §3.8) by its
 // own goroutine, at once if it waits for a command; a session in a mail
 // transaction finishes it first (the client hears the upstream's reply to
