@@ -29,13 +29,13 @@ import (
 //     slowly it keeps sending, since every read renews the idle deadline.
 //     Reads are capped at the login deadline, and a read that reaches it
 //     fails with replyLoginTimeout, which go-smtp writes as the last reply
-//     from its own goroutine (go-smtp patches/0010-read-error-reply.patch);
+//     from its own goroutine (go-smtp patch read-error-reply);
 //   - the connection limits: its ticket is counted until it is closed;
 //   - identity that survives STARTTLS: go-smtp builds a new Session after the
 //     upgrade, but the connection (id, peer, AUTH failure count) stays.
 //
 // Ending a connection after a reply is go-smtp's (Conn.CloseAfterReply,
-// patches/0016), and so is the shutdown's 421 (patches/0017).
+// patch close-after-reply), and so is the shutdown's 421 (patch shutdown-421).
 type clientConn struct {
 	net.Conn
 

@@ -21,14 +21,9 @@ import (
 	"github.com/postern/postern/auth"
 )
 
-// replyBufferSize is go-smtp's reply buffer per client connection: replies
-// are short (a longer one is written through), and textproto's default 4 KiB
-// cost 3 KiB more per idle session (bench W4).
-const replyBufferSize = 1024
-
 // maxCommandLine is the longest command line go-smtp reads, CRLF included:
 // twice RFC 5321 §4.5.3.1.4's 512, as go-smtp's default. Message lines are
-// bounded only by the message size (go-smtp patch 0029, messageCopier).
+// bounded only by the message size (go-smtp patch server-long-lines, messageCopier).
 const maxCommandLine = 2000
 
 // ListenMode is how a listener starts TLS.
@@ -206,7 +201,6 @@ func New(cfg Config) (*Server, error) {
 	// Reads renew their own idle deadline (clientConn), so the skip of a
 	// line too long has its own bound: a client dribbling it on is cut.
 	srv.LineSkipTimeout = cfg.CommandTimeout
-	srv.WriteBufferSize = replyBufferSize
 	srv.WriteTimeout = cfg.CommandTimeout
 	srv.ReadTimeout = 0 // clientConn renews read deadlines itself
 	srv.EnableSMTPUTF8 = true
@@ -268,7 +262,7 @@ func (s *Server) ActiveSessions() int64 { return s.active.Load() }
 // Serve accepts connections until ctx is cancelled, then stops accepting and
 // gives open sessions up to drain to finish before closing them.
 //
-// The shutdown is go-smtp's (patches/0017): a session with no message in
+// The shutdown is go-smtp's (patch shutdown-421): a session with no message in
 // flight is ended with replyShuttingDown (421 4.3.2, RFC 5321 §3.8) by its
 // own goroutine, at once if it waits for a command; a session in a mail
 // transaction finishes it first (the client hears the upstream's reply to

@@ -327,7 +327,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	// login cannot pass its limit together; given back only when the
 	// upstream refuses (see Limits.ReserveMessage). Once per transaction:
 	// go-smtp answers a MAIL inside one "503 5.5.1" without calling Mail
-	// (patches/0029), as nothing upstream would refuse it before the
+	// (go-smtp patch server-command-sequence-503), as nothing upstream would refuse it before the
 	// first RCPT.
 	lim := s.limits()
 	if lim != nil && lim.recheckDue(s.suspensionChecked) {
@@ -345,7 +345,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 	}
 	// From here to the end of the message go-smtp counts a transaction,
-	// which a shutdown lets finish (go-smtp patches/0017).
+	// which a shutdown lets finish (go-smtp patch shutdown-421).
 	//
 	// Nothing goes upstream yet: MAIL is sent with the first RCPT, one
 	// round trip for both. An upstream refusal of MAIL is then the reply
@@ -517,8 +517,8 @@ func (s *session) Data(r io.Reader) error {
 	}
 	defer s.stopStreaming()
 	// go-smtp hands DATA over through its dot-unstuffing reader and BDAT
-	// through a pipe of the raw chunks.
-	_, bdat := r.(*io.PipeReader)
+	// as the raw chunks.
+	bdat := s.conn.DataByBDAT()
 	src := &countingReader{r: r}
 	// The last line ended here, not by go-smtp's client on the way out,
 	// so the header check and the copier read what the upstream gets.

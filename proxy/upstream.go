@@ -82,7 +82,7 @@ var errUpstreamAborted = errors.New("upstream connection aborted")
 //   - XCLIENT: upstreamPreamble speaks STARTTLS (if asked) and XCLIENT on
 //     the bare connection, then go-smtp's client greets the new session;
 //   - --upstream-tls starttls alone: go-smtp's client, EHLO with our name,
-//     then its StartTLS (patch 0015), which refuses an upstream that does
+//     then its StartTLS (go-smtp patch client-starttls-after-hello), which refuses an upstream that does
 //     not offer STARTTLS (never clear text);
 //   - otherwise a plain or implicit-TLS connection and go-smtp's client.
 func dialUpstream(ctx context.Context, cfg UpstreamConfig, id clientIdentity) (*upstream, error) {
@@ -122,7 +122,7 @@ func dialUpstream(ctx context.Context, cfg UpstreamConfig, id clientIdentity) (*
 	tconn := &timedConn{Conn: conn, timeout: timeout, setupBy: setupBy}
 	c := smtp.NewClient(tconn)
 	// BODY= as the client declared it, if the upstream takes it; not
-	// BODY=8BITMIME on every message (go-smtp patch 0030).
+	// BODY=8BITMIME on every message (go-smtp patch client-declared-body).
 	c.DeclaredBody = true
 	if cfg.TLS == "starttls" && !xclient {
 		// Below go-smtp's TLS layer, timedConn bounds the handshake's

@@ -105,7 +105,7 @@ func TestUpstreamStartTLSStalledHandshakeBounded(t *testing.T) {
 				}
 				t.Logf("error: %v", err)
 				// The EHLO before STARTTLS carries our name, never
-				// go-smtp's default "localhost" (patch 0015).
+				// go-smtp's default "localhost" (go-smtp patch client-starttls-after-hello).
 				if got := ehlos(); len(got) == 0 || got[len(got)-1] != "postern.test" {
 					t.Errorf("EHLO names before STARTTLS: %q, want postern.test", got)
 				}
