@@ -113,7 +113,7 @@ func TestClientMatrixE2E(t *testing.T) {
 	ca := filepath.Join(p.Dir, "cert.pem") // self-signed: its own CA
 
 	clients := matrixClients()
-	versions := clientVersions(t, clients, dir, ca)
+	versions, missing := clientVersions(t, clients, dir, ca)
 	runs := planMatrix(clients, versions)
 	start := time.Now()
 	sendMatrix(t, runs, p, dir, ca, attachment, attachmentFile)
@@ -134,9 +134,9 @@ func TestClientMatrixE2E(t *testing.T) {
 		t.Run(r.client.name+"/"+r.c.name+"/"+r.mode+"/"+r.mech, func(t *testing.T) {
 			r.result = "FAIL"
 			switch {
-			case versions[r.client] == "":
+			case missing[r.client] != nil:
 				r.result = "not installed"
-				testkit.Missing(t, "client %s is not installed", r.client.name)
+				testkit.Missing(t, "client %s cannot run: %v", r.client.name, missing[r.client])
 			case r.na != "":
 				r.result = "n/a: " + r.na
 				return
@@ -170,36 +170,35 @@ func cheapUsersFile(t *testing.T, p *postern) {
 	})
 }
 
-// clientVersions asks each client for its version; a client that is
-// missing (or lacks a part it needs) gets "" and its runs fail under
-// CI=true (skipped otherwise).
-func clientVersions(t *testing.T, clients []*mailClient, dir, ca string) map[*mailClient]string {
-	versions := make(map[*mailClient]string)
+// clientVersions asks each client for its version, or why it cannot run
+// (a client, or a part it needs, is not installed): its runs then fail
+// under CI=true (skipped otherwise).
+func clientVersions(t *testing.T, clients []*mailClient, dir, ca string) (versions map[*mailClient]string, missing map[*mailClient]error) {
+	versions, missing = make(map[*mailClient]string), make(map[*mailClient]error)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for i, c := range clients {
+		j := mailJob{Dir: filepath.Join(dir, fmt.Sprintf("version-%d", i)), CA: ca}
+		if err := os.Mkdir(j.Dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			j := mailJob{Dir: filepath.Join(dir, fmt.Sprintf("version-%d", i)), CA: ca}
-			if err := os.Mkdir(j.Dir, 0o700); err != nil {
-				t.Error(err)
+			v, err := c.version(ctx, j)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				missing[c] = err
 				return
 			}
-			v, err := c.version(ctx, j)
-			if err != nil {
-				t.Logf("%s: %v", c.name, err)
-				v = ""
-			}
-			mu.Lock()
 			versions[c] = v
-			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	return versions
+	return versions, missing
 }
 
 // planMatrix lists the runs: the ASCII message and the wrong password
@@ -291,9 +290,14 @@ func checkRun(t *testing.T, r *matrixRun, p *postern, msgs []proxytest.Message, 
 		if r.err == nil {
 			t.Fatalf("the client reports success with a wrong password:\n%s", r.out)
 		}
-		if said := r.out + "\n" + r.err.Error(); !r.client.authError.MatchString(said) {
+		said := r.out + "\n" + r.err.Error()
+		if !r.client.authError.MatchString(said) {
 			t.Fatalf("the client's output does not match its authentication error %q:\n%s", r.client.authError, said)
 		}
+		loc := r.client.authError.FindStringIndex(said)
+		start := strings.LastIndexByte(said[:loc[0]], '\n') + 1
+		line, _, _ := strings.Cut(said[start:], "\n")
+		t.Logf("the client said: %s", line)
 		if len(got) != 0 {
 			t.Fatalf("%d messages delivered with a wrong password", len(got))
 		}

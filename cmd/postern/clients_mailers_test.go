@@ -302,6 +302,8 @@ func sendSNail(ctx context.Context, j mailJob) (string, error) {
 	scheme := map[bool]string{true: "smtps", false: "smtp"}[j.Mode == "tls"]
 	args := []string{"-:/", "-Sv15-compat", "-Ssendwait", "-Sttycharset=utf-8", "-Ssendcharsets=utf-8",
 		"-Shostname=client.test", "-Sfrom=" + j.From, "-SDEAD=" + filepath.Join(j.Dir, "dead.letter"),
+		// localhost, not 127.0.0.1: s-nail matches the certificate's DNS
+		// names only ("TLS certificate does not match: 127.0.0.1").
 		"-Smta=" + scheme + "://" + urlUserinfo(j.User) + ":" + urlUserinfo(j.Pass) + "@localhost:" + fmt.Sprint(j.Port),
 		"-Ssmtp-auth=" + strings.ToLower(j.Mech),
 		"-Stls-ca-file=" + j.CA, "-Stls-ca-no-defaults", "-Stls-verify=strict",
