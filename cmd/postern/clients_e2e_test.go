@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -40,9 +41,12 @@ import (
 // session started and authenticated, and one pair per case keeps the whole
 // run short. The wrong password is tried once with each mechanism.
 //
-// The test logs a table (client, version, case, listener, mechanism,
-// result); `go test -v -run TestClientMatrixE2E ./cmd/postern` shows it, and
-// any failure prints it.
+// The clients all send first, in parallel; then one subtest per run checks
+// it, named client/case/listener/mechanism (so -run with a subtest pattern
+// selects what is checked, not what is sent). The test logs a table
+// (client, version, case, listener, mechanism, time, result);
+// `go test -v -run TestClientMatrixE2E ./cmd/postern` shows it, and any
+// failure prints it.
 
 // matrixWorkers is how many clients send at once: enough to overlap their
 // start-up and TLS handshakes with Postfix's deliveries on two CPUs.
@@ -120,14 +124,19 @@ func TestClientMatrixE2E(t *testing.T) {
 	t.Logf("the clients ran in %v", time.Since(start).Round(time.Millisecond))
 
 	// Every message a client said it sent must be delivered; then the
-	// wrong passwords' recipients have had their chance too.
+	// wrong passwords' recipients have had their chance too. A message
+	// missing after the wait fails its own subtest, which names it.
 	sent := 0
 	for _, r := range runs {
-		if r.na == "" && r.err == nil && !r.c.wrongPass {
+		if r.version != "" && r.na == "" && r.err == nil && !r.c.wrongPass {
 			sent++
 		}
 	}
-	msgs := pf.WaitMessages(t, sent, 120*time.Second)
+	msgs := pf.Messages(t)
+	for deadline := time.Now().Add(2 * time.Minute); len(msgs) < sent && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		msgs = pf.Messages(t)
+	}
 	attachmentSum := sha256.Sum256(attachment)
 
 	for _, r := range runs {
@@ -188,6 +197,9 @@ func clientVersions(t *testing.T, clients []*mailClient, dir, ca string) (versio
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			v, err := c.version(ctx, j)
+			if err == nil && v == "" {
+				err = errors.New("it printed no version")
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -200,6 +212,9 @@ func clientVersions(t *testing.T, clients []*mailClient, dir, ca string) (versio
 	wg.Wait()
 	return versions, missing
 }
+
+// notLocalPart matches what planMatrix replaces by "-" in a recipient.
+var notLocalPart = regexp.MustCompile(`[^a-z0-9]+`)
 
 // planMatrix lists the runs: the ASCII message and the wrong password
 // through several pairs, every other case through one, rotated by client.
@@ -218,7 +233,7 @@ func planMatrix(clients []*mailClient, versions map[*mailClient]string) []*matri
 			}
 			for _, pair := range pairs {
 				r := &matrixRun{client: cl, version: versions[cl], c: c, mode: pair[0], mech: pair[1]}
-				local := regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(cl.name+"-"+c.name+"-"+r.mode+"-"+r.mech), "-")
+				local := notLocalPart.ReplaceAllString(strings.ToLower(cl.name+"-"+c.name+"-"+r.mode+"-"+r.mech), "-")
 				r.rcpt = local + "@" + proxytest.PostfixDomain
 				r.body = c.body + "marker " + local + "\n"
 				if c.lf && !cl.rawLF {
@@ -233,8 +248,7 @@ func planMatrix(clients []*mailClient, versions map[*mailClient]string) []*matri
 
 // sendMatrix runs every applicable run, matrixWorkers at a time.
 func sendMatrix(t *testing.T, runs []*matrixRun, p *postern, dir, ca string, attachment []byte, attachmentFile string) {
-	sem := make(chan struct{}, matrixWorkers)
-	var wg sync.WaitGroup
+	jobs := make(map[*matrixRun]mailJob)
 	for i, r := range runs {
 		if r.version == "" || r.na != "" {
 			continue
@@ -264,6 +278,16 @@ func sendMatrix(t *testing.T, runs []*matrixRun, p *postern, dir, ca string, att
 		}
 		if j.Raw != "" {
 			writeFile(t, j.Raw, string(r.raw))
+		}
+		jobs[r] = j
+	}
+	// Every file is in place before the first client starts.
+	sem := make(chan struct{}, matrixWorkers)
+	var wg sync.WaitGroup
+	for _, r := range runs {
+		j, ok := jobs[r]
+		if !ok {
+			continue
 		}
 		wg.Add(1)
 		sem <- struct{}{}
@@ -315,7 +339,8 @@ func checkRun(t *testing.T, r *matrixRun, p *postern, msgs []proxytest.Message, 
 		// Byte for byte: the LF line ends became CRLF, nothing else
 		// changed. The client ends the data with CRLF.CRLF after the
 		// message's last LF: one more empty line, as at Postfix itself
-		// (TestBareLFClientsE2E).
+		// (TestBareLFClientsE2E). That line also shows the LF reached
+		// Postern: a client that wrote CRLF itself would not add it.
 		want := append(bytes.ReplaceAll(r.raw, []byte("\n"), []byte("\r\n")), "\r\n"...)
 		if !bytes.Equal(data, want) {
 			t.Fatalf("delivered\n%q\nwant\n%q", data, want)

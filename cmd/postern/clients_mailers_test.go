@@ -273,7 +273,8 @@ func sendMsmtp(ctx context.Context, j mailJob) (string, error) {
 func sendCurl(ctx context.Context, j mailJob) (string, error) {
 	scheme := map[bool]string{true: "smtps", false: "smtp"}[j.Mode == "tls"]
 	// curl sends the file as it is (LF line ends too, without --crlf).
-	return command(ctx, "", "curl", "--silent", "--show-error", "--max-time", "60",
+	// -q first: no ~/.curlrc.
+	return command(ctx, "", "curl", "-q", "--silent", "--show-error", "--max-time", "60",
 		"--cacert", j.CA, "--ssl-reqd", "--user", j.User+":"+j.Pass, "--login-options", "AUTH="+j.Mech,
 		"--mail-from", j.From, "--mail-rcpt", j.To, "-T", j.Raw,
 		scheme+"://"+j.addr()+"/client.test")
