@@ -38,6 +38,9 @@ type session struct {
 	loginNames []string
 	// limitLogin is login folded for the sending limits, once at AUTH.
 	limitLogin LimitLogin
+	// authMech is the SASL mechanism of the latest AUTH (PLAIN or LOGIN),
+	// logged with "auth ok": which clients still use LOGIN.
+	authMech string
 	// suspensionChecked is when the login's suspension was last looked up
 	// (see Limits.recheckDue).
 	suspensionChecked time.Time
@@ -85,7 +88,8 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		s.conn.CloseAfterReply()
 		return nil, replyLockedOut
 	}
-	switch strings.ToUpper(mech) {
+	s.authMech = strings.ToUpper(mech)
+	switch s.authMech {
 	case sasl.Plain:
 		return &plainServer{check: s.authenticate}, nil
 	case sasl.Login:
@@ -141,7 +145,7 @@ func (s *session) authenticate(authzid, login, password string) error {
 			lim.Success(ip, login, res.Login)
 		}
 		s.srv.cfg.Metrics.authResult(res.Backend, "ok")
-		s.log.Info("auth ok", "client", ip.String(), "login", res.Login, "backend", res.Backend)
+		s.log.Info("auth ok", "client", ip.String(), "login", res.Login, "backend", res.Backend, "mech", s.authMech)
 		return nil
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		failures := s.cc.authFailures.Add(1)
