@@ -24,12 +24,15 @@ PKGS     ?= ./...
 # smtplib, Perl's Net::SMTP (TLS: libio-socket-ssl-perl, AUTH:
 # libauthen-sasl-perl), s-nail, neomutt, PHPMailer (libphp-phpmailer, run by
 # php-cli) and nodemailer (nodejs; npm installs it, NPM_DIRS below).
+# make docker-test runs in namespaces of its own: unshare, setsid (util-linux),
+# ip (iproute2).
 DEB_PKGS := postfix libsasl2-modules swaks libnet-ssleay-perl msmtp dovecot-core apache2-utils \
 	slapd ldap-utils pebble openssl bind9-utils bind9 bind9-dnsutils python3 ca-certificates \
 	docker-compose fail2ban haproxy systemd procps gcc libc6-dev \
 	podman runc debootstrap containernetworking-plugins iptables \
 	golang-github-containernetworking-plugin-dnsname docker.io redis-server curl \
-	libio-socket-ssl-perl libauthen-sasl-perl s-nail neomutt php-cli libphp-phpmailer nodejs
+	libio-socket-ssl-perl libauthen-sasl-perl s-nail neomutt php-cli libphp-phpmailer nodejs \
+	iproute2 util-linux
 # npm packages, each directory with a committed package-lock.json (npm ci).
 # Debian's npm is installed only where npm is missing: NodeSource's nodejs
 # carries its own and conflicts with Debian's npm package.
