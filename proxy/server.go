@@ -1,6 +1,14 @@
-// Package proxy is Postern's SMTP side: the listeners, one session per client
-// connection applying the submission policy, and the streaming hand-off of
-// each accepted message to the internal MTA.
+// Package proxy is Postern's SMTP side: the listeners and their connection
+// caps, the client connection (PROXY protocol, deadlines, login timeout),
+// one session per client connection applying the submission policy verb by
+// verb, the upstream session and its pool, XCLIENT, the streaming copy of
+// each accepted message to the internal MTA, the SMTP replies and the
+// Prometheus metrics.
+//
+// What a session decides with it reaches it through small interfaces
+// declared here, at the consumer (AuthLimiter, SendingLimits), or through
+// the plain functions of policy. It must never import cmd or certs; policy
+// and limits must never import it.
 package proxy
 
 import (
@@ -19,6 +27,8 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/postern/postern/auth"
+	"github.com/postern/postern/limits"
+	"github.com/postern/postern/policy"
 )
 
 // replyBufferSize is go-smtp's reply buffer per client connection: replies
@@ -77,7 +87,7 @@ type Config struct {
 	// mynetworks, lockout and logs.
 	ProxyProtocolFrom []netip.Prefix
 	MyNetworks        []netip.Prefix
-	Received          ReceivedMode
+	Received          policy.ReceivedMode
 	MaxMessageBytes   int64
 	MaxRecipients     int
 	// MaxAuthFailures per connection before it is closed with 421.
@@ -104,11 +114,11 @@ type Config struct {
 	// Limits, if set, applies the per-login sending limits and
 	// suspensions (issue 12), and alerts on lockouts: LockoutMaxFailures
 	// and LockoutWindow describe the Limiter for those alerts.
-	Limits             *Limits
+	Limits             *limits.Limits
 	LockoutMaxFailures int
 	LockoutWindow      time.Duration
 	// HeaderFrom is --check-header-from (zero value: off).
-	HeaderFrom HeaderFromMode
+	HeaderFrom policy.HeaderFromMode
 }
 
 // AuthLimiter is the lockout policy (see Lockout). Blocked addresses get 421
@@ -133,7 +143,7 @@ type AuthLimiter interface {
 type Server struct {
 	cfg       Config
 	log       *slog.Logger
-	senderMap atomic.Pointer[SenderMap]
+	senderMap atomic.Pointer[policy.SenderMap]
 	smtp      *smtp.Server
 	tlsConfig *tls.Config
 	pool      *upstreamPool // nil when pooling is off
@@ -170,7 +180,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("proxy: no listeners")
 	}
 	if cfg.Received == "" {
-		cfg.Received = ReceivedAnonymous
+		cfg.Received = policy.ReceivedAnonymous
 	}
 	if cfg.MaxAuthFailures <= 0 {
 		cfg.MaxAuthFailures = DefaultMaxAuthFailures
@@ -222,7 +232,7 @@ func New(cfg Config) (*Server, error) {
 
 // SetSenderMap installs a new sender map (nil: a login may send only as
 // itself). Safe while serving; new MAIL commands see the new map.
-func (s *Server) SetSenderMap(m *SenderMap) { s.senderMap.Store(m) }
+func (s *Server) SetSenderMap(m *policy.SenderMap) { s.senderMap.Store(m) }
 
 // Listen binds every configured listener. Call it before Serve; Addrs then
 // reports the bound addresses (useful with port 0).

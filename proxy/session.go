@@ -16,7 +16,9 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/postern/postern/auth"
-	"github.com/postern/postern/proxy/state"
+	"github.com/postern/postern/limits"
+	"github.com/postern/postern/limits/state"
+	"github.com/postern/postern/policy"
 )
 
 // session is one client connection between EHLO (or STARTTLS) and QUIT. Each
@@ -37,9 +39,9 @@ type session struct {
 	// login, then the backend's auth.Result.Names (never the typed spelling).
 	loginNames []string
 	// limitLogin is login folded for the sending limits, once at AUTH.
-	limitLogin LimitLogin
+	limitLogin limits.LimitLogin
 	// suspensionChecked is when the login's suspension was last looked up
-	// (see Limits.recheckDue).
+	// (see Limits.RecheckDue).
 	suspensionChecked time.Time
 
 	// mu guards up and streaming: under BDAT, go-smtp runs Data in a
@@ -117,9 +119,9 @@ func (s *session) authenticate(authzid, login, password string) error {
 	if errors.Is(err, errAuthAbandoned) {
 		return s.authAbandoned(ip, login, err)
 	}
-	var limitLogin LimitLogin
+	var limitLogin limits.LimitLogin
 	if err == nil {
-		limitLogin = NewLimitLogin(res.Login)
+		limitLogin = limits.NewLimitLogin(res.Login)
 		if sp, suspended := s.suspended(limitLogin); suspended {
 			s.srv.cfg.Metrics.authResult(res.Backend, "suspended")
 			s.log.Warn("auth refused: login suspended", "client", ip.String(), "login", res.Login,
@@ -304,22 +306,22 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if s.tls == nil {
 		return replyTLSRequired
 	}
-	if s.login == "" && !inNetworks(s.srv.cfg.MyNetworks, s.cc.clientIP()) {
+	if s.login == "" && !policy.InNetworks(s.srv.cfg.MyNetworks, s.cc.clientIP()) {
 		return replyAuthRequired
 	}
 	// go-smtp passes the path unquoted: parse it again, check ownership on
 	// that, and send on the re-quoted form (see address). "" is <>.
 	s.smtputf8 = opts != nil && opts.UTF8
-	var sender *address
+	var sender *policy.Address
 	if from != "" {
-		a, err := parseAddress(from, s.smtputf8)
+		a, err := policy.ParseAddress(from, s.smtputf8)
 		if err != nil {
 			s.log.Warn("bad sender address", "from", sanitizeLog(from), "err", err)
 			return replyBadSender
 		}
 		sender, from = &a, a.String()
 	}
-	if s.login != "" && !mayUse(s.srv.senderMap.Load(), s.loginNames, s.loginAddr, sender) {
+	if s.login != "" && !policy.MayUse(s.srv.senderMap.Load(), s.loginNames, s.loginAddr, sender) {
 		s.log.Warn("sender rejected", "login", s.login, "from", sanitizeLog(from))
 		return replySenderNotOwned
 	}
@@ -330,7 +332,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	// (patches/0029), as nothing upstream would refuse it before the
 	// first RCPT.
 	lim := s.limits()
-	if lim != nil && lim.recheckDue(s.suspensionChecked) {
+	if lim != nil && lim.RecheckDue(s.suspensionChecked) {
 		// Suspended since this session logged in (by another
 		// replica, or by the refused-recipients ratio).
 		s.suspensionChecked = time.Now()
@@ -341,7 +343,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	if lim != nil {
 		if err := lim.ReserveMessage(s.limitLogin, s.cc.clientIP()); err != nil {
-			return err
+			return replyLimitReached(s.limitLogin.Name())
 		}
 	}
 	// From here to the end of the message go-smtp counts a transaction,
@@ -367,7 +369,7 @@ func (s *session) upstreamMailOptions(opts *smtp.MailOptions) *smtp.MailOptions 
 		return opts
 	}
 	o := *opts
-	o.Size += int64(len(receivedHeader(s.receivedInfo())))
+	o.Size += int64(len(policy.ReceivedHeader(s.receivedInfo())))
 	return &o
 }
 
@@ -441,7 +443,7 @@ func (s *session) openUpstream(m *pendingMail, to string, ropts *smtp.RcptOption
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	// As in Mail: forward the re-quoted form, so that a quoted local part
 	// cannot carry parameters (NOTIFY=NEVER) into the upstream's RCPT.
-	rcpt, perr := parseAddress(to, s.smtputf8)
+	rcpt, perr := policy.ParseAddress(to, s.smtputf8)
 	if perr != nil {
 		s.log.Warn("bad recipient address", "to", sanitizeLog(to), "err", perr)
 		return replyBadRecipient
@@ -460,7 +462,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	lim := s.limits()
 	if lim != nil {
 		if err := lim.ReserveRecipient(s.limitLogin, s.cc.clientIP()); err != nil {
-			return err
+			return replyLimitReached(s.limitLogin.Name())
 		}
 	}
 	if m != nil {
@@ -522,8 +524,8 @@ func (s *session) Data(r io.Reader) error {
 	src := &countingReader{r: r}
 	// The last line ended here, not by go-smtp's client on the way out,
 	// so the header check and the copier read what the upstream gets.
-	r = terminateLastLine(src)
-	if mode := s.srv.cfg.HeaderFrom; mode != HeaderFromOff && mode != "" && s.login != "" {
+	r = policy.TerminateLastLine(src)
+	if mode := s.srv.cfg.HeaderFrom; mode != policy.HeaderFromOff && mode != "" && s.login != "" {
 		// The header section is read and judged before the upstream
 		// gets DATA: a refused message never reaches it.
 		whole, reply := s.checkHeaderFrom(r, mode)
@@ -533,8 +535,8 @@ func (s *session) Data(r io.Reader) error {
 		}
 		r = whole
 	}
-	copier := messageCopier{received: receivedHeader(s.receivedInfo()), dotStuffed: !bdat}
-	if s.srv.cfg.Received == ReceivedAnonymous {
+	copier := messageCopier{received: policy.ReceivedHeader(s.receivedInfo()), dotStuffed: !bdat}
+	if s.srv.cfg.Received == policy.ReceivedAnonymous {
 		copier.strip = stripAnonymous
 	}
 	var dot time.Time
@@ -610,8 +612,8 @@ func receivedSize(src *countingReader, bdat bool) int64 {
 // checkHeaderFrom reads the header section of the message from r and
 // checks its From: against what the login owns; it returns the reader of
 // the whole message, or the reply refusing it (enforce, or a read error).
-func (s *session) checkHeaderFrom(r io.Reader, mode HeaderFromMode) (io.Reader, *smtp.SMTPError) {
-	block, whole, err := readHeaderBlock(r)
+func (s *session) checkHeaderFrom(r io.Reader, mode policy.HeaderFromMode) (io.Reader, *smtp.SMTPError) {
+	block, whole, err := policy.ReadHeaderBlock(r)
 	if err != nil {
 		reply := s.dataReadReply(err)
 		if reply == replyDataTimeout || reply == replyShuttingDown {
@@ -619,7 +621,7 @@ func (s *session) checkHeaderFrom(r io.Reader, mode HeaderFromMode) (io.Reader, 
 		}
 		return nil, reply
 	}
-	why, addrs := headerFromOwned(block, s.srv.senderMap.Load(), s.loginNames, s.loginAddr)
+	why, addrs := policy.HeaderFromOwned(block, s.srv.senderMap.Load(), s.loginNames, s.loginAddr)
 	if why == "" {
 		return whole, nil
 	}
@@ -628,7 +630,7 @@ func (s *session) checkHeaderFrom(r io.Reader, mode HeaderFromMode) (io.Reader, 
 	}
 	s.log.Warn("header from rejected", "id", s.msgID, "login", s.login, "mode", string(mode),
 		"header_from", strings.Join(addrs, ","), "reason", why)
-	if mode == HeaderFromEnforce {
+	if mode == policy.HeaderFromEnforce {
 		return nil, replyHeaderFromNotOwned
 	}
 	return whole, nil
@@ -636,7 +638,7 @@ func (s *session) checkHeaderFrom(r io.Reader, mode HeaderFromMode) (io.Reader, 
 
 // limits is the sending-limits policy for this session's login: nil for a
 // session without login (mynetworks) or a server without limits.
-func (s *session) limits() *Limits {
+func (s *session) limits() *limits.Limits {
 	if s.login == "" {
 		return nil
 	}
@@ -644,7 +646,7 @@ func (s *session) limits() *Limits {
 }
 
 // suspended reports login's suspension (none without Limits).
-func (s *session) suspended(login LimitLogin) (state.Suspension, bool) {
+func (s *session) suspended(login limits.LimitLogin) (state.Suspension, bool) {
 	if s.srv.cfg.Limits == nil {
 		return state.Suspension{}, false
 	}
@@ -683,18 +685,18 @@ func (s *session) dataReadReply(err error) *smtp.SMTPError {
 	return replyUpstreamFailed
 }
 
-func (s *session) receivedInfo() receivedInfo {
-	ri := receivedInfo{
-		mode:   s.srv.cfg.Received,
-		by:     s.srv.cfg.Hostname,
-		id:     s.msgID,
-		tls:    s.tls,
-		authed: s.login != "",
-		now:    time.Now(),
+func (s *session) receivedInfo() policy.ReceivedInfo {
+	ri := policy.ReceivedInfo{
+		Mode:   s.srv.cfg.Received,
+		By:     s.srv.cfg.Hostname,
+		ID:     s.msgID,
+		TLS:    s.tls,
+		Authed: s.login != "",
+		Now:    time.Now(),
 	}
-	if ri.mode == ReceivedFull {
-		ri.helo = s.conn.Hostname()
-		ri.clientIP = s.cc.clientIP().String()
+	if ri.Mode == policy.ReceivedFull {
+		ri.Helo = s.conn.Hostname()
+		ri.ClientIP = s.cc.clientIP().String()
 	}
 	return ri
 }
@@ -822,7 +824,7 @@ func replyCode(err error) int {
 // (XCLIENT): the login always, the address only in --received full.
 func (s *session) upstreamIdentity() clientIdentity {
 	id := clientIdentity{login: s.login}
-	if s.srv.cfg.Received == ReceivedFull {
+	if s.srv.cfg.Received == policy.ReceivedFull {
 		id.addr = s.cc.clientIP()
 	}
 	return id

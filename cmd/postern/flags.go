@@ -9,6 +9,7 @@ import (
 
 	"github.com/postern/postern/auth"
 	"github.com/postern/postern/internal/autoconfig"
+	"github.com/postern/postern/limits"
 	"github.com/postern/postern/proxy"
 )
 
@@ -64,11 +65,11 @@ func serveFlags() []cli.Flag {
 		str("ldap-login-attribute", auth.DefaultLDAPLoginAttribute, "attribute whose first value is the account's one identity for limits, suspension, login delay and logs, whatever spelling matched the filter (the entry's DN when it has none)"),
 		dur("auth-cache-ttl", 5*time.Minute, "remember a successful login for this long (0 disables)"),
 		&cli.IntFlag{Name: "auth-concurrency", Value: runtime.GOMAXPROCS(0), DefaultText: "GOMAXPROCS, the CPUs Go uses", Usage: "password hashes (users file) verified at once; more wait their turn in a queue, up to the 30 s login verification timeout (then 454); 0 = no bound", EnvVars: env("auth-concurrency")},
-		&cli.IntFlag{Name: "auth-max-failures", Value: proxy.DefaultLockoutMaxFailures, Usage: "AUTH attempts per client address (IPv6: per /64) within --auth-lockout-window, counted before the password is checked and given back on success (so also the bound on parallel AUTHs), before it gets 421", EnvVars: env("auth-max-failures")},
-		&cli.IntFlag{Name: "auth-max-unavailable", Value: proxy.DefaultLockoutMaxUnavailable, Usage: "AUTH attempts per client address (IPv6: per /64) within --auth-lockout-window that no backend could check (454: a backend down), before it gets 421 like --auth-max-failures", EnvVars: env("auth-max-unavailable")},
-		dur("auth-lockout-window", proxy.DefaultLockoutWindow, "sliding window for --auth-max-failures and --auth-max-unavailable"),
-		dur("auth-login-delay", proxy.DefaultLoginDelay, "wait before answering an AUTH for a login with one failure within --auth-lockout-window; doubles with each further failure (slows guessing at one login, never refuses it)"),
-		dur("auth-login-delay-max", proxy.DefaultMaxLoginDelay, "cap of --auth-login-delay's doubling"),
+		&cli.IntFlag{Name: "auth-max-failures", Value: limits.DefaultLockoutMaxFailures, Usage: "AUTH attempts per client address (IPv6: per /64) within --auth-lockout-window, counted before the password is checked and given back on success (so also the bound on parallel AUTHs), before it gets 421", EnvVars: env("auth-max-failures")},
+		&cli.IntFlag{Name: "auth-max-unavailable", Value: limits.DefaultLockoutMaxUnavailable, Usage: "AUTH attempts per client address (IPv6: per /64) within --auth-lockout-window that no backend could check (454: a backend down), before it gets 421 like --auth-max-failures", EnvVars: env("auth-max-unavailable")},
+		dur("auth-lockout-window", limits.DefaultLockoutWindow, "sliding window for --auth-max-failures and --auth-max-unavailable"),
+		dur("auth-login-delay", limits.DefaultLoginDelay, "wait before answering an AUTH for a login with one failure within --auth-lockout-window; doubles with each further failure (slows guessing at one login, never refuses it)"),
+		dur("auth-login-delay-max", limits.DefaultMaxLoginDelay, "cap of --auth-login-delay's doubling"),
 		str("state", "memory", "where the lockout (and sending-limit) counters live: memory (this process) or redis://HOST:PORT/DB, rediss://HOST:PORT/DB (TLS) shared by every replica; while Redis is unreachable each replica counts in its own memory"),
 		str("state-password-file", "", "file holding the Redis password for --state (not in the URL, which the process list shows)"),
 		str("mynetworks", "", "CIDRs that may relay without AUTH (still over TLS), comma-separated"),

@@ -1,4 +1,4 @@
-package proxy
+package limits
 
 import (
 	"bufio"
@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/postern/postern/policy"
 )
 
 // Rate is a sending limit, N events per sliding Window (--limit-messages
@@ -115,7 +117,7 @@ func ParseLimitFile(r io.Reader, name string) (*LimitFile, error) {
 		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
 			continue
 		}
-		key := normalizeMapKey(fields[0])
+		key := policy.NormalizeMapKey(fields[0])
 		if err := checkLimitKey(key); err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", name, lineNo, err)
 		}
@@ -189,10 +191,10 @@ func (lf *LimitFile) Len() int {
 
 // lookup returns the override for login: its own entry, else its domain's.
 func (lf *LimitFile) lookup(login string) (LimitOverride, bool) {
-	return lf.lookupKey(normalizeMapKey(login))
+	return lf.lookupKey(policy.NormalizeMapKey(login))
 }
 
-// lookupKey is lookup of a login already normalized (normalizeMapKey).
+// lookupKey is lookup of a login already normalized (policy.NormalizeMapKey).
 func (lf *LimitFile) lookupKey(key string) (LimitOverride, bool) {
 	if lf == nil {
 		return LimitOverride{}, false

@@ -1,4 +1,4 @@
-package proxy
+package limits
 
 import (
 	"context"
@@ -8,7 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/postern/postern/proxy/state"
+	"github.com/postern/postern/limits/state"
+	"github.com/postern/postern/policy"
 )
 
 // The names of the sending limits, in log lines, metrics labels, alerts and
@@ -42,7 +43,7 @@ type LimitsConfig struct {
 	StoreTimeout time.Duration
 	// Alerts gets the suspension and lockout events (log line + webhook).
 	Alerts  *Alerter
-	Metrics *Metrics
+	Metrics Metrics
 	Log     *slog.Logger
 	Now     func() time.Time
 }
@@ -83,6 +84,9 @@ func NewLimits(cfg LimitsConfig) *Limits {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -103,14 +107,18 @@ func (l *Limits) SetFile(f *LimitFile) { l.file.Store(f) }
 type LimitLogin struct {
 	name    string // state.FoldLogin: the one spelling, in log lines, alerts and replies
 	key     string // state.LoginKey: the login in counter keys
-	fileKey string // normalizeMapKey(name): the login in the limit file
+	fileKey string // policy.NormalizeMapKey(name): the login in the limit file
 }
+
+// Name is the login's one spelling (state.FoldLogin), as log lines, alerts
+// and replies give it.
+func (l LimitLogin) Name() string { return l.name }
 
 // NewLimitLogin folds login (state.FoldLogin): every spelling of a login
 // gives the same LimitLogin, one budget and one suspension.
 func NewLimitLogin(login string) LimitLogin {
 	name := state.FoldLogin(login)
-	return LimitLogin{name: name, key: state.LoginKey(name), fileKey: normalizeMapKey(name)}
+	return LimitLogin{name: name, key: state.LoginKey(name), fileKey: policy.NormalizeMapKey(name)}
 }
 
 // Rates returns the limits in force for login.
@@ -174,14 +182,14 @@ func (l *Limits) Suspended(login LimitLogin) (state.Suspension, bool) {
 	return s, ok
 }
 
-// recheckDue reports whether a session that last looked its login's
+// RecheckDue reports whether a session that last looked its login's
 // suspension up at last should look again.
-func (l *Limits) recheckDue(last time.Time) bool {
+func (l *Limits) RecheckDue(last time.Time) bool {
 	return l.cfg.Now().Sub(last) >= l.cfg.SuspendRecheck
 }
 
 // ReserveMessage counts one message for login at MAIL, before the upstream
-// sees it, and refuses it (replyLimitReached) when the login has used its
+// sees it, and refuses it (ErrLimitReached) when the login has used its
 // limit. The message counts from here: a client cannot get it uncounted by
 // aborting (RSET, QUIT, disconnecting, a DATA Postern refuses for what the
 // client sent). Only the upstream gives it back, with ReleaseMessage: when
@@ -268,7 +276,7 @@ func (l *Limits) reserve(limit string, login LimitLogin, client netip.Addr) erro
 		return nil
 	}
 	l.overLimit(ctx, limit, rate, login, client, count)
-	return replyLimitReached(login.name)
+	return ErrLimitReached
 }
 
 func (l *Limits) release(limit string, login LimitLogin) {
@@ -295,7 +303,7 @@ func (l *Limits) rate(limit string, login LimitLogin) Rate {
 // one log line per window (fail2ban's), and the count of attempts over the
 // limit that leads to a suspension at SuspendAfter times the limit.
 func (l *Limits) overLimit(ctx context.Context, limit string, rate Rate, login LimitLogin, client netip.Addr, count int) {
-	l.cfg.Metrics.limitReached(limit)
+	l.cfg.Metrics.LimitReached(limit)
 	if first, err := l.cfg.Store.Once(ctx, logOnceKey(limit, rate, login), rate.Window); err != nil {
 		l.storeFailed("once", err)
 	} else if first {
@@ -353,7 +361,7 @@ func (l *Limits) suspend(ctx context.Context, login LimitLogin, client netip.Add
 		l.storeFailed("suspend", err)
 		return
 	}
-	l.cfg.Metrics.suspended(limit)
+	l.cfg.Metrics.Suspended(limit)
 	l.cfg.Alerts.Send(AlertEvent{
 		Event: AlertSuspension, Login: login.name, Limit: limit, Count: count, Max: max,
 		Window: shortDuration(window), Reason: reason, Client: clientString(client),
@@ -372,7 +380,7 @@ func (l *Limits) Lockout(client netip.Addr, login string, failures int, window t
 	}
 	ctx, cancel := l.ctx()
 	defer cancel()
-	first, err := l.cfg.Store.Once(ctx, "lockout-event:"+addrKey(client).String(), window)
+	first, err := l.cfg.Store.Once(ctx, "lockout-event:"+policy.ClientNetwork(client).String(), window)
 	if err != nil {
 		l.storeFailed("once", err)
 		return

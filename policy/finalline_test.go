@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"errors"
@@ -22,7 +22,7 @@ func TestTerminateLastLine(t *testing.T) {
 	} {
 		// One byte per Read as well: the end is found however r splits.
 		for _, r := range []io.Reader{strings.NewReader(tc.in), iotest.OneByteReader(strings.NewReader(tc.in))} {
-			got, err := io.ReadAll(terminateLastLine(r))
+			got, err := io.ReadAll(TerminateLastLine(r))
 			if err != nil || string(got) != tc.want {
 				t.Errorf("%q: got %q, %v; want %q", tc.in, got, err, tc.want)
 			}
@@ -34,7 +34,7 @@ func TestTerminateLastLine(t *testing.T) {
 // message must stay unfinished, no line ending added, the error passed on.
 func TestTerminateLastLineKeepsErrors(t *testing.T) {
 	boom := errors.New("transfer abandoned")
-	r := terminateLastLine(io.MultiReader(strings.NewReader("From: a@x"), iotest.ErrReader(boom)))
+	r := TerminateLastLine(io.MultiReader(strings.NewReader("From: a@x"), iotest.ErrReader(boom)))
 	got, err := io.ReadAll(r)
 	if !errors.Is(err, boom) || string(got) != "From: a@x" {
 		t.Fatalf("got %q, %v; want %q and the transfer's error", got, err, "From: a@x")

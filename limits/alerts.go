@@ -1,4 +1,4 @@
-package proxy
+package limits
 
 import (
 	"bytes"
@@ -47,7 +47,7 @@ type AlertConfig struct {
 	Backoff  time.Duration
 	Timeout  time.Duration
 	Client   *http.Client
-	Metrics  *Metrics
+	Metrics  Metrics
 	Log      *slog.Logger
 }
 
@@ -79,6 +79,9 @@ func NewAlerter(cfg AlertConfig) *Alerter {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
 	return &Alerter{cfg: cfg, queue: make(chan AlertEvent, cfg.Queue)}
 }
 
@@ -103,7 +106,7 @@ func (a *Alerter) Send(ev AlertEvent) {
 	select {
 	case a.queue <- ev:
 	default:
-		a.cfg.Metrics.alertDropped()
+		a.cfg.Metrics.AlertDropped()
 		a.cfg.Log.Error("alert dropped: webhook queue full", "event", ev.Event, "login", ev.Login)
 	}
 }
@@ -136,11 +139,11 @@ func (a *Alerter) deliver(ctx context.Context, ev AlertEvent) {
 	for attempt := 1; ; attempt++ {
 		err := a.post(ctx, body)
 		if err == nil {
-			a.cfg.Metrics.alertSent()
+			a.cfg.Metrics.AlertSent()
 			return
 		}
 		if _, final := err.(finalError); final || attempt >= a.cfg.Attempts {
-			a.cfg.Metrics.alertDropped()
+			a.cfg.Metrics.AlertDropped()
 			a.cfg.Log.Error("alert dropped: webhook failed", "event", ev.Event, "login", ev.Login,
 				"attempts", attempt, "err", err)
 			return

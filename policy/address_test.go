@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"errors"
@@ -71,7 +71,7 @@ func TestParseAddress(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%q/%v", tt.in, tt.smtputf8), func(t *testing.T) {
-			a, err := parseAddress(tt.in, tt.smtputf8)
+			a, err := ParseAddress(tt.in, tt.smtputf8)
 			if tt.want == "" {
 				if err == nil {
 					t.Fatalf("accepted as %q, want %v", a.String(), tt.err)
@@ -113,8 +113,8 @@ func TestMayUseParsedAddress(t *testing.T) {
 		{"buch@example.org", "u@xn--bcher-kva.example", true},
 		{"admin@example.org", "", true}, // the null sender, as Postfix
 	} {
-		if got := mayUse(m, []string{tt.login}, nil, testAddr(t, tt.from)); got != tt.want {
-			t.Errorf("mayUse(%q, %q) = %v, want %v", tt.login, tt.from, got, tt.want)
+		if got := MayUse(m, []string{tt.login}, nil, testAddr(t, tt.from)); got != tt.want {
+			t.Errorf("MayUse(%q, %q) = %v, want %v", tt.login, tt.from, got, tt.want)
 		}
 	}
 }
@@ -132,7 +132,7 @@ func FuzzAddress(f *testing.F) {
 		f.Add(s, false)
 	}
 	f.Fuzz(func(t *testing.T, in string, smtputf8 bool) {
-		a, err := parseAddress(in, smtputf8)
+		a, err := ParseAddress(in, smtputf8)
 		if err != nil {
 			return
 		}
@@ -147,7 +147,7 @@ func FuzzAddress(f *testing.F) {
 		if local != a.local || domain != a.domain {
 			t.Fatalf("%q: serialised %q reads as %q @ %q, parsed %q @ %q", in, w, local, domain, a.local, a.domain)
 		}
-		b, err := parseAddress(local+"@"+domain, smtputf8)
+		b, err := ParseAddress(local+"@"+domain, smtputf8)
 		if err != nil || b != a || b.String() != w {
 			t.Fatalf("%q: not stable: %+v %v, want %+v", in, b, err, a)
 		}

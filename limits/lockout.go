@@ -1,4 +1,4 @@
-package proxy
+package limits
 
 import (
 	"context"
@@ -7,7 +7,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/postern/postern/proxy/state"
+	"github.com/postern/postern/limits/state"
+	"github.com/postern/postern/policy"
 )
 
 // LockoutConfig tunes the brute-force defences. Zero values take the
@@ -131,7 +132,7 @@ func NewLockout(cfg LockoutConfig) *Lockout {
 	return l
 }
 
-// Key names in the store. The address is its prefix (see addrKey); the
+// Key names in the store. The address is its prefix (see policy.ClientNetwork); the
 // login its state.LoginKey.
 func addrCounter(p netip.Prefix) string     { return "lockout:addr:" + p.String() }
 func addrReported(p netip.Prefix) string    { return "lockout:blocked:" + p.String() }
@@ -151,7 +152,7 @@ func (l *Lockout) storeErr(what string, err error) {
 // being verified), or its MaxUnavailable attempts that ended with a backend
 // unavailable; the caller answers 421 4.7.0 and closes.
 func (l *Lockout) Blocked(ip netip.Addr) bool {
-	key := addrKey(ip)
+	key := policy.ClientNetwork(ip)
 	n, err := l.addrs.Count(context.Background(), addrCounter(key), l.cfg.Window)
 	if err != nil {
 		l.storeErr("blocked", err)
@@ -187,7 +188,7 @@ func (l *Lockout) unavailableSpent(key netip.Prefix) bool {
 // together: by at most the MaxFailures attempts the reservations let
 // through at once.
 func (l *Lockout) Reserve(ip netip.Addr) bool {
-	key := addrKey(ip)
+	key := policy.ClientNetwork(ip)
 	if l.unavailableSpent(key) {
 		return false
 	}
@@ -205,7 +206,7 @@ func (l *Lockout) Reserve(ip netip.Addr) bool {
 // verification time; an address is never left with fewer attempts than it
 // made wrong guesses.
 func (l *Lockout) Release(ip netip.Addr) {
-	if err := l.addrs.RemoveNewest(context.Background(), addrCounter(addrKey(ip))); err != nil {
+	if err := l.addrs.RemoveNewest(context.Background(), addrCounter(policy.ClientNetwork(ip))); err != nil {
 		l.storeErr("release", err)
 	}
 }
@@ -219,7 +220,7 @@ func (l *Lockout) Release(ip netip.Addr) {
 func (l *Lockout) ReservedUnavailable(ip netip.Addr) {
 	l.Release(ip)
 	ctx := context.Background()
-	key := addrKey(ip)
+	key := policy.ClientNetwork(ip)
 	n, err := l.addrs.Record(ctx, unavailCounter(key), l.cfg.MaxUnavailable, l.cfg.Window)
 	if err != nil {
 		l.storeErr("unavailable", err)
@@ -257,7 +258,7 @@ func (l *Lockout) ReservedFailure(ip netip.Addr, logins ...string) {
 
 func (l *Lockout) failure(ip netip.Addr, logins []string, reserved bool) {
 	ctx := context.Background()
-	key := addrKey(ip)
+	key := policy.ClientNetwork(ip)
 	var n int
 	var err error
 	if reserved {
@@ -351,16 +352,4 @@ func storeLen(s state.Store) int {
 		return m.Len()
 	}
 	return 0
-}
-
-// addrKey is the unit failures are counted in: the IPv4 address, or the
-// IPv6 /64, since one IPv6 host usually controls a whole /64 and could
-// otherwise rotate addresses at will. IPv4-mapped IPv6 counts as IPv4.
-func addrKey(ip netip.Addr) netip.Prefix {
-	ip = ip.Unmap().WithZone("")
-	if ip.Is4() {
-		return netip.PrefixFrom(ip, 32)
-	}
-	p, _ := ip.Prefix(64) // fails only for the invalid Addr, giving Prefix{}
-	return p
 }

@@ -7,6 +7,9 @@
 // Lua script in Redis), so replicas never race a read-modify-write. Keys
 // expire on their own: a counter lives as long as its window, a suspension
 // until its end.
+//
+// It knows keys and times, not what they count: it must never import
+// limits, policy or proxy.
 package state
 
 import (

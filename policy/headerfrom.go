@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"bufio"
@@ -34,26 +34,26 @@ func ParseHeaderFromMode(s string) (HeaderFromMode, error) {
 
 // maxHeaderBlock is how much of a message's header section is read before
 // deciding on its From: (Postfix's header_size_limit is 102400 too); a
-// longer header section is not vouched for (see headerBlock).
+// longer header section is not vouched for (see HeaderBlock).
 const maxHeaderBlock = 102400
 
-// headerBlock is the start of a message's header section, and whether it
+// HeaderBlock is the start of a message's header section, and whether it
 // is the whole section: a block cut at maxHeaderBlock (or at a line too
 // long to buffer) may be followed by more header fields, among them a
 // second From: the upstream and the recipient's reader would see.
-type headerBlock struct {
+type HeaderBlock struct {
 	data     []byte
 	complete bool // ended by the empty line, or by the end of the message
 }
 
-// readHeaderBlock reads the header section of a message from r, up to and
+// ReadHeaderBlock reads the header section of a message from r, up to and
 // including the empty line that ends it, or up to maxHeaderBlock bytes, or
 // EOF, and returns it with a reader that yields the whole message again
 // (the block, then the rest of r). Reading the block before anything goes
 // to the upstream is what lets enforce refuse a message the upstream never
 // sees. r must be the message as the upstream will get it (its last line
-// ended, see terminateLastLine): the block is judged as it is.
-func readHeaderBlock(r io.Reader) (block headerBlock, whole io.Reader, err error) {
+// ended, see TerminateLastLine): the block is judged as it is.
+func ReadHeaderBlock(r io.Reader) (block HeaderBlock, whole io.Reader, err error) {
 	br := bufio.NewReaderSize(r, 32*1024)
 	var buf bytes.Buffer
 	for buf.Len() < maxHeaderBlock {
@@ -67,7 +67,7 @@ func readHeaderBlock(r io.Reader) (block headerBlock, whole io.Reader, err error
 			break
 		}
 		if err != nil {
-			return headerBlock{}, nil, err
+			return HeaderBlock{}, nil, err
 		}
 		if isEmptyLine(line) {
 			block.complete = true
@@ -179,7 +179,7 @@ func truncate(b []byte, n int) []byte {
 // one (at most one; readers show "sender on behalf of from"). The error
 // says why there is nothing to vouch for: no From:, two of a field, an
 // unparsable field or header section.
-func headerFromAddresses(block headerBlock) ([]string, error) {
+func headerFromAddresses(block HeaderBlock) ([]string, error) {
 	if !block.complete {
 		// The rest of the section is not looked at: it could hold a
 		// second From: (RFC 5322 §3.6 allows one), so nothing is vouched for.
@@ -232,16 +232,16 @@ func fieldAddresses(name, value string) ([]string, error) {
 	return out, nil
 }
 
-// headerFromOwned checks every From: address of block against what logins
+// HeaderFromOwned checks every From: address of block against what logins
 // owns; it returns "" when all are owned, else why not (for the log).
-func headerFromOwned(block headerBlock, m *SenderMap, logins []string, backendAddrs []string) (string, []string) {
+func HeaderFromOwned(block HeaderBlock, m *SenderMap, logins []string, backendAddrs []string) (string, []string) {
 	addrs, err := headerFromAddresses(block)
 	if err != nil {
 		return err.Error(), nil
 	}
 	for _, a := range addrs {
-		parsed, err := parseAddress(a, true)
-		if err != nil || !mayUse(m, logins, backendAddrs, &parsed) {
+		parsed, err := ParseAddress(a, true)
+		if err != nil || !MayUse(m, logins, backendAddrs, &parsed) {
 			return "From: or Sender: address not owned by the login", addrs
 		}
 	}

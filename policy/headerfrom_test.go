@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 
 func TestReadHeaderBlock(t *testing.T) {
 	msg := "From: a@x\r\nSubject: s\r\n\r\nbody\r\nFrom: b@y\r\n"
-	block, whole, err := readHeaderBlock(strings.NewReader(msg))
+	block, whole, err := ReadHeaderBlock(strings.NewReader(msg))
 	if err != nil || !block.complete || string(block.data) != "From: a@x\r\nSubject: s\r\n\r\n" {
 		t.Fatalf("block %q (complete %v), %v", block.data, block.complete, err)
 	}
@@ -20,7 +20,7 @@ func TestReadHeaderBlock(t *testing.T) {
 	}
 	// A header section longer than the bound stops at the bound.
 	long := strings.Repeat("X-Pad: "+strings.Repeat("a", 90)+"\r\n", 2000) + "\r\nbody\r\n"
-	block, whole, _ = readHeaderBlock(strings.NewReader(long))
+	block, whole, _ = ReadHeaderBlock(strings.NewReader(long))
 	if len(block.data) < maxHeaderBlock || len(block.data) > maxHeaderBlock+200 || block.complete {
 		t.Fatalf("block of %d bytes (complete %v), want about %d, cut", len(block.data), block.complete, maxHeaderBlock)
 	}
@@ -82,8 +82,8 @@ func TestHeaderFromOwned(t *testing.T) {
 		{"From: alice@example.org\nFrom: ceo@bank.test\r\n", false},
 		{"From: alice@example.org\n <ceo@bank.test>\r\n", false},
 	} {
-		block := headerBlock{data: []byte("Subject: t\r\n" + tc.header + "\r\n"), complete: true}
-		why, _ := headerFromOwned(block, m, []string{"alice@example.org"}, []string{"alias@backend.test"})
+		block := HeaderBlock{data: []byte("Subject: t\r\n" + tc.header + "\r\n"), complete: true}
+		why, _ := HeaderFromOwned(block, m, []string{"alice@example.org"}, []string{"alias@backend.test"})
 		if (why == "") != tc.owned {
 			t.Errorf("%q: owned=%v (%s), want %v", tc.header, why == "", why, tc.owned)
 		}
@@ -127,22 +127,22 @@ func FuzzHeaderFrom(f *testing.F) {
 	f.Add([]byte("From: a@x,\r\n b@y\r\n\r\n"))
 	f.Add([]byte("from: =?utf-8?b?w6k=?= <a@x>\r\n"))
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		block, whole, err := readHeaderBlock(bytes.NewReader(msg))
+		block, whole, err := ReadHeaderBlock(bytes.NewReader(msg))
 		if err != nil {
 			t.Fatal(err)
 		}
 		all, _ := io.ReadAll(whole)
 		if !bytes.Equal(all, msg) || !bytes.HasPrefix(msg, block.data) {
-			t.Fatal("readHeaderBlock changed the message")
+			t.Fatal("ReadHeaderBlock changed the message")
 		}
-		why, addrs := headerFromOwned(block, nil, []string{"alice@example.org"}, nil)
+		why, addrs := HeaderFromOwned(block, nil, []string{"alice@example.org"}, nil)
 		if why == "" && len(addrs) == 0 {
 			t.Fatal("owned without an address")
 		}
 		// The last line reads the same whether it ends or the data does:
 		// the check must not depend on the CRLF the upstream adds.
-		ended, _ := io.ReadAll(terminateLastLine(bytes.NewReader(block.data)))
-		if why2, _ := headerFromOwned(headerBlock{ended, block.complete}, nil, []string{"alice@example.org"}, nil); why2 != why {
+		ended, _ := io.ReadAll(TerminateLastLine(bytes.NewReader(block.data)))
+		if why2, _ := HeaderFromOwned(HeaderBlock{ended, block.complete}, nil, []string{"alice@example.org"}, nil); why2 != why {
 			t.Fatalf("%q: %q, but with its last line ended: %q", block.data, why, why2)
 		}
 		fields, err := parseHeaderFields(block.data)
@@ -160,11 +160,11 @@ func FuzzHeaderFrom(f *testing.F) {
 func TestHeaderFromPastTheCheckedBlock(t *testing.T) {
 	pad := strings.Repeat("X-Pad: "+strings.Repeat("a", 90)+"\r\n", maxHeaderBlock/97+10)
 	msg := "From: alice@example.org\r\n" + pad + "From: ceo@bank.test\r\n\r\nbody\r\n"
-	block, _, err := readHeaderBlock(strings.NewReader(msg))
+	block, _, err := ReadHeaderBlock(strings.NewReader(msg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if why, addrs := headerFromOwned(block, nil, []string{"alice@example.org"}, nil); why == "" {
+	if why, addrs := HeaderFromOwned(block, nil, []string{"alice@example.org"}, nil); why == "" {
 		t.Errorf("owned (From: %v), want refused: the header section goes on past what was checked", addrs)
 	}
 }

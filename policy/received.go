@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"crypto/tls"
@@ -33,16 +33,16 @@ func ParseReceivedMode(s string) (ReceivedMode, error) {
 	return "", fmt.Errorf("received mode %q: want anonymous, full or none", s)
 }
 
-// receivedInfo is what the Received header may say about one message.
-type receivedInfo struct {
-	mode     ReceivedMode
-	by       string // Postern's hostname
-	id       string // message id, also in the log line
-	helo     string // client EHLO name (full mode only)
-	clientIP string // client address (full mode only)
-	tls      *tls.ConnectionState
-	authed   bool
-	now      time.Time
+// ReceivedInfo is what the Received header may say about one message.
+type ReceivedInfo struct {
+	Mode     ReceivedMode
+	By       string // Postern's hostname
+	ID       string // message id, also in the log line
+	Helo     string // client EHLO name (full mode only)
+	ClientIP string // client address (full mode only)
+	TLS      *tls.ConnectionState
+	Authed   bool
+	Now      time.Time
 }
 
 // Line lengths of the header Postern writes (RFC 5322 §2.1.1): lines
@@ -56,41 +56,41 @@ const (
 	maxIPInTrace   = 64  // an IPv6 address with a zone, generously
 )
 
-// receivedHeader returns the header (with CRLF line endings, folded) or nil
+// ReceivedHeader returns the header (with CRLF line endings, folded) or nil
 // in mode none. RFC 5321 §4.4 gives the clauses; "with" takes the RFC 3848
 // protocol names (ESMTPSA: TLS and AUTH). Each clause starts a line; a
 // clause longer than headerFoldAt is folded between its words (RFC 5322
 // §3.2.2 allows folding whitespace between the tokens of every clause and
 // inside comments).
-func receivedHeader(ri receivedInfo) []byte {
-	if ri.mode == ReceivedNone {
+func ReceivedHeader(ri ReceivedInfo) []byte {
+	if ri.Mode == ReceivedNone {
 		return nil
 	}
 	proto := "ESMTP"
-	if ri.tls != nil {
+	if ri.TLS != nil {
 		proto += "S"
 	}
-	if ri.authed {
+	if ri.Authed {
 		proto += "A"
 	}
 	var clauses [][]string
-	if ri.mode == ReceivedFull {
-		ip := ri.clientIP
+	if ri.Mode == ReceivedFull {
+		ip := ri.ClientIP
 		if len(ip) > maxIPInTrace {
 			ip = "" // not an address; traceToken writes "unknown"
 		}
-		clauses = append(clauses, []string{"Received:", "from", traceHelo(ri.helo), "([" + traceToken(ip) + "])"})
+		clauses = append(clauses, []string{"Received:", "from", traceHelo(ri.Helo), "([" + traceToken(ip) + "])"})
 	} else {
 		clauses = append(clauses, strings.Fields("Received: from [127.0.0.1] (localhost [127.0.0.1])"))
 	}
-	clauses = append(clauses, []string{"by", traceHelo(ri.by), "(Postern)", "with", proto, "id", traceToken(ri.id)})
-	if ri.mode == ReceivedFull && ri.tls != nil {
+	clauses = append(clauses, []string{"by", traceHelo(ri.By), "(Postern)", "with", proto, "id", traceToken(ri.ID)})
+	if ri.Mode == ReceivedFull && ri.TLS != nil {
 		clauses = append(clauses, strings.Fields(fmt.Sprintf("(using %s with cipher %s)",
-			tls.VersionName(ri.tls.Version), tls.CipherSuiteName(ri.tls.CipherSuite))))
+			tls.VersionName(ri.TLS.Version), tls.CipherSuiteName(ri.TLS.CipherSuite))))
 	}
 	last := clauses[len(clauses)-1]
 	last[len(last)-1] += ";"
-	clauses = append(clauses, strings.Fields(ri.now.Format(time.RFC1123Z)))
+	clauses = append(clauses, strings.Fields(ri.Now.Format(time.RFC1123Z)))
 	return foldHeader(clauses)
 }
 

@@ -1,4 +1,4 @@
-package proxy
+package limits
 
 import (
 	"context"
@@ -14,11 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"github.com/postern/postern/internal/testkit"
-	"github.com/postern/postern/proxy/proxytest"
-	"github.com/postern/postern/proxy/state"
+	"github.com/postern/postern/limits/state"
 )
 
 var client1 = netip.MustParseAddr("192.0.2.1")
@@ -32,10 +29,7 @@ func newTestLimits(cfg LimitsConfig) (*Limits, *testkit.Clock) {
 	return NewLimits(cfg), clock
 }
 
-func isLimitReply(err error) bool {
-	var se *smtp.SMTPError
-	return errors.As(err, &se) && se.Code == 451 && se.EnhancedCode == (smtp.EnhancedCode{4, 7, 1})
-}
+func isLimitReply(err error) bool { return errors.Is(err, ErrLimitReached) }
 
 // The window slides: the count drops as old messages leave it, not all at
 // once at a window boundary.
@@ -250,33 +244,6 @@ func TestAlerterWebhook(t *testing.T) {
 	}
 }
 
-// A login suspended while one of its sessions is open (here: directly in
-// the store, as another replica would) is stopped at that session's next
-// MAIL once SuspendRecheck has passed, and its next AUTH gets 535 5.7.8
-// with the right password.
-func TestSuspendedWhileLoggedIn(t *testing.T) {
-	store := state.NewMemory(state.MemoryConfig{})
-	lim := NewLimits(LimitsConfig{Store: store, Messages: Rate{100, time.Hour}, SuspendRecheck: time.Nanosecond})
-	env := startServer(t, proxytest.UpstreamOptions{}, func(c *Config) { c.Limits = lim })
-	c := dialClient(t, env.starttls, false).ready(testUser, testPass)
-	if code, _ := c.sendMessage(testUser, []string{"bob@example.test"}, simpleBody); code != 250 {
-		t.Fatalf("first message: %d", code)
-	}
-	now := time.Now()
-	if err := store.Suspend(context.Background(), testUser, state.Suspension{Reason: "test", Since: now, Until: now.Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	c.cmd("MAIL FROM:<"+testUser+">", 451, "4.7.1 Sending limit reached for "+testUser)
-	if !strings.Contains(env.log.String(), `msg="mail refused: login suspended"`) {
-		t.Fatalf("no log line:\n%s", env.log.String())
-	}
-	c2 := dialClient(t, env.starttls, false).ready("", "")
-	c2.authPlain(testUser, testPass, 535, "5.7.8")
-	if len(env.up.Messages()) != 1 {
-		t.Fatalf("upstream got %d messages, want 1", len(env.up.Messages()))
-	}
-}
-
 // A directory matches a login the way RFC 4518 prepares strings (NFKC,
 // case folding, insignificant spaces), so slapd logs "alice@example.org "
 // and "ａｌｉｃｅ" in as alice, the backend's Result.Login spelled as typed. Each
@@ -317,29 +284,5 @@ func TestLimitsLoginSpacesAreOneLogin(t *testing.T) {
 		if state.LoginKey(v) != state.LoginKey("alice@example.org") {
 			t.Errorf("login %q: lockout key differs from alice's", v)
 		}
-	}
-}
-
-// Two sessions of one login spelled two ways (a directory takes both and
-// the backend hands the login back as typed) share one budget: the session
-// folds its login once at AUTH and every MAIL and RCPT counts under that.
-func TestLimitsSessionsOfTwoSpellingsShareABudget(t *testing.T) {
-	const other = "ALICE@Example.TEST" // testUser in another case
-	lim, _ := newTestLimits(LimitsConfig{Messages: Rate{1, time.Hour}, Recipients: Rate{100, time.Hour}})
-	env := startServer(t, proxytest.UpstreamOptions{}, func(c *Config) {
-		c.Limits = lim
-		c.Auth = &fakeAuth{users: map[string]string{testUser: testPass, other: testPass}}
-	})
-	c := dialClient(t, env.starttls, false).ready(testUser, testPass)
-	if code, text := c.sendMessage(testUser, []string{"bob@example.test"}, simpleBody); code != 250 {
-		t.Fatalf("first message: %d %s", code, text)
-	}
-	c2 := dialClient(t, env.starttls, false).ready(other, testPass)
-	c2.cmd("MAIL FROM:<"+testUser+">", 451, "4.7.1 Sending limit reached for "+testUser)
-	if st, err := lim.Status(context.Background(), other); err != nil || st.Messages.Count != 1 {
-		t.Fatalf("status of %s: %+v, %v; want the 1 message sent as %s", other, st, err, testUser)
-	}
-	if n := len(env.up.Messages()); n != 1 {
-		t.Fatalf("upstream got %d messages, want 1", n)
 	}
 }

@@ -1,4 +1,4 @@
-package proxy
+package limits
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/postern/postern/internal/testkit"
-	"github.com/postern/postern/proxy/state"
+	"github.com/postern/postern/limits/state"
 )
 
 func newTestLockout(cfg LockoutConfig) (*Lockout, *testkit.Clock) {

@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"errors"
@@ -9,17 +9,17 @@ import (
 	"golang.org/x/net/idna"
 )
 
-// address is an envelope mailbox (RFC 5321 §4.1.2 Mailbox): the local part
+// Address is an envelope mailbox (RFC 5321 §4.1.2 Mailbox): the local part
 // unquoted, as the mailbox owner sees it, and the domain.
 //
 // go-smtp hands a session the path with the quoting removed: for
 // MAIL FROM:<"ceo@bank.com> ENVID=x"@example.net> it passes
 // `ceo@bank.com> ENVID=x@example.net`. Sending that string on as it is lets
 // the upstream read a different sender and extra parameters. So a session
-// parses it back (parseAddress: the domain is what follows the last "@",
+// parses it back (ParseAddress: the domain is what follows the last "@",
 // since a domain never contains one) and sends on String(), which quotes
 // the local part again where RFC 5321 needs it.
-type address struct {
+type Address struct {
 	local  string // unquoted, case preserved (RFC 5321 §2.4)
 	domain string // host name as the client wrote it (U-labels as A-labels), or "[literal]"
 }
@@ -41,7 +41,7 @@ var (
 	errAddrNotValid = errors.New("address: invalid UTF-8")
 )
 
-// parseAddress parses the mailbox go-smtp passed to Session.Mail or Rcpt.
+// ParseAddress parses the mailbox go-smtp passed to Session.Mail or Rcpt.
 // smtputf8 says whether the client gave SMTPUTF8 on MAIL; only then may
 // the address have non-ASCII characters (RFC 6531 §3.3). It refuses what
 // cannot be sent on safely: control characters (RFC 5321 qtextSMTP and
@@ -49,32 +49,32 @@ var (
 // not a host name or an IPv4/IPv6 address literal, and over-long addresses.
 // Source routes (@a,@b:user@d) never get here: go-smtp drops them, as
 // RFC 5321 §4.1.2 (Appendix C) allows.
-func parseAddress(s string, smtputf8 bool) (address, error) {
+func ParseAddress(s string, smtputf8 bool) (Address, error) {
 	if !utf8.ValidString(s) {
-		return address{}, errAddrNotValid
+		return Address{}, errAddrNotValid
 	}
 	at := strings.LastIndexByte(s, '@')
 	if at <= 0 || at == len(s)-1 {
-		return address{}, errAddrSyntax
+		return Address{}, errAddrSyntax
 	}
-	a := address{local: s[:at], domain: s[at+1:]}
+	a := Address{local: s[:at], domain: s[at+1:]}
 	for _, r := range a.local {
 		switch {
 		case r < 0x20 || r == 0x7f:
-			return address{}, errAddrLocal
+			return Address{}, errAddrLocal
 		case r >= 0x80 && !smtputf8:
-			return address{}, errAddrUTF8
+			return Address{}, errAddrUTF8
 		case r >= 0x80 && (r <= 0x9f || r == utf8.RuneError):
-			return address{}, errAddrLocal // C1 controls
+			return Address{}, errAddrLocal // C1 controls
 		}
 	}
 	d, err := checkDomain(a.domain, smtputf8)
 	if err != nil {
-		return address{}, err
+		return Address{}, err
 	}
 	a.domain = d
 	if len(a.quotedLocal()) > maxLocalPartLen || len(a.String()) > maxMailboxLen {
-		return address{}, errAddrTooLong
+		return Address{}, errAddrTooLong
 	}
 	return a, nil
 }
@@ -154,11 +154,11 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 // part as a Dot-string when it is one, else as a Quoted-string with `"` and
 // `\` escaped. Outside the quotes it has no space, `<`, `>` or control
 // character, so the upstream reads exactly this mailbox and no parameter.
-func (a address) String() string {
+func (a Address) String() string {
 	return a.quotedLocal() + "@" + a.domain
 }
 
-func (a address) quotedLocal() string {
+func (a Address) quotedLocal() string {
 	if isDotString(a.local) {
 		return a.local
 	}
@@ -200,7 +200,7 @@ func isDotString(s string) bool {
 // §2.4 leaves its case to the host that owns the mailbox, which here is the
 // upstream Postfix, and Postfix folds the keys of its lookup tables
 // (smtpd_sender_login_maps included); forwarding keeps the case as sent.
-func (a address) ownerKeys() (full, domain string) {
+func (a Address) ownerKeys() (full, domain string) {
 	d := strings.ToLower(a.domain)
 	return strings.ToLower(a.quotedLocal()) + "@" + d, "@" + d
 }

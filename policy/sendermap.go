@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"bufio"
@@ -53,7 +53,7 @@ func ParseSenderMap(r io.Reader, name string) (*SenderMap, error) {
 		if k, v, ok := strings.Cut(key, "\t"); ok {
 			key, value = k, v+" "+value
 		}
-		key = normalizeMapKey(key)
+		key = NormalizeMapKey(key)
 		logins := strings.FieldsFunc(strings.ToLower(value), func(r rune) bool {
 			return r == ',' || r == ' ' || r == '\t'
 		})
@@ -101,9 +101,9 @@ func ParseSenderMap(r io.Reader, name string) (*SenderMap, error) {
 	return m, nil
 }
 
-// normalizeMapKey lower-cases a key and writes an internationalised domain
-// in A-labels, the form parseAddress gives such a domain.
-func normalizeMapKey(key string) string {
+// NormalizeMapKey lower-cases a key and writes an internationalised domain
+// in A-labels, the form ParseAddress gives such a domain.
+func NormalizeMapKey(key string) string {
 	key = strings.ToLower(key)
 	at := strings.LastIndexByte(key, '@')
 	if at < 0 {
@@ -124,7 +124,7 @@ func (m *SenderMap) Owners(address string) []string {
 	if m == nil {
 		return nil
 	}
-	address = normalizeMapKey(address)
+	address = NormalizeMapKey(address)
 	if owners, ok := m.owners[address]; ok {
 		return owners
 	}
@@ -134,8 +134,8 @@ func (m *SenderMap) Owners(address string) []string {
 	return nil
 }
 
-// mayUse reports whether the account known by logins may send with the
-// envelope sender from, parsed by parseAddress; nil is the null sender
+// MayUse reports whether the account known by logins may send with the
+// envelope sender from, parsed by ParseAddress; nil is the null sender
 // (bounces, read receipts), allowed for every login, as Postfix's
 // reject_sender_login_mismatch does not check it either. logins are the
 // account's canonical identity and the further names its backend stores
@@ -146,7 +146,7 @@ func (m *SenderMap) Owners(address string) []string {
 // mail and alias attributes) grant addresses. The check is on the parsed
 // address, in the form it is sent upstream (see address.ownerKeys for
 // case), so what is checked is what the upstream reads.
-func mayUse(m *SenderMap, logins []string, backendAddrs []string, from *address) bool {
+func MayUse(m *SenderMap, logins []string, backendAddrs []string, from *Address) bool {
 	if from == nil {
 		return true
 	}

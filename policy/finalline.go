@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import "io"
 
@@ -23,7 +23,7 @@ type lastLineTerminator struct {
 	done  bool // r has ended; extra is what is left to yield
 }
 
-func terminateLastLine(r io.Reader) io.Reader { return &lastLineTerminator{r: r} }
+func TerminateLastLine(r io.Reader) io.Reader { return &lastLineTerminator{r: r} }
 
 func (t *lastLineTerminator) Read(p []byte) (int, error) {
 	if t.done {

@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"fmt"
@@ -40,7 +40,7 @@ func unmapPrefix(p netip.Prefix) netip.Prefix {
 	return p
 }
 
-func inNetworks(nets []netip.Prefix, a netip.Addr) bool {
+func InNetworks(nets []netip.Prefix, a netip.Addr) bool {
 	a = a.Unmap()
 	for _, p := range nets {
 		if p.Contains(a) {
@@ -48,4 +48,17 @@ func inNetworks(nets []netip.Prefix, a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// ClientNetwork is the unit a client is counted in (AUTH failures,
+// connections per client): the IPv4 address, or the
+// IPv6 /64, since one IPv6 host usually controls a whole /64 and could
+// otherwise rotate addresses at will. IPv4-mapped IPv6 counts as IPv4.
+func ClientNetwork(ip netip.Addr) netip.Prefix {
+	ip = ip.Unmap().WithZone("")
+	if ip.Is4() {
+		return netip.PrefixFrom(ip, 32)
+	}
+	p, _ := ip.Prefix(64) // fails only for the invalid Addr, giving Prefix{}
+	return p
 }

@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"strings"
@@ -39,34 +39,34 @@ func TestSenderMapOwners(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.login+"->"+tt.from, func(t *testing.T) {
-			if got := mayUse(m, []string{tt.login}, nil, testAddr(t, tt.from)); got != tt.want {
-				t.Fatalf("mayUse(%q, %q) = %v, want %v", tt.login, tt.from, got, tt.want)
+			if got := MayUse(m, []string{tt.login}, nil, testAddr(t, tt.from)); got != tt.want {
+				t.Fatalf("MayUse(%q, %q) = %v, want %v", tt.login, tt.from, got, tt.want)
 			}
 		})
 	}
 }
 
 // testAddr parses what go-smtp passes a session; "" is the null sender.
-func testAddr(t *testing.T, s string) *address {
+func testAddr(t *testing.T, s string) *Address {
 	t.Helper()
 	if s == "" {
 		return nil
 	}
-	a, err := parseAddress(s, true)
+	a, err := ParseAddress(s, true)
 	if err != nil {
-		t.Fatalf("parseAddress(%q): %v", s, err)
+		t.Fatalf("ParseAddress(%q): %v", s, err)
 	}
 	return &a
 }
 
 func TestSenderMapNilAndBackendAddresses(t *testing.T) {
-	if !mayUse(nil, []string{"u@example.org"}, nil, testAddr(t, "u@example.org")) {
+	if !MayUse(nil, []string{"u@example.org"}, nil, testAddr(t, "u@example.org")) {
 		t.Fatal("without a map a login must be able to send as itself")
 	}
-	if mayUse(nil, []string{"u@example.org"}, nil, testAddr(t, "v@example.org")) {
+	if MayUse(nil, []string{"u@example.org"}, nil, testAddr(t, "v@example.org")) {
 		t.Fatal("without a map a login must not send as another address")
 	}
-	if !mayUse(nil, []string{"u"}, []string{"alias@example.org"}, testAddr(t, "ALIAS@example.org")) {
+	if !MayUse(nil, []string{"u"}, []string{"alias@example.org"}, testAddr(t, "ALIAS@example.org")) {
 		t.Fatal("an address from the auth backend must be usable")
 	}
 }
