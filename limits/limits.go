@@ -369,15 +369,10 @@ func (l *Limits) suspend(ctx context.Context, login LimitLogin, client netip.Add
 	})
 }
 
-// Lockout reports a client address that has just been locked out of AUTH
-// (once per window, on any replica) to the alerts.
-func (l *Limits) Lockout(client netip.Addr, login string, failures int, window time.Duration) {
-	if window <= 0 {
-		window = DefaultLockoutWindow
-	}
-	if failures <= 0 {
-		failures = DefaultLockoutMaxFailures
-	}
+// lockedOut reports a client address that has just been locked out of AUTH
+// (once per window, on any replica) to the alerts: Lockout.LockedOut, with
+// the lockout's failures and window.
+func (l *Limits) lockedOut(client netip.Addr, login string, failures int, window time.Duration) {
 	ctx, cancel := l.ctx()
 	defer cancel()
 	first, err := l.cfg.Store.Once(ctx, "lockout-event:"+policy.ClientNetwork(client).String(), window)

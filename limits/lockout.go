@@ -47,6 +47,8 @@ type LockoutConfig struct {
 	// Store holds the counters (--state): shared by replicas with Redis.
 	// Nil: this process's memory, bounded by MaxKeys.
 	Store state.Store
+	// Alerts, if set, gets the alert of an address locked out (LockedOut).
+	Alerts *Limits
 }
 
 func (c LockoutConfig) withDefaults() LockoutConfig {
@@ -288,6 +290,15 @@ func (l *Lockout) failure(ip netip.Addr, logins []string, reserved bool) {
 		if _, err := l.logins.Record(ctx, k, l.cfg.loginRingSize(), l.cfg.Window); err != nil {
 			l.storeErr("failure", err)
 		}
+	}
+}
+
+// LockedOut reports ip, which the caller found Blocked after a failed AUTH
+// of login, to cfg.Alerts (once per window on any replica), with this
+// lockout's MaxFailures and Window.
+func (l *Lockout) LockedOut(ip netip.Addr, login string) {
+	if l.cfg.Alerts != nil {
+		l.cfg.Alerts.lockedOut(ip, login, l.cfg.MaxFailures, l.cfg.Window)
 	}
 }
 

@@ -120,7 +120,7 @@ func (s *Server) admit(cc *clientConn) error {
 	if reason == "" {
 		return nil
 	}
-	s.cfg.Metrics.connRefused(reason)
+	s.metrics.connRefused(reason)
 	s.log.Warn("connection refused", "session", cc.id, "client", ip.String(), "reason", reason)
 	return replyTooManyConnections
 }

@@ -27,7 +27,6 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/postern/postern/auth"
-	"github.com/postern/postern/limits"
 	"github.com/postern/postern/policy"
 )
 
@@ -112,37 +111,23 @@ type Config struct {
 	LoginTimeout time.Duration
 
 	// Limits, if set, applies the per-login sending limits and
-	// suspensions (issue 12), and alerts on lockouts: LockoutMaxFailures
-	// and LockoutWindow describe the Limiter for those alerts.
-	Limits             *limits.Limits
-	LockoutMaxFailures int
-	LockoutWindow      time.Duration
+	// suspensions (issue 12): limits.Limits.
+	Limits SendingLimits
 	// HeaderFrom is --check-header-from (zero value: off).
 	HeaderFrom policy.HeaderFromMode
 }
 
-// AuthLimiter is the lockout policy (see Lockout). Blocked addresses get 421
-// and are disconnected; LoginDelay slows guessing of one login. Every
-// verification is preceded by Reserve and ended by ReservedFailure,
-// ReservedUnavailable (no backend could check it) or Release, so that
-// parallel attempts are counted before they are verified.
-type AuthLimiter interface {
-	Blocked(ip netip.Addr) bool
-	Reserve(ip netip.Addr) bool
-	Release(ip netip.Addr)
-	// The logins of ReservedFailure, Failure and Success are the spelling
-	// typed and the account's canonical identity (or ""): see Lockout.
-	ReservedFailure(ip netip.Addr, logins ...string)
-	ReservedUnavailable(ip netip.Addr)
-	Failure(ip netip.Addr, logins ...string)
-	Success(ip netip.Addr, logins ...string)
-	LoginDelay(login string) time.Duration
-}
-
 // Server runs the listeners of one Postern instance.
 type Server struct {
-	cfg       Config
-	log       *slog.Logger
+	cfg Config
+	log *slog.Logger
+	// What sessions consult besides plain settings, taken from Config by
+	// New: the lockout and the sending limits only through the interfaces
+	// of decisions.go (nil: none).
+	auth      auth.Authenticator
+	lockout   AuthLimiter
+	sending   SendingLimits
+	metrics   *Metrics // nil: nothing counted (its methods check)
 	senderMap atomic.Pointer[policy.SenderMap]
 	smtp      *smtp.Server
 	tlsConfig *tls.Config
@@ -197,7 +182,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, conns: make(map[*clientConn]struct{}), connGone: make(chan struct{}),
+	s := &Server{cfg: cfg, log: cfg.Log, auth: cfg.Auth, lockout: cfg.Limiter, sending: cfg.Limits, metrics: cfg.Metrics,
+		conns: make(map[*clientConn]struct{}), connGone: make(chan struct{}),
 		limits: newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}
 	s.stopped, s.stopServing = context.WithCancelCause(context.Background())
 	s.senderMap.Store(nil)
@@ -365,7 +351,7 @@ func (s *Server) connOpened(cc *clientConn) {
 	s.mu.Unlock()
 	s.active.Add(1)
 	s.limits.open()
-	s.cfg.Metrics.connection(cc.listener)
+	s.metrics.connection(cc.listener)
 	s.log.Info("connect", "session", cc.id, "listener", cc.listener, "peer", cc.peer)
 }
 
@@ -378,10 +364,10 @@ func (s *Server) connClosed(cc *clientConn) {
 	s.active.Add(-1)
 	s.limits.close(&cc.ticket)
 	if cc.tlsStarted.Load() && !cc.tlsLogged.Load() {
-		s.cfg.Metrics.tlsFailed(cc.listener)
+		s.metrics.tlsFailed(cc.listener)
 	}
 	if cc.loginExpired.Load() {
-		s.cfg.Metrics.connRefused(refusedLoginTimeout)
+		s.metrics.connRefused(refusedLoginTimeout)
 		s.log.Warn("login timeout", "session", cc.id, "client", cc.clientIP().String())
 	}
 	s.log.Info("disconnect", "session", cc.id, "client", cc.client().String(),

@@ -414,6 +414,7 @@ func (f *fakeLimiter) ReservedFailure(ip netip.Addr, logins ...string) {
 }
 func (f *fakeLimiter) Success(netip.Addr, ...string)   {}
 func (f *fakeLimiter) LoginDelay(string) time.Duration { return 0 }
+func (f *fakeLimiter) LockedOut(netip.Addr, string)    {}
 
 func TestLockedOutAddress(t *testing.T) {
 	lim := &fakeLimiter{blocked: map[netip.Addr]bool{}}

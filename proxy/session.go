@@ -81,9 +81,9 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	if s.tls == nil {
 		return nil, replyTLSRequired
 	}
-	if s.srv.cfg.Limiter != nil && s.srv.cfg.Limiter.Blocked(s.cc.clientIP()) {
+	if s.srv.lockout != nil && s.srv.lockout.Blocked(s.cc.clientIP()) {
 		s.log.Warn("auth locked out", "client", s.cc.clientIP().String())
-		s.srv.cfg.Metrics.authResult("", "locked_out")
+		s.srv.metrics.authResult("", "locked_out")
 		s.conn.CloseAfterReply()
 		return nil, replyLockedOut
 	}
@@ -108,10 +108,10 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 // many verifications running.
 func (s *session) authenticate(authzid, login, password string) error {
 	ip := s.cc.clientIP()
-	lim := s.srv.cfg.Limiter
+	lim := s.srv.lockout
 	if lim != nil && !lim.Reserve(ip) {
 		s.log.Warn("auth locked out", "client", ip.String())
-		s.srv.cfg.Metrics.authResult("", "locked_out")
+		s.srv.metrics.authResult("", "locked_out")
 		s.conn.CloseAfterReply()
 		return replyLockedOut
 	}
@@ -123,7 +123,7 @@ func (s *session) authenticate(authzid, login, password string) error {
 	if err == nil {
 		limitLogin = limits.NewLimitLogin(res.Login)
 		if sp, suspended := s.suspended(limitLogin); suspended {
-			s.srv.cfg.Metrics.authResult(res.Backend, "suspended")
+			s.srv.metrics.authResult(res.Backend, "suspended")
 			s.log.Warn("auth refused: login suspended", "client", ip.String(), "login", res.Login,
 				"reason", sp.Reason, "until", sp.Until.UTC().Format(time.RFC3339))
 			// Then counted and answered exactly as a wrong password:
@@ -142,7 +142,7 @@ func (s *session) authenticate(authzid, login, password string) error {
 			lim.Release(ip)
 			lim.Success(ip, login, res.Login)
 		}
-		s.srv.cfg.Metrics.authResult(res.Backend, "ok")
+		s.srv.metrics.authResult(res.Backend, "ok")
 		s.log.Info("auth ok", "client", ip.String(), "login", res.Login, "backend", res.Backend)
 		return nil
 	case errors.Is(err, auth.ErrInvalidCredentials):
@@ -163,13 +163,13 @@ func (s *session) authenticate(authzid, login, password string) error {
 		}
 		s.log.Warn("auth failed", attrs...)
 		if err != errSuspended { // counted as "suspended" above
-			s.srv.cfg.Metrics.authResult("", "invalid")
+			s.srv.metrics.authResult("", "invalid")
 		}
 		blocked := lim != nil && lim.Blocked(ip)
-		if l := s.srv.cfg.Limits; blocked && l != nil {
+		if blocked {
 			// The alert (once per window on any replica), whichever
 			// reply this connection gets.
-			l.Lockout(ip, sanitizeLog(login), s.srv.cfg.LockoutMaxFailures, s.srv.cfg.LockoutWindow)
+			lim.LockedOut(ip, sanitizeLog(login))
 		}
 		if int(failures) >= s.srv.cfg.MaxAuthFailures {
 			s.conn.CloseAfterReply()
@@ -201,7 +201,7 @@ func (s *session) authenticate(authzid, login, password string) error {
 			lim.ReservedUnavailable(ip)
 		}
 		s.log.Error("auth unavailable", "client", ip.String(), "login", sanitizeLog(login), "err", err)
-		s.srv.cfg.Metrics.authResult("", "unavailable")
+		s.srv.metrics.authResult("", "unavailable")
 		if lim != nil && lim.Blocked(ip) {
 			s.conn.CloseAfterReply()
 			return replyLockedOut
@@ -228,7 +228,7 @@ var errAuthAbandoned = errors.New("auth abandoned during the login delay")
 // and the connection ends after the reply: 421 4.3.2 in a shutdown,
 // else 454 to a client that has most likely gone.
 func (s *session) authAbandoned(ip netip.Addr, login string, err error) error {
-	if lim := s.srv.cfg.Limiter; lim != nil {
+	if lim := s.srv.lockout; lim != nil {
 		lim.Release(ip)
 	}
 	s.log.Info("auth abandoned", "client", ip.String(), "login", sanitizeLog(login), "err", err)
@@ -247,7 +247,7 @@ func (s *session) verify(authzid, login, password string) (auth.Result, error) {
 		return auth.Result{}, auth.ErrInvalidCredentials
 	}
 	var slept time.Duration
-	if lim := s.srv.cfg.Limiter; lim != nil {
+	if lim := s.srv.lockout; lim != nil {
 		if d := lim.LoginDelay(login); d > 0 {
 			if err := s.waitLoginDelay(login, d); err != nil {
 				return auth.Result{}, err
@@ -257,7 +257,7 @@ func (s *session) verify(authzid, login, password string) (auth.Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.AuthTimeout)
 	defer cancel()
-	res, err := s.srv.cfg.Auth.Authenticate(ctx, auth.Request{Login: login, Password: password, RemoteIP: s.cc.clientIP(), Secured: true})
+	res, err := s.srv.auth.Authenticate(ctx, auth.Request{Login: login, Password: password, RemoteIP: s.cc.clientIP(), Secured: true})
 	s.accountDelay(res.Login, login, slept)
 	return res, err
 }
@@ -270,7 +270,7 @@ func (s *session) verify(authzid, login, password string) (auth.Result, error) {
 // to a fresh spelling tells that it names an account with recent failures,
 // an account the guesser already knows of.)
 func (s *session) accountDelay(account, typed string, slept time.Duration) {
-	lim := s.srv.cfg.Limiter
+	lim := s.srv.lockout
 	if lim == nil || account == "" || state.FoldLogin(account) == state.FoldLogin(typed) {
 		return
 	}
@@ -408,18 +408,18 @@ func (s *session) openUpstream(m *pendingMail, to string, ropts *smtp.RcptOption
 			start := time.Now()
 			var err error
 			up, err = dialUpstream(context.Background(), s.srv.cfg.Upstream, s.upstreamIdentity())
-			s.srv.cfg.Metrics.upstreamReply("connect", replyCode(err))
+			s.srv.metrics.upstreamReply("connect", replyCode(err))
 			if err != nil {
 				s.log.Error("upstream unavailable", "err", err)
 				s.mailRefused = replyUpstreamUnavailable
 				return s.mailRefused
 			}
-			s.srv.cfg.Metrics.upstreamTime("connect", start)
+			s.srv.metrics.upstreamTime("connect", start)
 		}
 		s.setUpstream(up)
 		s.noteDSNDropped(up, m.opts, ropts)
 		mailErr, rcptErr := up.mailRcpt(m.from, s.upstreamMailOptions(m.opts), to, ropts)
-		s.srv.cfg.Metrics.upstreamReply("mail", replyCode(mailErr))
+		s.srv.metrics.upstreamReply("mail", replyCode(mailErr))
 		if mailErr == nil {
 			return s.rcptResult(up, rcptErr)
 		}
@@ -484,7 +484,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 // and gives the recipient's reservation back when the upstream refused it.
 func (s *session) rcptResult(up *upstream, err error) error {
 	lim := s.limits()
-	s.srv.cfg.Metrics.upstreamReply("rcpt", replyCode(err))
+	s.srv.metrics.upstreamReply("rcpt", replyCode(err))
 	if lim != nil {
 		lim.RecipientDone(s.limitLogin, s.cc.clientIP(), err == nil || isUpstreamReply(err), err != nil)
 	}
@@ -564,9 +564,9 @@ func (s *session) Data(r io.Reader) error {
 		s.logMessage(receivedSize(src, bdat), reply, bodyErr)
 		return reply
 	}
-	s.srv.cfg.Metrics.upstreamReply("data", replyCode(err))
+	s.srv.metrics.upstreamReply("data", replyCode(err))
 	if !dot.IsZero() {
-		s.srv.cfg.Metrics.upstreamTime("data", dot)
+		s.srv.metrics.upstreamTime("data", dot)
 	}
 	if err != nil {
 		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
@@ -638,19 +638,19 @@ func (s *session) checkHeaderFrom(r io.Reader, mode policy.HeaderFromMode) (io.R
 
 // limits is the sending-limits policy for this session's login: nil for a
 // session without login (mynetworks) or a server without limits.
-func (s *session) limits() *limits.Limits {
+func (s *session) limits() SendingLimits {
 	if s.login == "" {
 		return nil
 	}
-	return s.srv.cfg.Limits
+	return s.srv.sending
 }
 
-// suspended reports login's suspension (none without Limits).
+// suspended reports login's suspension (none without sending limits).
 func (s *session) suspended(login limits.LimitLogin) (state.Suspension, bool) {
-	if s.srv.cfg.Limits == nil {
+	if s.srv.sending == nil {
 		return state.Suspension{}, false
 	}
-	return s.srv.cfg.Limits.Suspended(login)
+	return s.srv.sending.Suspended(login)
 }
 
 // isUpstreamReply reports whether err is a reply of the upstream (as
@@ -711,7 +711,7 @@ func (s *session) logMessage(size int64, reply *smtp.SMTPError, err error) {
 	if err != nil {
 		attrs = append(attrs, "err", err.Error())
 	}
-	s.srv.cfg.Metrics.message(reply.Code, size)
+	s.srv.metrics.message(reply.Code, size)
 	if reply.Code/100 == 2 {
 		s.log.Info("message accepted", attrs...)
 	} else {

@@ -192,6 +192,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 			MaxLoginDelay:  c.Duration("auth-login-delay-max"),
 			Log:            log,
 			Store:          lockoutStore,
+			Alerts:         inst.limits.limits,
 		}),
 		MyNetworks:      mynets,
 		Received:        received,
@@ -207,10 +208,8 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		MaxConnectionsPerIP: c.Int("max-connections-per-ip"),
 		LoginTimeout:        c.Duration("login-timeout"),
 
-		Limits:             inst.limits.limits,
-		LockoutMaxFailures: c.Int("auth-max-failures"),
-		LockoutWindow:      c.Duration("auth-lockout-window"),
-		HeaderFrom:         inst.limits.headerFrom,
+		Limits:     inst.limits.limits,
+		HeaderFrom: inst.limits.headerFrom,
 	})
 	if err != nil {
 		return nil, err
