@@ -42,7 +42,8 @@ type AlertConfig struct {
 	// DefaultAlertQueue. Events beyond it are dropped and counted.
 	Queue int
 	// Attempts per event and the first retry delay (doubling); zero values
-	// 5 and 1s. Timeout bounds one POST; zero value 10s.
+	// DefaultAlertAttempts and DefaultAlertBackoff. Timeout bounds one
+	// POST; zero value DefaultAlertTimeout.
 	Attempts int
 	Backoff  time.Duration
 	Timeout  time.Duration
@@ -65,13 +66,13 @@ func NewAlerter(cfg AlertConfig) *Alerter {
 		cfg.Queue = DefaultAlertQueue
 	}
 	if cfg.Attempts <= 0 {
-		cfg.Attempts = 5
+		cfg.Attempts = DefaultAlertAttempts
 	}
 	if cfg.Backoff <= 0 {
-		cfg.Backoff = time.Second
+		cfg.Backoff = DefaultAlertBackoff
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
+		cfg.Timeout = DefaultAlertTimeout
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: cfg.Timeout}

@@ -5,7 +5,8 @@ import "time"
 // The defaults of the lockout, the sending limits, the suspensions and the
 // alerts, declared once: cmd/postern's flags show them (so `serve` and
 // `demo` get them), and NewLockout, NewLimits and NewAlerter fall back to
-// those marked "zero value" when a config leaves them unset.
+// those marked "zero value" when a config leaves them unset. (The lockout's
+// memory bound is the memory store's own, state.DefaultMemoryMaxKeys.)
 const (
 	DefaultLockoutMaxFailures = 10               // per address within the window; zero value
 	DefaultLockoutWindow      = 15 * time.Minute // zero value
@@ -57,4 +58,10 @@ const (
 	// DefaultAlertQueue bounds the webhook events waiting to be sent;
 	// more are dropped and counted.
 	DefaultAlertQueue = 256
+	// DefaultAlertAttempts posts of one event to the webhook at most, the
+	// first retry DefaultAlertBackoff after a failure and each next one
+	// twice as long after the last; one post may take DefaultAlertTimeout.
+	DefaultAlertAttempts = 5
+	DefaultAlertBackoff  = time.Second
+	DefaultAlertTimeout  = 10 * time.Second
 )

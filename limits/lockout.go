@@ -32,7 +32,7 @@ type LockoutConfig struct {
 	MaxUnavailable int
 	// MaxKeys bounds the addresses, and separately the logins, tracked in
 	// this process's memory when Store is nil; the least recently seen are
-	// forgotten first. Default 100_000.
+	// forgotten first. Default state.DefaultMemoryMaxKeys.
 	MaxKeys int
 	// LoginDelayBase is the delay after one recent failure for a login; it
 	// doubles with each further failure up to MaxLoginDelay. Defaults
@@ -62,7 +62,7 @@ func (c LockoutConfig) withDefaults() LockoutConfig {
 		c.MaxUnavailable = DefaultLockoutMaxUnavailable
 	}
 	if c.MaxKeys <= 0 {
-		c.MaxKeys = 100_000
+		c.MaxKeys = state.DefaultMemoryMaxKeys
 	}
 	if c.LoginDelayBase <= 0 {
 		c.LoginDelayBase = DefaultLoginDelay

@@ -5,7 +5,6 @@ import "time"
 // The defaults of the SMTP side's limits and timeouts, declared once:
 // cmd/postern's flags show them (so `serve` and `demo` get them), and New
 // falls back to those marked "zero value" when a Config leaves them unset.
-// DefaultUpstreamTimeout is in upstream.go, next to its use.
 const (
 	DefaultMaxMessageBytes     = 52428800 // 50 MiB, advertised in SIZE
 	DefaultMaxRecipients       = 100
@@ -18,6 +17,14 @@ const (
 	DefaultMaxConnections      = 10000
 	DefaultMaxConnectionsPerIP = 50
 	DefaultLoginTimeout        = time.Minute
+	// DefaultUpstreamTimeout is --upstream-timeout's default: how long one
+	// read from or write to the upstream may take (RFC 5321 §4.5.3.2 asks
+	// for minutes per command; a minute is what a stalled MTA gets before
+	// the client hears 4xx). Zero value.
+	DefaultUpstreamTimeout = time.Minute
+	// upstreamPoolMaxIdle is how long a pooled upstream connection waits
+	// for the next session before it is closed (no flag).
+	upstreamPoolMaxIdle = 30 * time.Second
 )
 
 // The connection caps of cmd/postern's HTTP listeners (issue 18, hole 7): a

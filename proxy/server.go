@@ -165,7 +165,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("proxy: no listeners")
 	}
 	if cfg.Received == "" {
-		cfg.Received = policy.ReceivedAnonymous
+		cfg.Received = policy.DefaultReceivedMode
 	}
 	if cfg.MaxAuthFailures <= 0 {
 		cfg.MaxAuthFailures = DefaultMaxAuthFailures
@@ -189,7 +189,7 @@ func New(cfg Config) (*Server, error) {
 	s.senderMap.Store(nil)
 	s.tlsConfig = s.markHandshakes(cfg.TLSConfig)
 	if cfg.UpstreamPool > 0 && !cfg.Upstream.XCLIENT {
-		s.pool = newUpstreamPool(cfg.UpstreamPool, 30*time.Second)
+		s.pool = newUpstreamPool(cfg.UpstreamPool, upstreamPoolMaxIdle)
 	}
 
 	srv := smtp.NewServer(backend{s})

@@ -17,11 +17,6 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// DefaultUpstreamTimeout is --upstream-timeout's default: how long one read
-// from or write to the upstream may take (RFC 5321 §4.5.3.2 asks for minutes
-// per command; a minute is what a stalled MTA gets before the client hears 4xx).
-const DefaultUpstreamTimeout = time.Minute
-
 // UpstreamConfig says how to reach the internal MTA.
 type UpstreamConfig struct {
 	Addr        string        // host:port

@@ -10,6 +10,7 @@ import (
 	"github.com/postern/postern/auth"
 	"github.com/postern/postern/internal/autoconfig"
 	"github.com/postern/postern/limits"
+	"github.com/postern/postern/policy"
 	"github.com/postern/postern/proxy"
 )
 
@@ -73,7 +74,7 @@ func serveFlags() []cli.Flag {
 		str("state", "memory", "where the lockout (and sending-limit) counters live: memory (this process) or redis://HOST:PORT/DB, rediss://HOST:PORT/DB (TLS) shared by every replica; while Redis is unreachable each replica counts in its own memory"),
 		str("state-password-file", "", "file holding the Redis password for --state (not in the URL, which the process list shows)"),
 		str("mynetworks", "", "CIDRs that may relay without AUTH (still over TLS), comma-separated"),
-		str("received", "anonymous", "Received header: anonymous|full|none"),
+		str("received", string(policy.DefaultReceivedMode), "Received header: anonymous|full|none"),
 		&cli.Int64Flag{Name: "max-message-size", Value: proxy.DefaultMaxMessageBytes, Usage: "bytes, advertised in SIZE and enforced while streaming", EnvVars: env("max-message-size")},
 		&cli.IntFlag{Name: "max-recipients", Value: proxy.DefaultMaxRecipients, Usage: "recipients per message", EnvVars: env("max-recipients")},
 		&cli.IntFlag{Name: "max-auth-failures-per-connection", Value: proxy.DefaultMaxAuthFailures, Usage: "AUTH failures before the connection is closed", EnvVars: env("max-auth-failures-per-connection")},

@@ -26,7 +26,7 @@ func limitFlags() []cli.Flag {
 		str("suspend-rejected-ratio", strconv.Itoa(limits.DefaultSuspendRejectedRatio)+"%", fmt.Sprintf("suspend a login when more than this share of at least %d recipients within %s were refused by the upstream; 0 = never", limits.DefaultSuspendRejectedMin, strings.TrimSuffix(limits.DefaultSuspendRejectedWindow.String(), "0m0s"))),
 		dur("suspend-for", limits.DefaultSuspendFor, "how long a suspension lasts (AUTH answers 535 5.7.8 meanwhile); 'postern unsuspend LOGIN' lifts it earlier"),
 		str("alert-webhook", "", "URL receiving a JSON POST on each suspension and lockout (retried, never blocking a session)"),
-		str("check-header-from", string(policy.HeaderFromOff), "off|warn|enforce: the From: header's addresses must be owned by the login (sender map rules); enforce refuses with 553 5.7.1 before the upstream gets the message"),
+		str("check-header-from", string(policy.DefaultHeaderFromMode), "off|warn|enforce: the From: header's addresses must be owned by the login (sender map rules); enforce refuses with 553 5.7.1 before the upstream gets the message"),
 		str("control-socket", limits.DefaultControlSocket, "unix socket (mode 0600) answering 'postern status' and 'postern unsuspend'; 'none' disables; the default is skipped if its directory does not exist"),
 	}
 }
