@@ -5,6 +5,7 @@ import "time"
 // The defaults of the SMTP side's limits and timeouts, declared once:
 // cmd/postern's flags show them (so `serve` and `demo` get them), and New
 // falls back to those marked "zero value" when a Config leaves them unset.
+// The upstream's own are in proxy/upstream/defaults.go.
 const (
 	DefaultMaxMessageBytes     = 52428800 // 50 MiB, advertised in SIZE
 	DefaultMaxRecipients       = 100
@@ -12,19 +13,10 @@ const (
 	DefaultCommandTimeout      = 5 * time.Minute
 	DefaultDataTimeout         = 10 * time.Minute
 	DefaultAuthTimeout         = 30 * time.Second // one backend verification; zero value
-	DefaultUpstreamDialTimeout = 10 * time.Second // zero value
 	DefaultUpstreamPool        = 4
 	DefaultMaxConnections      = 10000
 	DefaultMaxConnectionsPerIP = 50
 	DefaultLoginTimeout        = time.Minute
-	// DefaultUpstreamTimeout is --upstream-timeout's default: how long one
-	// read from or write to the upstream may take (RFC 5321 §4.5.3.2 asks
-	// for minutes per command; a minute is what a stalled MTA gets before
-	// the client hears 4xx). Zero value.
-	DefaultUpstreamTimeout = time.Minute
-	// upstreamPoolMaxIdle is how long a pooled upstream connection waits
-	// for the next session before it is closed (no flag).
-	upstreamPoolMaxIdle = 30 * time.Second
 )
 
 // The connection caps of cmd/postern's HTTP listeners (issue 18, hole 7): a

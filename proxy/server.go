@@ -1,14 +1,14 @@
-// Package proxy is Postern's SMTP side: the listeners and their connection
-// caps, the client connection (PROXY protocol, deadlines, login timeout),
-// one session per client connection applying the submission policy verb by
-// verb, the upstream session and its pool, XCLIENT, the streaming copy of
-// each accepted message to the internal MTA, the SMTP replies and the
-// Prometheus metrics.
+// Package proxy is Postern's SMTP side towards the client: the listeners
+// and their connection caps, the client connection (PROXY protocol,
+// deadlines, login timeout), SASL PLAIN and LOGIN, one session per client
+// connection applying the submission policy verb by verb and streaming each
+// accepted message through proxy/upstream to the internal MTA, every reply
+// Postern writes (replies.go), and the Prometheus metrics.
 //
-// What a session decides with it reaches it through small interfaces
-// declared here, at the consumer (AuthLimiter, SendingLimits), or through
-// the plain functions of policy. It must never import cmd or certs; policy
-// and limits must never import it.
+// A session reaches the lockout and the sending limits through the small
+// interfaces of decisions.go, declared here at the consumer, and policy
+// through its plain functions. It must never import cmd or certs; policy,
+// limits and proxy/upstream must never import it.
 package proxy
 
 import (
@@ -28,6 +28,7 @@ import (
 
 	"github.com/postern/postern/auth"
 	"github.com/postern/postern/policy"
+	"github.com/postern/postern/proxy/upstream"
 )
 
 // replyBufferSize is go-smtp's reply buffer per client connection: replies
@@ -37,7 +38,7 @@ const replyBufferSize = 1024
 
 // maxCommandLine is the longest command line go-smtp reads, CRLF included:
 // twice RFC 5321 §4.5.3.1.4's 512, as go-smtp's default. Message lines are
-// bounded only by the message size (go-smtp patch 0029, messageCopier).
+// bounded only by the message size (go-smtp patch 0029, upstream.Copier).
 const maxCommandLine = 2000
 
 // ListenMode is how a listener starts TLS.
@@ -75,7 +76,7 @@ type Config struct {
 	Hostname  string
 	Listeners []Listener
 	TLSConfig *tls.Config
-	Upstream  UpstreamConfig
+	Upstream  upstream.Config
 	Auth      auth.Authenticator
 	// Limiter counts AUTH failures across connections (lockout); optional.
 	Limiter AuthLimiter
@@ -131,7 +132,7 @@ type Server struct {
 	senderMap atomic.Pointer[policy.SenderMap]
 	smtp      *smtp.Server
 	tlsConfig *tls.Config
-	pool      *upstreamPool // nil when pooling is off
+	pool      *upstream.Pool // nil when pooling is off
 	limits    *connLimits
 
 	mu        sync.Mutex
@@ -177,7 +178,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Upstream.HeloName = cfg.Hostname
 	}
 	if cfg.Upstream.DialTimeout <= 0 {
-		cfg.Upstream.DialTimeout = DefaultUpstreamDialTimeout
+		cfg.Upstream.DialTimeout = upstream.DefaultDialTimeout
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -189,7 +190,7 @@ func New(cfg Config) (*Server, error) {
 	s.senderMap.Store(nil)
 	s.tlsConfig = s.markHandshakes(cfg.TLSConfig)
 	if cfg.UpstreamPool > 0 && !cfg.Upstream.XCLIENT {
-		s.pool = newUpstreamPool(cfg.UpstreamPool, upstreamPoolMaxIdle)
+		s.pool = upstream.NewPool(cfg.UpstreamPool, upstream.PoolMaxIdle)
 	}
 
 	srv := smtp.NewServer(backend{s})
@@ -310,7 +311,7 @@ func (s *Server) Serve(ctx context.Context, drain time.Duration) error {
 	// 250 for a message the upstream did not accept: an interrupted DATA
 	// never reaches the final dot upstream.
 	s.closeAll()
-	s.pool.close()
+	s.pool.Close()
 	return nil
 }
 

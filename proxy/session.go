@@ -19,6 +19,7 @@ import (
 	"github.com/postern/postern/limits"
 	"github.com/postern/postern/limits/state"
 	"github.com/postern/postern/policy"
+	"github.com/postern/postern/proxy/upstream"
 )
 
 // session is one client connection between EHLO (or STARTTLS) and QUIT. Each
@@ -47,8 +48,8 @@ type session struct {
 	// mu guards up and streaming: under BDAT, go-smtp runs Data in a
 	// goroutine of its own, and Reset or Logout may come from another.
 	mu        sync.Mutex
-	up        *upstream // upstream session, kept across messages
-	streaming bool      // Data is using up
+	up        *upstream.Conn // upstream session, kept across messages
+	streaming bool           // Data is using up
 
 	smtputf8 bool // the current MAIL had SMTPUTF8 (RFC 6531): non-ASCII addresses allowed
 	// dsnDropLogged: this session has logged that its upstream dropped the
@@ -376,10 +377,10 @@ func (s *session) upstreamMailOptions(opts *smtp.MailOptions) *smtp.MailOptions 
 // noteDSNDropped logs, once per session, that the client asked for DSN
 // (RFC 3461: RET, ENVID, NOTIFY, ORCPT) and the upstream does not offer it:
 // go-smtp's client leaves the parameters out, and the client is never told.
-func (s *session) noteDSNDropped(up *upstream, mopts *smtp.MailOptions, ropts *smtp.RcptOptions) {
+func (s *session) noteDSNDropped(up *upstream.Conn, mopts *smtp.MailOptions, ropts *smtp.RcptOptions) {
 	asked := (mopts != nil && (mopts.Return != "" || mopts.EnvelopeID != "")) ||
 		(ropts != nil && (len(ropts.Notify) > 0 || ropts.OriginalRecipient != ""))
-	if !asked || s.dsnDropLogged || up.supports("DSN") {
+	if !asked || s.dsnDropLogged || up.Supports("DSN") {
 		return
 	}
 	s.dsnDropLogged = true
@@ -401,13 +402,13 @@ func (s *session) openUpstream(m *pendingMail, to string, ropts *smtp.RcptOption
 	for attempt := 0; attempt < 2; attempt++ {
 		up := s.upstream()
 		if up == nil && attempt == 0 {
-			up = s.srv.pool.get()
+			up = s.srv.pool.Get()
 		}
 		reused := up != nil
 		if !reused {
 			start := time.Now()
 			var err error
-			up, err = dialUpstream(context.Background(), s.srv.cfg.Upstream, s.upstreamIdentity())
+			up, err = upstream.Dial(context.Background(), s.srv.cfg.Upstream, s.upstreamIdentity())
 			s.srv.metrics.upstreamReply("connect", replyCode(err))
 			if err != nil {
 				s.log.Error("upstream unavailable", "err", err)
@@ -418,12 +419,12 @@ func (s *session) openUpstream(m *pendingMail, to string, ropts *smtp.RcptOption
 		}
 		s.setUpstream(up)
 		s.noteDSNDropped(up, m.opts, ropts)
-		mailErr, rcptErr := up.mailRcpt(m.from, s.upstreamMailOptions(m.opts), to, ropts)
+		mailErr, rcptErr := up.MailRcpt(m.from, s.upstreamMailOptions(m.opts), to, ropts)
 		s.srv.metrics.upstreamReply("mail", replyCode(mailErr))
 		if mailErr == nil {
 			return s.rcptResult(up, rcptErr)
 		}
-		reply, fromUpstream := upstreamReply(mailErr, replyUpstreamUnavailable)
+		reply, fromUpstream := upstream.Reply(mailErr, replyUpstreamUnavailable)
 		if fromUpstream {
 			s.log.Info("upstream refused sender", "from", m.from, "code", reply.Code)
 			s.mailRefused = reply
@@ -453,7 +454,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return s.mailRefused
 	}
 	m := s.mail
-	var up *upstream
+	var up *upstream.Conn
 	if m == nil {
 		if up = s.upstream(); up == nil {
 			return replyUpstreamFailed
@@ -477,19 +478,19 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return err
 	}
 	s.noteDSNDropped(up, nil, opts)
-	return s.rcptResult(up, up.rcpt(to, opts))
+	return s.rcptResult(up, up.Rcpt(to, opts))
 }
 
 // rcptResult turns the upstream's answer to a RCPT into the client's reply,
 // and gives the recipient's reservation back when the upstream refused it.
-func (s *session) rcptResult(up *upstream, err error) error {
+func (s *session) rcptResult(up *upstream.Conn, err error) error {
 	lim := s.limits()
 	s.srv.metrics.upstreamReply("rcpt", replyCode(err))
 	if lim != nil {
 		lim.RecipientDone(s.limitLogin, s.cc.clientIP(), err == nil || isUpstreamReply(err), err != nil)
 	}
 	if err != nil {
-		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
+		reply, fromUpstream := upstream.Reply(err, replyUpstreamFailed)
 		if !fromUpstream {
 			s.log.Error("upstream RCPT failed", "err", err)
 			s.dropUpstream(up)
@@ -535,13 +536,13 @@ func (s *session) Data(r io.Reader) error {
 		}
 		r = whole
 	}
-	copier := messageCopier{received: policy.ReceivedHeader(s.receivedInfo()), dotStuffed: !bdat}
+	copier := upstream.Copier{Received: policy.ReceivedHeader(s.receivedInfo()), DotStuffed: !bdat}
 	if s.srv.cfg.Received == policy.ReceivedAnonymous {
-		copier.strip = stripAnonymous
+		copier.Strip = upstream.StripAnonymous
 	}
 	var dot time.Time
-	resp, n, bodyErr, err := up.data(func(w io.Writer) (int64, error) {
-		n, err := copier.copy(w, r)
+	resp, n, bodyErr, err := up.Data(func(w io.Writer) (int64, error) {
+		n, err := copier.Copy(w, r)
 		dot = time.Now()
 		return n, err
 	})
@@ -557,7 +558,7 @@ func (s *session) Data(r io.Reader) error {
 			// connection ends (RFC 5321 §4.5.3.2.7).
 			s.conn.CloseAfterReply()
 		}
-		var uw *upstreamWriteError
+		var uw *upstream.WriteError
 		if lim := s.limits(); lim != nil && errors.As(bodyErr, &uw) {
 			lim.ReleaseMessage(s.limitLogin) // the upstream failed: not sent, the client retries
 		}
@@ -569,7 +570,7 @@ func (s *session) Data(r io.Reader) error {
 		s.srv.metrics.upstreamTime("data", dot)
 	}
 	if err != nil {
-		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
+		reply, fromUpstream := upstream.Reply(err, replyUpstreamFailed)
 		if !fromUpstream {
 			s.dropUpstream(up)
 		}
@@ -579,7 +580,7 @@ func (s *session) Data(r io.Reader) error {
 		s.logMessage(n, reply, err)
 		return reply
 	}
-	reply := acceptedReply(resp)
+	reply := upstream.AcceptedReply(resp)
 	s.logMessage(n, reply, nil)
 	return reply
 }
@@ -656,23 +657,23 @@ func (s *session) suspended(login limits.LimitLogin) (state.Suspension, bool) {
 // isUpstreamReply reports whether err is a reply of the upstream (as
 // opposed to a connection failure).
 func isUpstreamReply(err error) bool {
-	_, fromUpstream := upstreamReply(err, replyUpstreamFailed)
+	_, fromUpstream := upstream.Reply(err, replyUpstreamFailed)
 	return fromUpstream
 }
 
 // dataReadReply maps a failure while streaming DATA to the client's reply.
 func (s *session) dataReadReply(err error) *smtp.SMTPError {
-	var uw *upstreamWriteError
+	var uw *upstream.WriteError
 	var se *smtp.SMTPError
 	var ne interface{ Timeout() bool }
 	switch {
 	case errors.As(err, &uw):
 		return replyUpstreamFailed
-	case errors.Is(err, errBareNewline):
+	case errors.Is(err, upstream.ErrBareNewline):
 		return replyBareNewline
-	case errors.Is(err, errNULInData):
+	case errors.Is(err, upstream.ErrNULInData):
 		return replyNULInMessage
-	case errors.Is(err, errDotBareLF):
+	case errors.Is(err, upstream.ErrDotBareLF):
 		return replyDotBareLF
 	case errors.As(err, &se) && se.Code == smtp.ErrDataTooLarge.Code:
 		return replyMessageTooBig
@@ -725,7 +726,7 @@ func (s *session) Reset() {
 		// A BDAT transfer abandoned while Data still streams it:
 		// close, so the upstream never sees a final dot.
 		s.dropUpstream(up)
-	} else if up != nil && up.reset() != nil {
+	} else if up != nil && up.Reset() != nil {
 		s.dropUpstream(up)
 	}
 	s.from, s.rcpts, s.msgID = "", 0, ""
@@ -742,33 +743,33 @@ func (s *session) Logout() error {
 		s.dropUpstream(up) // an abandoned BDAT transfer, as in Reset
 	default:
 		s.setUpstream(nil)
-		if !s.srv.pool.put(up) {
-			up.quit()
+		if !s.srv.pool.Put(up) {
+			up.Quit()
 		}
 	}
 	return nil
 }
 
-func (s *session) upstream() *upstream {
+func (s *session) upstream() *upstream.Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.up
 }
 
-func (s *session) upstreamState() (*upstream, bool) {
+func (s *session) upstreamState() (*upstream.Conn, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.up, s.streaming
 }
 
-func (s *session) setUpstream(up *upstream) {
+func (s *session) setUpstream(up *upstream.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.up = up
 }
 
 // startStreaming marks the upstream as Data's until stopStreaming.
-func (s *session) startStreaming() *upstream {
+func (s *session) startStreaming() *upstream.Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.up != nil {
@@ -785,8 +786,8 @@ func (s *session) stopStreaming() {
 
 // dropUpstream closes up, whatever it is doing, and forgets it if it is
 // still this session's.
-func (s *session) dropUpstream(up *upstream) {
-	up.abort()
+func (s *session) dropUpstream(up *upstream.Conn) {
+	up.Abort()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.up == up {
@@ -822,10 +823,10 @@ func replyCode(err error) int {
 
 // upstreamIdentity is what Postern may tell the upstream about the client
 // (XCLIENT): the login always, the address only in --received full.
-func (s *session) upstreamIdentity() clientIdentity {
-	id := clientIdentity{login: s.login}
+func (s *session) upstreamIdentity() upstream.Identity {
+	id := upstream.Identity{Login: s.login}
 	if s.srv.cfg.Received == policy.ReceivedFull {
-		id.addr = s.cc.clientIP()
+		id.Addr = s.cc.clientIP()
 	}
 	return id
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/postern/postern/limits"
 	"github.com/postern/postern/policy"
 	"github.com/postern/postern/proxy"
+	"github.com/postern/postern/proxy/upstream"
 )
 
 // env returns the environment twin of a flag: --max-message-size is
@@ -85,7 +86,7 @@ func serveFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-http-connections", Value: proxy.DefaultMaxHTTPConnections, Usage: "open connections of the HTTP listeners (--listen https= and --acme-http together; a budget apart from --max-connections); more are closed at accept, before any TLS handshake (at least 1)", EnvVars: env("max-http-connections")},
 		&cli.IntFlag{Name: "max-http-connections-per-ip", Value: proxy.DefaultMaxHTTPConnectionsPerIP, Usage: "open HTTP connections per client address (IPv6: per /64); more are closed at accept (0: no limit)", EnvVars: env("max-http-connections-per-ip")},
 		dur("login-timeout", proxy.DefaultLoginTimeout, "time from connect (TLS handshake included) to a successful AUTH, then 421 4.7.0; --mynetworks exempt (0: none)"),
-		dur("upstream-timeout", proxy.DefaultUpstreamTimeout, "longest wait for each whole reply from the upstream, or for it to take more of the message; then 451 and the connection is dropped"),
+		dur("upstream-timeout", upstream.DefaultTimeout, "longest wait for each whole reply from the upstream, or for it to take more of the message; then 451 and the connection is dropped"),
 		dur("shutdown-timeout", 30*time.Second, "on SIGTERM, time given to sessions in flight before they are closed"),
 		str("metrics", "", "ADDR for /metrics (Prometheus), /healthz and /readyz, e.g. 127.0.0.1:9090"),
 		&cli.BoolFlag{Name: "pprof", Usage: "also serve /debug/pprof/ on the --metrics listener (keep it private)", EnvVars: env("pprof")},

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// UpstreamConfig says how to reach the internal MTA.
-type UpstreamConfig struct {
+// Config says how to reach the internal MTA.
+type Config struct {
 	Addr        string        // host:port
 	HeloName    string        // our EHLO name towards the upstream
 	DialTimeout time.Duration // TCP connect, TLS, greeting, XCLIENT and EHLO together
@@ -37,8 +37,8 @@ type UpstreamConfig struct {
 	XCLIENT bool
 }
 
-// ParseUpstreamTLS checks an --upstream-tls value.
-func ParseUpstreamTLS(s string) (string, error) {
+// ParseTLS checks an --upstream-tls value.
+func ParseTLS(s string) (string, error) {
 	switch s = strings.ToLower(s); s {
 	case "", "none":
 		return "none", nil
@@ -48,7 +48,7 @@ func ParseUpstreamTLS(s string) (string, error) {
 	return "", fmt.Errorf("upstream TLS mode %q: want none, starttls or tls", s)
 }
 
-// upstream is one SMTP session with the internal MTA. A client session opens
+// Conn is one SMTP session with the internal MTA. A client session opens
 // it at its first MAIL and keeps it for the next messages (RSET between
 // aborted transactions), so a client sending ten messages costs one upstream
 // connection.
@@ -58,7 +58,7 @@ func ParseUpstreamTLS(s string) (string, error) {
 // Session.Data in a goroutine of its own). The final dot is written only by
 // data, after the whole message was copied; every other way out of a
 // transaction closes the connection, so the upstream discards what it got.
-type upstream struct {
+type Conn struct {
 	mu            sync.Mutex
 	conn          net.Conn // under client; closed by abort from any goroutine
 	client        *smtp.Client
@@ -69,7 +69,7 @@ type upstream struct {
 // errUpstreamAborted is what a method of an aborted upstream returns.
 var errUpstreamAborted = errors.New("upstream connection aborted")
 
-// dialUpstream connects and greets the upstream. Everything up to the
+// Dial connects and greets the upstream. Everything up to the
 // end of EHLO shares one deadline, setupBy (DialTimeout), on top of the
 // per-step timeout of timedConn; then only the per-step timeout applies.
 //
@@ -80,10 +80,10 @@ var errUpstreamAborted = errors.New("upstream connection aborted")
 //     then its StartTLS (patch 0015), which refuses an upstream that does
 //     not offer STARTTLS (never clear text);
 //   - otherwise a plain or implicit-TLS connection and go-smtp's client.
-func dialUpstream(ctx context.Context, cfg UpstreamConfig, id clientIdentity) (*upstream, error) {
+func Dial(ctx context.Context, cfg Config, id Identity) (*Conn, error) {
 	dialTimeout := cfg.DialTimeout
 	if dialTimeout <= 0 {
-		dialTimeout = DefaultUpstreamDialTimeout
+		dialTimeout = DefaultDialTimeout
 	}
 	setupBy := time.Now().Add(dialTimeout)
 	d := net.Dialer{Deadline: setupBy}
@@ -101,7 +101,7 @@ func dialUpstream(ctx context.Context, cfg UpstreamConfig, id clientIdentity) (*
 		tc.SetDeadline(time.Time{})
 		conn = tc
 	}
-	xclient := cfg.XCLIENT && id.login != ""
+	xclient := cfg.XCLIENT && id.Login != ""
 	if xclient {
 		pc, err := upstreamPreamble(conn, cfg, id, setupBy)
 		if err != nil {
@@ -112,7 +112,7 @@ func dialUpstream(ctx context.Context, cfg UpstreamConfig, id clientIdentity) (*
 	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {
-		timeout = DefaultUpstreamTimeout
+		timeout = DefaultTimeout
 	}
 	tconn := &timedConn{Conn: conn, timeout: timeout, setupBy: setupBy}
 	c := smtp.NewClient(tconn)
@@ -145,10 +145,10 @@ func dialUpstream(ctx context.Context, cfg UpstreamConfig, id clientIdentity) (*
 			return nil, fmt.Errorf("authenticating to upstream %s: %w", cfg.Addr, err)
 		}
 	}
-	return &upstream{conn: tconn, client: c}, nil
+	return &Conn{conn: tconn, client: c}, nil
 }
 
-func upstreamTLSConfig(cfg UpstreamConfig) *tls.Config {
+func upstreamTLSConfig(cfg Config) *tls.Config {
 	conf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.TLSConfig != nil {
 		conf = cfg.TLSConfig.Clone()
@@ -159,11 +159,11 @@ func upstreamTLSConfig(cfg UpstreamConfig) *tls.Config {
 	return conf
 }
 
-// mailRcpt starts a transaction with its first recipient in one round
+// MailRcpt starts a transaction with its first recipient in one round
 // trip: MAIL and RCPT in one write when the upstream offers PIPELINING
 // (RFC 2920). mailErr is MAIL's outcome; if it is not nil there is no
 // transaction and rcptErr is the upstream's answer to the orphan RCPT.
-func (u *upstream) mailRcpt(from string, mopts *smtp.MailOptions, to string, ropts *smtp.RcptOptions) (mailErr, rcptErr error) {
+func (u *Conn) MailRcpt(from string, mopts *smtp.MailOptions, to string, ropts *smtp.RcptOptions) (mailErr, rcptErr error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.aborted.Load() {
@@ -176,16 +176,16 @@ func (u *upstream) mailRcpt(from string, mopts *smtp.MailOptions, to string, rop
 	return u.checked(mailErr), u.checked(rcptErr)
 }
 
-// supports reports whether the upstream's EHLO offered keyword.
-func (u *upstream) supports(keyword string) bool {
+// Supports reports whether the upstream's EHLO offered keyword.
+func (u *Conn) Supports(keyword string) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	ok, _ := u.client.Extension(keyword)
 	return ok
 }
 
-// rcpt adds a recipient to the open transaction.
-func (u *upstream) rcpt(to string, opts *smtp.RcptOptions) error {
+// Rcpt adds a recipient to the open transaction.
+func (u *Conn) Rcpt(to string, opts *smtp.RcptOptions) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.aborted.Load() {
@@ -194,12 +194,12 @@ func (u *upstream) rcpt(to string, opts *smtp.RcptOptions) error {
 	return u.checked(u.client.Rcpt(to, opts))
 }
 
-// data sends DATA, lets body write the message, and ends it with the final
+// Data sends DATA, lets body write the message, and ends it with the final
 // dot only if body returned no error; otherwise the connection is closed
 // (RFC 5321 §4.1.1.4: the upstream then discards the message). resp is the
 // upstream's text after the dot (its queue id). bodyErr is body's error,
 // kept apart so the caller can tell the client's fault from the upstream's.
-func (u *upstream) data(body func(w io.Writer) (int64, error)) (resp string, n int64, bodyErr, err error) {
+func (u *Conn) Data(body func(w io.Writer) (int64, error)) (resp string, n int64, bodyErr, err error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.aborted.Load() {
@@ -210,7 +210,7 @@ func (u *upstream) data(body func(w io.Writer) (int64, error)) (resp string, n i
 		return "", 0, nil, u.checked(err)
 	}
 	if n, bodyErr = body(w); bodyErr != nil {
-		u.abort() // never w.Close: that would write the final dot
+		u.Abort() // never w.Close: that would write the final dot
 		return "", n, bodyErr, nil
 	}
 	r, err := w.CloseWithResponse()
@@ -221,9 +221,9 @@ func (u *upstream) data(body func(w io.Writer) (int64, error)) (resp string, n i
 	return r.StatusText, n, nil, nil
 }
 
-// reset ends an open transaction without a message (client RSET, a
+// Reset ends an open transaction without a message (client RSET, a
 // refused message); it does nothing between transactions.
-func (u *upstream) reset() error {
+func (u *Conn) Reset() error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.aborted.Load() {
@@ -238,42 +238,42 @@ func (u *upstream) reset() error {
 
 // idle reports whether the connection may serve another client session:
 // alive and with no transaction open.
-func (u *upstream) idle() bool {
+func (u *Conn) idle() bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return !u.aborted.Load() && !u.inTransaction
 }
 
-// quit ends the session politely; an open transaction without a message is
+// Quit ends the session politely; an open transaction without a message is
 // dropped by the upstream. No DATA writer can be open here (data closes or
 // aborts it before releasing mu), so go-smtp's client has no dot to write
 // before QUIT.
-func (u *upstream) quit() {
+func (u *Conn) Quit() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.aborted.Load() {
-		u.abort()
+		u.Abort()
 		return
 	}
 	if err := u.client.Quit(); err != nil {
-		u.abort()
+		u.Abort()
 	}
 }
 
-// abort closes the connection, never writing anything more; safe from any
+// Abort closes the connection, never writing anything more; safe from any
 // goroutine and without mu, so it also stops a data call stuck in a write.
 // A message in progress is discarded by the upstream (RFC 5321 §4.1.1.4).
-func (u *upstream) abort() {
+func (u *Conn) Abort() {
 	u.aborted.Store(true)
 	u.conn.Close()
 }
 
 // checked aborts the connection after an error that is not an SMTP reply
 // (network failure, timeout, protocol error): its state is unknown.
-func (u *upstream) checked(err error) error {
+func (u *Conn) checked(err error) error {
 	var se *smtp.SMTPError
 	if err != nil && !errors.As(err, &se) {
-		u.abort()
+		u.Abort()
 	}
 	return err
 }
@@ -346,11 +346,11 @@ func (c *timedConn) SetDeadline(time.Time) error      { return nil }
 func (c *timedConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *timedConn) SetWriteDeadline(time.Time) error { return nil }
 
-// upstreamReply turns an upstream *smtp.SMTPError into the reply the client
+// Reply turns an upstream *smtp.SMTPError into the reply the client
 // gets: the upstream's own code and text are passed on, except that a 552 to
 // RCPT becomes 452 (RFC 5321 §4.5.3.1.10: too many recipients is temporary).
 // Any other error (network, protocol) becomes the given fallback 4xx.
-func upstreamReply(err error, fallback *smtp.SMTPError) (*smtp.SMTPError, bool) {
+func Reply(err error, fallback *smtp.SMTPError) (*smtp.SMTPError, bool) {
 	var se *smtp.SMTPError
 	if errors.As(err, &se) {
 		return &smtp.SMTPError{Code: se.Code, EnhancedCode: enhancedOrDefault(se), Message: se.Message}, true
@@ -365,10 +365,10 @@ func enhancedOrDefault(se *smtp.SMTPError) smtp.EnhancedCode {
 	return se.EnhancedCode
 }
 
-// acceptedReply turns the upstream's 250 text after the final dot ("2.0.0 Ok:
+// AcceptedReply turns the upstream's 250 text after the final dot ("2.0.0 Ok:
 // queued as 4Xk2..." ) into the reply the client gets: go-smtp writes any
 // *smtp.SMTPError returned by Data as is, code 250 included.
-func acceptedReply(statusText string) *smtp.SMTPError {
+func AcceptedReply(statusText string) *smtp.SMTPError {
 	code := smtp.EnhancedCode{2, 0, 0}
 	msg := statusText
 	if first, rest, ok := strings.Cut(statusText, " "); ok {

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"context"
@@ -12,24 +12,24 @@ import (
 )
 
 // startData opens an upstream to a fake MTA, starts a transaction and runs
-// data in a goroutine with a body that writes the start of a message and
+// Data in a goroutine with a body that writes the start of a message and
 // then waits for more from the returned pipe, like a BDAT transfer waiting
 // for its next chunk. The channel gets data's outcome.
-func startData(t *testing.T, fake *proxytest.Upstream) (*upstream, *io.PipeWriter, <-chan error) {
+func startData(t *testing.T, fake *proxytest.Upstream) (*Conn, *io.PipeWriter, <-chan error) {
 	t.Helper()
-	up, err := dialUpstream(context.Background(), UpstreamConfig{Addr: fake.Addr, HeloName: "postern.test",
-		DialTimeout: 5 * time.Second, Timeout: 5 * time.Second}, clientIdentity{})
+	up, err := Dial(context.Background(), Config{Addr: fake.Addr, HeloName: "postern.test",
+		DialTimeout: 5 * time.Second, Timeout: 5 * time.Second}, Identity{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mailErr, rcptErr := up.mailRcpt("alice@example.test", nil, "bob@example.test", nil); mailErr != nil || rcptErr != nil {
+	if mailErr, rcptErr := up.MailRcpt("alice@example.test", nil, "bob@example.test", nil); mailErr != nil || rcptErr != nil {
 		t.Fatal(mailErr, rcptErr)
 	}
 	pr, pw := io.Pipe()
 	started := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		_, _, bodyErr, err := up.data(func(w io.Writer) (int64, error) {
+		_, _, bodyErr, err := up.Data(func(w io.Writer) (int64, error) {
 			n, err := io.WriteString(w, "Subject: truncated\r\n\r\nfirst chunk\r\n")
 			close(started)
 			if err != nil {
@@ -52,20 +52,20 @@ func TestUpstreamAbandonedDataNeverFinished(t *testing.T) {
 	fake := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	for _, tc := range []struct {
 		name string
-		act  func(up *upstream, pw *io.PipeWriter)
+		act  func(up *Conn, pw *io.PipeWriter)
 	}{
 		// reset and quit wait for data, which fails when its body does.
-		{"reset, then the body fails", func(up *upstream, pw *io.PipeWriter) {
+		{"reset, then the body fails", func(up *Conn, pw *io.PipeWriter) {
 			go func() { time.Sleep(100 * time.Millisecond); pw.CloseWithError(errors.New("client went away")) }()
-			up.reset()
+			up.Reset()
 		}},
-		{"quit, then the body fails", func(up *upstream, pw *io.PipeWriter) {
+		{"quit, then the body fails", func(up *Conn, pw *io.PipeWriter) {
 			go func() { time.Sleep(100 * time.Millisecond); pw.CloseWithError(errors.New("client went away")) }()
-			up.quit()
+			up.Quit()
 		}},
 		// abort cuts a data call still waiting for its body.
-		{"abort during the body", func(up *upstream, pw *io.PipeWriter) {
-			up.abort()
+		{"abort during the body", func(up *Conn, pw *io.PipeWriter) {
+			up.Abort()
 			pw.Write([]byte("more\r\n"))
 			pw.Close()
 		}},
@@ -84,7 +84,7 @@ func TestUpstreamAbandonedDataNeverFinished(t *testing.T) {
 			if up.idle() {
 				t.Fatal("an upstream whose message was abandoned is offered for reuse")
 			}
-			if err, _ := up.mailRcpt("alice@example.test", nil, "bob@example.test", nil); err == nil {
+			if err, _ := up.MailRcpt("alice@example.test", nil, "bob@example.test", nil); err == nil {
 				t.Fatal("an aborted upstream still starts transactions")
 			}
 		})
@@ -111,6 +111,6 @@ func TestUpstreamAbandonedDataNeverFinished(t *testing.T) {
 		if !up.idle() {
 			t.Fatal("upstream not reusable after a complete message")
 		}
-		up.quit()
+		up.Quit()
 	})
 }

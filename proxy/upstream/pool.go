@@ -1,16 +1,16 @@
-package proxy
+package upstream
 
 import (
 	"sync"
 	"time"
 )
 
-// upstreamPool keeps a few idle upstream connections between client
+// Pool keeps a few idle upstream connections between client
 // sessions, so a client that connects, sends one message and leaves (the
 // common case for phones and for the W2 benchmark) does not pay a TCP
 // connect, a greeting and EHLO at the upstream each time. Connections bound
 // to one user (XCLIENT) are never pooled.
-type upstreamPool struct {
+type Pool struct {
 	mu      sync.Mutex
 	idle    []pooledUpstream
 	max     int
@@ -19,18 +19,19 @@ type upstreamPool struct {
 }
 
 type pooledUpstream struct {
-	up    *upstream
+	up    *Conn
 	since time.Time
 }
 
-func newUpstreamPool(max int, maxIdle time.Duration) *upstreamPool {
-	return &upstreamPool{max: max, maxIdle: maxIdle, now: time.Now}
+// NewPool keeps up to max idle connections, each for at most maxIdle.
+func NewPool(max int, maxIdle time.Duration) *Pool {
+	return &Pool{max: max, maxIdle: maxIdle, now: time.Now}
 }
 
-// get returns an idle connection, or nil. Connections idle for longer than
+// Get returns an idle connection, or nil. Connections idle for longer than
 // maxIdle are closed rather than returned: the upstream may have timed them
 // out already (Postfix's smtpd_timeout), and a failed reuse costs a retry.
-func (p *upstreamPool) get() *upstream {
+func (p *Pool) Get() *Conn {
 	if p == nil {
 		return nil
 	}
@@ -42,14 +43,14 @@ func (p *upstreamPool) get() *upstream {
 		if p.now().Sub(last.since) <= p.maxIdle {
 			return last.up
 		}
-		go last.up.quit()
+		go last.up.Quit()
 	}
 	return nil
 }
 
-// put offers a connection with no open transaction back to the pool; it
+// Put offers a connection with no open transaction back to the pool; it
 // returns false (and the caller closes it) when the pool is full.
-func (p *upstreamPool) put(up *upstream) bool {
+func (p *Pool) Put(up *Conn) bool {
 	if p == nil || !up.idle() {
 		return false
 	}
@@ -62,8 +63,8 @@ func (p *upstreamPool) put(up *upstream) bool {
 	return true
 }
 
-// close quits every idle connection (shutdown).
-func (p *upstreamPool) close() {
+// Close quits every idle connection (shutdown).
+func (p *Pool) Close() {
 	if p == nil {
 		return
 	}
@@ -72,6 +73,6 @@ func (p *upstreamPool) close() {
 	p.idle = nil
 	p.mu.Unlock()
 	for _, c := range idle {
-		c.up.quit()
+		c.up.Quit()
 	}
 }

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bufio"
@@ -9,19 +9,19 @@ import (
 )
 
 var (
-	errBareNewline = errors.New("bare CR in message")
-	errDotBareLF   = errors.New(`"." line next to a bare LF in message`)
-	errNULInData   = errors.New("NUL byte in message")
+	ErrBareNewline = errors.New("bare CR in message")
+	ErrDotBareLF   = errors.New(`"." line next to a bare LF in message`)
+	ErrNULInData   = errors.New("NUL byte in message")
 )
 
-// upstreamWriteError marks a failure to write to the upstream, so the
+// WriteError marks a failure to write to the upstream, so the
 // caller can tell it from a problem with what the client sent.
-type upstreamWriteError struct{ err error }
+type WriteError struct{ err error }
 
-func (e *upstreamWriteError) Error() string { return "writing to upstream: " + e.err.Error() }
-func (e *upstreamWriteError) Unwrap() error { return e.err }
+func (e *WriteError) Error() string { return "writing to upstream: " + e.err.Error() }
+func (e *WriteError) Unwrap() error { return e.err }
 
-// messageCopier streams one message from the client to the upstream DATA
+// Copier streams one message from the client to the upstream DATA
 // writer (which dot-stuffs it and ends it with CRLF.CRLF), holding at most
 // one 32 KiB buffer whatever the line lengths: a line is bounded only by the
 // message size limit.
@@ -40,12 +40,12 @@ func (e *upstreamWriteError) Unwrap() error { return e.err }
 //   - NUL bytes are refused;
 //   - in the header section, the headers named in strip (lower case, with
 //     the colon) are dropped along with their continuation lines.
-type messageCopier struct {
-	received []byte
-	strip    [][]byte
-	// dotStuffed is true under DATA, where src is go-smtp's DATA reader,
+type Copier struct {
+	Received []byte
+	Strip    [][]byte
+	// DotStuffed is true under DATA, where src is go-smtp's DATA reader,
 	// and false under BDAT, whose chunks carry the message as is.
-	dotStuffed bool
+	DotStuffed bool
 }
 
 // copyState is where the copier is in the message between two fragments
@@ -57,8 +57,8 @@ type copyState struct {
 	skipping    bool // dropping a stripped header and its continuations
 }
 
-// stripAnonymous lists headers dropped in anonymous mode.
-var stripAnonymous = [][]byte{[]byte("x-originating-ip:")}
+// StripAnonymous lists headers dropped in anonymous mode.
+var StripAnonymous = [][]byte{[]byte("x-originating-ip:")}
 
 // lineReaders holds the copiers' 32 KiB line readers: a fresh one per
 // message was most of the bytes allocated under many small messages.
@@ -66,11 +66,11 @@ var lineReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32
 
 var crlf = []byte("\r\n")
 
-// copy returns the number of message bytes read from src.
-func (mc *messageCopier) copy(dst io.Writer, src io.Reader) (int64, error) {
-	if len(mc.received) > 0 {
-		if _, err := dst.Write(mc.received); err != nil {
-			return 0, &upstreamWriteError{err}
+// Copy returns the number of message bytes read from src.
+func (mc *Copier) Copy(dst io.Writer, src io.Reader) (int64, error) {
+	if len(mc.Received) > 0 {
+		if _, err := dst.Write(mc.Received); err != nil {
+			return 0, &WriteError{err}
 		}
 	}
 	r, ok := src.(*bufio.Reader)
@@ -112,7 +112,7 @@ func (mc *messageCopier) copy(dst io.Writer, src io.Reader) (int64, error) {
 // fragment checks and forwards one fragment; complete says it ends with
 // LF. The last fragment of a BDAT message may end with no line end at
 // all; go-smtp's DATA reader always ends on CRLF.
-func (mc *messageCopier) fragment(dst io.Writer, frag []byte, complete bool, st *copyState) error {
+func (mc *Copier) fragment(dst io.Writer, frag []byte, complete bool, st *copyState) error {
 	body, bareLF := frag, false // body: the fragment without its line end
 	if complete {
 		body = frag[:len(frag)-1]
@@ -123,25 +123,25 @@ func (mc *messageCopier) fragment(dst io.Writer, frag []byte, complete bool, st 
 		}
 	}
 	if bytes.IndexByte(body, '\r') >= 0 {
-		return errBareNewline
+		return ErrBareNewline
 	}
 	if bytes.IndexByte(body, 0) >= 0 {
-		return errNULInData
+		return ErrNULInData
 	}
 	lineStart := !st.midLine
 	cut := 0 // bytes of frag not forwarded: a stuffing dot
-	if lineStart && mc.dotStuffed {
+	if lineStart && mc.DotStuffed {
 		switch {
 		case st.afterBareLF && len(body) > 0 && body[0] == '.':
 			if len(body) == 1 && complete {
-				return errDotBareLF // "\n.\n" or "\n.\r\n"
+				return ErrDotBareLF // "\n.\n" or "\n.\r\n"
 			}
 			cut = 1 // the stuffing dot the DATA reader left after a bare LF
 		case !st.afterBareLF && bareLF && len(body) == 0:
 			// An empty line ended by a bare LF after CRLF: it is
 			// "\r\n.\n" (the DATA reader took the dot for stuffing) as
 			// much as "\r\n\n", and the two cannot be told apart.
-			return errDotBareLF
+			return ErrDotBareLF
 		}
 	}
 	if lineStart && st.inHeader {
@@ -152,7 +152,7 @@ func (mc *messageCopier) fragment(dst io.Writer, frag []byte, complete bool, st 
 		case len(line) > 0 && (line[0] == ' ' || line[0] == '\t'):
 			// a continuation line follows the fate of its header
 		default:
-			st.skipping = hasHeaderPrefix(line, mc.strip)
+			st.skipping = hasHeaderPrefix(line, mc.Strip)
 		}
 	}
 	st.midLine = !complete
@@ -176,7 +176,7 @@ func write(dst io.Writer, b []byte) error {
 		return nil
 	}
 	if _, err := dst.Write(b); err != nil {
-		return &upstreamWriteError{err}
+		return &WriteError{err}
 	}
 	return nil
 }

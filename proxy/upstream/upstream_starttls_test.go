@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bufio"
@@ -82,16 +82,16 @@ func TestUpstreamStartTLSStalledHandshakeBounded(t *testing.T) {
 	addr, ehlos := startStallingTLSUpstream(t)
 	for _, tc := range []struct {
 		name string
-		id   clientIdentity
-	}{{"starttls", clientIdentity{}}, {"starttls with XCLIENT", clientIdentity{login: "alice@example.test"}}} {
+		id   Identity
+	}{{"starttls", Identity{}}, {"starttls with XCLIENT", Identity{Login: "alice@example.test"}}} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := UpstreamConfig{Addr: addr, HeloName: "postern.test", TLS: "starttls", XCLIENT: true,
+			cfg := Config{Addr: addr, HeloName: "postern.test", TLS: "starttls", XCLIENT: true,
 				DialTimeout: time.Second, Timeout: time.Minute}
 			done := make(chan error, 1)
 			go func() {
-				up, err := dialUpstream(context.Background(), cfg, tc.id)
+				up, err := Dial(context.Background(), cfg, tc.id)
 				if up != nil {
-					up.abort()
+					up.Abort()
 				}
 				done <- err
 			}()
@@ -123,14 +123,14 @@ func TestUpstreamStartTLSNotOfferedRefused(t *testing.T) {
 	fake := proxytest.StartUpstream(t, proxytest.UpstreamOptions{}) // no STARTTLS
 	for _, tc := range []struct {
 		name string
-		id   clientIdentity
-	}{{"starttls", clientIdentity{}}, {"starttls with XCLIENT", clientIdentity{login: "alice@example.test"}}} {
+		id   Identity
+	}{{"starttls", Identity{}}, {"starttls with XCLIENT", Identity{Login: "alice@example.test"}}} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := UpstreamConfig{Addr: fake.Addr, HeloName: "postern.test", TLS: "starttls", XCLIENT: true,
+			cfg := Config{Addr: fake.Addr, HeloName: "postern.test", TLS: "starttls", XCLIENT: true,
 				DialTimeout: 5 * time.Second, Timeout: 5 * time.Second}
-			up, err := dialUpstream(context.Background(), cfg, tc.id)
+			up, err := Dial(context.Background(), cfg, tc.id)
 			if err == nil {
-				up.abort()
+				up.Abort()
 				t.Fatal("dial succeeded without STARTTLS")
 			}
 			if !strings.Contains(err.Error(), "STARTTLS") {

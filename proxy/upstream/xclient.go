@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bufio"
@@ -13,10 +13,10 @@ import (
 	"time"
 )
 
-// clientIdentity is what Postern may pass on about the client (XCLIENT).
-type clientIdentity struct {
-	login string
-	addr  netip.Addr // only in --received full
+// Identity is what Postern may pass on about the client (XCLIENT).
+type Identity struct {
+	Login string
+	Addr  netip.Addr // only in --received full
 }
 
 // upstreamPreamble speaks XCLIENT (Postfix XCLIENT_README), which go-smtp's
@@ -25,8 +25,8 @@ type clientIdentity struct {
 // so the order is greeting, EHLO, STARTTLS, EHLO, XCLIENT. It returns a
 // connection positioned so that go-smtp's client reads that 220 greeting
 // next and sends the session's EHLO itself. All of it must end by deadline.
-// Without XCLIENT, dialUpstream leaves STARTTLS to go-smtp.
-func upstreamPreamble(conn net.Conn, cfg UpstreamConfig, id clientIdentity, deadline time.Time) (net.Conn, error) {
+// Without XCLIENT, Dial leaves STARTTLS to go-smtp.
+func upstreamPreamble(conn net.Conn, cfg Config, id Identity, deadline time.Time) (net.Conn, error) {
 	conn.SetDeadline(deadline)
 	defer conn.SetDeadline(time.Time{})
 	br := bufio.NewReader(conn)
@@ -73,9 +73,9 @@ func upstreamPreamble(conn net.Conn, cfg UpstreamConfig, id clientIdentity, dead
 	if !hasExtension(ehlo, "XCLIENT") {
 		return nil, fmt.Errorf("upstream %s does not offer XCLIENT to Postern (Postfix: smtpd_authorized_xclient_hosts)", cfg.Addr)
 	}
-	line := "XCLIENT LOGIN=" + xtext(id.login)
-	if id.addr.IsValid() {
-		line += " ADDR=" + xtext(id.addr.String())
+	line := "XCLIENT LOGIN=" + xtext(id.Login)
+	if id.Addr.IsValid() {
+		line += " ADDR=" + xtext(id.Addr.String())
 	}
 	// A successful XCLIENT is answered with a new 220 greeting.
 	greeting, err := cmd(line, 220)

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bytes"
@@ -19,21 +19,21 @@ func TestMessageCopierGuards(t *testing.T) {
 		wantErr  error
 	}{
 		{name: "clean", in: "Subject: x\r\n\r\nbody\r\n"},
-		{name: "bare LF smuggling", in: "Subject: x\r\n\r\nbody\n.\nMAIL FROM:<x>\r\n", wantErr: errDotBareLF},
+		{name: "bare LF smuggling", in: "Subject: x\r\n\r\nbody\n.\nMAIL FROM:<x>\r\n", wantErr: ErrDotBareLF},
 		// "\r\n.\n" reaches the copier as "\r\n\n" (the DATA reader
 		// takes the dot for stuffing); "\r\n..\n" as "\r\n.\n".
-		{name: "CRLF dot LF", in: "Subject: x\r\n\r\nbody\r\n\nRCPT\r\n", wantErr: errDotBareLF},
+		{name: "CRLF dot LF", in: "Subject: x\r\n\r\nbody\r\n\nRCPT\r\n", wantErr: ErrDotBareLF},
 		{name: "CRLF stuffed dot LF", in: "Subject: x\r\n\r\nbody\r\n.\nRCPT\r\n", want: "Subject: x\r\n\r\nbody\r\n.\r\nRCPT\r\n"},
-		{name: "LF dot CRLF", in: "Subject: x\r\n\r\nbody\n.\r\nRCPT\r\n", wantErr: errDotBareLF},
-		{name: "CR dot CRLF", in: "Subject: x\r\n\r\nbody\r.\r\nRCPT\r\n", wantErr: errBareNewline},
-		{name: "CR dot CR", in: "Subject: x\r\n\r\nbody\r.\rRCPT\r\n", wantErr: errBareNewline},
-		{name: "bare CR inside", in: "Subject: x\r\n\r\na\rb\r\n", wantErr: errBareNewline},
-		{name: "CR CR LF", in: "Subject: x\r\n\r\na\r\r\n", wantErr: errBareNewline},
-		{name: "bare CR at the end (BDAT)", in: "Subject: x\r\n\r\na\r", bdat: true, wantErr: errBareNewline},
-		{name: "NUL", in: "Subject: x\r\n\r\na\x00b\r\n", wantErr: errNULInData},
-		{name: "NUL in a bare-LF line", in: "Subject: x\n\na\x00b\n\r\n", wantErr: errNULInData},
-		{name: "empty bare-LF line after CRLF", in: "Subject: x\r\n\nbody\r\n", wantErr: errDotBareLF},
-		{name: "message starting with a bare LF", in: "\nbody\r\n", wantErr: errDotBareLF},
+		{name: "LF dot CRLF", in: "Subject: x\r\n\r\nbody\n.\r\nRCPT\r\n", wantErr: ErrDotBareLF},
+		{name: "CR dot CRLF", in: "Subject: x\r\n\r\nbody\r.\r\nRCPT\r\n", wantErr: ErrBareNewline},
+		{name: "CR dot CR", in: "Subject: x\r\n\r\nbody\r.\rRCPT\r\n", wantErr: ErrBareNewline},
+		{name: "bare CR inside", in: "Subject: x\r\n\r\na\rb\r\n", wantErr: ErrBareNewline},
+		{name: "CR CR LF", in: "Subject: x\r\n\r\na\r\r\n", wantErr: ErrBareNewline},
+		{name: "bare CR at the end (BDAT)", in: "Subject: x\r\n\r\na\r", bdat: true, wantErr: ErrBareNewline},
+		{name: "NUL", in: "Subject: x\r\n\r\na\x00b\r\n", wantErr: ErrNULInData},
+		{name: "NUL in a bare-LF line", in: "Subject: x\n\na\x00b\n\r\n", wantErr: ErrNULInData},
+		{name: "empty bare-LF line after CRLF", in: "Subject: x\r\n\nbody\r\n", wantErr: ErrDotBareLF},
+		{name: "message starting with a bare LF", in: "\nbody\r\n", wantErr: ErrDotBareLF},
 
 		// Bare LF line ends are normalised (Postfix's
 		// smtpd_forbid_bare_newline = normalize).
@@ -52,8 +52,8 @@ func TestMessageCopierGuards(t *testing.T) {
 		// Line length is bounded by the message size only.
 		{name: "long line", in: "Subject: x\r\n\r\n" + long + "\r\n"},
 		{name: "long bare-LF line", in: "Subject: x\n\n" + long + "\n", want: "Subject: x\r\n\r\n" + long + "\r\n"},
-		{name: "long line, then a bare CR", in: "Subject: x\r\n\r\n" + long + "\r.\r\n", wantErr: errBareNewline},
-		{name: "long line, then NUL", in: "Subject: x\r\n\r\n" + long + "\x00\r\n", wantErr: errNULInData},
+		{name: "long line, then a bare CR", in: "Subject: x\r\n\r\n" + long + "\r.\r\n", wantErr: ErrBareNewline},
+		{name: "long line, then NUL", in: "Subject: x\r\n\r\n" + long + "\x00\r\n", wantErr: ErrNULInData},
 		{name: "long header line", in: "Subject: " + long + "\r\n\r\nx\r\n"},
 	}
 	// A CR, LF, dot or NUL on each side of the 32 KiB reader's edge.
@@ -78,26 +78,26 @@ func TestMessageCopierGuards(t *testing.T) {
 				bdat     bool
 				want     string
 				wantErr  error
-			}{name: fmt.Sprintf("LF dot LF at %d", at), in: pre + pad + "\n.\n\r\n", wantErr: errDotBareLF},
+			}{name: fmt.Sprintf("LF dot LF at %d", at), in: pre + pad + "\n.\n\r\n", wantErr: ErrDotBareLF},
 			struct {
 				name, in string
 				bdat     bool
 				want     string
 				wantErr  error
-			}{name: fmt.Sprintf("bare CR at %d", at), in: pre + pad + "\rc\r\n", wantErr: errBareNewline},
+			}{name: fmt.Sprintf("bare CR at %d", at), in: pre + pad + "\rc\r\n", wantErr: ErrBareNewline},
 			struct {
 				name, in string
 				bdat     bool
 				want     string
 				wantErr  error
-			}{name: fmt.Sprintf("NUL at %d", at), in: pre + pad + "\x00\r\n", wantErr: errNULInData},
+			}{name: fmt.Sprintf("NUL at %d", at), in: pre + pad + "\x00\r\n", wantErr: ErrNULInData},
 		)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			mc := messageCopier{dotStuffed: !tt.bdat}
-			n, err := mc.copy(&out, strings.NewReader(tt.in))
+			mc := Copier{DotStuffed: !tt.bdat}
+			n, err := mc.Copy(&out, strings.NewReader(tt.in))
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
@@ -124,11 +124,11 @@ func TestMessageCopierGuards(t *testing.T) {
 func TestMessageCopierLongLineMemory(t *testing.T) {
 	for _, end := range []string{"\r\n", "\n"} {
 		msg := "Subject: x\r\n\r\n" + strings.Repeat("a", 4<<20) + end
-		mc := messageCopier{dotStuffed: true}
+		mc := Copier{DotStuffed: true}
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		n, err := mc.copy(io.Discard, strings.NewReader(msg))
+		n, err := mc.Copy(io.Discard, strings.NewReader(msg))
 		runtime.ReadMemStats(&after)
 		if err != nil || n != int64(len(msg)) {
 			t.Fatalf("copy: %d bytes, %v", n, err)
@@ -146,8 +146,8 @@ func TestMessageCopierStripsHeaders(t *testing.T) {
 		"x-originating-ip:192.0.2.8\r\nSubject: hi\r\n\r\nX-Originating-IP: in the body stays\r\n"
 	want := "Received: test\r\nFrom: a@example.org\r\nSubject: hi\r\n\r\nX-Originating-IP: in the body stays\r\n"
 	var out bytes.Buffer
-	mc := messageCopier{received: []byte("Received: test\r\n"), strip: stripAnonymous}
-	n, err := mc.copy(&out, strings.NewReader(in))
+	mc := Copier{Received: []byte("Received: test\r\n"), Strip: StripAnonymous}
+	n, err := mc.Copy(&out, strings.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,8 +165,8 @@ func TestMessageCopierStripsHeadersLF(t *testing.T) {
 	in := "From: a@example.org\nX-Originating-IP: [192.0.2.7]\n\tcontinued\nSubject: hi\n\n.X-Originating-IP: body\n\r\n"
 	want := "From: a@example.org\r\nSubject: hi\r\n\r\nX-Originating-IP: body\r\n\r\n"
 	var out bytes.Buffer
-	mc := messageCopier{strip: stripAnonymous, dotStuffed: true}
-	if _, err := mc.copy(&out, strings.NewReader(in)); err != nil {
+	mc := Copier{Strip: StripAnonymous, DotStuffed: true}
+	if _, err := mc.Copy(&out, strings.NewReader(in)); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != want {
@@ -184,11 +184,11 @@ func (w *failingWriter) Write(b []byte) (int, error) {
 }
 
 func TestMessageCopierUpstreamFailure(t *testing.T) {
-	mc := messageCopier{}
-	_, err := mc.copy(&failingWriter{after: 10}, strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
-	var uw *upstreamWriteError
+	mc := Copier{}
+	_, err := mc.Copy(&failingWriter{after: 10}, strings.NewReader("Subject: x\r\n\r\nbody\r\n"))
+	var uw *WriteError
 	if !errors.As(err, &uw) {
-		t.Fatalf("err = %v, want an upstreamWriteError", err)
+		t.Fatalf("err = %v, want an WriteError", err)
 	}
 }
 
@@ -206,8 +206,8 @@ func FuzzMessageCopier(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		for _, dotStuffed := range []bool{true, false} {
 			var out bytes.Buffer
-			mc := messageCopier{strip: stripAnonymous, dotStuffed: dotStuffed}
-			if _, err := mc.copy(&out, bytes.NewReader(in)); err != nil {
+			mc := Copier{Strip: StripAnonymous, DotStuffed: dotStuffed}
+			if _, err := mc.Copy(&out, bytes.NewReader(in)); err != nil {
 				continue
 			}
 			b := out.Bytes()
@@ -236,14 +236,15 @@ func FuzzMessageCopier(f *testing.F) {
 // TestMessageCopierReuse checks that a line reader coming back from a failed
 // message (with unread bytes in it) does not leak into the next message.
 func TestMessageCopierReuse(t *testing.T) {
+	const simpleBody = "Subject: test\r\n\r\nhello\r\n"
 	for range 20 {
-		mc := messageCopier{}
+		mc := Copier{}
 		bad := "Subject: x\r\n\r\n" + strings.Repeat("a", 40000) + "\x00\r\nleft over\r\n"
-		if _, err := mc.copy(io.Discard, strings.NewReader(bad)); !errors.Is(err, errNULInData) {
-			t.Fatalf("err = %v, want errNULInData", err)
+		if _, err := mc.Copy(io.Discard, strings.NewReader(bad)); !errors.Is(err, ErrNULInData) {
+			t.Fatalf("err = %v, want ErrNULInData", err)
 		}
 		var out bytes.Buffer
-		n, err := mc.copy(&out, strings.NewReader(simpleBody))
+		n, err := mc.Copy(&out, strings.NewReader(simpleBody))
 		if err != nil || out.String() != simpleBody || n != int64(len(simpleBody)) {
 			t.Fatalf("copied %q (%d bytes), %v; want %q", out.String(), n, err, simpleBody)
 		}
@@ -255,12 +256,12 @@ func TestMessageCopierReuse(t *testing.T) {
 func BenchmarkMessageCopier(b *testing.B) {
 	msg := "Subject: bench\r\n\r\n" + strings.Repeat(strings.Repeat("x", 76)+"\r\n", 4096/78)
 	src := strings.NewReader(msg)
-	mc := messageCopier{received: []byte("Received: bench\r\n")}
+	mc := Copier{Received: []byte("Received: bench\r\n")}
 	b.SetBytes(int64(len(msg)))
 	b.ReportAllocs()
 	for range b.N {
 		src.Reset(msg)
-		if _, err := mc.copy(io.Discard, src); err != nil {
+		if _, err := mc.Copy(io.Discard, src); err != nil {
 			b.Fatal(err)
 		}
 	}
