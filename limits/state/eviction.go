@@ -10,10 +10,6 @@ import (
 	"time"
 )
 
-// DefaultEvictionCheckInterval is how often an EvictionWatch reads Redis's
-// eviction policy and evicted-keys count again after the check at start.
-const DefaultEvictionCheckInterval = time.Minute
-
 // policyNoEviction is the only maxmemory-policy under which Redis never
 // drops a key of Postern's: every one but the marker has a TTL, so the volatile-*
 // policies may evict them as well as the allkeys-* ones.

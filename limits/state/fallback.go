@@ -10,10 +10,6 @@ import (
 	"time"
 )
 
-// DefaultProbeInterval is how often a degraded Fallback checks whether
-// Redis answers again.
-const DefaultProbeInterval = time.Second
-
 // Remote is the shared store a Fallback puts first: Redis. Besides the
 // Store, it tells the span of a counter's events (so that this process
 // can go on counting from there) and takes the suspensions decided during

@@ -8,10 +8,6 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 )
 
-// DefaultMemoryMaxKeys bounds the keys a Memory store tracks when
-// MemoryConfig.MaxKeys is 0.
-const DefaultMemoryMaxKeys = 100_000
-
 // MemoryConfig tunes a Memory store. Zero values take the defaults.
 type MemoryConfig struct {
 	// MaxKeys bounds the counter and Once keys kept; the least recently

@@ -16,11 +16,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// DefaultRedisTimeout bounds every Redis call (connecting, sending, waiting
-// for the reply): a hung or unreachable Redis never stalls a session longer
-// than this before Fallback answers from memory.
-const DefaultRedisTimeout = 250 * time.Millisecond
-
 // keyPrefix namespaces every key Postern writes, so a Redis shared with
 // other applications is safe and `redis-cli --scan --pattern 'postern:*'`
 // shows them all.
