@@ -11,7 +11,7 @@ import (
 // BenchmarkStoreAdd measures one Add (one Lua script round trip for Redis)
 // against memory and a local redis-server, 8 goroutines at once:
 //
-//	go test ./proxy/state -run '^$' -bench StoreAdd
+//	go test ./limits/state -run '^$' -bench StoreAdd
 func BenchmarkStoreAdd(b *testing.B) {
 	srv := testkit.StartRedis(b)
 	r, err := NewRedis(RedisConfig{URL: srv.URL()})
