@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+
+	"github.com/postern/postern/policy"
 )
 
 // clientConn wraps every accepted connection, under TLS if there is one.
@@ -279,7 +281,7 @@ func (l *clientListener) Accept() (net.Conn, error) {
 	}
 	peer := c.RemoteAddr().String()
 	if len(l.proxyFrom) > 0 {
-		if ap, err := netip.ParseAddrPort(peer); err == nil && inNetworks(l.proxyFrom, ap.Addr()) {
+		if ap, err := netip.ParseAddrPort(peer); err == nil && policy.InNetworks(l.proxyFrom, ap.Addr()) {
 			c = proxyproto.NewConn(c, proxyproto.WithPolicy(proxyproto.USE),
 				proxyproto.SetReadHeaderTimeout(3*time.Second))
 		}
