@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -238,6 +239,7 @@ func (c *RedisCache) read(ctx context.Context, name string) ([]byte, error) {
 			c.log.Error("certs: ACME cache: entry in Redis refused", "name", name, "key", acmeKeyPrefix+name, "err", err)
 			return nil, err
 		}
+		c.mirror(ctx, name, sealed)
 		return data, nil
 	case errors.Is(err, redis.Nil):
 		c.redisAnswered()
@@ -249,6 +251,21 @@ func (c *RedisCache) read(ctx context.Context, name string) ([]byte, error) {
 	default:
 		c.redisFailed(err)
 		return c.readLocal(ctx, name)
+	}
+}
+
+// mirror keeps the local copy equal to what this replica read from Redis
+// (an order by another replica reaches it this way), so that it has the
+// certificate it serves when Redis is down at its next start.
+func (c *RedisCache) mirror(ctx context.Context, name string, sealed []byte) {
+	if c.cfg.LocalDir == "" || isChallengeEntry(name) {
+		return
+	}
+	if old, err := c.local.Get(ctx, name); err == nil && bytes.Equal(old, sealed) {
+		return
+	}
+	if err := c.local.Put(ctx, name, sealed); err != nil {
+		c.log.Warn("certs: ACME cache: writing the local copy failed", "name", name, "err", err)
 	}
 }
 

@@ -173,6 +173,15 @@ func TestACMERedisCacheRedisDown(t *testing.T) {
 	if err := first.Put(ctx, name, entry); err != nil {
 		t.Fatal(err)
 	}
+	// A replica that only read the entry (another one ordered it) has
+	// its local copy too.
+	reader, readerDir := newTestRedisCache(t, r, testCacheKey, nil)
+	if _, err := reader.Get(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(mustRead(t, filepath.Join(readerDir, name)), redisRaw(t, r, acmeKeyPrefix+name)) {
+		t.Error("the reader's local copy differs from Redis's entry")
+	}
 	r.Stop(t)
 	restarted, _ := newTestRedisCache(t, r, testCacheKey, func(cfg *RedisCacheConfig) { cfg.LocalDir = dir })
 	got, err := restarted.Get(ctx, name)
