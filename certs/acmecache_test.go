@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -222,7 +223,10 @@ func TestACMERedisCacheOneOrderAtATime(t *testing.T) {
 	ctx := context.Background()
 	const name = "mail.postern.test"
 	a, _ := newTestRedisCache(t, r, testCacheKey, nil)
-	b, _ := newTestRedisCache(t, r, testCacheKey, nil)
+	waiting := make(chan struct{}, 1)
+	b, _ := newTestRedisCache(t, r, testCacheKey, func(cfg *RedisCacheConfig) {
+		cfg.Log = slog.New(signalHandler{msg: "waiting for its certificate", ch: waiting})
+	})
 	if _, err := a.Get(ctx, name); !errors.Is(err, autocert.ErrCacheMiss) {
 		t.Fatalf("a: %v, want ErrCacheMiss", err)
 	}
@@ -235,8 +239,12 @@ func TestACMERedisCacheOneOrderAtATime(t *testing.T) {
 		data, err := b.Get(ctx, name)
 		got <- result{data, err}
 	}()
-	// b cannot take the lock before a's Put: if it had, it would have
-	// found nothing.
+	// a orders only once b waits for the lock.
+	select {
+	case <-waiting:
+	case res := <-got:
+		t.Fatalf("b did not wait for a's lock: got %d bytes, %v", len(res.data), res.err)
+	}
 	entry := certEntry(t, 90*24*time.Hour, name)
 	if err := a.Put(ctx, name, entry); err != nil {
 		t.Fatal(err)
@@ -315,6 +323,26 @@ func TestACMERedisCacheLockWaitBounded(t *testing.T) {
 		t.Errorf("Get behind a busy lock: %v, want a timeout error", err)
 	}
 }
+
+// signalHandler is a slog.Handler that sends on ch when a record's
+// message contains msg.
+type signalHandler struct {
+	msg string
+	ch  chan struct{}
+}
+
+func (h signalHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h signalHandler) Handle(_ context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.msg) {
+		select {
+		case h.ch <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+func (h signalHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h signalHandler) WithGroup(string) slog.Handler      { return h }
 
 func TestParseACMECacheKey(t *testing.T) {
 	raw := bytes.Repeat([]byte{0xa5}, 32)
