@@ -240,7 +240,7 @@ func (a *acmeSource) info(ctx context.Context, domain string, now time.Time) Inf
 		// domain for ECDSA certificates.
 		get := a.mgr.Cache.Get
 		if a.lock != nil {
-			get = a.lock.read // no lock: only looking
+			get = a.lock.peek // no lock, no local copy written: only looking
 		}
 		if data, err := get(ctx, domain); err == nil {
 			if c, err := parseCachedCert(data); err == nil {

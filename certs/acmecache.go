@@ -225,9 +225,21 @@ func (c *RedisCache) Delete(ctx context.Context, name string) error {
 	return localErr
 }
 
-// read returns the opened entry from Redis; when Redis is unreachable, or
-// has lost the entry (restarted empty), the local copy's.
+// read returns the opened entry from Redis, and keeps the local copy equal
+// to it; when Redis is unreachable, or has lost the entry (restarted
+// empty), the local copy's.
 func (c *RedisCache) read(ctx context.Context, name string) ([]byte, error) {
+	return c.fetch(ctx, name, true)
+}
+
+// peek is read without touching the local copy, for check-config (which
+// may run as another user than serve, and must not leave files that user
+// owns in the directory).
+func (c *RedisCache) peek(ctx context.Context, name string) ([]byte, error) {
+	return c.fetch(ctx, name, false)
+}
+
+func (c *RedisCache) fetch(ctx context.Context, name string, mirror bool) ([]byte, error) {
 	rctx, cancel := c.op(ctx)
 	defer cancel()
 	sealed, err := c.cfg.Client.Get(rctx, acmeKeyPrefix+name).Bytes()
@@ -239,7 +251,9 @@ func (c *RedisCache) read(ctx context.Context, name string) ([]byte, error) {
 			c.log.Error("certs: ACME cache: entry in Redis refused", "name", name, "key", acmeKeyPrefix+name, "err", err)
 			return nil, err
 		}
-		c.mirror(ctx, name, sealed)
+		if mirror {
+			c.mirror(ctx, name, sealed)
+		}
 		return data, nil
 	case errors.Is(err, redis.Nil):
 		c.redisAnswered()
