@@ -24,8 +24,9 @@ const (
 	// DefaultACMELockWait bounds how long a replica waits for another
 	// one's order before it gives up (and retries later).
 	DefaultACMELockWait = 10 * time.Minute
-	// DefaultACMELeaseMax bounds how long one replica holds a name's lock:
-	// autocert gives an issuance 5 minutes.
+	// DefaultACMELeaseMax bounds how long one replica holds a name's lock
+	// (an order that failed leaves it held until then): autocert gives a
+	// first issuance 5 minutes; orders take seconds.
 	DefaultACMELeaseMax = 6 * time.Minute
 	// DefaultACMERedisTimeout bounds each Redis call of the cache.
 	DefaultACMERedisTimeout = 5 * time.Second
