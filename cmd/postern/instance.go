@@ -117,6 +117,10 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 			acmeDomains = append(slices.Clone(acmeDomains), inst.autoconfig.HostNames()...)
 		}
 	}
+	acmeShared, err := buildACMECache(c, log)
+	if err != nil {
+		return nil, err
+	}
 	inst.certs, err = certs.New(certs.Config{
 		Hostname:      hostname,
 		CertFile:      c.String("tls-cert"),
@@ -125,6 +129,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		ACMEDomains:   acmeDomains,
 		ACMEEmail:     c.String("acme-email"),
 		ACMECache:     c.String("acme-cache"),
+		ACMEShared:    acmeShared,
 		ACMEDirectory: c.String("acme-directory"),
 		ACMEHTTPAddr:  c.String("acme-http"),
 		HTTPHandler:   httpHandler,
@@ -162,6 +167,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	inst.registry = prometheus.NewRegistry()
 	inst.registry.MustRegister(newCertExpiry(inst.certs))
 	inst.registry.MustRegister(newStateDegraded(inst.state))
+	inst.registry.MustRegister(newACMECacheDegraded(acmeShared))
 	inst.registry.MustRegister(inst.httpCaps.collectors()...)
 	inst.registry.MustRegister(newStateEvicting(inst.evictions))
 	if inst.auth.users != nil {
