@@ -60,6 +60,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			statusCommand(),
 			unsuspendCommand(),
 			versionCommand(),
+			userCommand(),
 		},
 	}
 	for _, cmd := range app.Commands {
