@@ -694,6 +694,7 @@ func TestSystemdUnit(t *testing.T) {
 		"ReadWritePaths=/var/lib/postern", "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
 		"SystemCallFilter=@system-service", "ExecReload=/bin/kill -HUP $MAINPID",
 		"EnvironmentFile=-/etc/default/postern", "ExecStart=/usr/local/bin/postern serve",
+		"RuntimeDirectory=postern", // the control socket's /run/postern (issue 23)
 	} {
 		if !strings.Contains(unit, "\n"+want+"\n") {
 			t.Errorf("unit lacks the line %q", want)

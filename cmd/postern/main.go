@@ -61,6 +61,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			unsuspendCommand(),
 			versionCommand(),
 			userCommand(),
+			manCommand(),
 		},
 	}
 	for _, cmd := range app.Commands {
