@@ -1,9 +1,13 @@
 package main
 
 import (
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/postern/postern/proxy/proxytest"
 )
 
 // Issue 23, the administrator's first hour: the commands as the README
@@ -49,5 +53,36 @@ func TestListenHTTPSKeepsSMTPDefaultsE2E(t *testing.T) {
 		"--autoconfig-domain", "example.test")
 	if out, code := runCLI(t, nil, "", args...); code != 0 || !strings.Contains(out, "configuration OK") {
 		t.Errorf("check-config --listen https= alone: exit %d:\n%s", code, out)
+	}
+}
+
+// TestStatusUnknownLoginE2E: `postern status` for a login the users file
+// (the only backend) does not hold says it is unknown and exits 1; for a
+// known login that has not sent it says nothing is recorded; a login in
+// another case is the file's login. On main it printed zero counters for
+// any name and exited 0.
+func TestStatusUnknownLoginE2E(t *testing.T) {
+	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
+	sock := filepath.Join(t.TempDir(), "control.sock")
+	p := startPostern(t, up.Addr, "--control-socket", sock)
+	p.waitLog(t, "control socket listening", 10*time.Second)
+
+	out, code := runCLI(t, nil, "", "status", "--control-socket", sock, "--users", p.UsersFile, "mallory@example.test")
+	if code != 1 || !strings.Contains(out, `unknown login "mallory@example.test": it is not in the users file`) {
+		t.Errorf("status of an unknown login: exit %d:\n%s", code, out)
+	}
+	out, code = runCLI(t, nil, "", "unsuspend", "--control-socket", sock, "--users", p.UsersFile, "mallory@example.test")
+	if code != 1 || !strings.Contains(out, "unknown login") {
+		t.Errorf("unsuspend of an unknown login: exit %d:\n%s", code, out)
+	}
+	out, code = runCLI(t, nil, "", "status", "--control-socket", sock, "--users", p.UsersFile, strings.ToUpper(aliceLogin))
+	if code != 0 || !strings.Contains(out, "login "+aliceLogin+"\n") || !strings.Contains(out, "nothing recorded for "+aliceLogin) {
+		t.Errorf("status of a known login that has not sent: exit %d:\n%s", code, out)
+	}
+	// Without the users file, Postern cannot tell: the login is taken as
+	// given, and the page says nothing is recorded.
+	out, code = runCLI(t, nil, "", "status", "--control-socket", sock, "mallory@example.test")
+	if code != 0 || !strings.Contains(out, "nothing recorded for mallory@example.test") {
+		t.Errorf("status without --users: exit %d:\n%s", code, out)
 	}
 }
