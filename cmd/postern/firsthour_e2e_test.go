@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/postern/postern/internal/testkit"
 	"github.com/postern/postern/proxy/proxytest"
 )
 
@@ -85,4 +89,91 @@ func TestStatusUnknownLoginE2E(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "nothing recorded for mallory@example.test") {
 		t.Errorf("status without --users: exit %d:\n%s", code, out)
 	}
+}
+
+// TestCheckConfigUpstreamE2E: check-config says when the upstream cannot
+// be reached (a WARNING on stderr, exit 0; exit 1 with --strict), and says
+// nothing about a Postfix that answers. On main it said "configuration OK"
+// without a word.
+func TestCheckConfigUpstreamE2E(t *testing.T) {
+	_, flags := validConfig(t)
+	closed := testkit.FreeAddr(t) // nothing listens there
+	args := append(append([]string{"check-config"}, flags...), "--upstream", closed)
+	stdout, stderr, code := runPostern(t, args...)
+	if code != 0 || !strings.Contains(stdout, "configuration OK") ||
+		!strings.Contains(stderr, "WARNING: upstream "+closed+" cannot be reached") {
+		t.Errorf("unreachable upstream: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = runPostern(t, append(args, "--strict")...)
+	if code != 1 || strings.Contains(stdout, "configuration OK") || !strings.Contains(stderr, "upstream "+closed+" cannot be reached") {
+		t.Errorf("unreachable upstream with --strict: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+
+	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
+	args = append(append([]string{"check-config", "--strict"}, flags...), "--upstream", pf.Addr)
+	stdout, stderr, code = runPostern(t, args...)
+	if code != 0 || !strings.Contains(stdout, "configuration OK") || strings.Contains(stderr, "WARNING") {
+		t.Errorf("Postfix as the upstream: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
+
+// TestUnknownSettingsE2E: an unknown key in the --config file is a usage
+// error (exit 2, as the README says; main exited 1) with the closest key;
+// an unknown POSTERN_ variable is named in a warning with the closest one
+// (main ignored it silently), and the command still runs.
+func TestUnknownSettingsE2E(t *testing.T) {
+	dir, flags := validConfig(t)
+	conf := filepath.Join(dir, "postern.toml")
+	writeFile(t, conf, "upstraem = \"127.0.0.1:25\"\n")
+	out, code := runCLI(t, nil, "", append([]string{"check-config", "--config", conf}, flags...)...)
+	if code != 2 || !strings.Contains(out, `unknown key "upstraem"; did you mean "upstream"?`) {
+		t.Errorf("unknown config key: exit %d, want 2:\n%s", code, out)
+	}
+
+	stdout, stderr, code := runPosternEnv(t, []string{"POSTERN_UPSTRAEM=127.0.0.1:25", "POSTERN_NO_SUCH_THING=1", "POSTERN_MAX_RECIPIENTS=5"}, "version")
+	if code != 0 || !strings.HasPrefix(stdout, "postern ") {
+		t.Errorf("version with unknown variables: exit %d: %s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{
+		"WARNING: unknown environment variable POSTERN_UPSTRAEM ignored (did you mean POSTERN_UPSTREAM?)\n",
+		"WARNING: unknown environment variable POSTERN_NO_SUCH_THING ignored\n",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "POSTERN_MAX_RECIPIENTS") {
+		t.Errorf("a known variable was warned about:\n%s", stderr)
+	}
+}
+
+// TestSenderMapLoggedE2E: the sender map's loading and each reload are
+// logged with the number of entries (main logged neither).
+func TestSenderMapLoggedE2E(t *testing.T) {
+	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
+	senders := filepath.Join(t.TempDir(), "sender_login_maps")
+	writeFile(t, senders, "# shared\nsales@example.test alice@example.test,bob@example.test\n@example.net alice@example.test\n")
+	p := startPostern(t, up.Addr, "--sender-map", senders)
+	p.waitLog(t, `msg="sender map loaded" path=`+senders+` entries=2`, 10*time.Second)
+	writeFile(t, senders, "sales@example.test alice@example.test\n@example.net alice@example.test\ninfo@example.test bob@example.test\n")
+	hup(t, p)
+	p.waitLog(t, `msg="sender map reloaded" path=`+senders+` entries=3`, 10*time.Second)
+}
+
+// runPosternEnv is runPostern with extra environment variables.
+func runPosternEnv(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, posternBin, args...)
+	cmd.Env = append(cleanEnv(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running postern %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
 }
