@@ -965,9 +965,9 @@ func (s *slowLog) Output() string {
 // only when all three are there.
 func TestLogLinesAnyOrder(t *testing.T) {
 	log := &slowLog{lines: []string{
-		`time=1 level=WARN msg="auth failed" client=127.0.0.1 failures=1`,
+		`time=1 level=WARN msg="auth failed" client=127.0.0.1 conn_failures=1`,
 		`time=2 level=WARN msg="auth lockout: address blocked" client=127.0.0.1`,
-		`time=3 level=WARN msg="auth failed" client=127.0.0.1 failures=2`,
+		`time=3 level=WARN msg="auth failed" client=127.0.0.1 conn_failures=2`,
 	}}
 	lines := logLines(t, log, lockoutLines())
 	if got, _ := split(lines, "auth failed"); len(got) != 2 {

@@ -177,3 +177,33 @@ func runPosternEnv(t *testing.T, env []string, args ...string) (stdout, stderr s
 	}
 	return out.String(), errb.String(), code
 }
+
+// TestAuthFailedConnFailuresE2E: the "auth failed" line names its count
+// conn_failures, and it is the connection's: a new connection from the
+// same address starts again at 1 (main called it failures=, which read as
+// the address's count that fail2ban and the lockout keep).
+func TestAuthFailedConnFailuresE2E(t *testing.T) {
+	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
+	p := startPostern(t, up.Addr)
+	c := dialFrom(t, p.StartTLS, "127.0.0.1")
+	expectReply(t, "first wrong password", c.auth(aliceLogin, "wrong 1"), "535")
+	expectReply(t, "second wrong password", c.auth(aliceLogin, "wrong 2"), "535")
+	c2 := dialFrom(t, p.StartTLS, "127.0.0.1")
+	expectReply(t, "wrong password on a new connection", c2.auth(aliceLogin, "wrong 3"), "535")
+	p.proc.WaitOutput(t, "three auth failed lines", 10*time.Second, func(out string) bool {
+		return strings.Count(out, `msg="auth failed"`) >= 3
+	})
+	var counts []string
+	for _, line := range strings.Split(p.Log(), "\n") {
+		if strings.Contains(line, `msg="auth failed"`) {
+			i := strings.Index(line, " conn_failures=")
+			if i < 0 {
+				t.Fatalf("auth failed line without conn_failures=: %s", line)
+			}
+			counts = append(counts, strings.Fields(line[i+1:])[0])
+		}
+	}
+	if len(counts) != 3 || counts[0] != "conn_failures=1" || counts[1] != "conn_failures=2" || counts[2] != "conn_failures=1" {
+		t.Errorf("auth failed counts %v, want conn_failures=1, 2, then 1 on the new connection:\n%s", counts, p.Log())
+	}
+}
