@@ -139,5 +139,10 @@ func usersLineLogin(line string) string {
 	return login
 }
 
-// sameLogin compares logins as the users file does (case-insensitively).
-func sameLogin(a, b string) bool { return strings.ToLower(a) == strings.ToLower(b) }
+// sameLogin compares logins as the users file does: by their lower-case
+// forms (auth's foldLogin), which strings.EqualFold does not match for
+// every rune.
+func sameLogin(a, b string) bool { return foldLogin(a) == foldLogin(b) }
+
+// foldLogin is auth's key of a login in the users file.
+func foldLogin(login string) string { return strings.ToLower(login) }
