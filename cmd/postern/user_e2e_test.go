@@ -177,6 +177,25 @@ func TestUserAddE2E(t *testing.T) {
 	}
 }
 
+// TestUserAddSymlinkE2E: a users file that is a symlink stays one; the
+// file it names gets the line.
+func TestUserAddSymlinkE2E(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real-users")
+	writeFile(t, real, "")
+	link := filepath.Join(dir, "users")
+	if err := os.Symlink("real-users", link); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runUser(t, "pw\n", "add", "--users", link, "alice@example.test"); code != 0 {
+		t.Fatalf("user add: exit %d: %s", code, out)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode().Type() != os.ModeSymlink {
+		t.Errorf("the users file is no longer a symlink: %v %v", fi.Mode(), err)
+	}
+	loadUsers(t, real, "alice@example.test", "pw")
+}
+
 // TestUserAddConcurrentE2E: parallel adds to one file each keep their
 // line (the file is locked while it is read, edited and replaced).
 func TestUserAddConcurrentE2E(t *testing.T) {

@@ -30,6 +30,10 @@ const newUsersFileMode = 0o640
 // exclusive flock on the directory (the file itself is replaced, so a lock
 // on it would be on the old inode), so none overwrites another's line.
 func editUsersFile(path string, edit func(lines []string) ([]string, error)) error {
+	// A symlinked users file stays a symlink: the file it names is replaced.
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
 	dir := filepath.Dir(path)
 	d, err := os.Open(dir)
 	if err != nil {
