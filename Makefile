@@ -38,12 +38,17 @@ DEB_PKGS := postfix libsasl2-modules swaks libnet-ssleay-perl msmtp dovecot-core
 # carries its own and conflicts with Debian's npm package.
 NPM_DIRS := cmd/postern/testdata/clients/nodemailer
 
-.PHONY: all build test deps check fuzz bench demo staticcheck fork-check docker-test
+.PHONY: all build deb test deps check fuzz bench demo staticcheck fork-check docker-test
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o postern ./cmd/postern
+
+# The Debian package: build/deb/postern_VERSION_ARCH.deb (deploy/debian/;
+# tested by deploy/deb_test.go, which installs and purges it in a Debian root).
+deb:
+	GO=$(GO) ./deploy/debian/build.sh build/deb
 
 demo:
 	$(GO) run ./cmd/postern demo

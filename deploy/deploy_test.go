@@ -716,6 +716,7 @@ func TestSystemdUnit(t *testing.T) {
 		"ReadWritePaths=/var/lib/postern", "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
 		"SystemCallFilter=@system-service", "ExecReload=/bin/kill -HUP $MAINPID",
 		"EnvironmentFile=-/etc/default/postern", "ExecStart=/usr/local/bin/postern serve",
+		"RuntimeDirectory=postern", // the control socket's /run/postern (issue 23)
 	} {
 		if !strings.Contains(unit, "\n"+want+"\n") {
 			t.Errorf("unit lacks the line %q", want)
@@ -986,9 +987,9 @@ func (s *slowLog) Output() string {
 // only when all three are there.
 func TestLogLinesAnyOrder(t *testing.T) {
 	log := &slowLog{lines: []string{
-		`time=1 level=WARN msg="auth failed" client=127.0.0.1 failures=1`,
+		`time=1 level=WARN msg="auth failed" client=127.0.0.1 conn_failures=1`,
 		`time=2 level=WARN msg="auth lockout: address blocked" client=127.0.0.1`,
-		`time=3 level=WARN msg="auth failed" client=127.0.0.1 failures=2`,
+		`time=3 level=WARN msg="auth failed" client=127.0.0.1 conn_failures=2`,
 	}}
 	lines := logLines(t, log, lockoutLines())
 	if got, _ := split(lines, "auth failed"); len(got) != 2 {

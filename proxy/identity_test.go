@@ -87,7 +87,7 @@ func TestAuthAccountAcrossSpellings(t *testing.T) {
 	if d := lim.Lockout.LoginDelay("mallory@example.com"); d != 0 {
 		t.Fatalf("the owner's success left the account a login delay of %v", d)
 	}
-	if !strings.Contains(env.log.String(), `login=m.allory@example.com account=mallory@example.com failures=1`) {
+	if !strings.Contains(env.log.String(), `login=m.allory@example.com account=mallory@example.com conn_failures=1`) {
 		t.Fatalf("the auth failed line does not name the account:\n%s", env.log.String())
 	}
 }

@@ -162,7 +162,10 @@ func (s *session) authenticate(authzid, login, password string) error {
 		// same, counted and logged for fail2ban like any other, or an
 		// outage would switch the lockout off. Its reply is below.
 		rejectedWhileDown := errors.Is(err, auth.ErrRejectedWhileUnavailable)
-		attrs := []any{"client", ip.String(), "login", sanitizeLog(login), "account", sanitizeLog(res.Login), "failures", failures}
+		// conn_failures counts this connection's failures (towards
+		// --max-auth-failures-per-connection), not the address's: the
+		// lockout and fail2ban count per address.
+		attrs := []any{"client", ip.String(), "login", sanitizeLog(login), "account", sanitizeLog(res.Login), "conn_failures", failures}
 		if rejectedWhileDown {
 			attrs = append(attrs, "err", err)
 		}

@@ -181,9 +181,12 @@ func statusCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return cli.Exit("usage: postern status [flags] LOGIN", 2)
 			}
-			login := c.Args().First()
+			login, err := statusLogin(c, c.Args().First())
+			if err != nil {
+				return err
+			}
 			var st limits.LoginStatus
-			err := withLimits(c, func(l *limits.Limits) error {
+			err = withLimits(c, func(l *limits.Limits) error {
 				if l == nil {
 					return controlRequest(c, http.MethodGet, "/v1/status", login, &st)
 				}
@@ -197,6 +200,7 @@ func statusCommand() *cli.Command {
 				return err
 			}
 			printStatus(c.App.Writer, st)
+			printNothingRecorded(c.App.Writer, st)
 			return nil
 		},
 	}
@@ -235,9 +239,12 @@ func unsuspendCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return cli.Exit("usage: postern unsuspend [flags] LOGIN", 2)
 			}
-			login := c.Args().First()
+			login, err := statusLogin(c, c.Args().First())
+			if err != nil {
+				return err
+			}
 			var res unsuspendResult
-			err := withLimits(c, func(l *limits.Limits) error {
+			err = withLimits(c, func(l *limits.Limits) error {
 				if l == nil {
 					return controlRequest(c, http.MethodPost, "/v1/unsuspend", login, &res)
 				}

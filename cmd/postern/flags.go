@@ -37,6 +37,13 @@ func dur(name string, value time.Duration, usage string) *cli.DurationFlag {
 	return &cli.DurationFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name)}
 }
 
+// defaultSMTPListen is the --listen default: the submission ports 587
+// (STARTTLS), 465 (implicit TLS) and 2525 (STARTTLS). It stays in force
+// while --listen names no SMTP listener (see splitListen).
+func defaultSMTPListen() []string {
+	return []string{"starttls=:587", "tls=:465", "starttls=:2525"}
+}
+
 // serveFlags are the flags of `serve` and `check-config` (DESIGN.md's
 // command-line contract). Every flag has an env twin and a config-file key
 // of the same name.
@@ -44,7 +51,7 @@ func serveFlags() []cli.Flag {
 	return append([]cli.Flag{
 		str("config", "", "TOML file with the same keys as the flags (flags and env win)"),
 		str("hostname", "", "name in the banner and the Received header (default: the host name)"),
-		strs("listen", []string{"starttls=:587", "tls=:465", "starttls=:2525"}, "MODE=ADDR, MODE starttls|tls|https (https: the autoconfig documents, off by default); repeatable"),
+		strs("listen", defaultSMTPListen(), "MODE=ADDR, MODE starttls|tls|https (https: the autoconfig documents, off by default); repeatable; the SMTP defaults stay unless a starttls= or tls= listener is given"),
 		str("upstream", "", "the internal MTA, HOST:PORT (it must trust Postern via mynetworks)"),
 		str("users", "", "users file, Dovecot passwd-file format (login:hash); tried first"),
 		str("sender-map", "", "Postfix smtpd_sender_login_maps text file: 'address login[,login]' or '@domain login'"),

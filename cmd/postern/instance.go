@@ -148,6 +148,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		if senders, err = policy.LoadSenderMap(inst.senderMap); err != nil {
 			return nil, err
 		}
+		log.Info("sender map loaded", "path", inst.senderMap, "entries", senders.Len())
 	}
 	upstream, err := buildUpstream(c)
 	if err != nil {
@@ -239,6 +240,7 @@ func (inst *instance) reload() {
 			inst.log.Error("reload: sender map kept as before", "err", err)
 		} else {
 			inst.server.SetSenderMap(m)
+			inst.log.Info("sender map reloaded", "path", inst.senderMap, "entries", m.Len())
 		}
 	}
 	if !inst.limits.reload(inst.log) {
