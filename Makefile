@@ -60,7 +60,7 @@ deps:
 
 test: deps fork-check
 	$(GO) vet $(PKGS)
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 	cd third_party/go-smtp && $(GO) test -race -count=1 ./...
 	./deploy/dockertest/run.sh
 
