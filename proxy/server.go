@@ -244,7 +244,9 @@ func (s *Server) Listen() error {
 			onAccept: s.connOpened, onClose: s.connClosed, login: s.cfg.LoginTimeout,
 		}
 		if lc.Mode == ModeTLS {
-			wrapped = tls.NewListener(wrapped, s.tlsConfig)
+			// Only implicit TLS has ALPN to check: a STARTTLS client
+			// has already spoken SMTP before its handshake.
+			wrapped = tls.NewListener(wrapped, strictALPN(s.tlsConfig, ALPNSMTP))
 		}
 		s.listeners = append(s.listeners, wrapped)
 	}
