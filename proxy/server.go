@@ -52,13 +52,13 @@ func ParseListener(s string) (Listener, error) {
 		return Listener{}, fmt.Errorf("listen %q: want MODE=ADDR, e.g. starttls=:587", s)
 	}
 	switch m := ListenMode(strings.ToLower(mode)); m {
-	case ModeStartTLS, ModeTLS:
+	case ModeStartTLS, ModeTLS, ModeShared:
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return Listener{}, fmt.Errorf("listen %q: %w", s, err)
 		}
 		return Listener{Mode: m, Addr: addr}, nil
 	}
-	return Listener{}, fmt.Errorf("listen %q: mode must be starttls or tls", s)
+	return Listener{}, fmt.Errorf("listen %q: mode must be starttls, tls or tls+https", s)
 }
 
 // Config is everything a Server needs; cmd/postern builds it from flags.
@@ -109,6 +109,8 @@ type Config struct {
 	LockoutWindow      time.Duration
 	// HeaderFrom is --check-header-from (zero value: off).
 	HeaderFrom HeaderFromMode
+	// Shared configures the ModeShared listener (shared.go), if any.
+	Shared SharedConfig
 }
 
 // AuthLimiter is the lockout policy (see Lockout). Blocked addresses get 421
@@ -141,6 +143,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners []net.Listener
+	shared    *sharedListener // the ModeShared listener, nil without
 	conns     map[*clientConn]struct{}
 	connGone  chan struct{} // closed and replaced whenever a connection closes
 	active    atomic.Int64
@@ -168,6 +171,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("proxy: an authenticator is required")
 	case len(cfg.Listeners) == 0:
 		return nil, errors.New("proxy: no listeners")
+	}
+	if err := checkShared(cfg); err != nil {
+		return nil, err
 	}
 	if cfg.Received == "" {
 		cfg.Received = ReceivedAnonymous
@@ -238,6 +244,11 @@ func (s *Server) Listen() error {
 			s.listeners = nil
 			return fmt.Errorf("listening on %s (%s): %w", lc.Addr, lc.Mode, err)
 		}
+		if lc.Mode == ModeShared {
+			s.shared = s.newSharedListener(l)
+			s.listeners = append(s.listeners, s.shared.smtp)
+			continue
+		}
 		name := string(lc.Mode) + ":" + portOf(l.Addr())
 		var wrapped net.Listener = &clientListener{
 			Listener: l, name: name, idle: s.cfg.CommandTimeout, proxyFrom: s.cfg.ProxyProtocolFrom,
@@ -281,13 +292,21 @@ func (s *Server) ActiveSessions() int64 { return s.active.Load() }
 func (s *Server) Serve(ctx context.Context, drain time.Duration) error {
 	s.mu.Lock()
 	listeners := append([]net.Listener(nil), s.listeners...)
+	shared := s.shared
 	s.mu.Unlock()
 	if len(listeners) == 0 {
 		return errors.New("proxy: Serve called before Listen")
 	}
-	errc := make(chan error, len(listeners))
+	errc := make(chan error, len(listeners)+1)
 	for _, l := range listeners {
 		go func() { errc <- s.smtp.Serve(l) }()
+	}
+	if shared != nil {
+		go func() {
+			if err := shared.run(s.stopped); err != nil {
+				errc <- fmt.Errorf("%s: %w", shared.name, err)
+			}
+		}()
 	}
 	select {
 	case <-ctx.Done():

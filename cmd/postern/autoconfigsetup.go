@@ -80,7 +80,12 @@ func buildAutoconfig(c *cli.Context, hostname string, listeners []proxy.Listener
 		if err != nil {
 			return nil, fmt.Errorf("--listen %s: %w", l.Addr, err)
 		}
-		cfg.Submission = append(cfg.Submission, autoconfig.Endpoint{Host: hostname, Port: port, ImplicitTLS: l.Mode == proxy.ModeTLS})
+		shared := l.Mode == proxy.ModeShared
+		cfg.Submission = append(cfg.Submission, autoconfig.Endpoint{Host: hostname, Port: port,
+			ImplicitTLS: l.Mode == proxy.ModeTLS || shared, LastResort: shared})
+		if shared && httpsAddr == "" {
+			cfg.HTTPSPort = port // it serves the documents too
+		}
 	}
 	if httpsAddr != "" {
 		port, err := portOf(httpsAddr)

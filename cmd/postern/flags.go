@@ -41,7 +41,7 @@ func serveFlags() []cli.Flag {
 	return append([]cli.Flag{
 		str("config", "", "TOML file with the same keys as the flags (flags and env win)"),
 		str("hostname", "", "name in the banner and the Received header (default: the host name)"),
-		strs("listen", []string{"starttls=:587", "tls=:465", "starttls=:2525"}, "MODE=ADDR, MODE starttls|tls|https (https: the autoconfig documents, off by default); repeatable"),
+		strs("listen", []string{"starttls=:587", "tls=:465", "starttls=:2525"}, "MODE=ADDR, MODE starttls|tls|https|tls+https (https: the autoconfig documents, off by default; tls+https: submission and the documents on one port, e.g. :443, by ALPN); repeatable"),
 		str("upstream", "", "the internal MTA, HOST:PORT (it must trust Postern via mynetworks)"),
 		str("users", "", "users file, Dovecot passwd-file format (login:hash); tried first"),
 		str("sender-map", "", "Postfix smtpd_sender_login_maps text file: 'address login[,login]' or '@domain login'"),
@@ -102,5 +102,5 @@ func serveFlags() []cli.Flag {
 		str("tls-rpt-email", "", "address for TLS reports (RFC 8460), named in the _smtp._tls record of dns-records"),
 		str("log-format", "text", "text|json"),
 		str("log-level", "info", "debug|info|warn|error"),
-	}, limitFlags()...)
+	}, append(limitFlags(), sharedFlags()...)...)
 }

@@ -150,6 +150,10 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--proxy-protocol-from: %w", err)
 	}
+	shared, err := sharedConfig(c, inst.httpCaps)
+	if err != nil {
+		return nil, err
+	}
 	if inst.state, inst.evictions, err = buildState(c, log); err != nil {
 		return nil, err
 	}
@@ -209,6 +213,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		LockoutMaxFailures: c.Int("auth-max-failures"),
 		LockoutWindow:      c.Duration("auth-lockout-window"),
 		HeaderFrom:         inst.limits.headerFrom,
+		Shared:             shared,
 	})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,368 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pires/go-proxyproto"
+)
+
+// ModeShared is submission over implicit TLS and HTTPS on one port
+// (--listen tls+https=:443), for networks that let nothing but 443 out:
+// one TLS handshake, then the connection goes to SMTP or to HTTP.
+const ModeShared ListenMode = "tls+https"
+
+// The ALPN protocol IDs the shared listener serves besides ALPNSMTP.
+const (
+	alpnH2     = "h2"
+	alpnHTTP11 = "http/1.1"
+	alpnACME   = "acme-tls/1" // RFC 8737; certs.Manager answers the validation
+)
+
+// SharedConfig configures the ModeShared listener.
+type SharedConfig struct {
+	// SMTPNames are TLS server names (SNI) that choose SMTP for a client
+	// that offers no ALPN; Config.Hostname is one without being listed.
+	SMTPNames []string
+	// FirstBytesWait is how long a client that offers no ALPN and no SMTP
+	// name is given to send first: an HTTP client speaks first, an SMTP
+	// client waits for the banner. Zero: DefaultSharedFirstBytesWait.
+	FirstBytesWait time.Duration
+	// HandshakeTimeout bounds the time from accept to the end of the TLS
+	// handshake (PROXY header included). Zero: DefaultSharedHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// Pending counts a connection from accept until it is known to be
+	// SMTP, and an HTTP connection until it closes: cmd/postern passes the
+	// HTTP listeners' budget, so a flood of handshakes that never finish
+	// spends HTTP's budget, never the SMTP listeners' (--max-connections);
+	// a connection becomes SMTP's only once it has chosen SMTP. Required
+	// with a ModeShared listener.
+	Pending *ConnBudget
+	// Refused, if set, is told of every connection Pending refused (closed
+	// at accept, before any read).
+	Refused func(reason string, client netip.Addr)
+}
+
+// sharedListener demultiplexes one ModeShared socket: it accepts, counts
+// the connection in Pending, shakes hands, decides, and hands the *tls.Conn
+// to go-smtp (smtp) or to the HTTP server (http).
+type sharedListener struct {
+	srv     *Server
+	ln      net.Listener
+	name    string // "tls+https:PORT"
+	tlsConf *tls.Config
+	cfg     SharedConfig
+	names   map[string]bool // SNI names that choose SMTP
+	smtp    *connQueue
+	http    *connQueue
+	closed  atomic.Bool
+}
+
+func (s *Server) newSharedListener(ln net.Listener) *sharedListener {
+	cfg := s.cfg.Shared
+	if cfg.FirstBytesWait <= 0 {
+		cfg.FirstBytesWait = DefaultSharedFirstBytesWait
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultSharedHandshakeTimeout
+	}
+	names := map[string]bool{normalizeServerName(s.cfg.Hostname): true}
+	for _, n := range cfg.SMTPNames {
+		names[normalizeServerName(n)] = true
+	}
+	l := &sharedListener{srv: s, ln: ln, name: string(ModeShared) + ":" + portOf(ln.Addr()), cfg: cfg, names: names,
+		// Strict ALPN (RFC 9325 §3.8): SMTP first, so a client offering
+		// smtp among others gets it.
+		tlsConf: strictALPN(s.tlsConfig, ALPNSMTP, alpnH2, alpnHTTP11)}
+	l.smtp = newConnQueue(ln.Addr(), func() { l.closed.Store(true); ln.Close() })
+	l.http = newConnQueue(ln.Addr(), nil)
+	return l
+}
+
+func normalizeServerName(n string) string { return strings.TrimSuffix(strings.ToLower(n), ".") }
+
+// run accepts until the listener is closed (nil) or fails (the error).
+// A connection over Pending's caps is closed at once, before any goroutine,
+// read or buffer is spent on it.
+func (l *sharedListener) run(ctx context.Context) error {
+	var tempDelay time.Duration
+	for {
+		raw, err := l.ln.Accept()
+		if err != nil {
+			if l.closed.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) || isTemporary(err) {
+				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+				l.srv.log.Warn("accept error", "listener", l.name, "err", err, "retry_in", tempDelay.String())
+				time.Sleep(tempDelay)
+				continue
+			}
+			return err
+		}
+		tempDelay = 0
+		accepted := time.Now()
+		client := tcpPeerIP(raw)
+		release, reason := l.cfg.Pending.Admit(client)
+		if reason != "" {
+			_ = raw.Close()
+			if l.cfg.Refused != nil {
+				l.cfg.Refused(reason, client)
+			}
+			continue
+		}
+		go l.handle(ctx, raw, release, accepted)
+	}
+}
+
+// isTemporary reports an accept error that passes (EMFILE, ECONNABORTED):
+// net.Error.Temporary is deprecated but still what the standard library's
+// own servers use for this.
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func tcpPeerIP(c net.Conn) netip.Addr {
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// handle shakes hands with one connection and hands it on. Every step
+// until the decision is bounded by HandshakeTimeout from accept, and by
+// the server's shutdown.
+func (l *sharedListener) handle(ctx context.Context, raw net.Conn, release func(), accepted time.Time) {
+	peer := raw.RemoteAddr().String()
+	var under net.Conn = raw
+	if from := l.srv.cfg.ProxyProtocolFrom; len(from) > 0 && inNetworks(from, tcpPeerIP(raw)) {
+		under = proxyproto.NewConn(raw, proxyproto.WithPolicy(proxyproto.USE),
+			proxyproto.SetReadHeaderTimeout(l.cfg.HandshakeTimeout))
+	}
+	sc := &sharedConn{raw: under, release: release}
+	sc.target.Store(&under)
+	deadline := accepted.Add(l.cfg.HandshakeTimeout)
+	_ = sc.SetDeadline(deadline)
+	tc := tls.Server(sc, l.tlsConf)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		l.srv.cfg.Metrics.tlsFailed(l.name)
+		l.srv.log.Debug("shared listener: TLS handshake failed", "listener", l.name, "peer", peer, "err", err)
+		_ = tc.Close()
+		return
+	}
+	st := tc.ConnectionState()
+	toSMTP, ok := l.decide(sc, st, deadline)
+	if !ok {
+		_ = tc.Close()
+		return
+	}
+	_ = sc.SetDeadline(time.Time{}) // the server it goes to sets its own
+	if !toSMTP {
+		if !l.http.deliver(tc) {
+			_ = tc.Close()
+		}
+		return
+	}
+	// SMTP: from here on it is counted as the SMTP listeners count theirs
+	// (the total at once, the client's network at go-smtp's Connect), and
+	// is given back to Pending.
+	cc := newClientConn(under, peer, l.name, l.srv.cfg.CommandTimeout, 0, l.srv.connClosed)
+	cc.opened = accepted // --login-timeout counts from accept, handshake included, as on 465
+	if login := l.srv.cfg.LoginTimeout; login > 0 {
+		cc.loginDeadline.Store(accepted.Add(login).UnixNano())
+	}
+	cc.tlsStarted.Store(true)
+	l.srv.connOpened(cc)
+	sc.handTo(cc)
+	release()
+	if !l.smtp.deliver(tc) {
+		_ = tc.Close()
+	}
+}
+
+// decide returns whether the connection is SMTP (true) or HTTP (false), or
+// ok false for one to close: an ACME TLS-ALPN-01 validation (the handshake
+// was all of it, RFC 8737 §3), or a client that left.
+func (l *sharedListener) decide(sc *sharedConn, st tls.ConnectionState, deadline time.Time) (smtp, ok bool) {
+	switch st.NegotiatedProtocol {
+	case ALPNSMTP:
+		return true, true
+	case alpnH2, alpnHTTP11:
+		return false, true
+	case alpnACME:
+		return false, false
+	}
+	if l.names[normalizeServerName(st.ServerName)] {
+		return true, true
+	}
+	spoke, err := sc.waitFirstBytes(earliest(deadline, time.Now().Add(l.cfg.FirstBytesWait)))
+	if err != nil {
+		return false, false
+	}
+	return !spoke, true
+}
+
+// sharedConn is the connection under the shared listener's TLS: the
+// accepted connection during the handshake and the wait for the first
+// bytes, then, for SMTP, the clientConn that wraps it (the *tls.Conn
+// cannot be rebuilt over another connection once its handshake is done).
+// What the wait read is returned first.
+type sharedConn struct {
+	raw     net.Conn                 // the accepted connection (under a PROXY header reader if any)
+	target  atomic.Pointer[net.Conn] // raw, or the clientConn that wraps it
+	peeked  []byte                   // read by waitFirstBytes, not yet returned; only Read touches it after
+	release func()                   // the Pending slot; idempotent
+}
+
+func (c *sharedConn) conn() net.Conn { return *c.target.Load() }
+
+// handTo makes cc the connection every later call goes to. Call it
+// between the wait and the hand-off, when nothing reads or writes c.
+func (c *sharedConn) handTo(cc *clientConn) {
+	var n net.Conn = cc
+	c.target.Store(&n)
+}
+
+// waitFirstBytes waits until deadline for the client to send something
+// after the handshake, and keeps what it read for Read. The bytes are
+// below TLS: the handshake is over, so they are the first application-data
+// record (or an alert), never part of the handshake.
+func (c *sharedConn) waitFirstBytes(deadline time.Time) (spoke bool, err error) {
+	if err := c.raw.SetReadDeadline(deadline); err != nil {
+		return false, err
+	}
+	var b [1]byte
+	n, err := c.raw.Read(b[:])
+	if n > 0 {
+		c.peeked = append(c.peeked, b[:n]...)
+		return true, nil
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return false, nil
+	}
+	return false, err
+}
+
+func (c *sharedConn) Read(b []byte) (int, error) {
+	if len(c.peeked) > 0 {
+		n := copy(b, c.peeked)
+		c.peeked = c.peeked[n:]
+		return n, nil
+	}
+	return c.conn().Read(b)
+}
+
+func (c *sharedConn) Write(b []byte) (int, error) { return c.conn().Write(b) }
+
+func (c *sharedConn) Close() error {
+	err := c.conn().Close()
+	c.release()
+	return err
+}
+
+// CloseWrite passes a half-close on (go-smtp's lingering close, net/http's
+// after an error reply).
+func (c *sharedConn) CloseWrite() error {
+	conn := c.conn()
+	if pc, ok := conn.(*proxyproto.Conn); ok {
+		conn = pc.Raw()
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (c *sharedConn) LocalAddr() net.Addr                { return c.conn().LocalAddr() }
+func (c *sharedConn) RemoteAddr() net.Addr               { return c.conn().RemoteAddr() }
+func (c *sharedConn) SetDeadline(t time.Time) error      { return c.conn().SetDeadline(t) }
+func (c *sharedConn) SetReadDeadline(t time.Time) error  { return c.conn().SetReadDeadline(t) }
+func (c *sharedConn) SetWriteDeadline(t time.Time) error { return c.conn().SetWriteDeadline(t) }
+
+// connQueue is a net.Listener whose connections are handed to it (by the
+// shared listener), for go-smtp's and net/http's Serve.
+type connQueue struct {
+	addr    net.Addr
+	conns   chan net.Conn
+	done    chan struct{}
+	once    sync.Once
+	onClose func() // nil, or what Close also ends
+}
+
+func newConnQueue(addr net.Addr, onClose func()) *connQueue {
+	return &connQueue{addr: addr, conns: make(chan net.Conn), done: make(chan struct{}), onClose: onClose}
+}
+
+// deliver waits until the server accepts c, or reports false once the
+// queue is closed.
+func (q *connQueue) deliver(c net.Conn) bool {
+	select {
+	case q.conns <- c:
+		return true
+	case <-q.done:
+		return false
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.conns:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.once.Do(func() {
+		close(q.done)
+		if q.onClose != nil {
+			q.onClose()
+		}
+	})
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return q.addr }
+
+// HTTPSListener returns the HTTP side of the ModeShared listener: the
+// connections that chose HTTP, their TLS handshake done (ALPN h2 or
+// http/1.1, or none), for an http.Server's Serve; nil without a ModeShared
+// listener. Valid after Listen.
+func (s *Server) HTTPSListener() net.Listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shared == nil {
+		return nil
+	}
+	return s.shared.http
+}
+
+// checkShared checks the ModeShared part of cfg: at most one such
+// listener, and the budget that counts its connections before they choose.
+func checkShared(cfg Config) error {
+	n := 0
+	for _, l := range cfg.Listeners {
+		if l.Mode == ModeShared {
+			n++
+		}
+	}
+	switch {
+	case n > 1:
+		return errors.New("proxy: only one tls+https listener")
+	case n == 1 && cfg.Shared.Pending == nil:
+		return errors.New("proxy: a tls+https listener needs a budget for its pending connections")
+	}
+	return nil
+}
