@@ -14,7 +14,7 @@ import (
 
 // The HTTP listeners, as the metrics' listener label names them.
 const (
-	httpListenerHTTPS    = "https"     // --listen https=
+	httpListenerHTTPS = "https" // --listen https=
 	// httpListenerShared (shared443.go) is --listen tls+https=.
 	httpListenerACME     = "acme-http" // --acme-http (HTTP-01, and the documents)
 	httpListenerMetrics  = "metrics"   // --metrics
