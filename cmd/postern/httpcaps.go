@@ -12,10 +12,10 @@ import (
 	"github.com/postern/postern/proxy"
 )
 
-// The HTTP listeners, as the metrics' listener label names them.
+// The HTTP listeners, as the metrics' listener label names them (and
+// httpListenerShared, in shared443.go).
 const (
-	httpListenerHTTPS = "https" // --listen https=
-	// httpListenerShared (shared443.go) is --listen tls+https=.
+	httpListenerHTTPS    = "https"     // --listen https=
 	httpListenerACME     = "acme-http" // --acme-http (HTTP-01, and the documents)
 	httpListenerMetrics  = "metrics"   // --metrics
 	httpRefusalLogPeriod = time.Minute // at most one refusal line per period
