@@ -138,6 +138,23 @@ func TestSharedListenerE2E(t *testing.T) {
 			}
 		}
 	})
+	t.Run("Outlook lists the shared port last, the Apple profile keeps 465", func(t *testing.T) {
+		_, tlsPort, _ := net.SplitHostPort(p.TLS)
+		_, starttlsPort, _ := net.SplitHostPort(p.StartTLS)
+		body := `<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>alice@example.test</EMailAddress></Request></Autodiscover>`
+		code, out := httpsRequest(t, shared, "autodiscover.example.test", fmt.Sprintf(
+			"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: autodiscover.example.test\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body))
+		i465 := strings.Index(out, "<Port>"+tlsPort+"</Port>")
+		i587 := strings.Index(out, "<Port>"+starttlsPort+"</Port>")
+		i443 := strings.Index(out, "<Port>"+sharedPort+"</Port>")
+		if code != 200 || i465 < 0 || i587 < i465 || i443 < i587 {
+			t.Errorf("autodiscover: status %d, want implicit TLS, STARTTLS, then the shared port:\n%s", code, out)
+		}
+		code, out = httpsRequest(t, shared, "autoconfig.example.test", rawGet("autoconfig.example.test", "/apple/alice@example.test.mobileconfig"))
+		if code != 200 || !strings.Contains(out, "<integer>"+tlsPort+"</integer>") || strings.Contains(out, "<integer>"+sharedPort+"</integer>") {
+			t.Errorf("Apple profile: status %d, want the implicit TLS port %s only:\n%s", code, tlsPort, out)
+		}
+	})
 	t.Run("no ALPN: who speaks first", func(t *testing.T) {
 		out := runPythonNoALPN(t, shared, "autoconfig.example.test",
 			"GET /mail/config-v1.1.xml HTTP/1.1\r\nHost: autoconfig.example.test\r\nConnection: close\r\n\r\n")
@@ -270,5 +287,23 @@ func TestSharedListenerHandshakeFloodE2E(t *testing.T) {
 	}
 	if !strings.Contains(p.Log(), `msg="HTTP connection refused" listener=tls+https`) {
 		t.Errorf("the refusal was not logged:\n%s", p.Log())
+	}
+}
+
+// TestDNSRecordsSharedE2E: dns-records names the shared port in a
+// _submissions SRV record of lower priority than 465 and 587, and, with no
+// https= listener, in the _autodiscover record (it serves the documents).
+func TestDNSRecordsSharedE2E(t *testing.T) {
+	out, errOut, code := runPostern(t, "dns-records", "--hostname", "mail.example.org",
+		"--listen", "starttls=:587", "--listen", "tls=:465", "--listen", "tls+https=:443",
+		"--autoconfig-domain", "example.org")
+	if code != 0 {
+		t.Fatalf("dns-records exit %d: %s", code, errOut)
+	}
+	want := "_submissions._tcp.example.org. 3600 IN SRV 0 1 465 mail.example.org.\n" +
+		"_submission._tcp.example.org. 3600 IN SRV 10 1 587 mail.example.org.\n" +
+		"_submissions._tcp.example.org. 3600 IN SRV 20 1 443 mail.example.org.\n"
+	if !strings.Contains(out, want) || !strings.Contains(out, "_autodiscover._tcp.example.org. 3600 IN SRV 0 1 443 mail.example.org.\n") {
+		t.Errorf("want\n%s and the _autodiscover SRV on 443 in:\n%s", want, out)
 	}
 }
