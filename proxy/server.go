@@ -39,13 +39,17 @@ const (
 	ModeTLS      ListenMode = "tls"      // implicit TLS, RFC 8314 (465)
 )
 
-// Listener is one --listen MODE=ADDR.
+// Listener is one --listen MODE=ADDR[@PUBLICPORT].
 type Listener struct {
 	Mode ListenMode
 	Addr string
+	// PublicPort is the port clients use when it is not Addr's (see
+	// SplitPublicPort); 0: Addr's.
+	PublicPort int
 }
 
-// ParseListener parses "starttls=:587" or "tls=127.0.0.1:465".
+// ParseListener parses "starttls=:587", "tls=127.0.0.1:465" or, with the
+// port clients use, "tls=:10465@465".
 func ParseListener(s string) (Listener, error) {
 	mode, addr, ok := strings.Cut(s, "=")
 	if !ok || addr == "" {
@@ -53,10 +57,14 @@ func ParseListener(s string) (Listener, error) {
 	}
 	switch m := ListenMode(strings.ToLower(mode)); m {
 	case ModeStartTLS, ModeTLS, ModeShared:
+		addr, public, err := SplitPublicPort(addr)
+		if err != nil {
+			return Listener{}, fmt.Errorf("listen %q: %w", s, err)
+		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return Listener{}, fmt.Errorf("listen %q: %w", s, err)
 		}
-		return Listener{Mode: m, Addr: addr}, nil
+		return Listener{Mode: m, Addr: addr, PublicPort: public}, nil
 	}
 	return Listener{}, fmt.Errorf("listen %q: mode must be starttls, tls or tls+https", s)
 }

@@ -150,7 +150,7 @@ func (l *sharedListener) handle(ctx context.Context, raw net.Conn, release func(
 		under = proxyproto.NewConn(raw, proxyproto.WithPolicy(proxyproto.USE),
 			proxyproto.SetReadHeaderTimeout(l.cfg.HandshakeTimeout))
 	}
-	sc := &sharedConn{raw: under, release: release}
+	sc := &sharedConn{release: release}
 	sc.target.Store(&under)
 	deadline := accepted.Add(l.cfg.HandshakeTimeout)
 	_ = sc.SetDeadline(deadline)
@@ -161,15 +161,14 @@ func (l *sharedListener) handle(ctx context.Context, raw net.Conn, release func(
 		_ = tc.Close()
 		return
 	}
-	st := tc.ConnectionState()
-	toSMTP, ok := l.decide(sc, st, deadline)
+	toSMTP, httpConn, ok := l.decide(tc, deadline)
 	if !ok {
 		_ = tc.Close()
 		return
 	}
 	_ = sc.SetDeadline(time.Time{}) // the server it goes to sets its own
 	if !toSMTP {
-		if !l.http.deliver(tc) {
+		if !l.http.deliver(httpConn) {
 			_ = tc.Close()
 		}
 		return
@@ -191,37 +190,65 @@ func (l *sharedListener) handle(ctx context.Context, raw net.Conn, release func(
 	}
 }
 
-// decide returns whether the connection is SMTP (true) or HTTP (false), or
-// ok false for one to close: an ACME TLS-ALPN-01 validation (the handshake
-// was all of it, RFC 8737 §3), or a client that left.
-func (l *sharedListener) decide(sc *sharedConn, st tls.ConnectionState, deadline time.Time) (smtp, ok bool) {
+// decide returns whether the connection is SMTP (true) or HTTP (false,
+// with the connection to give the HTTP server), or ok false for one to
+// close: an ACME TLS-ALPN-01 validation (the handshake was all of it, RFC
+// 8737 §3), or a client that left or failed.
+func (l *sharedListener) decide(tc *tls.Conn, deadline time.Time) (smtp bool, httpConn net.Conn, ok bool) {
+	st := tc.ConnectionState()
 	switch st.NegotiatedProtocol {
 	case ALPNSMTP:
-		return true, true
+		return true, nil, true
 	case alpnH2, alpnHTTP11:
-		return false, true
+		return false, tc, true
 	case alpnACME:
-		return false, false
+		return false, nil, false
 	}
 	if l.names[normalizeServerName(st.ServerName)] {
-		return true, true
+		return true, nil, true
 	}
-	spoke, err := sc.waitFirstBytes(earliest(deadline, time.Now().Add(l.cfg.FirstBytesWait)))
-	if err != nil {
-		return false, false
+	// Who speaks first. The wait reads through TLS: the client's first
+	// record may already sit in tc's buffer, read with its Finished.
+	// A read that times out leaves tc usable (only a write timeout
+	// corrupts a tls.Conn).
+	if err := tc.SetReadDeadline(earliest(deadline, time.Now().Add(l.cfg.FirstBytesWait))); err != nil {
+		return false, nil, false
 	}
-	return !spoke, true
+	var b [1]byte
+	n, err := tc.Read(b[:])
+	switch {
+	case n > 0:
+		return false, &firstByteConn{Conn: tc, first: b[:n]}, true
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return true, nil, true
+	}
+	return false, nil, false
+}
+
+// firstByteConn is a TLS connection of which the shared listener read the
+// first byte of plaintext, to see that the client spoke first: HTTP/1.x
+// without ALPN. net/http serves it as HTTP/1.x (it is no *tls.Conn) and
+// takes Request.TLS from ConnectionState.
+type firstByteConn struct {
+	*tls.Conn
+	first []byte // not yet returned
+}
+
+func (c *firstByteConn) Read(b []byte) (int, error) {
+	if len(c.first) > 0 {
+		n := copy(b, c.first)
+		c.first = c.first[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
 }
 
 // sharedConn is the connection under the shared listener's TLS: the
 // accepted connection during the handshake and the wait for the first
 // bytes, then, for SMTP, the clientConn that wraps it (the *tls.Conn
 // cannot be rebuilt over another connection once its handshake is done).
-// What the wait read is returned first.
 type sharedConn struct {
-	raw     net.Conn                 // the accepted connection (under a PROXY header reader if any)
-	target  atomic.Pointer[net.Conn] // raw, or the clientConn that wraps it
-	peeked  []byte                   // read by waitFirstBytes, not yet returned; only Read touches it after
+	target  atomic.Pointer[net.Conn] // the accepted connection, or the clientConn that wraps it
 	release func()                   // the Pending slot; idempotent
 }
 
@@ -234,34 +261,7 @@ func (c *sharedConn) handTo(cc *clientConn) {
 	c.target.Store(&n)
 }
 
-// waitFirstBytes waits until deadline for the client to send something
-// after the handshake, and keeps what it read for Read. The bytes are
-// below TLS: the handshake is over, so they are the first application-data
-// record (or an alert), never part of the handshake.
-func (c *sharedConn) waitFirstBytes(deadline time.Time) (spoke bool, err error) {
-	if err := c.raw.SetReadDeadline(deadline); err != nil {
-		return false, err
-	}
-	var b [1]byte
-	n, err := c.raw.Read(b[:])
-	if n > 0 {
-		c.peeked = append(c.peeked, b[:n]...)
-		return true, nil
-	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return false, nil
-	}
-	return false, err
-}
-
-func (c *sharedConn) Read(b []byte) (int, error) {
-	if len(c.peeked) > 0 {
-		n := copy(b, c.peeked)
-		c.peeked = c.peeked[n:]
-		return n, nil
-	}
-	return c.conn().Read(b)
-}
+func (c *sharedConn) Read(b []byte) (int, error) { return c.conn().Read(b) }
 
 func (c *sharedConn) Write(b []byte) (int, error) { return c.conn().Write(b) }
 

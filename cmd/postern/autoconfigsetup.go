@@ -34,7 +34,8 @@ const (
 )
 
 // splitListen separates the https=ADDR entries of --listen from the SMTP
-// ones. At most one HTTPS listener.
+// ones. At most one HTTPS listener; its ADDR may end in @PUBLICPORT
+// (proxy.SplitPublicPort).
 func splitListen(list []string) (smtp []string, https string, err error) {
 	for _, l := range list {
 		if len(l) >= len(listenHTTPS) && strings.EqualFold(l[:len(listenHTTPS)], listenHTTPS) {
@@ -42,7 +43,11 @@ func splitListen(list []string) (smtp []string, https string, err error) {
 			if https != "" {
 				return nil, "", errors.New("--listen: only one https= listener")
 			}
-			if _, _, err := net.SplitHostPort(addr); err != nil {
+			bind, _, err := proxy.SplitPublicPort(addr)
+			if err != nil {
+				return nil, "", fmt.Errorf("--listen %q: %w", l, err)
+			}
+			if _, _, err := net.SplitHostPort(bind); err != nil {
 				return nil, "", fmt.Errorf("--listen %q: %w", l, err)
 			}
 			https = addr
@@ -76,7 +81,7 @@ func buildAutoconfig(c *cli.Context, hostname string, listeners []proxy.Listener
 		Log:          log,
 	}
 	for _, l := range listeners {
-		port, err := portOf(l.Addr)
+		port, err := publicPort(l.Addr, l.PublicPort)
 		if err != nil {
 			return nil, fmt.Errorf("--listen %s: %w", l.Addr, err)
 		}
@@ -88,7 +93,11 @@ func buildAutoconfig(c *cli.Context, hostname string, listeners []proxy.Listener
 		}
 	}
 	if httpsAddr != "" {
-		port, err := portOf(httpsAddr)
+		bind, public, err := proxy.SplitPublicPort(httpsAddr)
+		if err != nil {
+			return nil, fmt.Errorf("--listen https=%s: %w", httpsAddr, err)
+		}
+		port, err := publicPort(bind, public)
 		if err != nil {
 			return nil, fmt.Errorf("--listen https=%s: %w", httpsAddr, err)
 		}
@@ -112,6 +121,14 @@ func buildAutoconfig(c *cli.Context, hostname string, listeners []proxy.Listener
 		return nil, fmt.Errorf("--autoconfig-*: %w", err)
 	}
 	return s, nil
+}
+
+// publicPort is the port clients are told about: public, or addr's.
+func publicPort(addr string, public int) (int, error) {
+	if public != 0 {
+		return public, nil
+	}
+	return portOf(addr)
 }
 
 func portOf(addr string) (int, error) {

@@ -93,7 +93,8 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		return nil, errors.New("--max-http-connections must be at least 1 and --max-http-connections-per-ip not negative")
 	}
 
-	inst := &instance{log: log, senderMap: c.String("sender-map"), drain: c.Duration("shutdown-timeout"), httpsAddr: httpsAddr}
+	httpsBind, _, _ := proxy.SplitPublicPort(httpsAddr) // checked by splitListen
+	inst := &instance{log: log, senderMap: c.String("sender-map"), drain: c.Duration("shutdown-timeout"), httpsAddr: httpsBind}
 	inst.httpCaps = newHTTPCaps(c.Int("max-http-connections"), c.Int("max-http-connections-per-ip"), log)
 	if c.String("tls-cert") == "" && c.String("tls-sni-dir") == "" && len(c.StringSlice("acme-domain")) == 0 {
 		return nil, errors.New("no certificate: set --tls-cert/--tls-key, --tls-sni-dir or --acme-domain")

@@ -161,6 +161,13 @@ func TestSharedListenerE2E(t *testing.T) {
 		if !strings.HasPrefix(out, "HTTP/1.1 200 ") || !strings.Contains(out, "<port>"+sharedPort+"</port>") {
 			t.Errorf("a client without ALPN sending a request: want the document, got:\n%s", out)
 		}
+		// Go's client sends its request right behind its Finished, often
+		// in the same segment: the server reads it with the handshake.
+		for i := range 3 {
+			if code, out := httpsRequest(t, shared, "autoconfig.example.test", rawGet("autoconfig.example.test", "/mail/config-v1.1.xml")); code != 200 || !strings.Contains(out, "<clientConfig") {
+				t.Errorf("Go client without ALPN, request %d: status %d:\n%s", i, code, out)
+			}
+		}
 		if out := runPythonNoALPN(t, shared, "autoconfig.example.test", ""); !strings.HasPrefix(out, "220 localhost ") {
 			t.Errorf("a client without ALPN that waits: want the banner, got:\n%q", out)
 		}
@@ -305,5 +312,41 @@ func TestDNSRecordsSharedE2E(t *testing.T) {
 		"_submissions._tcp.example.org. 3600 IN SRV 20 1 443 mail.example.org.\n"
 	if !strings.Contains(out, want) || !strings.Contains(out, "_autodiscover._tcp.example.org. 3600 IN SRV 0 1 443 mail.example.org.\n") {
 		t.Errorf("want\n%s and the _autodiscover SRV on 443 in:\n%s", want, out)
+	}
+}
+
+// TestAdvertisedPortsE2E: listeners bound on other ports than the public
+// ones (ADDR@PORT, as behind NAT or a Docker port mapping) are advertised
+// with the public ports everywhere: the Thunderbird document, the Apple
+// profile and dns-records; they serve on the bound ones.
+func TestAdvertisedPortsE2E(t *testing.T) {
+	shared := testkit.FreeAddr(t)
+	p := startPosternAt(t, anyPort+"@587", anyPort+"@465", "127.0.0.1:1",
+		"--hostname", "localhost", "--listen", "tls+https="+shared+"@443", "--autoconfig-domain", "example.test")
+	waitListening(t, p.proc, shared)
+	if _, line := smtpBanner(t, p.TLS, ""); !strings.HasPrefix(line, "220 ") {
+		t.Fatalf("the bound implicit TLS port: %q", line)
+	}
+	body, _ := curlDocument(t, shared, "--http1.1")
+	i465, i587, i443 := strings.Index(body, "<port>465</port>"), strings.Index(body, "<port>587</port>"), strings.Index(body, "<port>443</port>")
+	if i465 < 0 || i587 < i465 || i443 < i587 || strings.Count(body, "<port>") != 3 {
+		t.Errorf("Thunderbird document: want the public ports 465, 587, 443:\n%s", body)
+	}
+	code, out := httpsRequest(t, shared, "autoconfig.example.test", rawGet("autoconfig.example.test", "/apple/alice@example.test.mobileconfig"))
+	if code != 200 || !strings.Contains(out, "<integer>465</integer>") {
+		t.Errorf("Apple profile: status %d, want port 465:\n%s", code, out)
+	}
+	out, errOut, exit := runPostern(t, "dns-records", "--hostname", "mail.example.org",
+		"--listen", "starttls=:10587@587", "--listen", "tls=:10465@465", "--listen", "tls+https=:10443@443",
+		"--listen", "https=:8443@443", "--autoconfig-domain", "example.org")
+	want := "_submissions._tcp.example.org. 3600 IN SRV 0 1 465 mail.example.org.\n" +
+		"_submission._tcp.example.org. 3600 IN SRV 10 1 587 mail.example.org.\n" +
+		"_submissions._tcp.example.org. 3600 IN SRV 20 1 443 mail.example.org.\n"
+	if exit != 0 || !strings.Contains(out, want) || !strings.Contains(out, "_autodiscover._tcp.example.org. 3600 IN SRV 0 1 443 mail.example.org.\n") {
+		t.Errorf("dns-records (exit %d, %s): want\n%s and _autodiscover on 443 in:\n%s", exit, errOut, want, out)
+	}
+	if _, errOut, exit := runPostern(t, "dns-records", "--hostname", "mail.example.org", "--listen", "tls=:465@0",
+		"--autoconfig-domain", "example.org"); exit == 0 || !strings.Contains(errOut, "advertised port") {
+		t.Errorf("an advertised port 0: exit %d, %s", exit, errOut)
 	}
 }
