@@ -41,7 +41,7 @@ func serveFlags() []cli.Flag {
 	return append([]cli.Flag{
 		str("config", "", "TOML file with the same keys as the flags (flags and env win)"),
 		str("hostname", "", "name in the banner and the Received header (default: the host name)"),
-		strs("listen", []string{"starttls=:587", "tls=:465", "starttls=:2525"}, "MODE=ADDR, MODE starttls|tls|https|tls+https (https: the autoconfig documents, off by default; tls+https: submission and the documents on one port, e.g. :443, by ALPN); repeatable"),
+		strs("listen", []string{"starttls=:587", "tls=:465", "starttls=:2525"}, "MODE=ADDR[@PORT], MODE starttls|tls|https|tls+https (https: the autoconfig documents, off by default; tls+https: submission and the documents on one port, e.g. :443, by ALPN); @PORT: the port clients use, when not ADDR's (NAT, port mapping); repeatable"),
 		str("upstream", "", "the internal MTA, HOST:PORT (it must trust Postern via mynetworks)"),
 		str("users", "", "users file, Dovecot passwd-file format (login:hash); tried first"),
 		str("sender-map", "", "Postfix smtpd_sender_login_maps text file: 'address login[,login]' or '@domain login'"),
