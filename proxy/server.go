@@ -66,7 +66,7 @@ func ParseListener(s string) (Listener, error) {
 		}
 		return Listener{Mode: m, Addr: addr, PublicPort: public}, nil
 	}
-	return Listener{}, fmt.Errorf("listen %q: mode must be starttls, tls or tls+https", s)
+	return Listener{}, fmt.Errorf("listen %q: mode must be starttls or tls, tls+https or https", s)
 }
 
 // Config is everything a Server needs; cmd/postern builds it from flags.
