@@ -13,10 +13,12 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/postern/postern/certs/certstest"
 	"github.com/postern/postern/internal/testkit"
 	"github.com/postern/postern/proxy/proxytest"
 )
@@ -348,5 +350,32 @@ func TestAdvertisedPortsE2E(t *testing.T) {
 	if _, errOut, exit := runPostern(t, "dns-records", "--hostname", "mail.example.org", "--listen", "tls=:465@0",
 		"--autoconfig-domain", "example.org"); exit == 0 || !strings.Contains(errOut, "advertised port") {
 		t.Errorf("an advertised port 0: exit %d, %s", exit, errOut)
+	}
+}
+
+// TestSharedListenerACMEPebbleE2E: Pebble validates TLS-ALPN-01 on the
+// shared listener (acme-tls/1 among smtp, h2 and http/1.1), and the
+// certificate it issues is then served there to SMTP and HTTP clients.
+func TestSharedListenerACMEPebbleE2E(t *testing.T) {
+	pebble := certstest.StartPebble(t, 24*time.Hour)
+	const host, domain = "mail.postern.test", "postern.test"
+	shared := "127.0.0.1:" + strconv.Itoa(pebble.TLSPort)
+	p := startPosternBareAt(t, testkit.FreeAddr(t), testkit.FreeAddr(t), "127.0.0.1:1", []string{"SSL_CERT_FILE=" + pebble.HTTPSCertFile},
+		"--hostname", host, "--listen", "tls+https="+shared,
+		"--acme-domain", host, "--acme-email", "postmaster@postern.test", "--acme-cache", t.TempDir(),
+		"--acme-directory", pebble.DirURL, "--acme-http", "none", "--autoconfig-domain", domain)
+	for _, name := range []string{host, "autoconfig." + domain} {
+		p.waitLog(t, `certs: ACME certificate ready" name=`+name, 90*time.Second)
+	}
+	for _, tc := range []struct{ name, alpn string }{{host, "smtp"}, {"autoconfig." + domain, "http/1.1"}} {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", shared,
+			&tls.Config{ServerName: tc.name, RootCAs: pebble.Roots, NextProtos: []string{tc.alpn}})
+		if err != nil {
+			t.Fatalf("%s with ALPN %s: the certificate from Pebble is not served: %v", tc.name, tc.alpn, err)
+		}
+		if got := conn.ConnectionState().NegotiatedProtocol; got != tc.alpn {
+			t.Errorf("%s: negotiated %q, want %q", tc.name, got, tc.alpn)
+		}
+		conn.Close()
 	}
 }
