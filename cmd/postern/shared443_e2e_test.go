@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"strconv"
@@ -244,7 +245,26 @@ func TestSharedListenerHandshakeFloodE2E(t *testing.T) {
 	p, shared := startShared(t, "127.0.0.1:1", "--max-http-connections", fmt.Sprint(httpCap),
 		"--max-http-connections-per-ip", "0", "--max-connections", fmt.Sprint(smtpCap))
 
-	flood := holdSilent(t, shared, httpCap)
+	flood := holdSilent(t, shared, httpCap-1)
+	// One more dribbles a ClientHello, a byte every 200 ms: the deadline
+	// counts from accept, not from the last byte.
+	dribbler, err := net.DialTimeout("tcp", shared, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dribbler.Close() })
+	flood = append(flood, dribbler)
+	go func() {
+		if _, err := dribbler.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00}); err != nil { // handshake record, 512 bytes
+			return
+		}
+		for range 200 { // 40 s at most
+			time.Sleep(200 * time.Millisecond)
+			if _, err := dribbler.Write([]byte{0x01}); err != nil {
+				return
+			}
+		}
+	}()
 	// Closed at accept once the budget is full (the accept loop may not
 	// have counted the last of the flood yet when this one dials: retry).
 	refused := false
@@ -378,4 +398,32 @@ func TestSharedListenerACMEPebbleE2E(t *testing.T) {
 		}
 		conn.Close()
 	}
+}
+
+// TestSharedListenerProxyProtocolE2E: behind a load balancer in
+// --proxy-protocol-from, the shared listener reads the PROXY header before
+// the TLS handshake, and the SMTP session knows the client's own address.
+func TestSharedListenerProxyProtocolE2E(t *testing.T) {
+	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
+	p, shared := startShared(t, pf.Addr, "--proxy-protocol-from", "127.0.0.1/32")
+	raw, err := net.DialTimeout("tcp", shared, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := io.WriteString(raw, "PROXY TCP4 192.0.2.77 127.0.0.1 40000 443\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	conn := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"smtp"}})
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	c := &client{t: t, conn: conn, br: bufio.NewReader(conn)}
+	c.expect("", "220 localhost ")
+	c.expect("EHLO client.test", "250")
+	expectReply(t, "AUTH behind PROXY", c.auth(aliceLogin, alicePass), "235")
+	expectReply(t, "message behind PROXY", c.send(aliceLogin, "friend@example.test", "shared-proxy"), "250 2.0.0 Ok: queued as")
+	c.expect("QUIT", "221")
+	findSubject(t, pf.WaitMessages(t, 1, 30*time.Second), "shared-proxy")
+	testkit.WaitOutputs(t, "the auth ok line of 192.0.2.77", 10*time.Second, func() bool {
+		return logCount(p, "auth ok", "192.0.2.77") == 1
+	}, p.proc)
 }
