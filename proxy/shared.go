@@ -112,7 +112,13 @@ func (l *sharedListener) run(ctx context.Context) error {
 		tempDelay = 0
 		accepted := time.Now()
 		client := tcpPeerIP(raw)
-		release, reason := l.cfg.Pending.Admit(client)
+		var release func()
+		var reason string
+		if l.fromBalancer(client) {
+			release, reason = l.cfg.Pending.admitTotal()
+		} else {
+			release, reason = l.cfg.Pending.Admit(client)
+		}
 		if reason != "" {
 			_ = raw.Close()
 			if l.cfg.Refused != nil {
@@ -122,6 +128,28 @@ func (l *sharedListener) run(ctx context.Context) error {
 		}
 		go l.handle(ctx, raw, release, accepted)
 	}
+}
+
+// fromBalancer reports whether peer is a load balancer of
+// --proxy-protocol-from: its connections start with a PROXY header.
+func (l *sharedListener) fromBalancer(peer netip.Addr) bool {
+	from := l.srv.cfg.ProxyProtocolFrom
+	return len(from) > 0 && inNetworks(from, peer)
+}
+
+// admitTotal is Admit for a load balancer's connection: counted in the
+// total only, since it carries many clients behind one address, and the
+// client's own is known only once its PROXY header is read, in the
+// connection's goroutine. (Once it chose SMTP, the SMTP caps count it by
+// the client's address, as on the other listeners.)
+func (b *ConnBudget) admitTotal() (release func(), reason string) {
+	t := &connTicket{}
+	b.limits.open()
+	if reason := b.limits.admit(t, netip.Addr{}, true); reason != "" {
+		b.limits.close(t)
+		return nil, reason
+	}
+	return func() { b.limits.close(t) }, ""
 }
 
 // isTemporary reports an accept error that passes (EMFILE, ECONNABORTED):
@@ -146,7 +174,7 @@ func tcpPeerIP(c net.Conn) netip.Addr {
 func (l *sharedListener) handle(ctx context.Context, raw net.Conn, release func(), accepted time.Time) {
 	peer := raw.RemoteAddr().String()
 	var under net.Conn = raw
-	if from := l.srv.cfg.ProxyProtocolFrom; len(from) > 0 && inNetworks(from, tcpPeerIP(raw)) {
+	if l.fromBalancer(tcpPeerIP(raw)) {
 		under = proxyproto.NewConn(raw, proxyproto.WithPolicy(proxyproto.USE),
 			proxyproto.SetReadHeaderTimeout(l.cfg.HandshakeTimeout))
 	}
