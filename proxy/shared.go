@@ -189,7 +189,13 @@ func (l *sharedListener) handle(ctx context.Context, raw net.Conn, release func(
 		_ = tc.Close()
 		return
 	}
+	// The server's shutdown ends the wait for the first bytes too (the
+	// handshake's end with ctx is HandshakeContext's).
+	stopWatch := context.AfterFunc(ctx, func() { _ = sc.SetReadDeadline(aLongTimeAgo) })
 	toSMTP, httpConn, ok := l.decide(tc, deadline)
+	if !stopWatch() { // shutting down: whatever decide saw
+		ok = false
+	}
 	if !ok {
 		_ = tc.Close()
 		return
