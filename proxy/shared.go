@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,6 +175,16 @@ func tcpPeerIP(c net.Conn) netip.Addr {
 // the server's shutdown.
 func (l *sharedListener) handle(ctx context.Context, raw net.Conn, release func(), accepted time.Time) {
 	peer := raw.RemoteAddr().String()
+	// A panic in the handshake (GetCertificate, say) ends this connection,
+	// not the process, as go-smtp and net/http recover theirs.
+	defer func() {
+		if p := recover(); p != nil {
+			l.srv.log.Error("shared listener: panic", "listener", l.name, "peer", peer, "panic", fmt.Sprint(p),
+				"stack", string(debug.Stack()))
+			_ = raw.Close()
+			release()
+		}
+	}()
 	var under net.Conn = raw
 	if l.fromBalancer(tcpPeerIP(raw)) {
 		under = proxyproto.NewConn(raw, proxyproto.WithPolicy(proxyproto.USE),

@@ -97,3 +97,26 @@ func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
 }
+
+// TestSharedHandshakePanic: a panic in the shared listener's handshake
+// (GetCertificate) ends that connection and is logged; the budget gets its
+// slot back and the listener serves on.
+func TestSharedHandshakePanic(t *testing.T) {
+	budget := NewConnBudget(10, 0)
+	env := startServer(t, proxytest.UpstreamOptions{}, func(c *Config) {
+		c.Listeners = append(c.Listeners, Listener{Mode: ModeShared, Addr: "127.0.0.1:0"})
+		c.Shared = SharedConfig{Pending: budget}
+		c.TLSConfig = &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { panic("boom") }}
+	})
+	shared := env.srv.Addrs()[2].String()
+	for range 2 {
+		if c, err := tls.Dial("tcp", shared, &tls.Config{InsecureSkipVerify: true}); err == nil {
+			c.Close()
+			t.Fatal("a handshake whose GetCertificate panics succeeded")
+		}
+	}
+	waitOpen(t, budget, 0)
+	if !strings.Contains(env.log.String(), `msg="shared listener: panic"`) {
+		t.Errorf("the panic was not logged:\n%s", env.log.String())
+	}
+}
