@@ -47,6 +47,9 @@ func clientConnOf(c *smtp.Conn) (*clientConn, error) {
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()
 	}
+	if sc, ok := nc.(*sharedConn); ok { // the shared listener (tls+https)
+		nc = sc.conn()
+	}
 	cc, ok := nc.(*clientConn)
 	if !ok {
 		return nil, fmt.Errorf("proxy: unexpected connection type %T", nc)

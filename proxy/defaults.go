@@ -40,6 +40,20 @@ const (
 	MetricsMaxConnectionsPerIP = 8
 )
 
+// The shared listener (--listen tls+https=, issue 20).
+const (
+	// DefaultSharedFirstBytesWait is how long a client that offers no ALPN
+	// and names no SMTP host is given to speak first before it is taken
+	// for SMTP: an HTTP client sends its request at once (one round trip
+	// after the handshake at most), an SMTP client waits for the banner,
+	// which it then gets this much later.
+	DefaultSharedFirstBytesWait = 300 * time.Millisecond
+	// DefaultSharedHandshakeTimeout bounds a shared-listener connection
+	// from accept to the end of its TLS handshake, while it is counted in
+	// the HTTP budget: the 10 s net/http gives a handshake on https=.
+	DefaultSharedHandshakeTimeout = 10 * time.Second
+)
+
 // MaxCommandLineSkip bounds what is read of a command (or AUTH) line longer
 // than go-smtp's line limit to find its end, within --command-timeout: the
 // line is then answered "500 5.5.6 Line too long" and the session goes on,

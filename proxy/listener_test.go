@@ -15,12 +15,5 @@ func TestParseListener(t *testing.T) {
 	}
 }
 
-// FuzzParseListener: --listen never panics (the seeds are --mynetworks
-// values, which it once shared a fuzz target with).
-func FuzzParseListener(f *testing.F) {
-	f.Add("starttls=:587")
-	f.Add("tls=[::1]:465")
-	f.Fuzz(func(t *testing.T, s string) {
-		_, _ = ParseListener(s)
-	})
-}
+// FuzzParseListener is in advertised_test.go; its corpus also holds the
+// --mynetworks values it once shared a fuzz target with.

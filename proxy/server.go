@@ -44,26 +44,34 @@ const (
 	ModeTLS      ListenMode = "tls"      // implicit TLS, RFC 8314 (465)
 )
 
-// Listener is one --listen MODE=ADDR.
+// Listener is one --listen MODE=ADDR[@PUBLICPORT].
 type Listener struct {
 	Mode ListenMode
 	Addr string
+	// PublicPort is the port clients use when it is not Addr's (see
+	// SplitPublicPort); 0: Addr's.
+	PublicPort int
 }
 
-// ParseListener parses "starttls=:587" or "tls=127.0.0.1:465".
+// ParseListener parses "starttls=:587", "tls=127.0.0.1:465" or, with the
+// port clients use, "tls=:10465@465".
 func ParseListener(s string) (Listener, error) {
 	mode, addr, ok := strings.Cut(s, "=")
 	if !ok || addr == "" {
 		return Listener{}, fmt.Errorf("listen %q: want MODE=ADDR, e.g. starttls=:587", s)
 	}
 	switch m := ListenMode(strings.ToLower(mode)); m {
-	case ModeStartTLS, ModeTLS:
+	case ModeStartTLS, ModeTLS, ModeShared:
+		addr, public, err := SplitPublicPort(addr)
+		if err != nil {
+			return Listener{}, fmt.Errorf("listen %q: %w", s, err)
+		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return Listener{}, fmt.Errorf("listen %q: %w", s, err)
 		}
-		return Listener{Mode: m, Addr: addr}, nil
+		return Listener{Mode: m, Addr: addr, PublicPort: public}, nil
 	}
-	return Listener{}, fmt.Errorf("listen %q: mode must be starttls or tls", s)
+	return Listener{}, fmt.Errorf("listen %q: mode must be starttls or tls, tls+https or https", s)
 }
 
 // Config is everything a Server needs; cmd/postern builds it from flags.
@@ -111,6 +119,8 @@ type Config struct {
 	Limits SendingLimits
 	// HeaderFrom is --check-header-from (zero value: off).
 	HeaderFrom policy.HeaderFromMode
+	// Shared configures the ModeShared listener (shared.go), if any.
+	Shared SharedConfig
 }
 
 // Server runs the listeners of one Postern instance.
@@ -132,6 +142,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners []net.Listener
+	shared    *sharedListener // the ModeShared listener, nil without
 	conns     map[*clientConn]struct{}
 	connGone  chan struct{} // closed and replaced whenever a connection closes
 	active    atomic.Int64
@@ -159,6 +170,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("proxy: an authenticator is required")
 	case len(cfg.Listeners) == 0:
 		return nil, errors.New("proxy: no listeners")
+	}
+	if err := checkShared(cfg); err != nil {
+		return nil, err
 	}
 	if cfg.Received == "" {
 		cfg.Received = policy.DefaultReceivedMode
@@ -229,13 +243,20 @@ func (s *Server) Listen() error {
 			s.listeners = nil
 			return fmt.Errorf("listening on %s (%s): %w", lc.Addr, lc.Mode, err)
 		}
+		if lc.Mode == ModeShared {
+			s.shared = s.newSharedListener(l)
+			s.listeners = append(s.listeners, s.shared.smtp)
+			continue
+		}
 		name := string(lc.Mode) + ":" + portOf(l.Addr())
 		var wrapped net.Listener = &clientListener{
 			Listener: l, name: name, idle: s.cfg.CommandTimeout, proxyFrom: s.cfg.ProxyProtocolFrom,
 			onAccept: s.connOpened, onClose: s.connClosed, login: s.cfg.LoginTimeout,
 		}
 		if lc.Mode == ModeTLS {
-			wrapped = tls.NewListener(wrapped, s.tlsConfig)
+			// Only implicit TLS has ALPN to check: a STARTTLS client
+			// has already spoken SMTP before its handshake.
+			wrapped = tls.NewListener(wrapped, strictALPN(s.tlsConfig, ALPNSMTP))
 		}
 		s.listeners = append(s.listeners, wrapped)
 	}
@@ -270,13 +291,21 @@ func (s *Server) ActiveSessions() int64 { return s.active.Load() }
 func (s *Server) Serve(ctx context.Context, drain time.Duration) error {
 	s.mu.Lock()
 	listeners := append([]net.Listener(nil), s.listeners...)
+	shared := s.shared
 	s.mu.Unlock()
 	if len(listeners) == 0 {
 		return errors.New("proxy: Serve called before Listen")
 	}
-	errc := make(chan error, len(listeners))
+	errc := make(chan error, len(listeners)+1)
 	for _, l := range listeners {
 		go func() { errc <- s.smtp.Serve(l) }()
+	}
+	if shared != nil {
+		go func() {
+			if err := shared.run(s.stopped); err != nil {
+				errc <- fmt.Errorf("%s: %w", shared.name, err)
+			}
+		}()
 	}
 	select {
 	case <-ctx.Done():

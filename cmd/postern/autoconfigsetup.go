@@ -34,9 +34,11 @@ const (
 )
 
 // splitListen separates the https=ADDR entries of --listen from the SMTP
-// ones. At most one HTTPS listener. A --listen that names no SMTP listener
-// (only https=) keeps the SMTP defaults: adding the autoconfig listener must
-// not silently remove the submission ports (issue 23).
+// ones. At most one HTTPS listener; its ADDR may end in @PUBLICPORT
+// (proxy.SplitPublicPort). A --listen that names no SMTP listener (only
+// https= or tls+https=) keeps the SMTP defaults: adding the autoconfig
+// listener or the shared port must not silently remove the submission
+// ports (issue 23).
 func splitListen(list []string) (smtp []string, https string, err error) {
 	for _, l := range list {
 		if len(l) >= len(listenHTTPS) && strings.EqualFold(l[:len(listenHTTPS)], listenHTTPS) {
@@ -44,7 +46,11 @@ func splitListen(list []string) (smtp []string, https string, err error) {
 			if https != "" {
 				return nil, "", errors.New("--listen: only one https= listener")
 			}
-			if _, _, err := net.SplitHostPort(addr); err != nil {
+			bind, _, err := proxy.SplitPublicPort(addr)
+			if err != nil {
+				return nil, "", fmt.Errorf("--listen %q: %w", l, err)
+			}
+			if _, _, err := net.SplitHostPort(bind); err != nil {
 				return nil, "", fmt.Errorf("--listen %q: %w", l, err)
 			}
 			https = addr
@@ -52,10 +58,23 @@ func splitListen(list []string) (smtp []string, https string, err error) {
 		}
 		smtp = append(smtp, l)
 	}
-	if len(smtp) == 0 {
-		smtp = defaultSMTPListen()
+	if !namesSubmissionListener(smtp) {
+		smtp = append(defaultSMTPListen(), smtp...)
 	}
 	return smtp, https, nil
+}
+
+// namesSubmissionListener reports whether list has a starttls= or tls=
+// listener, the ones that replace the SMTP defaults; a tls+https= one is
+// the last resort beside them (issue 20), not a replacement.
+func namesSubmissionListener(list []string) bool {
+	for _, l := range list {
+		mode, _, _ := strings.Cut(l, "=")
+		if m := proxy.ListenMode(strings.ToLower(mode)); m == proxy.ModeStartTLS || m == proxy.ModeTLS {
+			return true
+		}
+	}
+	return false
 }
 
 // buildAutoconfig builds the document server from the flags, or returns nil
@@ -81,14 +100,23 @@ func buildAutoconfig(c *cli.Context, hostname string, listeners []proxy.Listener
 		Log:          log,
 	}
 	for _, l := range listeners {
-		port, err := portOf(l.Addr)
+		port, err := publicPort(l.Addr, l.PublicPort)
 		if err != nil {
 			return nil, fmt.Errorf("--listen %s: %w", l.Addr, err)
 		}
-		cfg.Submission = append(cfg.Submission, autoconfig.Endpoint{Host: hostname, Port: port, ImplicitTLS: l.Mode == proxy.ModeTLS})
+		shared := l.Mode == proxy.ModeShared
+		cfg.Submission = append(cfg.Submission, autoconfig.Endpoint{Host: hostname, Port: port,
+			ImplicitTLS: l.Mode == proxy.ModeTLS || shared, LastResort: shared})
+		if shared && httpsAddr == "" {
+			cfg.HTTPSPort = port // it serves the documents too
+		}
 	}
 	if httpsAddr != "" {
-		port, err := portOf(httpsAddr)
+		bind, public, err := proxy.SplitPublicPort(httpsAddr)
+		if err != nil {
+			return nil, fmt.Errorf("--listen https=%s: %w", httpsAddr, err)
+		}
+		port, err := publicPort(bind, public)
 		if err != nil {
 			return nil, fmt.Errorf("--listen https=%s: %w", httpsAddr, err)
 		}
@@ -112,6 +140,14 @@ func buildAutoconfig(c *cli.Context, hostname string, listeners []proxy.Listener
 		return nil, fmt.Errorf("--autoconfig-*: %w", err)
 	}
 	return s, nil
+}
+
+// publicPort is the port clients are told about: public, or addr's.
+func publicPort(addr string, public int) (int, error) {
+	if public != 0 {
+		return public, nil
+	}
+	return portOf(addr)
 }
 
 func portOf(addr string) (int, error) {

@@ -51,7 +51,7 @@ func serveFlags() []cli.Flag {
 	return append([]cli.Flag{
 		str("config", "", "TOML file with the same keys as the flags (flags and env win)"),
 		str("hostname", "", "name in the banner and the Received header (default: the host name)"),
-		strs("listen", defaultSMTPListen(), "MODE=ADDR, MODE starttls|tls|https (https: the autoconfig documents, off by default); repeatable; the SMTP defaults stay unless a starttls= or tls= listener is given"),
+		strs("listen", defaultSMTPListen(), "MODE=ADDR[@PORT], MODE starttls|tls|https|tls+https (https: the autoconfig documents, off by default; tls+https: submission and the documents on one port, e.g. :443, by ALPN); @PORT: the port clients use, when not ADDR's (NAT, port mapping); repeatable; the SMTP defaults stay unless a starttls= or tls= listener is given"),
 		str("upstream", "", "the internal MTA, HOST:PORT (it must trust Postern via mynetworks)"),
 		str("users", "", "users file, Dovecot passwd-file format (login:hash); tried first"),
 		str("sender-map", "", "Postfix smtpd_sender_login_maps text file: 'address login[,login]' or '@domain login'"),
@@ -114,5 +114,5 @@ func serveFlags() []cli.Flag {
 		str("tls-rpt-email", "", "address for TLS reports (RFC 8460), named in the _smtp._tls record of dns-records"),
 		str("log-format", "text", "text|json"),
 		str("log-level", "info", "debug|info|warn|error"),
-	}, limitFlags()...)
+	}, append(limitFlags(), sharedFlags()...)...)
 }

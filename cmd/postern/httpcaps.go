@@ -12,7 +12,8 @@ import (
 	"github.com/postern/postern/proxy"
 )
 
-// The HTTP listeners, as the metrics' listener label names them.
+// The HTTP listeners, as the metrics' listener label names them (and
+// httpListenerShared, in shared443.go).
 const (
 	httpListenerHTTPS    = "https"     // --listen https=
 	httpListenerACME     = "acme-http" // --acme-http (HTTP-01, and the documents)
@@ -44,15 +45,15 @@ func newHTTPCaps(maxTotal, maxPerIP int, log *slog.Logger) *httpCaps {
 		metrics: proxy.NewConnBudget(proxy.MetricsMaxConnections, proxy.MetricsMaxConnectionsPerIP),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "postern_http_connections_refused_total",
-			Help: "HTTP connections closed at accept by a cap, by listener (https, acme-http, metrics) and reason: global (--max-http-connections; for metrics its own fixed cap), per_ip (--max-http-connections-per-ip; for metrics its own fixed cap).",
+			Help: "HTTP connections closed at accept by a cap, by listener (https, acme-http, tls+https: before it chose SMTP or HTTP, metrics) and reason: global (--max-http-connections; for metrics its own fixed cap), per_ip (--max-http-connections-per-ip; for metrics its own fixed cap).",
 		}, []string{"listener", "reason"}),
 		log: log,
 	}
 	h.open = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "postern_http_connections",
-		Help: "Open connections of the https= and --acme-http listeners (counted against --max-http-connections).",
+		Help: "Open connections of the https= and --acme-http listeners, and those of tls+https= until they choose SMTP and the HTTP ones after (counted against --max-http-connections).",
 	}, func() float64 { return float64(h.public.Open()) })
-	for _, l := range []string{httpListenerHTTPS, httpListenerACME} {
+	for _, l := range []string{httpListenerHTTPS, httpListenerACME, httpListenerShared} {
 		h.refused.WithLabelValues(l, proxy.RefusedGlobal) // exported at 0 from the start
 		h.refused.WithLabelValues(l, proxy.RefusedPerIP)
 	}

@@ -95,7 +95,8 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		return nil, errors.New("--max-http-connections must be at least 1 and --max-http-connections-per-ip not negative")
 	}
 
-	inst := &instance{log: log, senderMap: c.String("sender-map"), drain: c.Duration("shutdown-timeout"), httpsAddr: httpsAddr}
+	httpsBind, _, _ := proxy.SplitPublicPort(httpsAddr) // checked by splitListen
+	inst := &instance{log: log, senderMap: c.String("sender-map"), drain: c.Duration("shutdown-timeout"), httpsAddr: httpsBind}
 	inst.httpCaps = newHTTPCaps(c.Int("max-http-connections"), c.Int("max-http-connections-per-ip"), log)
 	if c.String("tls-cert") == "" && c.String("tls-sni-dir") == "" && len(c.StringSlice("acme-domain")) == 0 {
 		return nil, errors.New("no certificate: set --tls-cert/--tls-key, --tls-sni-dir or --acme-domain")
@@ -158,6 +159,10 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--proxy-protocol-from: %w", err)
 	}
+	shared, err := sharedConfig(c, inst.httpCaps)
+	if err != nil {
+		return nil, err
+	}
 	if inst.state, inst.evictions, err = buildState(c, log); err != nil {
 		return nil, err
 	}
@@ -217,6 +222,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 
 		Limits:     inst.limits.limits,
 		HeaderFrom: inst.limits.headerFrom,
+		Shared:     shared,
 	})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -79,6 +80,13 @@ func runParts(ctx context.Context, inst *instance, lns *boundListeners, withPpro
 		g.Go(func() error {
 			return serveHTTPS(ctx, lns.https, inst.certs.TLSConfig(), inst.autoconfig.Handler(), log)
 		})
+	}
+	if ln := inst.server.HTTPSListener(); ln != nil {
+		var h http.Handler
+		if inst.autoconfig != nil {
+			h = inst.autoconfig.Handler()
+		}
+		g.Go(func() error { return serveSharedHTTP(ctx, ln, h, log) })
 	}
 	if lns.metrics != nil {
 		g.Go(func() error { return serveMetrics(ctx, lns.metrics, inst.registry, inst.ready, withPprof, log) })

@@ -53,6 +53,10 @@ type Endpoint struct {
 	// ImplicitTLS is TLS from the first byte (465, 993, RFC 8314);
 	// otherwise the client must use STARTTLS.
 	ImplicitTLS bool
+	// LastResort is a port shared with HTTPS (443, --listen tls+https=)
+	// for networks that let nothing else out: listed after every other
+	// submission port, so a client tries it only when they fail.
+	LastResort bool
 }
 
 // Config is what the documents describe. Build it with the values of
@@ -159,17 +163,21 @@ func (s *Server) HostNames() []string {
 }
 
 // outgoing returns the submission endpoints, implicit TLS first (RFC 8314
-// §3.3 prefers it), otherwise in the order configured.
+// §3.3 prefers it), then STARTTLS, then the last resorts, otherwise in the
+// order configured.
 func (s *Server) outgoing() []Endpoint {
-	var tlsFirst, rest []Endpoint
+	var tlsFirst, rest, last []Endpoint
 	for _, e := range s.cfg.Submission {
-		if e.ImplicitTLS {
+		switch {
+		case e.LastResort:
+			last = append(last, e)
+		case e.ImplicitTLS:
 			tlsFirst = append(tlsFirst, e)
-		} else {
+		default:
 			rest = append(rest, e)
 		}
 	}
-	return append(tlsFirst, rest...)
+	return append(append(tlsFirst, rest...), last...)
 }
 
 // username fills the login template for an address; without one (a
