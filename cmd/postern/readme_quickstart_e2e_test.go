@@ -262,11 +262,14 @@ func (e *readmeEnv) startService(t *testing.T) {
 	}
 	uid, _ := strconv.Atoi(nobody.Uid)
 	gid, _ := strconv.Atoi(group.Gid)
-	run := filepath.Dir(e.ctlSock)
-	if err := os.Mkdir(run, 0o755); err != nil {
+	run := filepath.Dir(e.ctlSock) // RuntimeDirectoryMode=0750
+	if err := os.Mkdir(run, 0o750); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chown(run, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(run, 0o750); err != nil {
 		t.Fatal(err)
 	}
 	// setpriv execs (no child in between), so the PID the test stops is
