@@ -194,7 +194,13 @@ func readmeBlocks(t *testing.T, path string) []string {
 		if i >= len(lines) {
 			t.Fatalf("%s: unterminated block after %s", path, readmeTestMarker)
 		}
-		blocks = append(blocks, strings.Join(body, "\n")+"\n")
+		block := strings.Join(body, "\n") + "\n"
+		// bash -e does not stop at a failing command on the left of
+		// && or ||: one command per line, so every failure counts.
+		if strings.Contains(block, "&&") || strings.Contains(block, "||") {
+			t.Fatalf("%s: a block marked %s uses && or ||, which hide a failure from bash -e; one command per line:\n%s", path, readmeTestMarker, block)
+		}
+		blocks = append(blocks, block)
 	}
 	if len(blocks) == 0 {
 		t.Fatalf("%s marks no block with %s", path, readmeTestMarker)
