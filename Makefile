@@ -20,24 +20,43 @@ PKGS     ?= ./...
 # debootstrap makes the base images;
 # redis-server backs the shared-state (--state redis://) tests; curl is a
 # client that sends bare-LF messages (normalize_e2e_test.go).
+# The client matrix (clients_e2e_test.go) runs swaks, msmtp, curl, python3's
+# smtplib, Perl's Net::SMTP (TLS: libio-socket-ssl-perl, AUTH:
+# libauthen-sasl-perl), s-nail, neomutt, PHPMailer (libphp-phpmailer, run by
+# php-cli) and nodemailer (nodejs; npm installs it, NPM_DIRS below).
+# make docker-test runs in namespaces of its own: unshare, setsid (util-linux),
+# ip (iproute2).
 DEB_PKGS := postfix libsasl2-modules swaks libnet-ssleay-perl msmtp dovecot-core apache2-utils \
 	slapd ldap-utils pebble openssl bind9-utils bind9 bind9-dnsutils python3 ca-certificates \
 	docker-compose fail2ban haproxy systemd procps gcc libc6-dev \
 	podman runc debootstrap containernetworking-plugins iptables \
-	golang-github-containernetworking-plugin-dnsname docker.io redis-server curl
+	golang-github-containernetworking-plugin-dnsname docker.io redis-server curl \
+	libio-socket-ssl-perl libauthen-sasl-perl s-nail neomutt php-cli libphp-phpmailer nodejs \
+	iproute2 util-linux
+# npm packages, each directory with a committed package-lock.json (npm ci).
+# Debian's npm is installed only where npm is missing: NodeSource's nodejs
+# carries its own and conflicts with Debian's npm package.
+NPM_DIRS := cmd/postern/testdata/clients/nodemailer
 
-.PHONY: all build test deps check fuzz bench demo staticcheck fork-check docker-test
+.PHONY: all build deb test deps check fuzz bench demo staticcheck fork-check docker-test
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o postern ./cmd/postern
 
+# The Debian package: build/deb/postern_VERSION_ARCH.deb (deploy/debian/;
+# tested by deploy/deb_test.go, which installs and purges it in a Debian root).
+deb:
+	GO=$(GO) ./deploy/debian/build.sh build/deb
+
 demo:
 	$(GO) run ./cmd/postern demo
 
 deps:
 	@./.ci/install-deps $(DEB_PKGS)
+	@command -v npm >/dev/null || ./.ci/install-deps npm
+	@for d in $(NPM_DIRS); do ./.ci/install-npm $$d; done
 
 test: deps fork-check
 	$(GO) vet $(PKGS)
@@ -46,8 +65,10 @@ test: deps fork-check
 	./deploy/dockertest/run.sh
 
 # Builds deploy/Dockerfile and deploy/postfix/ for real and tests the compose
-# stack from the host (podman as the engine; see deploy/dockertest/run.sh).
-# Caches in $(XDG_CACHE_HOME)/postern-docker or POSTERN_DOCKER_CACHE.
+# stack (podman as the engine; see deploy/dockertest/run.sh) in PID, mount
+# and network namespaces of its own: nothing it starts or creates outlives
+# it, even under kill -9. Caches in $(XDG_CACHE_HOME)/postern-docker or
+# POSTERN_DOCKER_CACHE.
 docker-test: deps
 	./deploy/dockertest/run.sh
 

@@ -11,7 +11,12 @@
 # OpenSSL 3.0 has no ML-KEM, while Postern (Go) takes the client's default
 # X25519MLKEM768 key share in W2.
 #
-# Environment: RUNS (3), PEERS ("postern postern-before postern-nocache postfix
+# Every W1/W2/W2x measurement runs once per client shape in SHAPES
+# (postern-bench --shape; default "waiting pipelining": a write and a wait
+# per command, and RFC 2920 pipelining; both write the message with its
+# final dot in one write); the report has one table per workload and shape.
+#
+# Environment: RUNS (3), SHAPES ("waiting pipelining"), PEERS ("postern postern-before postern-nocache postfix
 # nginx nginx-fastauth haraka sink sink-starttls"), WORKLOADS ("W1 W2 W2x W3 W4 W5"),
 # BEFORE_REV (main: the revision postern-before is built from), MAX_SECONDS
 # (total-time cap), SKIP_INSTALL=1, POSTERN_ARGS (extra flags for postern
@@ -27,6 +32,7 @@ FULL=${FULL:-0}
 RUNS=${RUNS:-3}
 PEERS=${PEERS:-"postern postern-before postern-nocache postfix nginx nginx-fastauth haraka sink sink-starttls"}
 WORKLOADS=${WORKLOADS:-"W1 W2 W2x W3 W4 W5"}
+SHAPES=${SHAPES:-"waiting pipelining"}
 BEFORE_REV=${BEFORE_REV:-main}
 if [ "$FULL" = 1 ]; then
   preset=full
@@ -109,7 +115,7 @@ measure() {
     --user "$BENCH_USER" --password "$BENCH_PASSWORD" --from "$BENCH_USER" --to rcpt@example.net \
     --duration "$CAP" --timeout 60s --label "$peer" --workload "$wl" --cpu-pids "$(peer_pids "$peer")" --json "$@") || { log "$wl $peer: generator failed"; return 0; }
   echo "$line" >>"$results"
-  log "$wl $peer: $(echo "$line" | sed -E 's/.*"messages_per_s":([0-9]+)[^,]*,.*"mib_per_s":([0-9]+)[^,]*,.*"msg_p99_ms":([0-9]+)[^,]*,.*"errors":([0-9]+).*/\1 msg\/s, \2 MiB\/s, p99 \3 ms, errors \4/'), CPU $(echo "$line" | sed -n -E 's/.*"cpu_ms_per_msg":([0-9.]+).*/\1/p') ms/msg, key exchange $(echo "$line" | sed -n -E 's/.*"tls_group":"([^"]*)".*/\1/p')"
+  log "$wl $peer$(echo " $*" | sed -n -E 's/.* --shape ([^ ]+).*/ (\1)/p'): $(echo "$line" | sed -E 's/.*"messages_per_s":([0-9]+)[^,]*,.*"mib_per_s":([0-9]+)[^,]*,.*"msg_p99_ms":([0-9]+)[^,]*,.*"errors":([0-9]+).*/\1 msg\/s, \2 MiB\/s, p99 \3 ms, errors \4/'), CPU $(echo "$line" | sed -n -E 's/.*"cpu_ms_per_msg":([0-9.]+).*/\1/p') ms/msg, key exchange $(echo "$line" | sed -n -E 's/.*"tls_group":"([^"]*)".*/\1/p')"
   # Postfix answers once the message is queued: let it hand everything to the
   # sink before the next peer is measured (not counted in its time).
   if [ "$peer" = postfix ]; then
@@ -132,8 +138,10 @@ for wl in $WORKLOADS; do
   for ((r = 1; r <= RUNS; r++)); do
     case $wl in
       W1|W2|W2x)
-        # shellcheck disable=SC2086
-        for p in $PEERS; do measure "$p" "$wl" ${!wl}; done ;;
+        for shape in $SHAPES; do
+          # shellcheck disable=SC2086
+          for p in $PEERS; do measure "$p" "$wl" ${!wl} --shape "$shape"; done
+        done ;;
       W3)
         for p in $PEERS; do
           [ "$p" = postern-nocache ] && continue # same data path as postern
@@ -168,7 +176,7 @@ done
   echo
   echo "Versions: postern $(cd "$repo" && git describe --always --dirty 2>/dev/null || echo '?')${before_rev:+, postern-before $before_rev ($BEFORE_REV)}; $(postconf -d mail_version 2>/dev/null | sed 's/mail_version = /Postfix /'); Dovecot $(dovecot --version 2>/dev/null | cut -d' ' -f1); $(nginx -v 2>&1 | sed 's#nginx version: nginx/#nginx #'); Haraka $(node -p "require('$OUT/haraka/node_modules/Haraka/package.json').version" 2>/dev/null); Node.js $(node --version 2>/dev/null)."
   echo
-  echo "Set-up: every peer on loopback with the same ECDSA P-256 certificate and the same user; all forward to one sink (\`postern-bench sink\`, plain SMTP, discards). Clients: \`postern-bench\` (go-smtp client), STARTTLS + AUTH PLAIN for the proxies, plain + AUTH for the sink (the ceiling); the client offers Go's default key exchange groups (X25519MLKEM768 first) except in W2x, where it offers only X25519 (\`--tls-groups x25519\`), and records the group each handshake negotiated (the key exchange column). Password checks: Postern, Postfix (via Dovecot passwd-file) and nginx (via the \`postern-bench authhttp\` helper) verify the same bcrypt cost-10 hash; Haraka's auth/flat_file compares a clear-text password. Postern runs with its defaults${POSTERN_ARGS:+ plus \`$POSTERN_ARGS\`}: its credential cache (\`--auth-cache-ttl\`, 5 min) is on, and with a single benchmark user every AUTH after the first is a cache hit; **postern-nocache** is a second instance with \`--auth-cache-ttl 0\`, which pays bcrypt on every AUTH like the others (W1/W2/W2x only); **postern-before** is the same as postern built from \`$BEFORE_REV\` (before/after in one run). **nginx-fastauth** is a second nginx whose auth_http helper (\`postern-bench authhttp --fast\`) verifies a login's password with bcrypt once and then answers from memory: nginx at its best, the fair match for Postern's cache. **sink-starttls** is the sink behind STARTTLS with the same certificate (AUTH accepted without a check): the ceiling of a TLS-terminating proxy. Postfix answers 250 once the message is in its queue; it then relays to the sink before the next peer runs (its delivery to the sink is only partly inside its CPU sample). Haraka runs one worker per CPU (nodes=cpus), nginx worker_processes auto. CPU ms/msg: user+system time of the peer's process tree (Postfix: master and children + Dovecot; nginx: master, workers and its auth_http helper; Postern, Haraka, sinks: their process), from /proc before and after each measurement, divided by the messages accepted; the shared sink behind the proxies is not included."
+  echo "Set-up: every peer on loopback with the same ECDSA P-256 certificate and the same user; all forward to one sink (\`postern-bench sink\`, plain SMTP, discards). Clients: \`postern-bench\` in the client shapes \`$SHAPES\` (W1/W2/W2x, one table each; W3/W4 \`waiting\`, go-smtp's client: a write and a wait per command, the message with its final dot in one write; \`pipelining\`: MAIL, RCPT and DATA in one write), STARTTLS + AUTH PLAIN for the proxies, plain + AUTH for the sink (the ceiling); the client offers Go's default key exchange groups (X25519MLKEM768 first) except in W2x, where it offers only X25519 (\`--tls-groups x25519\`), and records the group each handshake negotiated (the key exchange column). Password checks: Postern, Postfix (via Dovecot passwd-file) and nginx (via the \`postern-bench authhttp\` helper) verify the same bcrypt cost-10 hash; Haraka's auth/flat_file compares a clear-text password. Postern runs with its defaults${POSTERN_ARGS:+ plus \`$POSTERN_ARGS\`} except the caps the benchmark turns off (\`start-postern.sh\`): \`--max-connections-per-ip 0\` (every client connection comes from 127.0.0.1: 50 at a time reach the default cap of 50, and some get 421 because a closed connection's slot is given back only when the server has closed its side, after the session's Logout, which can be after the client, holding the 221, has connected again; W4 holds thousands), \`--limit-messages '*' --limit-recipients '*'\` (the one benchmark user sends thousands of messages, over the default 200 an hour), \`--auth-max-failures 100000\` (AUTHs in flight count against the one address until they succeed: 50 concurrent bcrypt logins would get 421 as guessing), \`--max-message-size 104857600\` (W3's messages are 50 MiB, the default cap itself) and \`--control-socket none\`. nginx (both rows) runs with \`smtp_client_buffer 16k\` and \`ssl_conf_command NumTickets 0\`: its mail module never sets TCP_NODELAY, and with the defaults it waited for a 40 ms delayed ACK on every message (a 4 KiB message and its final dot relayed upstream in two sends) and every connection (the EHLO reply behind two TLS 1.3 session tickets); bench/NOTES.md has the evidence. Postern's credential cache (\`--auth-cache-ttl\`, 5 min) is on, and with a single benchmark user every AUTH after the first is a cache hit; **postern-nocache** is a second instance with \`--auth-cache-ttl 0\`, which pays bcrypt on every AUTH like the others (W1/W2/W2x only); **postern-before** is the same as postern built from \`$BEFORE_REV\` (before/after in one run). **nginx-fastauth** is a second nginx whose auth_http helper (\`postern-bench authhttp --fast\`) verifies a login's password with bcrypt once and then answers from memory: nginx at its best, the fair match for Postern's cache. **sink-starttls** is the sink behind STARTTLS with the same certificate (AUTH accepted without a check): the ceiling of a TLS-terminating proxy. Postfix answers 250 once the message is in its queue; it then relays to the sink before the next peer runs (its delivery to the sink is only partly inside its CPU sample). Haraka runs one worker per CPU (nodes=cpus), nginx worker_processes auto. CPU ms/msg: user+system time of the peer's process tree (Postfix: master and children + Dovecot; nginx: master, workers and its auth_http helper; Postern, Haraka, sinks: their process), from /proc before and after each measurement, divided by the messages accepted; the shared sink behind the proxies is not included."
   if [ ${#skipped[@]} -gt 0 ]; then
     echo
     echo "Left out: ${skipped[*]}."

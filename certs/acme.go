@@ -29,6 +29,7 @@ type acmeSource struct {
 	httpAddr string       // "" when HTTP-01 is off
 	http01   http.Handler // serves /.well-known/acme-challenge/ only
 	ready    sync.Map     // domain → struct{}: obtained, safe for the hot path
+	lock     *RedisCache  // the shared cache whose lock obtain takes; nil without one
 
 	// wrapLn wraps the HTTP-01 listener (Config.WrapHTTPListener); nil
 	// leaves it as it is.
@@ -52,9 +53,13 @@ func newACMESource(cfg Config, log *slog.Logger) (*acmeSource, error) {
 		dir = autocert.DefaultACMEDirectory
 	}
 	var cache autocert.Cache
-	if cfg.ACMECache != "" {
+	switch {
+	case cfg.ACMEShared != nil:
+		cache = cfg.ACMEShared
+		a.lock = cfg.ACMEShared
+	case cfg.ACMECache != "":
 		cache = autocert.DirCache(cfg.ACMECache)
-	} else {
+	default:
 		log.Warn("certs: no ACME cache directory: the account and certificates are lost on restart, and the CA's rate limits are soon reached")
 	}
 	a.mgr = &autocert.Manager{
@@ -180,7 +185,7 @@ func (a *acmeSource) run(ctx context.Context, http01 net.Listener) error {
 func (a *acmeSource) obtain(ctx context.Context, domain string) {
 	wait := time.Minute
 	for {
-		c, err := a.mgr.GetCertificate(ecdsaHello(domain))
+		c, err := a.getShared(ctx, domain)
 		if err == nil {
 			a.ready.Store(domain, struct{}{})
 			a.log.Info("certs: ACME certificate ready", "name", domain,
@@ -200,6 +205,29 @@ func (a *acmeSource) obtain(ctx context.Context, domain string) {
 	}
 }
 
+// getShared is GetCertificate for domain, under the shared cache's lock on
+// it when there is one: taken here, outside autocert, which would otherwise
+// wait for it while holding the lock of its whole state (and so stall the
+// handshakes of every other name). The lock passes to autocert's order,
+// which releases it with its Put. When autocert took a certificate due for
+// renewal from the cache, the hold autocert's read took stays for its
+// renewal, which starts at once; when it failed, the lock is released.
+func (a *acmeSource) getShared(ctx context.Context, domain string) (*tls.Certificate, error) {
+	if a.lock == nil {
+		return a.mgr.GetCertificate(ecdsaHello(domain))
+	}
+	if err := a.lock.acquire(ctx, domain); err != nil {
+		return nil, err
+	}
+	c, err := a.mgr.GetCertificate(ecdsaHello(domain))
+	if err != nil {
+		a.lock.releaseAll(domain)
+	} else {
+		a.lock.release(domain)
+	}
+	return c, err
+}
+
 // cachedLeafInfo describes domain's certificate for Info: from memory if it
 // was obtained, else from the cache directory (check-config does not run
 // Run), else as not obtained yet.
@@ -210,7 +238,11 @@ func (a *acmeSource) info(ctx context.Context, domain string, now time.Time) Inf
 	if a.mgr.Cache != nil {
 		// autocert stores the key and then the chain, PEM, under the bare
 		// domain for ECDSA certificates.
-		if data, err := a.mgr.Cache.Get(ctx, domain); err == nil {
+		get := a.mgr.Cache.Get
+		if a.lock != nil {
+			get = a.lock.peek // no lock, no local copy written: only looking
+		}
+		if data, err := get(ctx, domain); err == nil {
 			if c, err := parseCachedCert(data); err == nil {
 				return newInfo(SourceACME, c, "", "", now)
 			}

@@ -63,6 +63,10 @@ type Config struct {
 	// (--acme-cache). Without it everything is lost on restart and the CA's
 	// rate limits are soon hit, so New logs a warning.
 	ACMECache string
+	// ACMEShared, if set, replaces ACMECache: the cache every
+	// replica shares through Redis (--acme-cache redis), whose lock lets
+	// one replica order a name at a time.
+	ACMEShared *RedisCache
 	// ACMEDirectory is the CA's RFC 8555 directory URL (--acme-directory);
 	// empty means Let's Encrypt production.
 	ACMEDirectory string

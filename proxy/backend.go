@@ -23,7 +23,7 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	if state, ok := c.TLSConnectionState(); ok {
 		s.tls = &state
 		if cc.tlsLogged.CompareAndSwap(false, true) {
-			b.srv.cfg.Metrics.tlsDone(tls.VersionName(state.Version))
+			b.srv.metrics.tlsDone(tls.VersionName(state.Version))
 			s.log.Info("tls", "client", cc.clientIP().String(), "version", tls.VersionName(state.Version),
 				"cipher", tls.CipherSuiteName(state.CipherSuite), "sni", state.ServerName)
 		}

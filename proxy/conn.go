@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+
+	"github.com/postern/postern/policy"
 )
 
 // clientConn wraps every accepted connection, under TLS if there is one.
@@ -29,13 +31,13 @@ import (
 //     slowly it keeps sending, since every read renews the idle deadline.
 //     Reads are capped at the login deadline, and a read that reaches it
 //     fails with replyLoginTimeout, which go-smtp writes as the last reply
-//     from its own goroutine (go-smtp patches/0010-read-error-reply.patch);
+//     from its own goroutine (go-smtp patch read-error-reply);
 //   - the connection limits: its ticket is counted until it is closed;
 //   - identity that survives STARTTLS: go-smtp builds a new Session after the
 //     upgrade, but the connection (id, peer, AUTH failure count) stays.
 //
 // Ending a connection after a reply is go-smtp's (Conn.CloseAfterReply,
-// patches/0016), and so is the shutdown's 421 (patches/0017).
+// patch close-after-reply), and so is the shutdown's 421 (patch shutdown-421).
 type clientConn struct {
 	net.Conn
 
@@ -279,7 +281,7 @@ func (l *clientListener) Accept() (net.Conn, error) {
 	}
 	peer := c.RemoteAddr().String()
 	if len(l.proxyFrom) > 0 {
-		if ap, err := netip.ParseAddrPort(peer); err == nil && inNetworks(l.proxyFrom, ap.Addr()) {
+		if ap, err := netip.ParseAddrPort(peer); err == nil && policy.InNetworks(l.proxyFrom, ap.Addr()) {
 			c = proxyproto.NewConn(c, proxyproto.WithPolicy(proxyproto.USE),
 				proxyproto.SetReadHeaderTimeout(3*time.Second))
 		}

@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/postern/postern/policy"
 )
 
 // Why a connection was refused; the values are the metric's reason label.
@@ -15,7 +17,7 @@ const (
 )
 
 // connLimits counts open client connections, in total and per client
-// network (an IPv4 address, an IPv6 /64: see addrKey), as Postfix's anvil
+// network (an IPv4 address, an IPv6 /64: see policy.ClientNetwork), as Postfix's anvil
 // counts smtpd_client_connection_count_limit.
 //
 // The total counts every connection from Accept on, so connections still in
@@ -69,7 +71,7 @@ func (l *connLimits) admit(t *connTicket, client netip.Addr, exempt bool) string
 	if exempt || l.maxPerNet <= 0 {
 		return ""
 	}
-	key := addrKey(client)
+	key := policy.ClientNetwork(client)
 	if l.perNet[key] >= l.maxPerNet {
 		return refusedPerIP
 	}
@@ -110,7 +112,7 @@ func (l *connLimits) counts() (total, networks int) {
 // a client over its anvil limit.
 func (s *Server) admit(cc *clientConn) error {
 	ip := cc.clientIP()
-	trusted := inNetworks(s.cfg.MyNetworks, ip)
+	trusted := policy.InNetworks(s.cfg.MyNetworks, ip)
 	if trusted {
 		cc.loggedIn() // mynetworks may relay without AUTH: no login to wait for
 	}
@@ -118,7 +120,7 @@ func (s *Server) admit(cc *clientConn) error {
 	if reason == "" {
 		return nil
 	}
-	s.cfg.Metrics.connRefused(reason)
+	s.metrics.connRefused(reason)
 	s.log.Warn("connection refused", "session", cc.id, "client", ip.String(), "reason", reason)
 	return replyTooManyConnections
 }

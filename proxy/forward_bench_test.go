@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/postern/postern/certs"
+	"github.com/postern/postern/proxy/upstream"
 )
 
 // BenchmarkForward50MiB is issue 6's W3 in-process: one 50 MiB message per
@@ -165,7 +166,7 @@ func startBenchSink(b *testing.B) string {
 	return ln.Addr().String()
 }
 
-func startBenchProxy(b *testing.B, upstream string) string {
+func startBenchProxy(b *testing.B, sinkAddr string) string {
 	cert, err := certs.SelfSigned("localhost", "127.0.0.1")
 	if err != nil {
 		b.Fatal(err)
@@ -174,7 +175,7 @@ func startBenchProxy(b *testing.B, upstream string) string {
 		Hostname:        "submission.test",
 		Listeners:       []Listener{{Mode: ModeStartTLS, Addr: "127.0.0.1:0"}},
 		TLSConfig:       certs.ServerTLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
-		Upstream:        UpstreamConfig{Addr: upstream, Timeout: time.Minute},
+		Upstream:        upstream.Config{Addr: sinkAddr, Timeout: time.Minute},
 		Auth:            &fakeAuth{users: map[string]string{testUser: testPass}},
 		MaxMessageBytes: 64 << 20,
 		CommandTimeout:  30 * time.Second,

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern/postern/policy"
 	"github.com/postern/postern/proxy/proxytest"
 )
 
@@ -45,8 +46,8 @@ func FuzzHeaderFromAgreement(f *testing.F) {
 	f.Add([]byte("from: =?utf-8?q?Al=C3=AFce?= <"+testUser+">\r\n\r\n"), uint16(0))
 
 	plainLog, anonLog := &logBuffer{}, &logBuffer{}
-	plain := startServer(f, proxytest.UpstreamOptions{}, warnHeaderFrom(ReceivedNone, plainLog))
-	anon := startServer(f, proxytest.UpstreamOptions{}, warnHeaderFrom(ReceivedAnonymous, anonLog))
+	plain := startServer(f, proxytest.UpstreamOptions{}, warnHeaderFrom(policy.ReceivedNone, plainLog))
+	anon := startServer(f, proxytest.UpstreamOptions{}, warnHeaderFrom(policy.ReceivedAnonymous, anonLog))
 	f.Fuzz(func(t *testing.T, msg []byte, cut uint16) {
 		if len(msg) > 256*1024 { // the server's limit is 1 MiB
 			return
@@ -62,7 +63,7 @@ func FuzzHeaderFromAgreement(f *testing.F) {
 				continue // the copier refused it: nothing to compare
 			}
 			if e.withOwn {
-				upWhy, _ := headerFromOwned(upstreamHeader(t, got), nil, []string{testUser}, nil)
+				upWhy, _ := policy.HeaderFromOwned(upstreamHeader(t, got), nil, []string{testUser}, nil)
 				if upWhy != verdict {
 					t.Fatalf("the check said %q, the upstream's header says %q\nsent %q\nupstream got %q",
 						verdict, upWhy, msg, got)
@@ -80,9 +81,9 @@ func FuzzHeaderFromAgreement(f *testing.F) {
 
 // warnHeaderFrom configures a fuzz server: --check-header-from warn, the
 // Received mode given, and a JSON log into log that sendBDAT reads back.
-func warnHeaderFrom(received ReceivedMode, log *logBuffer) func(*Config) {
+func warnHeaderFrom(received policy.ReceivedMode, log *logBuffer) func(*Config) {
 	return func(c *Config) {
-		c.HeaderFrom = HeaderFromWarn
+		c.HeaderFrom = policy.HeaderFromWarn
 		c.Received = received
 		c.Log = slog.New(slog.NewJSONHandler(log, nil))
 	}
@@ -90,8 +91,8 @@ func warnHeaderFrom(received ReceivedMode, log *logBuffer) func(*Config) {
 
 // upstreamHeader is the header section of a message as the upstream got
 // it, read as the check reads a client's.
-func upstreamHeader(t *testing.T, data []byte) headerBlock {
-	block, _, err := readHeaderBlock(bytes.NewReader(data))
+func upstreamHeader(t *testing.T, data []byte) policy.HeaderBlock {
+	block, _, err := policy.ReadHeaderBlock(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}

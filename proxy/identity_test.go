@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/postern/postern/auth"
+	"github.com/postern/postern/limits"
+	"github.com/postern/postern/policy"
 	"github.com/postern/postern/proxy/proxytest"
 )
 
@@ -38,7 +40,7 @@ func (spellingAuth) Authenticate(_ context.Context, req auth.Request) (auth.Resu
 // delayRecorder is a Lockout that remembers which logins LoginDelay was
 // asked about.
 type delayRecorder struct {
-	*Lockout
+	*limits.Lockout
 	mu     sync.Mutex
 	delays []string
 }
@@ -61,7 +63,7 @@ func (d *delayRecorder) asked() []string {
 // (after the verification named it) to a guess on a third spelling; the
 // owner's success clears it.
 func TestAuthAccountAcrossSpellings(t *testing.T) {
-	lim := &delayRecorder{Lockout: NewLockout(LockoutConfig{LoginDelayBase: time.Millisecond, MaxLoginDelay: 2 * time.Millisecond})}
+	lim := &delayRecorder{Lockout: limits.NewLockout(limits.LockoutConfig{LoginDelayBase: time.Millisecond, MaxLoginDelay: 2 * time.Millisecond})}
 	env := startServer(t, proxytest.UpstreamOptions{}, func(c *Config) { c.Auth, c.Limiter = spellingAuth{}, lim })
 	for _, spelling := range []string{"mallory", "m.allory@example.com"} {
 		dialClient(t, env.starttls, false).ready("", "").authPlain(spelling, "guess", 535, "5.7.8")
@@ -85,7 +87,7 @@ func TestAuthAccountAcrossSpellings(t *testing.T) {
 	if d := lim.Lockout.LoginDelay("mallory@example.com"); d != 0 {
 		t.Fatalf("the owner's success left the account a login delay of %v", d)
 	}
-	if !strings.Contains(env.log.String(), `login=m.allory@example.com account=mallory@example.com failures=1`) {
+	if !strings.Contains(env.log.String(), `login=m.allory@example.com account=mallory@example.com conn_failures=1`) {
 		t.Fatalf("the auth failed line does not name the account:\n%s", env.log.String())
 	}
 }
@@ -97,7 +99,7 @@ func TestAuthAccountAcrossSpellings(t *testing.T) {
 // takes any domain (Dovecot's %Ln) it would hand out every address.
 func TestSenderMapAccountNames(t *testing.T) {
 	env := startServer(t, proxytest.UpstreamOptions{}, func(c *Config) { c.Auth = spellingAuth{} })
-	m, err := ParseSenderMap(strings.NewReader("by-uid@example.com mallory\nceo@bank.test dave@bank.test\n"), "test")
+	m, err := policy.ParseSenderMap(strings.NewReader("by-uid@example.com mallory\nceo@bank.test dave@bank.test\n"), "test")
 	if err != nil {
 		t.Fatal(err)
 	}

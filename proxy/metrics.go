@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/postern/postern/limits"
 )
 
 // Metrics are the Prometheus collectors of one Server. Labels are bounded by
@@ -72,7 +74,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "postern_alerts_total", Help: "Webhook alerts by result: sent, dropped (queue full or every attempt failed).",
 		}, []string{"result"}),
 	}
-	for _, l := range []string{LimitMessages, LimitRecipients} {
+	for _, l := range []string{limits.LimitMessages, limits.LimitRecipients} {
 		m.limitsReached.WithLabelValues(l)
 	}
 	m.alerts.WithLabelValues("sent")
@@ -166,25 +168,27 @@ func (m *Metrics) upstreamTime(stage string, since time.Time) {
 	}
 }
 
-func (m *Metrics) limitReached(limit string) {
+// LimitReached, Suspended, AlertSent and AlertDropped count for the
+// sending limits and the alerts (limits.Metrics).
+func (m *Metrics) LimitReached(limit string) {
 	if m != nil {
 		m.limitsReached.WithLabelValues(limit).Inc()
 	}
 }
 
-func (m *Metrics) suspended(limit string) {
+func (m *Metrics) Suspended(limit string) {
 	if m != nil {
 		m.suspensions.WithLabelValues(limit).Inc()
 	}
 }
 
-func (m *Metrics) alertSent() {
+func (m *Metrics) AlertSent() {
 	if m != nil {
 		m.alerts.WithLabelValues("sent").Inc()
 	}
 }
 
-func (m *Metrics) alertDropped() {
+func (m *Metrics) AlertDropped() {
 	if m != nil {
 		m.alerts.WithLabelValues("dropped").Inc()
 	}

@@ -7,8 +7,9 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/postern/postern/limits"
+	"github.com/postern/postern/limits/state"
 	"github.com/postern/postern/proxy/proxytest"
-	"github.com/postern/postern/proxy/state"
 )
 
 // The upstream MAIL travels with the first RCPT (one round trip for
@@ -172,7 +173,7 @@ func TestPostfixMailRefusedAtRcpt(t *testing.T) {
 func TestUpstreamMailRefusedNotCounted(t *testing.T) {
 	refusal := &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}
 	store := state.NewMemory(state.MemoryConfig{})
-	lim := NewLimits(LimitsConfig{Store: store, Messages: Rate{2, time.Hour}, Recipients: Rate{2, time.Hour}})
+	lim := limits.NewLimits(limits.LimitsConfig{Store: store, Messages: limits.Rate{N: 2, Window: time.Hour}, Recipients: limits.Rate{N: 2, Window: time.Hour}})
 	env := startServer(t, proxytest.UpstreamOptions{MailError: refusal}, func(c *Config) { c.Limits = lim })
 	c := dialClient(t, env.starttls, false).ready(testUser, testPass)
 	for range 5 {

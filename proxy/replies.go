@@ -13,7 +13,7 @@ import (
 // "Invalid base64 data" for an AUTH response, 501 5.0.0 "Negotiation
 // cancelled" for "*", syntax errors, 500 5.5.6 "Line too long", and the
 // replies to commands out of sequence, 503 5.5.1 and 554 5.5.1 "No valid
-// recipients" as Postfix gives them, patches/0029) keep go-smtp's wording
+// recipients" as Postfix gives them, patch server-command-sequence-503) keep go-smtp's wording
 // and live there;
 // AUTH before TLS gets replyTLSRequired from the session, never go-smtp's
 // 523 (the server sets AllowInsecureAuth).
@@ -59,7 +59,7 @@ var (
 	replyLoginTimeout = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
 		Message: "Login timeout, closing connection"}
 	// go-smtp's Server.Shutdown writes it to idle sessions itself
-	// (patches/0017); the session answers a DATA cut by the drain's end with it.
+	// (patch shutdown-421); the session answers a DATA cut by the drain's end with it.
 	replyShuttingDown = smtp.ErrShuttingDown
 	// (A suspended login hears replyAuthInvalid, and is counted like a
 	// wrong password, even with the right one: see errSuspended.)

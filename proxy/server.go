@@ -1,6 +1,14 @@
-// Package proxy is Postern's SMTP side: the listeners, one session per client
-// connection applying the submission policy, and the streaming hand-off of
-// each accepted message to the internal MTA.
+// Package proxy is Postern's SMTP side towards the client: the listeners
+// and their connection caps, the client connection (PROXY protocol,
+// deadlines, login timeout), SASL PLAIN and LOGIN, one session per client
+// connection applying the submission policy verb by verb and streaming each
+// accepted message through proxy/upstream to the internal MTA, every reply
+// Postern writes (replies.go), and the Prometheus metrics.
+//
+// A session reaches the lockout and the sending limits through the small
+// interfaces of decisions.go, declared here at the consumer, and policy
+// through its plain functions. It must never import cmd or certs; policy,
+// limits and proxy/upstream must never import it.
 package proxy
 
 import (
@@ -19,16 +27,13 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/postern/postern/auth"
+	"github.com/postern/postern/policy"
+	"github.com/postern/postern/proxy/upstream"
 )
-
-// replyBufferSize is go-smtp's reply buffer per client connection: replies
-// are short (a longer one is written through), and textproto's default 4 KiB
-// cost 3 KiB more per idle session (bench W4).
-const replyBufferSize = 1024
 
 // maxCommandLine is the longest command line go-smtp reads, CRLF included:
 // twice RFC 5321 §4.5.3.1.4's 512, as go-smtp's default. Message lines are
-// bounded only by the message size (go-smtp patch 0029, messageCopier).
+// bounded only by the message size (go-smtp patch server-long-lines, upstream.Copier).
 const maxCommandLine = 2000
 
 // ListenMode is how a listener starts TLS.
@@ -66,7 +71,7 @@ type Config struct {
 	Hostname  string
 	Listeners []Listener
 	TLSConfig *tls.Config
-	Upstream  UpstreamConfig
+	Upstream  upstream.Config
 	Auth      auth.Authenticator
 	// Limiter counts AUTH failures across connections (lockout); optional.
 	Limiter AuthLimiter
@@ -77,7 +82,7 @@ type Config struct {
 	// mynetworks, lockout and logs.
 	ProxyProtocolFrom []netip.Prefix
 	MyNetworks        []netip.Prefix
-	Received          ReceivedMode
+	Received          policy.ReceivedMode
 	MaxMessageBytes   int64
 	MaxRecipients     int
 	// MaxAuthFailures per connection before it is closed with 421.
@@ -102,41 +107,27 @@ type Config struct {
 	LoginTimeout time.Duration
 
 	// Limits, if set, applies the per-login sending limits and
-	// suspensions (issue 12), and alerts on lockouts: LockoutMaxFailures
-	// and LockoutWindow describe the Limiter for those alerts.
-	Limits             *Limits
-	LockoutMaxFailures int
-	LockoutWindow      time.Duration
+	// suspensions (issue 12): limits.Limits.
+	Limits SendingLimits
 	// HeaderFrom is --check-header-from (zero value: off).
-	HeaderFrom HeaderFromMode
-}
-
-// AuthLimiter is the lockout policy (see Lockout). Blocked addresses get 421
-// and are disconnected; LoginDelay slows guessing of one login. Every
-// verification is preceded by Reserve and ended by ReservedFailure,
-// ReservedUnavailable (no backend could check it) or Release, so that
-// parallel attempts are counted before they are verified.
-type AuthLimiter interface {
-	Blocked(ip netip.Addr) bool
-	Reserve(ip netip.Addr) bool
-	Release(ip netip.Addr)
-	// The logins of ReservedFailure, Failure and Success are the spelling
-	// typed and the account's canonical identity (or ""): see Lockout.
-	ReservedFailure(ip netip.Addr, logins ...string)
-	ReservedUnavailable(ip netip.Addr)
-	Failure(ip netip.Addr, logins ...string)
-	Success(ip netip.Addr, logins ...string)
-	LoginDelay(login string) time.Duration
+	HeaderFrom policy.HeaderFromMode
 }
 
 // Server runs the listeners of one Postern instance.
 type Server struct {
-	cfg       Config
-	log       *slog.Logger
-	senderMap atomic.Pointer[SenderMap]
+	cfg Config
+	log *slog.Logger
+	// What sessions consult besides plain settings, taken from Config by
+	// New: the lockout and the sending limits only through the interfaces
+	// of decisions.go (nil: none).
+	auth      auth.Authenticator
+	lockout   AuthLimiter
+	sending   SendingLimits
+	metrics   *Metrics // nil: nothing counted (its methods check)
+	senderMap atomic.Pointer[policy.SenderMap]
 	smtp      *smtp.Server
 	tlsConfig *tls.Config
-	pool      *upstreamPool // nil when pooling is off
+	pool      *upstream.Pool // nil when pooling is off
 	limits    *connLimits
 
 	mu        sync.Mutex
@@ -170,7 +161,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("proxy: no listeners")
 	}
 	if cfg.Received == "" {
-		cfg.Received = ReceivedAnonymous
+		cfg.Received = policy.DefaultReceivedMode
 	}
 	if cfg.MaxAuthFailures <= 0 {
 		cfg.MaxAuthFailures = DefaultMaxAuthFailures
@@ -182,18 +173,19 @@ func New(cfg Config) (*Server, error) {
 		cfg.Upstream.HeloName = cfg.Hostname
 	}
 	if cfg.Upstream.DialTimeout <= 0 {
-		cfg.Upstream.DialTimeout = DefaultUpstreamDialTimeout
+		cfg.Upstream.DialTimeout = upstream.DefaultDialTimeout
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, conns: make(map[*clientConn]struct{}), connGone: make(chan struct{}),
+	s := &Server{cfg: cfg, log: cfg.Log, auth: cfg.Auth, lockout: cfg.Limiter, sending: cfg.Limits, metrics: cfg.Metrics,
+		conns: make(map[*clientConn]struct{}), connGone: make(chan struct{}),
 		limits: newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}
 	s.stopped, s.stopServing = context.WithCancelCause(context.Background())
 	s.senderMap.Store(nil)
 	s.tlsConfig = s.markHandshakes(cfg.TLSConfig)
 	if cfg.UpstreamPool > 0 && !cfg.Upstream.XCLIENT {
-		s.pool = newUpstreamPool(cfg.UpstreamPool, 30*time.Second)
+		s.pool = upstream.NewPool(cfg.UpstreamPool, upstream.PoolMaxIdle)
 	}
 
 	srv := smtp.NewServer(backend{s})
@@ -206,7 +198,6 @@ func New(cfg Config) (*Server, error) {
 	// Reads renew their own idle deadline (clientConn), so the skip of a
 	// line too long has its own bound: a client dribbling it on is cut.
 	srv.LineSkipTimeout = cfg.CommandTimeout
-	srv.WriteBufferSize = replyBufferSize
 	srv.WriteTimeout = cfg.CommandTimeout
 	srv.ReadTimeout = 0 // clientConn renews read deadlines itself
 	srv.EnableSMTPUTF8 = true
@@ -222,7 +213,7 @@ func New(cfg Config) (*Server, error) {
 
 // SetSenderMap installs a new sender map (nil: a login may send only as
 // itself). Safe while serving; new MAIL commands see the new map.
-func (s *Server) SetSenderMap(m *SenderMap) { s.senderMap.Store(m) }
+func (s *Server) SetSenderMap(m *policy.SenderMap) { s.senderMap.Store(m) }
 
 // Listen binds every configured listener. Call it before Serve; Addrs then
 // reports the bound addresses (useful with port 0).
@@ -268,7 +259,7 @@ func (s *Server) ActiveSessions() int64 { return s.active.Load() }
 // Serve accepts connections until ctx is cancelled, then stops accepting and
 // gives open sessions up to drain to finish before closing them.
 //
-// The shutdown is go-smtp's (patches/0017): a session with no message in
+// The shutdown is go-smtp's (patch shutdown-421): a session with no message in
 // flight is ended with replyShuttingDown (421 4.3.2, RFC 5321 §3.8) by its
 // own goroutine, at once if it waits for a command; a session in a mail
 // transaction finishes it first (the client hears the upstream's reply to
@@ -314,7 +305,7 @@ func (s *Server) Serve(ctx context.Context, drain time.Duration) error {
 	// 250 for a message the upstream did not accept: an interrupted DATA
 	// never reaches the final dot upstream.
 	s.closeAll()
-	s.pool.close()
+	s.pool.Close()
 	return nil
 }
 
@@ -355,7 +346,7 @@ func (s *Server) connOpened(cc *clientConn) {
 	s.mu.Unlock()
 	s.active.Add(1)
 	s.limits.open()
-	s.cfg.Metrics.connection(cc.listener)
+	s.metrics.connection(cc.listener)
 	s.log.Info("connect", "session", cc.id, "listener", cc.listener, "peer", cc.peer)
 }
 
@@ -368,10 +359,10 @@ func (s *Server) connClosed(cc *clientConn) {
 	s.active.Add(-1)
 	s.limits.close(&cc.ticket)
 	if cc.tlsStarted.Load() && !cc.tlsLogged.Load() {
-		s.cfg.Metrics.tlsFailed(cc.listener)
+		s.metrics.tlsFailed(cc.listener)
 	}
 	if cc.loginExpired.Load() {
-		s.cfg.Metrics.connRefused(refusedLoginTimeout)
+		s.metrics.connRefused(refusedLoginTimeout)
 		s.log.Warn("login timeout", "session", cc.id, "client", cc.clientIP().String())
 	}
 	s.log.Info("disconnect", "session", cc.id, "client", cc.client().String(),

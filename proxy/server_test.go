@@ -16,6 +16,7 @@ import (
 	"github.com/postern/postern/auth"
 	"github.com/postern/postern/certs"
 	"github.com/postern/postern/proxy/proxytest"
+	"github.com/postern/postern/proxy/upstream"
 )
 
 // fakeAuth is a map of login → password; the login "down@example.test"
@@ -87,7 +88,7 @@ func startServer(t testing.TB, upOpts proxytest.UpstreamOptions, tweak ...func(*
 			{Mode: ModeTLS, Addr: "127.0.0.1:0"},
 		},
 		TLSConfig:       certs.ServerTLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
-		Upstream:        UpstreamConfig{Addr: up.Addr, Timeout: 5 * time.Second},
+		Upstream:        upstream.Config{Addr: up.Addr, Timeout: 5 * time.Second},
 		Auth:            &fakeAuth{users: map[string]string{testUser: testPass, "bob@example.test": "b0b"}},
 		MaxMessageBytes: 1 << 20,
 		MaxRecipients:   5,
@@ -414,6 +415,7 @@ func (f *fakeLimiter) ReservedFailure(ip netip.Addr, logins ...string) {
 }
 func (f *fakeLimiter) Success(netip.Addr, ...string)   {}
 func (f *fakeLimiter) LoginDelay(string) time.Duration { return 0 }
+func (f *fakeLimiter) LockedOut(netip.Addr, string)    {}
 
 func TestLockedOutAddress(t *testing.T) {
 	lim := &fakeLimiter{blocked: map[netip.Addr]bool{}}

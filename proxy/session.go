@@ -16,7 +16,10 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/postern/postern/auth"
-	"github.com/postern/postern/proxy/state"
+	"github.com/postern/postern/limits"
+	"github.com/postern/postern/limits/state"
+	"github.com/postern/postern/policy"
+	"github.com/postern/postern/proxy/upstream"
 )
 
 // session is one client connection between EHLO (or STARTTLS) and QUIT. Each
@@ -37,16 +40,19 @@ type session struct {
 	// login, then the backend's auth.Result.Names (never the typed spelling).
 	loginNames []string
 	// limitLogin is login folded for the sending limits, once at AUTH.
-	limitLogin LimitLogin
+	limitLogin limits.LimitLogin
+	// authMech is the SASL mechanism of the latest AUTH (PLAIN or LOGIN),
+	// logged with "auth ok": which clients still use LOGIN.
+	authMech string
 	// suspensionChecked is when the login's suspension was last looked up
-	// (see Limits.recheckDue).
+	// (see Limits.RecheckDue).
 	suspensionChecked time.Time
 
 	// mu guards up and streaming: under BDAT, go-smtp runs Data in a
 	// goroutine of its own, and Reset or Logout may come from another.
 	mu        sync.Mutex
-	up        *upstream // upstream session, kept across messages
-	streaming bool      // Data is using up
+	up        *upstream.Conn // upstream session, kept across messages
+	streaming bool           // Data is using up
 
 	smtputf8 bool // the current MAIL had SMTPUTF8 (RFC 6531): non-ASCII addresses allowed
 	// dsnDropLogged: this session has logged that its upstream dropped the
@@ -79,13 +85,14 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	if s.tls == nil {
 		return nil, replyTLSRequired
 	}
-	if s.srv.cfg.Limiter != nil && s.srv.cfg.Limiter.Blocked(s.cc.clientIP()) {
+	if s.srv.lockout != nil && s.srv.lockout.Blocked(s.cc.clientIP()) {
 		s.log.Warn("auth locked out", "client", s.cc.clientIP().String())
-		s.srv.cfg.Metrics.authResult("", "locked_out")
+		s.srv.metrics.authResult("", "locked_out")
 		s.conn.CloseAfterReply()
 		return nil, replyLockedOut
 	}
-	switch strings.ToUpper(mech) {
+	s.authMech = strings.ToUpper(mech)
+	switch s.authMech {
 	case sasl.Plain:
 		return &plainServer{check: s.authenticate}, nil
 	case sasl.Login:
@@ -106,10 +113,10 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 // many verifications running.
 func (s *session) authenticate(authzid, login, password string) error {
 	ip := s.cc.clientIP()
-	lim := s.srv.cfg.Limiter
+	lim := s.srv.lockout
 	if lim != nil && !lim.Reserve(ip) {
 		s.log.Warn("auth locked out", "client", ip.String())
-		s.srv.cfg.Metrics.authResult("", "locked_out")
+		s.srv.metrics.authResult("", "locked_out")
 		s.conn.CloseAfterReply()
 		return replyLockedOut
 	}
@@ -117,11 +124,11 @@ func (s *session) authenticate(authzid, login, password string) error {
 	if errors.Is(err, errAuthAbandoned) {
 		return s.authAbandoned(ip, login, err)
 	}
-	var limitLogin LimitLogin
+	var limitLogin limits.LimitLogin
 	if err == nil {
-		limitLogin = NewLimitLogin(res.Login)
+		limitLogin = limits.NewLimitLogin(res.Login)
 		if sp, suspended := s.suspended(limitLogin); suspended {
-			s.srv.cfg.Metrics.authResult(res.Backend, "suspended")
+			s.srv.metrics.authResult(res.Backend, "suspended")
 			s.log.Warn("auth refused: login suspended", "client", ip.String(), "login", res.Login,
 				"reason", sp.Reason, "until", sp.Until.UTC().Format(time.RFC3339))
 			// Then counted and answered exactly as a wrong password:
@@ -140,8 +147,8 @@ func (s *session) authenticate(authzid, login, password string) error {
 			lim.Release(ip)
 			lim.Success(ip, login, res.Login)
 		}
-		s.srv.cfg.Metrics.authResult(res.Backend, "ok")
-		s.log.Info("auth ok", "client", ip.String(), "login", res.Login, "backend", res.Backend)
+		s.srv.metrics.authResult(res.Backend, "ok")
+		s.log.Info("auth ok", "client", ip.String(), "login", res.Login, "backend", res.Backend, "mech", s.authMech)
 		return nil
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		failures := s.cc.authFailures.Add(1)
@@ -155,19 +162,22 @@ func (s *session) authenticate(authzid, login, password string) error {
 		// same, counted and logged for fail2ban like any other, or an
 		// outage would switch the lockout off. Its reply is below.
 		rejectedWhileDown := errors.Is(err, auth.ErrRejectedWhileUnavailable)
-		attrs := []any{"client", ip.String(), "login", sanitizeLog(login), "account", sanitizeLog(res.Login), "failures", failures}
+		// conn_failures counts this connection's failures (towards
+		// --max-auth-failures-per-connection), not the address's: the
+		// lockout and fail2ban count per address.
+		attrs := []any{"client", ip.String(), "login", sanitizeLog(login), "account", sanitizeLog(res.Login), "conn_failures", failures}
 		if rejectedWhileDown {
 			attrs = append(attrs, "err", err)
 		}
 		s.log.Warn("auth failed", attrs...)
 		if err != errSuspended { // counted as "suspended" above
-			s.srv.cfg.Metrics.authResult("", "invalid")
+			s.srv.metrics.authResult("", "invalid")
 		}
 		blocked := lim != nil && lim.Blocked(ip)
-		if l := s.srv.cfg.Limits; blocked && l != nil {
+		if blocked {
 			// The alert (once per window on any replica), whichever
 			// reply this connection gets.
-			l.Lockout(ip, sanitizeLog(login), s.srv.cfg.LockoutMaxFailures, s.srv.cfg.LockoutWindow)
+			lim.LockedOut(ip, sanitizeLog(login))
 		}
 		if int(failures) >= s.srv.cfg.MaxAuthFailures {
 			s.conn.CloseAfterReply()
@@ -199,7 +209,7 @@ func (s *session) authenticate(authzid, login, password string) error {
 			lim.ReservedUnavailable(ip)
 		}
 		s.log.Error("auth unavailable", "client", ip.String(), "login", sanitizeLog(login), "err", err)
-		s.srv.cfg.Metrics.authResult("", "unavailable")
+		s.srv.metrics.authResult("", "unavailable")
 		if lim != nil && lim.Blocked(ip) {
 			s.conn.CloseAfterReply()
 			return replyLockedOut
@@ -226,7 +236,7 @@ var errAuthAbandoned = errors.New("auth abandoned during the login delay")
 // and the connection ends after the reply: 421 4.3.2 in a shutdown,
 // else 454 to a client that has most likely gone.
 func (s *session) authAbandoned(ip netip.Addr, login string, err error) error {
-	if lim := s.srv.cfg.Limiter; lim != nil {
+	if lim := s.srv.lockout; lim != nil {
 		lim.Release(ip)
 	}
 	s.log.Info("auth abandoned", "client", ip.String(), "login", sanitizeLog(login), "err", err)
@@ -245,7 +255,7 @@ func (s *session) verify(authzid, login, password string) (auth.Result, error) {
 		return auth.Result{}, auth.ErrInvalidCredentials
 	}
 	var slept time.Duration
-	if lim := s.srv.cfg.Limiter; lim != nil {
+	if lim := s.srv.lockout; lim != nil {
 		if d := lim.LoginDelay(login); d > 0 {
 			if err := s.waitLoginDelay(login, d); err != nil {
 				return auth.Result{}, err
@@ -255,7 +265,7 @@ func (s *session) verify(authzid, login, password string) (auth.Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.AuthTimeout)
 	defer cancel()
-	res, err := s.srv.cfg.Auth.Authenticate(ctx, auth.Request{Login: login, Password: password, RemoteIP: s.cc.clientIP(), Secured: true})
+	res, err := s.srv.auth.Authenticate(ctx, auth.Request{Login: login, Password: password, RemoteIP: s.cc.clientIP(), Secured: true})
 	s.accountDelay(res.Login, login, slept)
 	return res, err
 }
@@ -268,7 +278,7 @@ func (s *session) verify(authzid, login, password string) (auth.Result, error) {
 // to a fresh spelling tells that it names an account with recent failures,
 // an account the guesser already knows of.)
 func (s *session) accountDelay(account, typed string, slept time.Duration) {
-	lim := s.srv.cfg.Limiter
+	lim := s.srv.lockout
 	if lim == nil || account == "" || state.FoldLogin(account) == state.FoldLogin(typed) {
 		return
 	}
@@ -304,22 +314,22 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if s.tls == nil {
 		return replyTLSRequired
 	}
-	if s.login == "" && !inNetworks(s.srv.cfg.MyNetworks, s.cc.clientIP()) {
+	if s.login == "" && !policy.InNetworks(s.srv.cfg.MyNetworks, s.cc.clientIP()) {
 		return replyAuthRequired
 	}
 	// go-smtp passes the path unquoted: parse it again, check ownership on
 	// that, and send on the re-quoted form (see address). "" is <>.
 	s.smtputf8 = opts != nil && opts.UTF8
-	var sender *address
+	var sender *policy.Address
 	if from != "" {
-		a, err := parseAddress(from, s.smtputf8)
+		a, err := policy.ParseAddress(from, s.smtputf8)
 		if err != nil {
 			s.log.Warn("bad sender address", "from", sanitizeLog(from), "err", err)
 			return replyBadSender
 		}
 		sender, from = &a, a.String()
 	}
-	if s.login != "" && !mayUse(s.srv.senderMap.Load(), s.loginNames, s.loginAddr, sender) {
+	if s.login != "" && !policy.MayUse(s.srv.senderMap.Load(), s.loginNames, s.loginAddr, sender) {
 		s.log.Warn("sender rejected", "login", s.login, "from", sanitizeLog(from))
 		return replySenderNotOwned
 	}
@@ -327,10 +337,10 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	// login cannot pass its limit together; given back only when the
 	// upstream refuses (see Limits.ReserveMessage). Once per transaction:
 	// go-smtp answers a MAIL inside one "503 5.5.1" without calling Mail
-	// (patches/0029), as nothing upstream would refuse it before the
+	// (go-smtp patch server-command-sequence-503), as nothing upstream would refuse it before the
 	// first RCPT.
 	lim := s.limits()
-	if lim != nil && lim.recheckDue(s.suspensionChecked) {
+	if lim != nil && lim.RecheckDue(s.suspensionChecked) {
 		// Suspended since this session logged in (by another
 		// replica, or by the refused-recipients ratio).
 		s.suspensionChecked = time.Now()
@@ -341,11 +351,11 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	if lim != nil {
 		if err := lim.ReserveMessage(s.limitLogin, s.cc.clientIP()); err != nil {
-			return err
+			return replyLimitReached(s.limitLogin.Name())
 		}
 	}
 	// From here to the end of the message go-smtp counts a transaction,
-	// which a shutdown lets finish (go-smtp patches/0017).
+	// which a shutdown lets finish (go-smtp patch shutdown-421).
 	//
 	// Nothing goes upstream yet: MAIL is sent with the first RCPT, one
 	// round trip for both. An upstream refusal of MAIL is then the reply
@@ -367,17 +377,17 @@ func (s *session) upstreamMailOptions(opts *smtp.MailOptions) *smtp.MailOptions 
 		return opts
 	}
 	o := *opts
-	o.Size += int64(len(receivedHeader(s.receivedInfo())))
+	o.Size += int64(len(policy.ReceivedHeader(s.receivedInfo())))
 	return &o
 }
 
 // noteDSNDropped logs, once per session, that the client asked for DSN
 // (RFC 3461: RET, ENVID, NOTIFY, ORCPT) and the upstream does not offer it:
 // go-smtp's client leaves the parameters out, and the client is never told.
-func (s *session) noteDSNDropped(up *upstream, mopts *smtp.MailOptions, ropts *smtp.RcptOptions) {
+func (s *session) noteDSNDropped(up *upstream.Conn, mopts *smtp.MailOptions, ropts *smtp.RcptOptions) {
 	asked := (mopts != nil && (mopts.Return != "" || mopts.EnvelopeID != "")) ||
 		(ropts != nil && (len(ropts.Notify) > 0 || ropts.OriginalRecipient != ""))
-	if !asked || s.dsnDropLogged || up.supports("DSN") {
+	if !asked || s.dsnDropLogged || up.Supports("DSN") {
 		return
 	}
 	s.dsnDropLogged = true
@@ -399,29 +409,29 @@ func (s *session) openUpstream(m *pendingMail, to string, ropts *smtp.RcptOption
 	for attempt := 0; attempt < 2; attempt++ {
 		up := s.upstream()
 		if up == nil && attempt == 0 {
-			up = s.srv.pool.get()
+			up = s.srv.pool.Get()
 		}
 		reused := up != nil
 		if !reused {
 			start := time.Now()
 			var err error
-			up, err = dialUpstream(context.Background(), s.srv.cfg.Upstream, s.upstreamIdentity())
-			s.srv.cfg.Metrics.upstreamReply("connect", replyCode(err))
+			up, err = upstream.Dial(context.Background(), s.srv.cfg.Upstream, s.upstreamIdentity())
+			s.srv.metrics.upstreamReply("connect", replyCode(err))
 			if err != nil {
 				s.log.Error("upstream unavailable", "err", err)
 				s.mailRefused = replyUpstreamUnavailable
 				return s.mailRefused
 			}
-			s.srv.cfg.Metrics.upstreamTime("connect", start)
+			s.srv.metrics.upstreamTime("connect", start)
 		}
 		s.setUpstream(up)
 		s.noteDSNDropped(up, m.opts, ropts)
-		mailErr, rcptErr := up.mailRcpt(m.from, s.upstreamMailOptions(m.opts), to, ropts)
-		s.srv.cfg.Metrics.upstreamReply("mail", replyCode(mailErr))
+		mailErr, rcptErr := up.MailRcpt(m.from, s.upstreamMailOptions(m.opts), to, ropts)
+		s.srv.metrics.upstreamReply("mail", replyCode(mailErr))
 		if mailErr == nil {
 			return s.rcptResult(up, rcptErr)
 		}
-		reply, fromUpstream := upstreamReply(mailErr, replyUpstreamUnavailable)
+		reply, fromUpstream := upstream.Reply(mailErr, replyUpstreamUnavailable)
 		if fromUpstream {
 			s.log.Info("upstream refused sender", "from", m.from, "code", reply.Code)
 			s.mailRefused = reply
@@ -441,7 +451,7 @@ func (s *session) openUpstream(m *pendingMail, to string, ropts *smtp.RcptOption
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	// As in Mail: forward the re-quoted form, so that a quoted local part
 	// cannot carry parameters (NOTIFY=NEVER) into the upstream's RCPT.
-	rcpt, perr := parseAddress(to, s.smtputf8)
+	rcpt, perr := policy.ParseAddress(to, s.smtputf8)
 	if perr != nil {
 		s.log.Warn("bad recipient address", "to", sanitizeLog(to), "err", perr)
 		return replyBadRecipient
@@ -451,7 +461,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return s.mailRefused
 	}
 	m := s.mail
-	var up *upstream
+	var up *upstream.Conn
 	if m == nil {
 		if up = s.upstream(); up == nil {
 			return replyUpstreamFailed
@@ -460,7 +470,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	lim := s.limits()
 	if lim != nil {
 		if err := lim.ReserveRecipient(s.limitLogin, s.cc.clientIP()); err != nil {
-			return err
+			return replyLimitReached(s.limitLogin.Name())
 		}
 	}
 	if m != nil {
@@ -475,19 +485,19 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return err
 	}
 	s.noteDSNDropped(up, nil, opts)
-	return s.rcptResult(up, up.rcpt(to, opts))
+	return s.rcptResult(up, up.Rcpt(to, opts))
 }
 
 // rcptResult turns the upstream's answer to a RCPT into the client's reply,
 // and gives the recipient's reservation back when the upstream refused it.
-func (s *session) rcptResult(up *upstream, err error) error {
+func (s *session) rcptResult(up *upstream.Conn, err error) error {
 	lim := s.limits()
-	s.srv.cfg.Metrics.upstreamReply("rcpt", replyCode(err))
+	s.srv.metrics.upstreamReply("rcpt", replyCode(err))
 	if lim != nil {
 		lim.RecipientDone(s.limitLogin, s.cc.clientIP(), err == nil || isUpstreamReply(err), err != nil)
 	}
 	if err != nil {
-		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
+		reply, fromUpstream := upstream.Reply(err, replyUpstreamFailed)
 		if !fromUpstream {
 			s.log.Error("upstream RCPT failed", "err", err)
 			s.dropUpstream(up)
@@ -517,13 +527,13 @@ func (s *session) Data(r io.Reader) error {
 	}
 	defer s.stopStreaming()
 	// go-smtp hands DATA over through its dot-unstuffing reader and BDAT
-	// through a pipe of the raw chunks.
-	_, bdat := r.(*io.PipeReader)
+	// as the raw chunks.
+	bdat := s.conn.DataByBDAT()
 	src := &countingReader{r: r}
 	// The last line ended here, not by go-smtp's client on the way out,
 	// so the header check and the copier read what the upstream gets.
-	r = terminateLastLine(src)
-	if mode := s.srv.cfg.HeaderFrom; mode != HeaderFromOff && mode != "" && s.login != "" {
+	r = policy.TerminateLastLine(src)
+	if mode := s.srv.cfg.HeaderFrom; mode != policy.HeaderFromOff && mode != "" && s.login != "" {
 		// The header section is read and judged before the upstream
 		// gets DATA: a refused message never reaches it.
 		whole, reply := s.checkHeaderFrom(r, mode)
@@ -533,13 +543,13 @@ func (s *session) Data(r io.Reader) error {
 		}
 		r = whole
 	}
-	copier := messageCopier{received: receivedHeader(s.receivedInfo()), dotStuffed: !bdat}
-	if s.srv.cfg.Received == ReceivedAnonymous {
-		copier.strip = stripAnonymous
+	copier := upstream.Copier{Received: policy.ReceivedHeader(s.receivedInfo()), DotStuffed: !bdat}
+	if s.srv.cfg.Received == policy.ReceivedAnonymous {
+		copier.Strip = upstream.StripAnonymous
 	}
 	var dot time.Time
-	resp, n, bodyErr, err := up.data(func(w io.Writer) (int64, error) {
-		n, err := copier.copy(w, r)
+	resp, n, bodyErr, err := up.Data(func(w io.Writer) (int64, error) {
+		n, err := copier.Copy(w, r)
 		dot = time.Now()
 		return n, err
 	})
@@ -555,19 +565,19 @@ func (s *session) Data(r io.Reader) error {
 			// connection ends (RFC 5321 §4.5.3.2.7).
 			s.conn.CloseAfterReply()
 		}
-		var uw *upstreamWriteError
+		var uw *upstream.WriteError
 		if lim := s.limits(); lim != nil && errors.As(bodyErr, &uw) {
 			lim.ReleaseMessage(s.limitLogin) // the upstream failed: not sent, the client retries
 		}
 		s.logMessage(receivedSize(src, bdat), reply, bodyErr)
 		return reply
 	}
-	s.srv.cfg.Metrics.upstreamReply("data", replyCode(err))
+	s.srv.metrics.upstreamReply("data", replyCode(err))
 	if !dot.IsZero() {
-		s.srv.cfg.Metrics.upstreamTime("data", dot)
+		s.srv.metrics.upstreamTime("data", dot)
 	}
 	if err != nil {
-		reply, fromUpstream := upstreamReply(err, replyUpstreamFailed)
+		reply, fromUpstream := upstream.Reply(err, replyUpstreamFailed)
 		if !fromUpstream {
 			s.dropUpstream(up)
 		}
@@ -577,7 +587,7 @@ func (s *session) Data(r io.Reader) error {
 		s.logMessage(n, reply, err)
 		return reply
 	}
-	reply := acceptedReply(resp)
+	reply := upstream.AcceptedReply(resp)
 	s.logMessage(n, reply, nil)
 	return reply
 }
@@ -610,8 +620,8 @@ func receivedSize(src *countingReader, bdat bool) int64 {
 // checkHeaderFrom reads the header section of the message from r and
 // checks its From: against what the login owns; it returns the reader of
 // the whole message, or the reply refusing it (enforce, or a read error).
-func (s *session) checkHeaderFrom(r io.Reader, mode HeaderFromMode) (io.Reader, *smtp.SMTPError) {
-	block, whole, err := readHeaderBlock(r)
+func (s *session) checkHeaderFrom(r io.Reader, mode policy.HeaderFromMode) (io.Reader, *smtp.SMTPError) {
+	block, whole, err := policy.ReadHeaderBlock(r)
 	if err != nil {
 		reply := s.dataReadReply(err)
 		if reply == replyDataTimeout || reply == replyShuttingDown {
@@ -619,7 +629,7 @@ func (s *session) checkHeaderFrom(r io.Reader, mode HeaderFromMode) (io.Reader, 
 		}
 		return nil, reply
 	}
-	why, addrs := headerFromOwned(block, s.srv.senderMap.Load(), s.loginNames, s.loginAddr)
+	why, addrs := policy.HeaderFromOwned(block, s.srv.senderMap.Load(), s.loginNames, s.loginAddr)
 	if why == "" {
 		return whole, nil
 	}
@@ -628,7 +638,7 @@ func (s *session) checkHeaderFrom(r io.Reader, mode HeaderFromMode) (io.Reader, 
 	}
 	s.log.Warn("header from rejected", "id", s.msgID, "login", s.login, "mode", string(mode),
 		"header_from", strings.Join(addrs, ","), "reason", why)
-	if mode == HeaderFromEnforce {
+	if mode == policy.HeaderFromEnforce {
 		return nil, replyHeaderFromNotOwned
 	}
 	return whole, nil
@@ -636,41 +646,41 @@ func (s *session) checkHeaderFrom(r io.Reader, mode HeaderFromMode) (io.Reader, 
 
 // limits is the sending-limits policy for this session's login: nil for a
 // session without login (mynetworks) or a server without limits.
-func (s *session) limits() *Limits {
+func (s *session) limits() SendingLimits {
 	if s.login == "" {
 		return nil
 	}
-	return s.srv.cfg.Limits
+	return s.srv.sending
 }
 
-// suspended reports login's suspension (none without Limits).
-func (s *session) suspended(login LimitLogin) (state.Suspension, bool) {
-	if s.srv.cfg.Limits == nil {
+// suspended reports login's suspension (none without sending limits).
+func (s *session) suspended(login limits.LimitLogin) (state.Suspension, bool) {
+	if s.srv.sending == nil {
 		return state.Suspension{}, false
 	}
-	return s.srv.cfg.Limits.Suspended(login)
+	return s.srv.sending.Suspended(login)
 }
 
 // isUpstreamReply reports whether err is a reply of the upstream (as
 // opposed to a connection failure).
 func isUpstreamReply(err error) bool {
-	_, fromUpstream := upstreamReply(err, replyUpstreamFailed)
+	_, fromUpstream := upstream.Reply(err, replyUpstreamFailed)
 	return fromUpstream
 }
 
 // dataReadReply maps a failure while streaming DATA to the client's reply.
 func (s *session) dataReadReply(err error) *smtp.SMTPError {
-	var uw *upstreamWriteError
+	var uw *upstream.WriteError
 	var se *smtp.SMTPError
 	var ne interface{ Timeout() bool }
 	switch {
 	case errors.As(err, &uw):
 		return replyUpstreamFailed
-	case errors.Is(err, errBareNewline):
+	case errors.Is(err, upstream.ErrBareNewline):
 		return replyBareNewline
-	case errors.Is(err, errNULInData):
+	case errors.Is(err, upstream.ErrNULInData):
 		return replyNULInMessage
-	case errors.Is(err, errDotBareLF):
+	case errors.Is(err, upstream.ErrDotBareLF):
 		return replyDotBareLF
 	case errors.As(err, &se) && se.Code == smtp.ErrDataTooLarge.Code:
 		return replyMessageTooBig
@@ -683,18 +693,18 @@ func (s *session) dataReadReply(err error) *smtp.SMTPError {
 	return replyUpstreamFailed
 }
 
-func (s *session) receivedInfo() receivedInfo {
-	ri := receivedInfo{
-		mode:   s.srv.cfg.Received,
-		by:     s.srv.cfg.Hostname,
-		id:     s.msgID,
-		tls:    s.tls,
-		authed: s.login != "",
-		now:    time.Now(),
+func (s *session) receivedInfo() policy.ReceivedInfo {
+	ri := policy.ReceivedInfo{
+		Mode:   s.srv.cfg.Received,
+		By:     s.srv.cfg.Hostname,
+		ID:     s.msgID,
+		TLS:    s.tls,
+		Authed: s.login != "",
+		Now:    time.Now(),
 	}
-	if ri.mode == ReceivedFull {
-		ri.helo = s.conn.Hostname()
-		ri.clientIP = s.cc.clientIP().String()
+	if ri.Mode == policy.ReceivedFull {
+		ri.Helo = s.conn.Hostname()
+		ri.ClientIP = s.cc.clientIP().String()
 	}
 	return ri
 }
@@ -709,7 +719,7 @@ func (s *session) logMessage(size int64, reply *smtp.SMTPError, err error) {
 	if err != nil {
 		attrs = append(attrs, "err", err.Error())
 	}
-	s.srv.cfg.Metrics.message(reply.Code, size)
+	s.srv.metrics.message(reply.Code, size)
 	if reply.Code/100 == 2 {
 		s.log.Info("message accepted", attrs...)
 	} else {
@@ -723,7 +733,7 @@ func (s *session) Reset() {
 		// A BDAT transfer abandoned while Data still streams it:
 		// close, so the upstream never sees a final dot.
 		s.dropUpstream(up)
-	} else if up != nil && up.reset() != nil {
+	} else if up != nil && up.Reset() != nil {
 		s.dropUpstream(up)
 	}
 	s.from, s.rcpts, s.msgID = "", 0, ""
@@ -740,33 +750,33 @@ func (s *session) Logout() error {
 		s.dropUpstream(up) // an abandoned BDAT transfer, as in Reset
 	default:
 		s.setUpstream(nil)
-		if !s.srv.pool.put(up) {
-			up.quit()
+		if !s.srv.pool.Put(up) {
+			up.Quit()
 		}
 	}
 	return nil
 }
 
-func (s *session) upstream() *upstream {
+func (s *session) upstream() *upstream.Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.up
 }
 
-func (s *session) upstreamState() (*upstream, bool) {
+func (s *session) upstreamState() (*upstream.Conn, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.up, s.streaming
 }
 
-func (s *session) setUpstream(up *upstream) {
+func (s *session) setUpstream(up *upstream.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.up = up
 }
 
 // startStreaming marks the upstream as Data's until stopStreaming.
-func (s *session) startStreaming() *upstream {
+func (s *session) startStreaming() *upstream.Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.up != nil {
@@ -783,8 +793,8 @@ func (s *session) stopStreaming() {
 
 // dropUpstream closes up, whatever it is doing, and forgets it if it is
 // still this session's.
-func (s *session) dropUpstream(up *upstream) {
-	up.abort()
+func (s *session) dropUpstream(up *upstream.Conn) {
+	up.Abort()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.up == up {
@@ -820,10 +830,10 @@ func replyCode(err error) int {
 
 // upstreamIdentity is what Postern may tell the upstream about the client
 // (XCLIENT): the login always, the address only in --received full.
-func (s *session) upstreamIdentity() clientIdentity {
-	id := clientIdentity{login: s.login}
-	if s.srv.cfg.Received == ReceivedFull {
-		id.addr = s.cc.clientIP()
+func (s *session) upstreamIdentity() upstream.Identity {
+	id := upstream.Identity{Login: s.login}
+	if s.srv.cfg.Received == policy.ReceivedFull {
+		id.Addr = s.cc.clientIP()
 	}
 	return id
 }

@@ -22,7 +22,8 @@ type loadConfig struct {
 	MessagesPerConn int
 	Size            int // bytes per message, headers included
 	Duration        time.Duration
-	Pipelining      bool
+	Pipelining      bool   // --pipelining: the same as Shape "pipelining"
+	Shape           string // --shape (shapes.go); empty: "waiting", or "pipelining" with Pipelining
 	Insecure        bool
 	ServerName      string
 	TLSResume       bool          // share a TLS session cache between connections
@@ -78,6 +79,18 @@ func (c *loadConfig) validate() error {
 	case c.From == "" || c.To == "":
 		return errors.New("--from and --to are required")
 	}
+	switch {
+	case c.Shape == "" && c.Pipelining:
+		c.Shape = shapePipelining
+	case c.Shape == "":
+		c.Shape = shapeWaiting
+	case c.Pipelining && c.Shape != shapePipelining:
+		return fmt.Errorf("--pipelining contradicts --shape %s", c.Shape)
+	}
+	if err := checkShape(c.Shape); err != nil {
+		return err
+	}
+	c.Pipelining = c.Shape == shapePipelining
 	if c.Timeout <= 0 {
 		c.Timeout = 30 * time.Second
 	}
@@ -106,10 +119,10 @@ func (c *loadConfig) tlsConfig() *tls.Config {
 
 // dial opens one session: connect, (STARTTLS|TLS), EHLO, AUTH PLAIN.
 func (c *loadConfig) dial(ctx context.Context, tc *tls.Config) (client, error) {
-	if c.Pipelining {
-		return dialRaw(ctx, c, tc)
+	if c.Shape == shapeWaiting {
+		return dialGoSMTP(ctx, c, tc)
 	}
-	return dialGoSMTP(ctx, c, tc)
+	return dialRaw(ctx, c, tc)
 }
 
 // runLoad runs the configured workload and returns its summary. Every loop
@@ -167,7 +180,7 @@ func runLoad(ctx context.Context, cfg loadConfig) (Summary, error) {
 			}
 		}
 	}
-	s.Label, s.Workload, s.Mode, s.Pipelining = cfg.Label, cfg.Workload, cfg.Mode, cfg.Pipelining
+	s.Label, s.Workload, s.Mode, s.Pipelining, s.Shape = cfg.Label, cfg.Workload, cfg.Mode, cfg.Pipelining, cfg.Shape
 	s.Concurrency, s.Size = cfg.Concurrency, cfg.Size
 	s.TLSOffered = groupNames(cfg.TLSGroups)
 	return s, nil

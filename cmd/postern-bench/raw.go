@@ -15,16 +15,20 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// rawClient speaks SMTP over a bare connection so that it can pipeline
-// (RFC 2920): MAIL, RCPT and DATA go out in one write, and the prepared
-// message (already dot-stuffed, with its final dot) in another. go-smtp's
-// client waits for each reply, so it cannot do this.
+// rawClient speaks SMTP over a bare connection so that it controls every
+// write (shapes.go): shape pipelining sends MAIL, RCPT and DATA in one write
+// (RFC 2920), which go-smtp's client cannot; serial and dot-apart send each
+// command in its own write and wait for its reply; every shape but
+// dot-apart writes the dot-stuffed message with its final dot in one write.
 type rawClient struct {
 	conn     net.Conn
 	r        *bufio.Reader
 	w        *bufio.Writer
 	timeout  time.Duration
-	envelope []byte
+	shape    string
+	envelope []byte // pipelining: MAIL, RCPT and DATA
+	mail     string // serial, dot-apart: the commands one at a time
+	rcpt     string
 	stop     func() bool
 }
 
@@ -34,13 +38,14 @@ func dialRaw(ctx context.Context, cfg *loadConfig, tc *tls.Config) (client, erro
 	if err != nil {
 		return nil, err
 	}
-	rc := &rawClient{conn: conn, timeout: cfg.Timeout}
+	rc := &rawClient{conn: conn, timeout: cfg.Timeout, shape: cfg.Shape}
 	rc.stop = context.AfterFunc(ctx, func() { rc.conn.Close() })
 	if err := rc.handshake(ctx, cfg, tc); err != nil {
 		rc.close()
 		return nil, err
 	}
-	rc.envelope = []byte(fmt.Sprintf("MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", cfg.From, cfg.To))
+	rc.mail, rc.rcpt = fmt.Sprintf("MAIL FROM:<%s>", cfg.From), fmt.Sprintf("RCPT TO:<%s>", cfg.To)
+	rc.envelope = []byte(rc.mail + "\r\n" + rc.rcpt + "\r\nDATA\r\n")
 	return rc, nil
 }
 
@@ -73,7 +78,7 @@ func (rc *rawClient) handshake(ctx context.Context, cfg *loadConfig, tc *tls.Con
 			return err
 		}
 	}
-	if !strings.Contains(ext, "\nPIPELINING") {
+	if cfg.Shape == shapePipelining && !strings.Contains(ext, "\nPIPELINING") {
 		return fmt.Errorf("server does not offer PIPELINING")
 	}
 	if cfg.User != "" {
@@ -139,6 +144,9 @@ func (rc *rawClient) reply(want int) (int, string, error) {
 }
 
 func (rc *rawClient) send(msg []byte) error {
+	if rc.shape != shapePipelining {
+		return rc.sendSerial(msg)
+	}
 	rc.conn.SetDeadline(time.Now().Add(2 * rc.timeout))
 	rc.w.Write(rc.envelope)
 	if err := rc.w.Flush(); err != nil {
@@ -176,6 +184,38 @@ func (rc *rawClient) send(msg []byte) error {
 		return fmt.Errorf("DATA accepted after a refusal: %v %v", mailErr, rcptErr)
 	}
 	return nil
+}
+
+// sendSerial sends one message a command at a time, waiting for each
+// reply; dot-apart flushes the message before its final dot.
+func (rc *rawClient) sendSerial(msg []byte) error {
+	if _, _, err := rc.cmd(250, rc.mail); err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		want int
+		line string
+	}{{250, rc.rcpt}, {354, "DATA"}} {
+		if _, _, err := rc.cmd(c.want, c.line); err != nil {
+			if isReply(err) {
+				rc.cmd(250, "RSET") // back to a clean session; the refusal is the error
+			}
+			return err
+		}
+	}
+	rc.conn.SetDeadline(time.Now().Add(2 * rc.timeout))
+	writeDotStuffed(rc.w, msg)
+	if rc.shape == shapeDotApart {
+		if err := rc.w.Flush(); err != nil {
+			return err
+		}
+	}
+	rc.w.WriteString(".\r\n")
+	if err := rc.w.Flush(); err != nil {
+		return err
+	}
+	_, _, err := rc.reply(250)
+	return err
 }
 
 // writeDotStuffed writes msg (CRLF lines) doubling a leading dot on each line.

@@ -75,8 +75,49 @@ func (c cell) errors() int {
 	return n
 }
 
-// results: workload -> peer -> runs.
+// results: resultKey (the workload, and the client shape unless it is the
+// default) -> peer -> runs.
 type results map[string]map[string]*cell
+
+// resultKey files a run under its workload, with the client shape after it
+// when the shape is not the default: "W1", "W1 pipelining".
+func resultKey(s Summary) string {
+	shape := s.Shape
+	if shape == "" && s.Pipelining { // lines written before --shape
+		shape = shapePipelining
+	}
+	if shape == "" || shape == shapeWaiting {
+		return s.Workload
+	}
+	return s.Workload + " " + shape
+}
+
+// splitKey is resultKey's workload and shape.
+func splitKey(key string) (workload, shape string) {
+	wl, shape, ok := strings.Cut(key, " ")
+	if !ok {
+		return key, shapeWaiting
+	}
+	return wl, shape
+}
+
+// messageKeys are the message workloads present in r, each followed by its
+// other client shapes, in report order.
+func (r results) messageKeys() []string {
+	var keys []string
+	for _, wl := range messageWorkloads {
+		for _, sh := range shapes {
+			key := wl
+			if sh.name != shapeWaiting {
+				key += " " + sh.name
+			}
+			if r[key] != nil {
+				keys = append(keys, key)
+			}
+		}
+	}
+	return keys
+}
 
 func readResults(r io.Reader) (results, error) {
 	res := results{}
@@ -94,13 +135,14 @@ func readResults(r io.Reader) (results, error) {
 		if s.Workload == "" || s.Label == "" {
 			continue
 		}
-		if res[s.Workload] == nil {
-			res[s.Workload] = map[string]*cell{}
+		key := resultKey(s)
+		if res[key] == nil {
+			res[key] = map[string]*cell{}
 		}
-		if res[s.Workload][s.Label] == nil {
-			res[s.Workload][s.Label] = &cell{}
+		if res[key][s.Label] == nil {
+			res[key][s.Label] = &cell{}
 		}
-		res[s.Workload][s.Label].runs = append(res[s.Workload][s.Label].runs, s)
+		res[key][s.Label].runs = append(res[key][s.Label].runs, s)
 	}
 	return res, sc.Err()
 }
@@ -172,10 +214,8 @@ func writeReport(w io.Writer, r results, preamble, notes string, now time.Time) 
 	fmt.Fprintf(w, "Every figure is the median of the runs shown (`runs`); ratios are the peer's median divided by Postern's, measured in the same run of the script (so > 1 means faster than Postern for messages/s and MiB/s). Errors are summed over the runs.\n\n")
 	fmt.Fprintf(w, "![messages per second, W1, W2 and W2x](chart.svg)\n\n")
 
-	for _, wl := range messageWorkloads {
-		if r[wl] != nil {
-			writeMessageSection(w, r, wl)
-		}
+	for _, key := range r.messageKeys() {
+		writeMessageSection(w, r, key)
 	}
 
 	if r["W3"] != nil {
@@ -333,8 +373,9 @@ func describe(peers map[string]*cell) string {
 		if s.TLSOffered != "" {
 			groups = "key exchange groups " + s.TLSOffered + " only (`--tls-groups`)"
 		}
-		return fmt.Sprintf("Concurrency %d, %d B messages, ~%d per connection, %d messages per run, client mode %s for the proxies, plain for the sink; pipelining %v; the client offers %s.",
-			s.Concurrency, s.Size, per, s.Messages, s.Mode, s.Pipelining, groups)
+		_, shape := splitKey(resultKey(s))
+		return fmt.Sprintf("Concurrency %d, %d B messages, ~%d per connection, %d messages per run, client mode %s for the proxies, plain for the sink; client shape `%s`: %s; the client offers %s.",
+			s.Concurrency, s.Size, per, s.Messages, s.Mode, shape, shapeDesc(shape), groups)
 	}
 	return ""
 }
@@ -400,14 +441,15 @@ func writeChart(w io.Writer, r results) {
 		vals  []float64
 	}
 	var secs []section
-	for _, wl := range messageWorkloads {
-		if r[wl] == nil {
-			continue
-		}
+	for _, key := range r.messageKeys() {
+		wl, shape := splitKey(key)
 		s := section{title: chartTitle[wl]}
-		for _, p := range r.peers(wl) {
+		if shape != shapeWaiting {
+			s.title += ", client shape " + shape
+		}
+		for _, p := range r.peers(key) {
 			s.peers = append(s.peers, p)
-			s.vals = append(s.vals, r[wl][p].median(msgRate))
+			s.vals = append(s.vals, r[key][p].median(msgRate))
 		}
 		secs = append(secs, s)
 	}

@@ -62,9 +62,21 @@ func (t target) cpuVerdict() string {
 	return verdict(t.pc <= t.bc, fmt.Sprintf("%.0f%% more", (t.pc/t.bc-1)*100))
 }
 
-// writeMessageSection is the table and target lines of W1, W2 or W2x.
-func writeMessageSection(w io.Writer, r results, wl string) {
-	fmt.Fprintf(w, "## %s\n\n", sectionTitle[wl])
+// writeMessageSection is the table and target lines of W1, W2 or W2x under
+// one client shape (key: resultKey).
+func writeMessageSection(w io.Writer, r results, key string) {
+	base, shape := splitKey(key)
+	wl := key
+	label := targetLabel[base]
+	if shape == shapeWaiting {
+		fmt.Fprintf(w, "## %s\n\n", sectionTitle[base])
+	} else {
+		fmt.Fprintf(w, "## %s — client shape %s\n\n", sectionTitle[base], shape)
+		if label = strings.TrimSpace(label); label == "" {
+			label = base
+		}
+		label += " (" + shape + " client) "
+	}
 	fmt.Fprintf(w, "%s\n\n", describe(r[wl]))
 	fmt.Fprintf(w, "| peer | password check | runs | messages/s | ratio to Postern | msg p50 ms | msg p99 ms | set-up p50 ms | set-up p99 ms | CPU ms/msg | errors | key exchange |\n")
 	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
@@ -81,7 +93,6 @@ func writeMessageSection(w io.Writer, r results, wl string) {
 	}
 	fmt.Fprintln(w)
 	if t, ok := r.target(wl); ok {
-		label := targetLabel[wl]
 		fmt.Fprintf(w, "- Target %smessages/s ≥ 1.2× the fastest peer (%s): Postern is %.2f× — %s.\n", label, t.peer, t.ratio, t.rateVerdict())
 		if t.pc > 0 && t.bc > 0 {
 			fmt.Fprintf(w, "- Target %sCPU per message ≤ the fastest peer's: %.3f ms vs %.3f ms — %s.\n", label, t.pc, t.bc, t.cpuVerdict())

@@ -57,6 +57,8 @@ func TestSmoke(t *testing.T) {
 		{"starttls-x25519", starttls.Addr(), "starttls", false, "x25519", "X25519"},
 		{"tls-pipelining-x25519", implicit.Addr(), "tls", true, "x25519", "X25519"},
 		{"starttls-p256", starttls.Addr(), "starttls", false, "secp256r1", "CurveP256"},
+		{"starttls-serial", starttls.Addr(), "starttls", false, "", "X25519MLKEM768"},
+		{"tls-dot-apart", implicit.Addr(), "tls", false, "", "X25519MLKEM768"},
 		{"starttls-both", starttls.Addr(), "starttls", false, "x25519mlkem768,x25519", "X25519MLKEM768"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -65,7 +67,7 @@ func TestSmoke(t *testing.T) {
 				t.Fatal(err)
 			}
 			s, err := runLoad(context.Background(), loadConfig{
-				Addr: c.addr, Mode: c.mode, Pipelining: c.pipelining, Insecure: true, ServerName: "bench.test", TLSGroups: groups,
+				Addr: c.addr, Mode: c.mode, Pipelining: c.pipelining, Shape: shapeOf(c.name), Insecure: true, ServerName: "bench.test", TLSGroups: groups,
 				User: "bench@example.test", Password: "pw", From: "bench@example.test", To: "rcpt@example.net",
 				Concurrency: 3, Connections: 5, MessagesPerConn: 2, Size: 1000 + len(c.name), Duration: 20 * time.Second,
 			})
@@ -158,4 +160,14 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("ran anyway:\n%s", out.String())
 		}
 	})
+}
+
+// shapeOf is the --shape a smoke case names after its mode ("" when none).
+func shapeOf(name string) string {
+	for _, s := range []string{shapeSerial, shapeDotApart} {
+		if strings.HasSuffix(name, "-"+s) {
+			return s
+		}
+	}
+	return ""
 }

@@ -104,6 +104,7 @@ type Summary struct {
 	Workload    string  `json:"workload,omitempty"` // from --workload, e.g. W1
 	Mode        string  `json:"mode"`
 	Pipelining  bool    `json:"pipelining"`
+	Shape       string  `json:"shape,omitempty"` // --shape; empty in lines written before it existed: "waiting", or "pipelining" with Pipelining
 	Concurrency int     `json:"concurrency"`
 	Size        int     `json:"size"`
 	Elapsed     float64 `json:"elapsed_s"`
@@ -187,8 +188,8 @@ func (s Summary) write(w io.Writer) error {
 	if name != "" {
 		fmt.Fprintf(&b, "== %s\n", name)
 	}
-	fmt.Fprintf(&b, "mode %s, pipelining %v, concurrency %d, size %d B, %.2fs%s\n",
-		s.Mode, s.Pipelining, s.Concurrency, s.Size, s.Elapsed, map[bool]string{true: " (duration cap reached)"}[s.CapReached])
+	fmt.Fprintf(&b, "mode %s, shape %s, concurrency %d, size %d B, %.2fs%s\n",
+		s.Mode, s.Shape, s.Concurrency, s.Size, s.Elapsed, map[bool]string{true: " (duration cap reached)"}[s.CapReached])
 	if s.IdleHeld > 0 || s.Messages == 0 && s.KiBPerIdle > 0 {
 		fmt.Fprintf(&b, "idle sessions held %d", s.IdleHeld)
 		if s.KiBPerIdle > 0 {

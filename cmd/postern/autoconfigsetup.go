@@ -34,7 +34,9 @@ const (
 )
 
 // splitListen separates the https=ADDR entries of --listen from the SMTP
-// ones. At most one HTTPS listener.
+// ones. At most one HTTPS listener. A --listen that names no SMTP listener
+// (only https=) keeps the SMTP defaults: adding the autoconfig listener must
+// not silently remove the submission ports (issue 23).
 func splitListen(list []string) (smtp []string, https string, err error) {
 	for _, l := range list {
 		if len(l) >= len(listenHTTPS) && strings.EqualFold(l[:len(listenHTTPS)], listenHTTPS) {
@@ -49,6 +51,9 @@ func splitListen(list []string) (smtp []string, https string, err error) {
 			continue
 		}
 		smtp = append(smtp, l)
+	}
+	if len(smtp) == 0 {
+		smtp = defaultSMTPListen()
 	}
 	return smtp, https, nil
 }

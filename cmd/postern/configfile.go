@@ -11,7 +11,7 @@ import (
 
 // applyConfigFile reads --config (TOML, keys named like the flags) and sets
 // every flag that was not given on the command line or in the environment.
-// An unknown key is an error that names it, like an unknown flag.
+// An unknown key is an error that names it, like an unknown flag (exit 2).
 func applyConfigFile(c *cli.Context) error {
 	path := c.String("config")
 	if path == "" {
@@ -38,7 +38,8 @@ func applyConfigFile(c *cli.Context) error {
 	sort.Strings(keys)
 	for _, key := range keys {
 		if !known[key] || key == "config" {
-			return fmt.Errorf("config file %s: unknown key %q", path, key)
+			// Exit 2, like an unknown flag (README).
+			return usageErrorf("config file %s: unknown key %q%s", path, key, closestName(key, knownNames(known), "; did you mean %q?"))
 		}
 		if c.IsSet(key) {
 			continue // command line and environment win over the file

@@ -17,7 +17,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/postern/postern/proxy"
+	"github.com/postern/postern/limits"
 )
 
 // The control socket: `serve` answers `postern status` and `postern
@@ -51,7 +51,7 @@ func listenControl(c *cli.Context, log *slog.Logger) (net.Listener, error) {
 }
 
 // serveControl answers on ln until ctx ends.
-func serveControl(ctx context.Context, ln net.Listener, limits *proxy.Limits, log *slog.Logger) error {
+func serveControl(ctx context.Context, ln net.Listener, limits *limits.Limits, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		login := r.URL.Query().Get("login")
@@ -137,7 +137,7 @@ func statusFlags() []cli.Flag { return serveFlags() }
 
 // withLimits runs fn on the login's limits: over Redis directly, or nil
 // for "ask the control socket".
-func withLimits(c *cli.Context, fn func(*proxy.Limits) error) error {
+func withLimits(c *cli.Context, fn func(*limits.Limits) error) error {
 	if c.String("state") == stateMemory {
 		return fn(nil)
 	}
@@ -181,9 +181,12 @@ func statusCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return cli.Exit("usage: postern status [flags] LOGIN", 2)
 			}
-			login := c.Args().First()
-			var st proxy.LoginStatus
-			err := withLimits(c, func(l *proxy.Limits) error {
+			login, err := statusLogin(c, c.Args().First())
+			if err != nil {
+				return err
+			}
+			var st limits.LoginStatus
+			err = withLimits(c, func(l *limits.Limits) error {
 				if l == nil {
 					return controlRequest(c, http.MethodGet, "/v1/status", login, &st)
 				}
@@ -197,17 +200,18 @@ func statusCommand() *cli.Command {
 				return err
 			}
 			printStatus(c.App.Writer, st)
+			printNothingRecorded(c.App.Writer, st)
 			return nil
 		},
 	}
 }
 
-func printStatus(w io.Writer, st proxy.LoginStatus) {
+func printStatus(w io.Writer, st limits.LoginStatus) {
 	fmt.Fprintf(w, "login %s\n", st.Login)
 	for _, l := range []struct {
 		name string
-		ls   proxy.LimitStatus
-	}{{proxy.LimitMessages, st.Messages}, {proxy.LimitRecipients, st.Recipients}} {
+		ls   limits.LimitStatus
+	}{{limits.LimitMessages, st.Messages}, {limits.LimitRecipients, st.Recipients}} {
 		if l.ls.Limit == "*" {
 			fmt.Fprintf(w, "%s: no limit\n", l.name)
 			continue
@@ -235,9 +239,12 @@ func unsuspendCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return cli.Exit("usage: postern unsuspend [flags] LOGIN", 2)
 			}
-			login := c.Args().First()
+			login, err := statusLogin(c, c.Args().First())
+			if err != nil {
+				return err
+			}
 			var res unsuspendResult
-			err := withLimits(c, func(l *proxy.Limits) error {
+			err = withLimits(c, func(l *limits.Limits) error {
 				if l == nil {
 					return controlRequest(c, http.MethodPost, "/v1/unsuspend", login, &res)
 				}

@@ -9,7 +9,10 @@ import (
 
 	"github.com/postern/postern/auth"
 	"github.com/postern/postern/internal/autoconfig"
+	"github.com/postern/postern/limits"
+	"github.com/postern/postern/policy"
 	"github.com/postern/postern/proxy"
+	"github.com/postern/postern/proxy/upstream"
 )
 
 // env returns the environment twin of a flag: --max-message-size is
@@ -34,6 +37,13 @@ func dur(name string, value time.Duration, usage string) *cli.DurationFlag {
 	return &cli.DurationFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name)}
 }
 
+// defaultSMTPListen is the --listen default: the submission ports 587
+// (STARTTLS), 465 (implicit TLS) and 2525 (STARTTLS). It stays in force
+// while --listen names no SMTP listener (see splitListen).
+func defaultSMTPListen() []string {
+	return []string{"starttls=:587", "tls=:465", "starttls=:2525"}
+}
+
 // serveFlags are the flags of `serve` and `check-config` (DESIGN.md's
 // command-line contract). Every flag has an env twin and a config-file key
 // of the same name.
@@ -41,7 +51,7 @@ func serveFlags() []cli.Flag {
 	return append([]cli.Flag{
 		str("config", "", "TOML file with the same keys as the flags (flags and env win)"),
 		str("hostname", "", "name in the banner and the Received header (default: the host name)"),
-		strs("listen", []string{"starttls=:587", "tls=:465", "starttls=:2525"}, "MODE=ADDR, MODE starttls|tls|https (https: the autoconfig documents, off by default); repeatable"),
+		strs("listen", defaultSMTPListen(), "MODE=ADDR, MODE starttls|tls|https (https: the autoconfig documents, off by default); repeatable; the SMTP defaults stay unless a starttls= or tls= listener is given"),
 		str("upstream", "", "the internal MTA, HOST:PORT (it must trust Postern via mynetworks)"),
 		str("users", "", "users file, Dovecot passwd-file format (login:hash); tried first"),
 		str("sender-map", "", "Postfix smtpd_sender_login_maps text file: 'address login[,login]' or '@domain login'"),
@@ -50,7 +60,9 @@ func serveFlags() []cli.Flag {
 		str("tls-sni-dir", "", "DIR/<host>/{fullchain,privkey}.pem (Let's Encrypt live/) or DIR/<host>.{crt,key}, chosen by SNI"),
 		strs("acme-domain", nil, "get a certificate for this name by ACME (repeatable; the allow-list)"),
 		str("acme-email", "", "contact address for the ACME account"),
-		str("acme-cache", "/var/lib/postern/acme", "directory for ACME account and certificates (share it between instances)"),
+		str("acme-cache", "/var/lib/postern/acme", "directory for ACME account and certificates, or 'redis': shared by every replica through --state's Redis, encrypted, one order per name"),
+		str("acme-cache-key-file", "", "with --acme-cache redis: the AES-256 key sealing every entry, 32 bytes or 64 hex digits (openssl rand -hex 32); the same on every replica"),
+		str("acme-cache-local", "/var/lib/postern/acme", "with --acme-cache redis: this replica's copy, served while Redis is unreachable ('' keeps none)"),
 		str("acme-directory", "https://acme-v02.api.letsencrypt.org/directory", "ACME directory URL (any RFC 8555 CA)"),
 		str("acme-http", ":80", "HTTP-01 challenge listener (the CA validates here, never on 587/465; with --autoconfig-domain it also serves the documents); 'none' disables"),
 		str("dovecot-auth", "", "Dovecot auth socket: a unix socket path, or HOST:PORT of an inet_listener"),
@@ -64,15 +76,15 @@ func serveFlags() []cli.Flag {
 		str("ldap-login-attribute", auth.DefaultLDAPLoginAttribute, "attribute whose first value is the account's one identity for limits, suspension, login delay and logs, whatever spelling matched the filter (the entry's DN when it has none)"),
 		dur("auth-cache-ttl", 5*time.Minute, "remember a successful login for this long (0 disables)"),
 		&cli.IntFlag{Name: "auth-concurrency", Value: runtime.GOMAXPROCS(0), DefaultText: "GOMAXPROCS, the CPUs Go uses", Usage: "password hashes (users file) verified at once; more wait their turn in a queue, up to the 30 s login verification timeout (then 454); 0 = no bound", EnvVars: env("auth-concurrency")},
-		&cli.IntFlag{Name: "auth-max-failures", Value: proxy.DefaultLockoutMaxFailures, Usage: "AUTH attempts per client address (IPv6: per /64) within --auth-lockout-window, counted before the password is checked and given back on success (so also the bound on parallel AUTHs), before it gets 421", EnvVars: env("auth-max-failures")},
-		&cli.IntFlag{Name: "auth-max-unavailable", Value: proxy.DefaultLockoutMaxUnavailable, Usage: "AUTH attempts per client address (IPv6: per /64) within --auth-lockout-window that no backend could check (454: a backend down), before it gets 421 like --auth-max-failures", EnvVars: env("auth-max-unavailable")},
-		dur("auth-lockout-window", proxy.DefaultLockoutWindow, "sliding window for --auth-max-failures and --auth-max-unavailable"),
-		dur("auth-login-delay", proxy.DefaultLoginDelay, "wait before answering an AUTH for a login with one failure within --auth-lockout-window; doubles with each further failure (slows guessing at one login, never refuses it)"),
-		dur("auth-login-delay-max", proxy.DefaultMaxLoginDelay, "cap of --auth-login-delay's doubling"),
+		&cli.IntFlag{Name: "auth-max-failures", Value: limits.DefaultLockoutMaxFailures, Usage: "AUTH attempts per client address (IPv6: per /64) within --auth-lockout-window, counted before the password is checked and given back on success (so also the bound on parallel AUTHs), before it gets 421", EnvVars: env("auth-max-failures")},
+		&cli.IntFlag{Name: "auth-max-unavailable", Value: limits.DefaultLockoutMaxUnavailable, Usage: "AUTH attempts per client address (IPv6: per /64) within --auth-lockout-window that no backend could check (454: a backend down), before it gets 421 like --auth-max-failures", EnvVars: env("auth-max-unavailable")},
+		dur("auth-lockout-window", limits.DefaultLockoutWindow, "sliding window for --auth-max-failures and --auth-max-unavailable"),
+		dur("auth-login-delay", limits.DefaultLoginDelay, "wait before answering an AUTH for a login with one failure within --auth-lockout-window; doubles with each further failure (slows guessing at one login, never refuses it)"),
+		dur("auth-login-delay-max", limits.DefaultMaxLoginDelay, "cap of --auth-login-delay's doubling"),
 		str("state", "memory", "where the lockout (and sending-limit) counters live: memory (this process) or redis://HOST:PORT/DB, rediss://HOST:PORT/DB (TLS) shared by every replica; while Redis is unreachable each replica counts in its own memory"),
 		str("state-password-file", "", "file holding the Redis password for --state (not in the URL, which the process list shows)"),
 		str("mynetworks", "", "CIDRs that may relay without AUTH (still over TLS), comma-separated"),
-		str("received", "anonymous", "Received header: anonymous|full|none"),
+		str("received", string(policy.DefaultReceivedMode), "Received header: anonymous|full|none"),
 		&cli.Int64Flag{Name: "max-message-size", Value: proxy.DefaultMaxMessageBytes, Usage: "bytes, advertised in SIZE and enforced while streaming", EnvVars: env("max-message-size")},
 		&cli.IntFlag{Name: "max-recipients", Value: proxy.DefaultMaxRecipients, Usage: "recipients per message", EnvVars: env("max-recipients")},
 		&cli.IntFlag{Name: "max-auth-failures-per-connection", Value: proxy.DefaultMaxAuthFailures, Usage: "AUTH failures before the connection is closed", EnvVars: env("max-auth-failures-per-connection")},
@@ -83,7 +95,7 @@ func serveFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-http-connections", Value: proxy.DefaultMaxHTTPConnections, Usage: "open connections of the HTTP listeners (--listen https= and --acme-http together; a budget apart from --max-connections); more are closed at accept, before any TLS handshake (at least 1)", EnvVars: env("max-http-connections")},
 		&cli.IntFlag{Name: "max-http-connections-per-ip", Value: proxy.DefaultMaxHTTPConnectionsPerIP, Usage: "open HTTP connections per client address (IPv6: per /64); more are closed at accept (0: no limit)", EnvVars: env("max-http-connections-per-ip")},
 		dur("login-timeout", proxy.DefaultLoginTimeout, "time from connect (TLS handshake included) to a successful AUTH, then 421 4.7.0; --mynetworks exempt (0: none)"),
-		dur("upstream-timeout", proxy.DefaultUpstreamTimeout, "longest wait for each whole reply from the upstream, or for it to take more of the message; then 451 and the connection is dropped"),
+		dur("upstream-timeout", upstream.DefaultTimeout, "longest wait for each whole reply from the upstream, or for it to take more of the message; then 451 and the connection is dropped"),
 		dur("shutdown-timeout", 30*time.Second, "on SIGTERM, time given to sessions in flight before they are closed"),
 		str("metrics", "", "ADDR for /metrics (Prometheus), /healthz and /readyz, e.g. 127.0.0.1:9090"),
 		&cli.BoolFlag{Name: "pprof", Usage: "also serve /debug/pprof/ on the --metrics listener (keep it private)", EnvVars: env("pprof")},

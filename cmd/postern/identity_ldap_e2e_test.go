@@ -20,9 +20,9 @@ import (
 
 	"github.com/postern/postern/auth/authtest"
 	"github.com/postern/postern/internal/testkit"
-	"github.com/postern/postern/proxy"
+	"github.com/postern/postern/limits"
+	"github.com/postern/postern/limits/state"
 	"github.com/postern/postern/proxy/proxytest"
-	"github.com/postern/postern/proxy/state"
 )
 
 // mallory's entry, as in the issue: uid mallory and two mail values. The
@@ -239,7 +239,7 @@ func TestLDAPLoginDelayAllSpellingsE2E(t *testing.T) {
 	defer store.Close()
 	failures := func(login string) int {
 		t.Helper()
-		n, err := store.Count(context.Background(), "lockout:login:"+state.LoginKey(login), proxy.DefaultLockoutWindow)
+		n, err := store.Count(context.Background(), "lockout:login:"+state.LoginKey(login), limits.DefaultLockoutWindow)
 		if err != nil {
 			t.Fatalf("reading the login counter of %s: %v", login, err)
 		}

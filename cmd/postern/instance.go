@@ -16,8 +16,10 @@ import (
 
 	"github.com/postern/postern/certs"
 	"github.com/postern/postern/internal/autoconfig"
+	"github.com/postern/postern/limits"
+	"github.com/postern/postern/limits/state"
+	"github.com/postern/postern/policy"
 	"github.com/postern/postern/proxy"
-	"github.com/postern/postern/proxy/state"
 )
 
 // instance is one configured Postern: everything `serve` runs and
@@ -72,11 +74,11 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		}
 		listeners = append(listeners, pl)
 	}
-	received, err := proxy.ParseReceivedMode(c.String("received"))
+	received, err := policy.ParseReceivedMode(c.String("received"))
 	if err != nil {
 		return nil, err
 	}
-	mynets, err := proxy.ParseNetworks(c.String("mynetworks"))
+	mynets, err := policy.ParseNetworks(c.String("mynetworks"))
 	if err != nil {
 		return nil, fmt.Errorf("--mynetworks: %w", err)
 	}
@@ -115,6 +117,10 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 			acmeDomains = append(slices.Clone(acmeDomains), inst.autoconfig.HostNames()...)
 		}
 	}
+	acmeShared, err := buildACMECache(c, log)
+	if err != nil {
+		return nil, err
+	}
 	inst.certs, err = certs.New(certs.Config{
 		Hostname:      hostname,
 		CertFile:      c.String("tls-cert"),
@@ -123,6 +129,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		ACMEDomains:   acmeDomains,
 		ACMEEmail:     c.String("acme-email"),
 		ACMECache:     c.String("acme-cache"),
+		ACMEShared:    acmeShared,
 		ACMEDirectory: c.String("acme-directory"),
 		ACMEHTTPAddr:  c.String("acme-http"),
 		HTTPHandler:   httpHandler,
@@ -136,17 +143,18 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	if inst.auth, err = buildAuth(c, log); err != nil {
 		return nil, err
 	}
-	var senders *proxy.SenderMap
+	var senders *policy.SenderMap
 	if inst.senderMap != "" {
-		if senders, err = proxy.LoadSenderMap(inst.senderMap); err != nil {
+		if senders, err = policy.LoadSenderMap(inst.senderMap); err != nil {
 			return nil, err
 		}
+		log.Info("sender map loaded", "path", inst.senderMap, "entries", senders.Len())
 	}
 	upstream, err := buildUpstream(c)
 	if err != nil {
 		return nil, err
 	}
-	proxyFrom, err := proxy.ParseNetworks(c.String("proxy-protocol-from"))
+	proxyFrom, err := policy.ParseNetworks(c.String("proxy-protocol-from"))
 	if err != nil {
 		return nil, fmt.Errorf("--proxy-protocol-from: %w", err)
 	}
@@ -160,6 +168,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	inst.registry = prometheus.NewRegistry()
 	inst.registry.MustRegister(newCertExpiry(inst.certs))
 	inst.registry.MustRegister(newStateDegraded(inst.state))
+	inst.registry.MustRegister(newACMECacheDegraded(acmeShared))
 	inst.registry.MustRegister(inst.httpCaps.collectors()...)
 	inst.registry.MustRegister(newStateEvicting(inst.evictions))
 	if inst.auth.users != nil {
@@ -182,7 +191,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		Metrics:           metrics,
 		ProxyProtocolFrom: proxyFrom,
 		Auth:              inst.auth.cache,
-		Limiter: proxy.NewLockout(proxy.LockoutConfig{
+		Limiter: limits.NewLockout(limits.LockoutConfig{
 			MaxFailures:    c.Int("auth-max-failures"),
 			MaxUnavailable: c.Int("auth-max-unavailable"),
 			Window:         c.Duration("auth-lockout-window"),
@@ -190,6 +199,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 			MaxLoginDelay:  c.Duration("auth-login-delay-max"),
 			Log:            log,
 			Store:          lockoutStore,
+			Alerts:         inst.limits.limits,
 		}),
 		MyNetworks:      mynets,
 		Received:        received,
@@ -205,10 +215,8 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		MaxConnectionsPerIP: c.Int("max-connections-per-ip"),
 		LoginTimeout:        c.Duration("login-timeout"),
 
-		Limits:             inst.limits.limits,
-		LockoutMaxFailures: c.Int("auth-max-failures"),
-		LockoutWindow:      c.Duration("auth-lockout-window"),
-		HeaderFrom:         inst.limits.headerFrom,
+		Limits:     inst.limits.limits,
+		HeaderFrom: inst.limits.headerFrom,
 	})
 	if err != nil {
 		return nil, err
@@ -227,11 +235,12 @@ func (inst *instance) reload() {
 		inst.log.Error("reload: users file kept as before", "err", err)
 	}
 	if inst.senderMap != "" {
-		if m, err := proxy.LoadSenderMap(inst.senderMap); err != nil {
+		if m, err := policy.LoadSenderMap(inst.senderMap); err != nil {
 			ok = false
 			inst.log.Error("reload: sender map kept as before", "err", err)
 		} else {
 			inst.server.SetSenderMap(m)
+			inst.log.Info("sender map reloaded", "path", inst.senderMap, "entries", m.Len())
 		}
 	}
 	if !inst.limits.reload(inst.log) {

@@ -336,7 +336,7 @@ func TestLoginTimeoutE2E(t *testing.T) {
 			if errors.As(err, &ne) && ne.Timeout() {
 				t.Fatalf("not cut within 15 s (got %q)", got)
 			}
-			// The half-sent command is not run (go-smtp patch 0014): the
+			// The half-sent command is not run (go-smtp patch partial-line-not-run): the
 			// only reply is the 421, then the close.
 			if string(got) != loginTimeoutReply+"\r\n" {
 				t.Fatalf("got %q, want only %q and the close", got, loginTimeoutReply)
@@ -377,7 +377,7 @@ func TestLoginTimeoutE2E(t *testing.T) {
 			// A handshake that fails, cut by the login timeout or not,
 			// ends the connection with no clear-text reply: the client
 			// is mid-handshake and could not read one (go-smtp patch
-			// 0028; was 550 then the 421 in clear text).
+			// server-starttls-failure-ends-connection; was 550 then the 421 in clear text).
 			if string(got) != "" {
 				t.Fatalf("got %q after 220, want only the close", got)
 			}

@@ -21,7 +21,9 @@ var version = "dev"
 // carrying an exit code (cli.Exit; 2 for a usage error such as an unknown
 // command or flag) sets it.
 func main() {
-	if err := newApp(os.Stdin, os.Stdout, os.Stderr).RunContext(context.Background(), os.Args); err != nil {
+	app := newApp(os.Stdin, os.Stdout, os.Stderr)
+	warnUnknownEnv(app, os.Environ(), os.Stderr)
+	if err := app.RunContext(context.Background(), os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "postern:", err)
 		code := 1
 		var ec cli.ExitCoder
@@ -60,6 +62,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			statusCommand(),
 			unsuspendCommand(),
 			versionCommand(),
+			userCommand(),
+			manCommand(),
 		},
 	}
 	for _, cmd := range app.Commands {

@@ -109,8 +109,8 @@ func reloadOnHUP(ctx context.Context, inst *instance) {
 func checkConfigCommand() *cli.Command {
 	return &cli.Command{
 		Name:   "check-config",
-		Usage:  "validate the configuration like `nginx -t` and list the certificates that would be served",
-		Flags:  serveFlags(),
+		Usage:  "validate the configuration like `nginx -t` and list the certificates that would be served; warns (exit 0) when the upstream cannot be reached",
+		Flags:  append(serveFlags(), strictFlag()),
 		Before: applyConfigFile,
 		Action: func(c *cli.Context) error {
 			log, err := newLogger(c.App.ErrWriter, c.String("log-format"), "warn")
@@ -135,6 +135,9 @@ func checkConfigCommand() *cli.Command {
 						fmt.Fprintf(w, "WARNING: no certificate covers %s: clients will refuse its documents (add it to --tls-sni-dir, or use ACME, which adds it by itself)\n", name)
 					}
 				}
+			}
+			if err := warnUpstream(c); err != nil {
+				return err
 			}
 			fmt.Fprintln(w, "configuration OK")
 			return nil

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
-	"github.com/postern/postern/proxy/state"
+	"github.com/postern/postern/limits/state"
 )
 
 // stateMemory is --state's default: counters in this process only.

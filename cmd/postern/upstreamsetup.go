@@ -10,20 +10,20 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/postern/postern/proxy"
+	"github.com/postern/postern/proxy/upstream"
 )
 
 // buildUpstream turns the --upstream* flags into the proxy's upstream settings.
-func buildUpstream(c *cli.Context) (proxy.UpstreamConfig, error) {
+func buildUpstream(c *cli.Context) (upstream.Config, error) {
 	timeout := c.Duration("upstream-timeout")
-	up := proxy.UpstreamConfig{
+	up := upstream.Config{
 		Addr:        c.String("upstream"),
 		DialTimeout: timeout,
 		Timeout:     timeout,
 		XCLIENT:     c.Bool("upstream-xclient"),
 	}
 	var err error
-	if up.TLS, err = proxy.ParseUpstreamTLS(c.String("upstream-tls")); err != nil {
+	if up.TLS, err = upstream.ParseTLS(c.String("upstream-tls")); err != nil {
 		return up, err
 	}
 	if ca := c.String("upstream-tls-ca"); ca != "" {

@@ -6,7 +6,7 @@ import (
 )
 
 // Clock is a settable clock for the Now fields of configs
-// (proxy.LockoutConfig, proxy.LimitsConfig, state.MemoryConfig): a test
+// (limits.LockoutConfig, limits.LimitsConfig, state.MemoryConfig): a test
 // moves time with Advance instead of sleeping through windows. Safe for
 // concurrent use.
 type Clock struct {

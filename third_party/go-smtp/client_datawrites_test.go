@@ -53,3 +53,11 @@ func TestClientDataWrites(t *testing.T) {
 		}
 	}
 }
+
+// writeLog records each Write call separately.
+type writeLog struct{ writes []string }
+
+func (w *writeLog) Write(b []byte) (int, error) {
+	w.writes = append(w.writes, string(b))
+	return len(b), nil
+}

@@ -8,14 +8,6 @@ import (
 	"testing"
 )
 
-// writeLog records each Write call separately.
-type writeLog struct{ writes []string }
-
-func (w *writeLog) Write(b []byte) (int, error) {
-	w.writes = append(w.writes, string(b))
-	return len(b), nil
-}
-
 func TestClientMailRcpt(t *testing.T) {
 	for _, tc := range []struct {
 		name       string

@@ -47,6 +47,7 @@ type Conn struct {
 	didAuth      bool
 
 	closeAfterReply atomic.Bool // see CloseAfterReply
+	dataByBDAT      atomic.Bool // see DataByBDAT
 	closed          atomic.Bool // Close was called
 
 	// stateLocker guards the server's shutdown state and conn against
@@ -276,6 +277,17 @@ func (c *Conn) Hostname() string {
 
 func (c *Conn) Conn() net.Conn {
 	return c.conn
+}
+
+// DataByBDAT reports whether the message that Session.Data (or
+// LMTPSession.LMTPData) reads came with BDAT (RFC 3030) rather than DATA.
+// The reader then yields the chunks' octets as the client sent them; for
+// DATA it yields the message with the dot-stuffing removed and without
+// the final ".\r\n". It may be called from Data (which runs on a
+// goroutine of its own for BDAT); after Data returns it describes that
+// message until the next one begins.
+func (c *Conn) DataByBDAT() bool {
+	return c.dataByBDAT.Load()
 }
 
 func (c *Conn) authAllowed() bool {
@@ -1070,6 +1082,7 @@ func (c *Conn) handleData(arg string) {
 
 	// We have recipients, go to accept data
 	c.writeResponse(354, NoEnhancedCode, "Go ahead. End your data with <CR><LF>.<CR><LF>")
+	c.dataByBDAT.Store(false)
 
 	defer c.reset()
 
@@ -1177,6 +1190,7 @@ func (c *Conn) handleBdat(arg string) {
 		r, c.bdatPipe = io.Pipe()
 		c.dataResult = result
 		c.locker.Unlock()
+		c.dataByBDAT.Store(true)
 
 		go func() {
 			defer func() {

@@ -260,8 +260,9 @@ func TestServerStartTLSInjectionBeyondIdleArray(t *testing.T) {
 func TestServerPoolNoCrossTalk(t *testing.T) {
 	cert := selfSigned(t)
 	s, addr := echoServer(t, okEchoBackend{}, func(s *smtp.Server) {
-		s.ReadTimeout = 2 * time.Second // also bounds the handshake, slow under -race
-		s.WriteBufferSize = 1024
+		// Also bounds the handshake. 2 s was too short on a loaded machine
+		// under -race: a client not scheduled for 2 s met the idle timeout.
+		s.ReadTimeout = 6 * time.Second
 		s.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	})
 	_ = s
@@ -378,7 +379,7 @@ func crossTalkClient(addr string, i int) error {
 		}
 		switch rnd.Intn(10) {
 		case 0: // idle past the read timeout: 421, end
-			time.Sleep(2100 * time.Millisecond)
+			time.Sleep(6100 * time.Millisecond)
 			got, err := finalReplies(br, 1)
 			if err != nil || got[0] != "421 4.4.2 Idle timeout, bye bye" {
 				return fmt.Errorf("after the idle timeout: %q %v", got, err)

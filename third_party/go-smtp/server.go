@@ -44,12 +44,6 @@ type Server struct {
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
 
-	// WriteBufferSize is the size of each connection's reply buffer. Zero
-	// means net/textproto's default (4096 bytes). Replies are short, and a
-	// longer one is written through, so a server that holds many idle
-	// connections may use less (1024 saves 3 KiB per connection).
-	WriteBufferSize int
-
 	// MaxLineSkip and LineSkipTimeout bound what is read of a command
 	// line longer than MaxLineLength: the rest of the line is read and
 	// dropped up to its end, then answered ErrLineTooLong, and the
@@ -130,9 +124,6 @@ func (s *Server) getWriter(w io.Writer) *bufio.Writer {
 	if bw, ok := s.writers.Get().(*bufio.Writer); ok {
 		bw.Reset(w)
 		return bw
-	}
-	if n := s.WriteBufferSize; n > 0 {
-		return bufio.NewWriterSize(w, n)
 	}
 	return bufio.NewWriter(w)
 }
