@@ -51,8 +51,9 @@ type session struct {
 	// mu guards up and streaming: under BDAT, go-smtp runs Data in a
 	// goroutine of its own, and Reset or Logout may come from another.
 	mu        sync.Mutex
-	up        *upstream.Conn // upstream session, kept across messages
-	streaming bool           // Data is using up
+	up        *upstream.Conn   // upstream session, kept across messages
+	upAt      *upstream.Target // the upstream up is connected to
+	streaming bool             // Data is using up
 
 	smtputf8 bool // the current MAIL had SMTPUTF8 (RFC 6531): non-ASCII addresses allowed
 	// dsnDropLogged: this session has logged that its upstream dropped the
@@ -66,10 +67,11 @@ type session struct {
 	mailRefused *smtp.SMTPError
 
 	// per message
-	msgID   string
-	from    string
-	rcpts   int
-	started time.Time
+	msgID       string
+	msgUpstream *upstream.Target // where its DATA went (logged, counted)
+	from        string
+	rcpts       int
+	started     time.Time
 }
 
 // AuthMechanisms offers PLAIN and LOGIN, only under TLS (RFC 4954 §4: no
@@ -397,52 +399,119 @@ type pendingMail struct {
 	opts *smtp.MailOptions
 }
 
-// openUpstream starts the upstream transaction with its first recipient,
-// reusing this session's upstream connection when there is one. A reused
-// connection may have been closed by the upstream's idle timeout
-// meanwhile: then dial once more. It returns the reply to the RCPT; when
-// MAIL failed, that failure is the reply to every RCPT of the transaction.
+// openUpstream starts the upstream transaction with its first recipient
+// and returns the reply to that RCPT; when MAIL failed, that failure is the
+// reply to every RCPT of the transaction.
+//
+// Failover happens here and only here, before any byte of the message is
+// sent: the connection this session holds, then each upstream in
+// Targets.Order (an idle pooled connection first, then a new one). An
+// upstream that cannot be reached, greeted (EHLO, STARTTLS, XCLIENT, AUTH)
+// within the dial timeout, or that drops or times out the MAIL and first
+// RCPT, or answers MAIL with 4xx, gives way to the next. A reused
+// connection may have been closed by the upstream's idle timeout meanwhile:
+// that is no failure of the upstream, a new connection to it follows. A
+// 5xx to MAIL and any reply to the RCPT are verdicts, passed on. Once
+// DATA started there is no second try (Data): the client gets 4xx and
+// retries, so nothing is delivered twice.
 func (s *session) openUpstream(m *pendingMail, to string, ropts *smtp.RcptOptions) error {
-	for attempt := 0; attempt < 2; attempt++ {
-		up := s.upstream()
-		if up == nil && attempt == 0 {
-			up = s.srv.pool.Get()
-		}
-		reused := up != nil
-		if !reused {
-			start := time.Now()
-			var err error
-			up, err = upstream.Dial(context.Background(), s.srv.cfg.Upstream, s.upstreamIdentity())
-			s.srv.metrics.upstreamReply("connect", replyCode(err))
-			if err != nil {
-				s.log.Error("upstream unavailable", "err", err)
-				s.mailRefused = replyUpstreamUnavailable
-				return s.mailRefused
-			}
-			s.srv.metrics.upstreamTime("connect", start)
-		}
-		s.setUpstream(up)
-		s.noteDSNDropped(up, m.opts, ropts)
-		mailErr, rcptErr := up.MailRcpt(m.from, s.upstreamMailOptions(m.opts), to, ropts)
-		s.srv.metrics.upstreamReply("mail", replyCode(mailErr))
-		if mailErr == nil {
-			return s.rcptResult(up, rcptErr)
-		}
-		reply, fromUpstream := upstream.Reply(mailErr, replyUpstreamUnavailable)
-		if fromUpstream {
-			s.log.Info("upstream refused sender", "from", m.from, "code", reply.Code)
-			s.mailRefused = reply
-			return reply
-		}
-		s.dropUpstream(up)
-		if !reused {
-			s.log.Error("upstream MAIL failed", "err", mailErr)
-			s.mailRefused = reply
-			return reply
+	reply := replyUpstreamUnavailable // when every upstream failed without a reply
+	if up, at := s.upstreamConn(); up != nil {
+		if r, done := s.startTransaction(up, at, true, m, to, ropts); done {
+			return r
 		}
 	}
-	s.mailRefused = replyUpstreamUnavailable
-	return s.mailRefused
+	for _, at := range s.srv.upstreams.Order(time.Now()) {
+		if up := at.Pool.Get(); up != nil {
+			s.setUpstream(up, at)
+			if r, done := s.startTransaction(up, at, true, m, to, ropts); done {
+				return r
+			}
+		}
+		up, err := s.dial(at)
+		if err != nil {
+			continue
+		}
+		s.setUpstream(up, at)
+		r, done := s.startTransaction(up, at, false, m, to, ropts)
+		if done {
+			return r
+		}
+		var se *smtp.SMTPError
+		if errors.As(r, &se) {
+			reply = se // the upstream's own 4xx, if it was the last one
+		}
+	}
+	s.log.Error("no upstream took the transaction", "id", s.msgID, "upstreams", len(s.srv.upstreams))
+	s.mailRefused = reply
+	return reply
+}
+
+// dial connects to the upstream at, marking it failed if that fails.
+func (s *session) dial(at *upstream.Target) (*upstream.Conn, error) {
+	start := time.Now()
+	up, err := upstream.Dial(context.Background(), at.Config, s.upstreamIdentity())
+	s.srv.metrics.upstreamReply("connect", replyCode(err))
+	if err != nil {
+		at.Failed(time.Now())
+		s.srv.metrics.upstreamFailure(at.Addr(), "connect")
+		s.log.Error("upstream unavailable", "upstream", at.Addr(), "err", err)
+		return nil, err
+	}
+	s.srv.metrics.upstreamTime("connect", start)
+	return up, nil
+}
+
+// startTransaction sends MAIL and the first RCPT on up (the session's
+// upstream now). done is false when the next upstream is to be tried: up
+// failed without a verdict, and has been dropped; reply is then the
+// upstream's 4xx to MAIL, if that was the failure. reused says up was not
+// dialed for this transaction: its failure without a reply does not count
+// against the upstream (an idle timeout on its side).
+func (s *session) startTransaction(up *upstream.Conn, at *upstream.Target, reused bool, m *pendingMail, to string, ropts *smtp.RcptOptions) (reply error, done bool) {
+	s.noteDSNDropped(up, m.opts, ropts)
+	mailErr, rcptErr := up.MailRcpt(m.from, s.upstreamMailOptions(m.opts), to, ropts)
+	s.srv.metrics.upstreamReply("mail", replyCode(mailErr))
+	switch {
+	case mailErr == nil && (rcptErr == nil || isUpstreamReply(rcptErr)):
+		at.Answered()
+		return s.rcptResult(up, rcptErr), true
+	case mailErr == nil:
+		// MAIL taken, then the connection broke: nothing of this
+		// transaction is kept upstream once it is closed.
+		s.log.Warn("upstream failed at RCPT, trying the next", "upstream", at.Addr(), "err", rcptErr)
+		s.failedOver(up, at, reused, "rcpt")
+		return nil, false
+	}
+	r, fromUpstream := upstream.Reply(mailErr, replyUpstreamUnavailable)
+	switch {
+	case fromUpstream && r.Code/100 == 5:
+		at.Answered()
+		s.log.Info("upstream refused sender", "from", m.from, "code", r.Code, "upstream", at.Addr())
+		s.mailRefused = r
+		return r, true
+	case fromUpstream:
+		s.log.Warn("upstream deferred sender, trying the next", "from", m.from, "code", r.Code, "upstream", at.Addr())
+		s.dropUpstream(up)
+		s.srv.metrics.upstreamFailure(at.Addr(), "mail")
+		if r.Code == 421 { // the upstream is closing: it is going away
+			at.Failed(time.Now())
+		}
+		return r, false
+	}
+	s.log.Warn("upstream MAIL failed", "upstream", at.Addr(), "reused", reused, "err", mailErr)
+	s.failedOver(up, at, reused, "mail")
+	return nil, false
+}
+
+// failedOver drops up after a failure without a reply; a connection made
+// for this transaction marks its upstream failed.
+func (s *session) failedOver(up *upstream.Conn, at *upstream.Target, reused bool, stage string) {
+	s.dropUpstream(up)
+	if !reused {
+		at.Failed(time.Now())
+		s.srv.metrics.upstreamFailure(at.Addr(), stage)
+	}
 }
 
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
@@ -482,6 +551,8 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return err
 	}
 	s.noteDSNDropped(up, nil, opts)
+	// A later recipient has no failover: the transaction is open on up
+	// with the recipients before it (their replies already given).
 	return s.rcptResult(up, up.Rcpt(to, opts))
 }
 
@@ -518,11 +589,12 @@ func (s *session) Data(r io.Reader) error {
 	// heard the 451 and kept the connection).
 	s.cc.startData(s.srv.cfg.DataTimeout)
 	s.cc.messages.Add(1)
-	up := s.startStreaming()
+	up, at := s.startStreaming()
 	if up == nil {
 		return replyUpstreamFailed
 	}
 	defer s.stopStreaming()
+	s.msgUpstream = at
 	// go-smtp hands DATA over through its dot-unstuffing reader and BDAT
 	// as the raw chunks.
 	bdat := s.conn.DataByBDAT()
@@ -563,8 +635,13 @@ func (s *session) Data(r io.Reader) error {
 			s.conn.CloseAfterReply()
 		}
 		var uw *upstream.WriteError
-		if lim := s.limits(); lim != nil && errors.As(bodyErr, &uw) {
-			lim.ReleaseMessage(s.limitLogin) // the upstream failed: not sent, the client retries
+		if errors.As(bodyErr, &uw) {
+			// No second try once DATA started; the next
+			// transaction skips this upstream for a while.
+			at.Failed(time.Now())
+			if lim := s.limits(); lim != nil {
+				lim.ReleaseMessage(s.limitLogin) // the upstream failed: not sent, the client retries
+			}
 		}
 		s.logMessage(receivedSize(src, bdat), reply, bodyErr)
 		return reply
@@ -577,6 +654,7 @@ func (s *session) Data(r io.Reader) error {
 		reply, fromUpstream := upstream.Reply(err, replyUpstreamFailed)
 		if !fromUpstream {
 			s.dropUpstream(up)
+			at.Failed(time.Now()) // no second try, as above
 		}
 		if lim := s.limits(); lim != nil {
 			lim.ReleaseMessage(s.limitLogin) // the upstream refused or failed it: not sent
@@ -713,6 +791,10 @@ func (s *session) logMessage(size int64, reply *smtp.SMTPError, err error) {
 		"reply", replyText(reply),
 		"duration", time.Since(s.started).Round(time.Millisecond).String(),
 	}
+	if s.msgUpstream != nil {
+		attrs = append(attrs, "upstream", s.msgUpstream.Addr())
+		s.srv.metrics.upstreamMessage(s.msgUpstream.Addr(), reply.Code)
+	}
 	if err != nil {
 		attrs = append(attrs, "err", err.Error())
 	}
@@ -733,7 +815,7 @@ func (s *session) Reset() {
 	} else if up != nil && up.Reset() != nil {
 		s.dropUpstream(up)
 	}
-	s.from, s.rcpts, s.msgID = "", 0, ""
+	s.from, s.rcpts, s.msgID, s.msgUpstream = "", 0, "", nil
 	s.mail, s.mailRefused = nil, nil
 	s.cc.endData()
 }
@@ -746,8 +828,9 @@ func (s *session) Logout() error {
 	case streaming:
 		s.dropUpstream(up) // an abandoned BDAT transfer, as in Reset
 	default:
-		s.setUpstream(nil)
-		if !s.srv.pool.Put(up) {
+		_, at := s.upstreamConn()
+		s.setUpstream(nil, nil)
+		if !at.Pool.Put(up) {
 			up.Quit()
 		}
 	}
@@ -760,26 +843,33 @@ func (s *session) upstream() *upstream.Conn {
 	return s.up
 }
 
+// upstreamConn is the session's upstream connection and where it goes.
+func (s *session) upstreamConn() (*upstream.Conn, *upstream.Target) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.up, s.upAt
+}
+
 func (s *session) upstreamState() (*upstream.Conn, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.up, s.streaming
 }
 
-func (s *session) setUpstream(up *upstream.Conn) {
+func (s *session) setUpstream(up *upstream.Conn, at *upstream.Target) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.up = up
+	s.up, s.upAt = up, at
 }
 
 // startStreaming marks the upstream as Data's until stopStreaming.
-func (s *session) startStreaming() *upstream.Conn {
+func (s *session) startStreaming() (*upstream.Conn, *upstream.Target) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.up != nil {
 		s.streaming = true
 	}
-	return s.up
+	return s.up, s.upAt
 }
 
 func (s *session) stopStreaming() {
@@ -795,7 +885,7 @@ func (s *session) dropUpstream(up *upstream.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.up == up {
-		s.up = nil
+		s.up, s.upAt = nil, nil
 	}
 }
 
