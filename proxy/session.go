@@ -67,11 +67,10 @@ type session struct {
 	mailRefused *smtp.SMTPError
 
 	// per message
-	msgID       string
-	msgUpstream *upstream.Target // where its DATA went (logged, counted)
-	from        string
-	rcpts       int
-	started     time.Time
+	msgID   string
+	from    string
+	rcpts   int
+	started time.Time
 }
 
 // AuthMechanisms offers PLAIN and LOGIN, only under TLS (RFC 4954 §4: no
@@ -416,30 +415,40 @@ type pendingMail struct {
 // retries, so nothing is delivered twice.
 func (s *session) openUpstream(m *pendingMail, to string, ropts *smtp.RcptOptions) error {
 	reply := replyUpstreamUnavailable // when every upstream failed without a reply
+	// deferred are the upstreams that answered MAIL with 4xx: their
+	// verdict on this transaction, not asked again.
+	deferred := map[*upstream.Target]bool{}
+	try := func(up *upstream.Conn, at *upstream.Target, reused bool) (error, bool) {
+		s.setUpstream(up, at)
+		r, done := s.startTransaction(up, at, reused, m, to, ropts)
+		if se := (*smtp.SMTPError)(nil); !done && errors.As(r, &se) {
+			reply, deferred[at] = se, true
+		}
+		return r, done
+	}
 	if up, at := s.upstreamConn(); up != nil {
-		if r, done := s.startTransaction(up, at, true, m, to, ropts); done {
+		if r, done := try(up, at, true); done {
 			return r
 		}
 	}
 	for _, at := range s.srv.upstreams.Order(time.Now()) {
+		if deferred[at] {
+			continue
+		}
 		if up := at.Pool.Get(); up != nil {
-			s.setUpstream(up, at)
-			if r, done := s.startTransaction(up, at, true, m, to, ropts); done {
+			if r, done := try(up, at, true); done {
 				return r
+			}
+			if deferred[at] {
+				continue
 			}
 		}
 		up, err := s.dial(at)
 		if err != nil {
 			continue
 		}
-		s.setUpstream(up, at)
-		r, done := s.startTransaction(up, at, false, m, to, ropts)
-		if done {
+		if r, done := try(up, at, false); done {
 			return r
-		}
-		var se *smtp.SMTPError
-		if errors.As(r, &se) {
-			reply = se // the upstream's own 4xx, if it was the last one
 		}
 	}
 	s.log.Error("no upstream took the transaction", "id", s.msgID, "upstreams", len(s.srv.upstreams))
@@ -594,7 +603,6 @@ func (s *session) Data(r io.Reader) error {
 		return replyUpstreamFailed
 	}
 	defer s.stopStreaming()
-	s.msgUpstream = at
 	// go-smtp hands DATA over through its dot-unstuffing reader and BDAT
 	// as the raw chunks.
 	bdat := s.conn.DataByBDAT()
@@ -607,7 +615,7 @@ func (s *session) Data(r io.Reader) error {
 		// gets DATA: a refused message never reaches it.
 		whole, reply := s.checkHeaderFrom(r, mode)
 		if reply != nil {
-			s.logMessage(receivedSize(src, bdat), reply, nil)
+			s.logMessage(at, receivedSize(src, bdat), reply, nil)
 			return reply
 		}
 		r = whole
@@ -643,7 +651,7 @@ func (s *session) Data(r io.Reader) error {
 				lim.ReleaseMessage(s.limitLogin) // the upstream failed: not sent, the client retries
 			}
 		}
-		s.logMessage(receivedSize(src, bdat), reply, bodyErr)
+		s.logMessage(at, receivedSize(src, bdat), reply, bodyErr)
 		return reply
 	}
 	s.srv.metrics.upstreamReply("data", replyCode(err))
@@ -659,11 +667,11 @@ func (s *session) Data(r io.Reader) error {
 		if lim := s.limits(); lim != nil {
 			lim.ReleaseMessage(s.limitLogin) // the upstream refused or failed it: not sent
 		}
-		s.logMessage(n, reply, err)
+		s.logMessage(at, n, reply, err)
 		return reply
 	}
 	reply := upstream.AcceptedReply(resp)
-	s.logMessage(n, reply, nil)
+	s.logMessage(at, n, reply, nil)
 	return reply
 }
 
@@ -784,17 +792,17 @@ func (s *session) receivedInfo() policy.ReceivedInfo {
 	return ri
 }
 
-func (s *session) logMessage(size int64, reply *smtp.SMTPError, err error) {
+// logMessage logs and counts a message's outcome; at is the upstream its
+// DATA went to (or would have).
+func (s *session) logMessage(at *upstream.Target, size int64, reply *smtp.SMTPError, err error) {
 	attrs := []any{
 		"id", s.msgID, "listener", s.cc.listener, logAttrsTLS(s.tls), "login", s.login,
 		"from", s.from, "rcpts", s.rcpts, "size", size,
 		"reply", replyText(reply),
 		"duration", time.Since(s.started).Round(time.Millisecond).String(),
 	}
-	if s.msgUpstream != nil {
-		attrs = append(attrs, "upstream", s.msgUpstream.Addr())
-		s.srv.metrics.upstreamMessage(s.msgUpstream.Addr(), reply.Code)
-	}
+	attrs = append(attrs, "upstream", at.Addr())
+	s.srv.metrics.upstreamMessage(at.Addr(), reply.Code)
 	if err != nil {
 		attrs = append(attrs, "err", err.Error())
 	}
@@ -815,7 +823,7 @@ func (s *session) Reset() {
 	} else if up != nil && up.Reset() != nil {
 		s.dropUpstream(up)
 	}
-	s.from, s.rcpts, s.msgID, s.msgUpstream = "", 0, "", nil
+	s.from, s.rcpts, s.msgID = "", 0, ""
 	s.mail, s.mailRefused = nil, nil
 	s.cc.endData()
 }
