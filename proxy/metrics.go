@@ -181,8 +181,12 @@ func (m *Metrics) upstreamFailure(addr, stage string) {
 }
 
 // NewUpstreamHealthy is postern_upstream_healthy: per upstream (as
-// configured), 1 unless it failed within its hold-down and is skipped.
+// configured), 1 unless it failed within its hold-down and is skipped;
+// nil with a single upstream (see Server.perUpstream).
 func NewUpstreamHealthy(s *Server) prometheus.Collector {
+	if len(s.upstreams) < 2 {
+		return nil
+	}
 	return upstreamHealthy{s.upstreams}
 }
 

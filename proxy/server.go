@@ -437,6 +437,12 @@ func newTargets(cfg Config) upstream.Targets {
 	return targets
 }
 
-// Upstreams are the configured upstreams with their health, in order
-// (for /readyz and the per-upstream metrics).
-func (s *Server) Upstreams() upstream.Targets { return s.upstreams }
+// perUpstream is where the per-upstream series are counted: nowhere with
+// a single upstream, whose series would repeat the totals (and whose
+// metrics stay as they were before there could be several).
+func (s *Server) perUpstream() *Metrics {
+	if len(s.upstreams) < 2 {
+		return nil
+	}
+	return s.metrics
+}

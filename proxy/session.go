@@ -414,15 +414,17 @@ type pendingMail struct {
 // DATA started there is no second try (Data): the client gets 4xx and
 // retries, so nothing is delivered twice.
 func (s *session) openUpstream(m *pendingMail, to string, ropts *smtp.RcptOptions) error {
-	reply := replyUpstreamUnavailable // when every upstream failed without a reply
+	// reply is the last failure's, the client's when no upstream is left:
+	// with one upstream, the reply it got before there were several.
+	reply := replyUpstreamUnavailable
 	// deferred are the upstreams that answered MAIL with 4xx: their
 	// verdict on this transaction, not asked again.
 	deferred := map[*upstream.Target]bool{}
 	try := func(up *upstream.Conn, at *upstream.Target, reused bool) (error, bool) {
 		s.setUpstream(up, at)
-		r, done := s.startTransaction(up, at, reused, m, to, ropts)
+		r, done, deferredBy := s.startTransaction(up, at, reused, m, to, ropts)
 		if se := (*smtp.SMTPError)(nil); !done && errors.As(r, &se) {
-			reply, deferred[at] = se, true
+			reply, deferred[at] = se, deferredBy
 		}
 		return r, done
 	}
@@ -445,6 +447,7 @@ func (s *session) openUpstream(m *pendingMail, to string, ropts *smtp.RcptOption
 		}
 		up, err := s.dial(at)
 		if err != nil {
+			reply = replyUpstreamUnavailable
 			continue
 		}
 		if r, done := try(up, at, false); done {
@@ -463,7 +466,7 @@ func (s *session) dial(at *upstream.Target) (*upstream.Conn, error) {
 	s.srv.metrics.upstreamReply("connect", replyCode(err))
 	if err != nil {
 		at.Failed(time.Now())
-		s.srv.metrics.upstreamFailure(at.Addr(), "connect")
+		s.srv.perUpstream().upstreamFailure(at.Addr(), "connect")
 		s.log.Error("upstream unavailable", "upstream", at.Addr(), "err", err)
 		return nil, err
 	}
@@ -472,25 +475,26 @@ func (s *session) dial(at *upstream.Target) (*upstream.Conn, error) {
 }
 
 // startTransaction sends MAIL and the first RCPT on up (the session's
-// upstream now). done is false when the next upstream is to be tried: up
-// failed without a verdict, and has been dropped; reply is then the
-// upstream's 4xx to MAIL, if that was the failure. reused says up was not
-// dialed for this transaction: its failure without a reply does not count
-// against the upstream (an idle timeout on its side).
-func (s *session) startTransaction(up *upstream.Conn, at *upstream.Target, reused bool, m *pendingMail, to string, ropts *smtp.RcptOptions) (reply error, done bool) {
+// upstream now) and returns the client's reply. done is false when the
+// next upstream is to be tried: up failed without a verdict, and has been
+// dropped; reply is then the one to give if none is left, and deferred
+// says it is the upstream's own 4xx to MAIL. reused says up was not dialed
+// for this transaction: its failure without a reply does not count against
+// the upstream (an idle timeout on its side).
+func (s *session) startTransaction(up *upstream.Conn, at *upstream.Target, reused bool, m *pendingMail, to string, ropts *smtp.RcptOptions) (reply error, done, deferred bool) {
 	s.noteDSNDropped(up, m.opts, ropts)
 	mailErr, rcptErr := up.MailRcpt(m.from, s.upstreamMailOptions(m.opts), to, ropts)
 	s.srv.metrics.upstreamReply("mail", replyCode(mailErr))
 	switch {
 	case mailErr == nil && (rcptErr == nil || isUpstreamReply(rcptErr)):
 		at.Answered()
-		return s.rcptResult(up, rcptErr), true
+		return s.rcptResult(up, rcptErr), true, false
 	case mailErr == nil:
 		// MAIL taken, then the connection broke: nothing of this
 		// transaction is kept upstream once it is closed.
 		s.log.Warn("upstream failed at RCPT, trying the next", "upstream", at.Addr(), "err", rcptErr)
 		s.failedOver(up, at, reused, "rcpt")
-		return nil, false
+		return replyUpstreamFailed, false, false
 	}
 	r, fromUpstream := upstream.Reply(mailErr, replyUpstreamUnavailable)
 	switch {
@@ -498,19 +502,19 @@ func (s *session) startTransaction(up *upstream.Conn, at *upstream.Target, reuse
 		at.Answered()
 		s.log.Info("upstream refused sender", "from", m.from, "code", r.Code, "upstream", at.Addr())
 		s.mailRefused = r
-		return r, true
+		return r, true, false
 	case fromUpstream:
 		s.log.Warn("upstream deferred sender, trying the next", "from", m.from, "code", r.Code, "upstream", at.Addr())
 		s.dropUpstream(up)
-		s.srv.metrics.upstreamFailure(at.Addr(), "mail")
+		s.srv.perUpstream().upstreamFailure(at.Addr(), "mail")
 		if r.Code == 421 { // the upstream is closing: it is going away
 			at.Failed(time.Now())
 		}
-		return r, false
+		return r, false, true
 	}
 	s.log.Warn("upstream MAIL failed", "upstream", at.Addr(), "reused", reused, "err", mailErr)
 	s.failedOver(up, at, reused, "mail")
-	return nil, false
+	return replyUpstreamUnavailable, false, false
 }
 
 // failedOver drops up after a failure without a reply; a connection made
@@ -519,7 +523,7 @@ func (s *session) failedOver(up *upstream.Conn, at *upstream.Target, reused bool
 	s.dropUpstream(up)
 	if !reused {
 		at.Failed(time.Now())
-		s.srv.metrics.upstreamFailure(at.Addr(), stage)
+		s.srv.perUpstream().upstreamFailure(at.Addr(), stage)
 	}
 }
 
@@ -802,7 +806,7 @@ func (s *session) logMessage(at *upstream.Target, size int64, reply *smtp.SMTPEr
 		"duration", time.Since(s.started).Round(time.Millisecond).String(),
 	}
 	attrs = append(attrs, "upstream", at.Addr())
-	s.srv.metrics.upstreamMessage(at.Addr(), reply.Code)
+	s.srv.perUpstream().upstreamMessage(at.Addr(), reply.Code)
 	if err != nil {
 		attrs = append(attrs, "err", err.Error())
 	}

@@ -223,7 +223,9 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		return nil, err
 	}
 	inst.registry.MustRegister(proxy.NewActiveSessionsGauge(inst.server))
-	inst.registry.MustRegister(proxy.NewUpstreamHealthy(inst.server))
+	if healthy := proxy.NewUpstreamHealthy(inst.server); healthy != nil {
+		inst.registry.MustRegister(healthy)
+	}
 	inst.server.SetSenderMap(senders)
 	return inst, nil
 }

@@ -129,6 +129,21 @@ func markersIn(t *testing.T, pf *proxytest.Postfix, into map[string]int) {
 	}
 }
 
+// waitLines waits until postern logged n lines containing every one of
+// parts (its log reaches the test through a pipe, after the reply the
+// client read) and returns all such lines then; none if it never did.
+func waitLines(t *testing.T, p *postern, n int, parts ...string) []string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lines := linesWith(p, parts...)
+		if len(lines) >= n || time.Now().After(deadline) {
+			return lines
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // linesWith are postern's log lines containing every one of parts.
 func linesWith(p *postern, parts ...string) []string {
 	var out []string
@@ -172,10 +187,10 @@ func TestUpstreamFailoverFirstDownE2E(t *testing.T) {
 			t.Errorf("first-down-%d delivered %d times by the second upstream, want 1", i, got)
 		}
 	}
-	if got := len(linesWith(p, `msg="upstream unavailable"`, "upstream="+dead)); got != 1 {
+	if got := len(waitLines(t, p, 1, `msg="upstream unavailable"`, "upstream="+dead)); got != 1 {
 		t.Errorf("the dead upstream was tried %d times, want once (then skipped for the hold-down):\n%s", got, p.Log())
 	}
-	if got := len(linesWith(p, `msg="message accepted"`, "upstream="+pf.Addr)); got != n {
+	if got := len(waitLines(t, p, n, `msg="message accepted"`, "upstream="+pf.Addr)); got != n {
 		t.Errorf("%d message lines name upstream=%s, want %d:\n%s", got, pf.Addr, n, p.Log())
 	}
 	m, _ := opsScrape(t, "http://"+metrics+"/metrics")
@@ -223,10 +238,10 @@ func TestUpstreamFailoverBrokenE2E(t *testing.T) {
 			if seen[marker] != 1 {
 				t.Errorf("%s delivered %d times, want 1", marker, seen[marker])
 			}
-			if len(linesWith(p, c.logMsg, "upstream="+broken)) == 0 {
+			if len(waitLines(t, p, 1, c.logMsg, "upstream="+broken)) == 0 {
 				t.Errorf("no %s line for upstream=%s:\n%s", c.logMsg, broken, p.Log())
 			}
-			if len(linesWith(p, `msg="message accepted"`, "upstream="+pf.Addr)) != 1 {
+			if len(waitLines(t, p, 1, `msg="message accepted"`, "upstream="+pf.Addr)) != 1 {
 				t.Errorf("the message line does not name upstream=%s:\n%s", pf.Addr, p.Log())
 			}
 		})
@@ -248,7 +263,7 @@ func TestUpstreamAllDownE2E(t *testing.T) {
 		t.Errorf("with every upstream down: %s: %v, want 451 4.4.1 at RCPT", stage, err)
 	}
 	for _, addr := range []string{a, b} {
-		if len(linesWith(p, `msg="upstream unavailable"`, "upstream="+addr)) != 1 {
+		if len(waitLines(t, p, 1, `msg="upstream unavailable"`, "upstream="+addr)) != 1 {
 			t.Errorf("upstream %s not tried once:\n%s", addr, p.Log())
 		}
 	}
