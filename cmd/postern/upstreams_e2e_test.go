@@ -195,10 +195,10 @@ func TestUpstreamFailoverFirstDownE2E(t *testing.T) {
 	}
 	m, _ := opsScrape(t, "http://"+metrics+"/metrics")
 	for key, want := range map[string]float64{
-		`postern_upstream_failures_total{stage="connect",upstream="` + dead + `"}`:     1,
+		`postern_upstream_failures_total{stage="connect",upstream="` + dead + `"}`:      1,
 		`postern_upstream_messages_total{result="accepted",upstream="` + pf.Addr + `"}`: n,
-		`postern_upstream_healthy{upstream="` + dead + `"}`:                            0,
-		`postern_upstream_healthy{upstream="` + pf.Addr + `"}`:                         1,
+		`postern_upstream_healthy{upstream="` + dead + `"}`:                             0,
+		`postern_upstream_healthy{upstream="` + pf.Addr + `"}`:                          1,
 	} {
 		if got, ok := m[key]; !ok || got != want {
 			t.Errorf("%s = %v (exported: %v), want %v", key, got, ok, want)
