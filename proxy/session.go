@@ -422,7 +422,7 @@ func (s *session) openUpstream(m *pendingMail, to string, ropts *smtp.RcptOption
 	deferred := map[*upstream.Target]bool{}
 	try := func(up *upstream.Conn, at *upstream.Target, reused bool) (error, bool) {
 		s.setUpstream(up, at)
-		r, done, deferredBy := s.startTransaction(up, at, reused, m, to, ropts)
+		done, deferredBy, r := s.startTransaction(up, at, reused, m, to, ropts)
 		if se := (*smtp.SMTPError)(nil); !done && errors.As(r, &se) {
 			reply, deferred[at] = se, deferredBy
 		}
@@ -481,20 +481,20 @@ func (s *session) dial(at *upstream.Target) (*upstream.Conn, error) {
 // says it is the upstream's own 4xx to MAIL. reused says up was not dialed
 // for this transaction: its failure without a reply does not count against
 // the upstream (an idle timeout on its side).
-func (s *session) startTransaction(up *upstream.Conn, at *upstream.Target, reused bool, m *pendingMail, to string, ropts *smtp.RcptOptions) (reply error, done, deferred bool) {
+func (s *session) startTransaction(up *upstream.Conn, at *upstream.Target, reused bool, m *pendingMail, to string, ropts *smtp.RcptOptions) (done, deferred bool, reply error) {
 	s.noteDSNDropped(up, m.opts, ropts)
 	mailErr, rcptErr := up.MailRcpt(m.from, s.upstreamMailOptions(m.opts), to, ropts)
 	s.srv.metrics.upstreamReply("mail", replyCode(mailErr))
 	switch {
 	case mailErr == nil && (rcptErr == nil || isUpstreamReply(rcptErr)):
 		at.Answered()
-		return s.rcptResult(up, rcptErr), true, false
+		return true, false, s.rcptResult(up, rcptErr)
 	case mailErr == nil:
 		// MAIL taken, then the connection broke: nothing of this
 		// transaction is kept upstream once it is closed.
 		s.log.Warn("upstream failed at RCPT, trying the next", "upstream", at.Addr(), "err", rcptErr)
 		s.failedOver(up, at, reused, "rcpt")
-		return replyUpstreamFailed, false, false
+		return false, false, replyUpstreamFailed
 	}
 	r, fromUpstream := upstream.Reply(mailErr, replyUpstreamUnavailable)
 	switch {
@@ -502,7 +502,7 @@ func (s *session) startTransaction(up *upstream.Conn, at *upstream.Target, reuse
 		at.Answered()
 		s.log.Info("upstream refused sender", "from", m.from, "code", r.Code, "upstream", at.Addr())
 		s.mailRefused = r
-		return r, true, false
+		return true, false, r
 	case fromUpstream:
 		s.log.Warn("upstream deferred sender, trying the next", "from", m.from, "code", r.Code, "upstream", at.Addr())
 		s.dropUpstream(up)
@@ -510,11 +510,11 @@ func (s *session) startTransaction(up *upstream.Conn, at *upstream.Target, reuse
 		if r.Code == 421 { // the upstream is closing: it is going away
 			at.Failed(time.Now())
 		}
-		return r, false, true
+		return false, true, r
 	}
 	s.log.Warn("upstream MAIL failed", "upstream", at.Addr(), "reused", reused, "err", mailErr)
 	s.failedOver(up, at, reused, "mail")
-	return replyUpstreamUnavailable, false, false
+	return false, false, replyUpstreamUnavailable
 }
 
 // failedOver drops up after a failure without a reply; a connection made
