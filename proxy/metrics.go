@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/postern/postern/limits"
+	"github.com/postern/postern/proxy/upstream"
 )
 
 // Metrics are the Prometheus collectors of one Server. Labels are bounded by
@@ -23,9 +24,13 @@ type Metrics struct {
 	bytesForwarded  prometheus.Counter       //
 	upstreamReplies *prometheus.CounterVec   // stage, class
 	upstreamLatency *prometheus.HistogramVec // stage
-	limitsReached   *prometheus.CounterVec   // limit
-	suspensions     *prometheus.CounterVec   // limit
-	alerts          *prometheus.CounterVec   // result
+	// Per upstream, labelled with the address as configured (--upstream:
+	// a bounded set from the configuration).
+	upstreamFailures *prometheus.CounterVec // upstream, stage
+	upstreamMessages *prometheus.CounterVec // upstream, result
+	limitsReached    *prometheus.CounterVec // limit
+	suspensions      *prometheus.CounterVec // limit
+	alerts           *prometheus.CounterVec // result
 }
 
 // NewMetrics creates the collectors and registers them with reg. The
@@ -64,6 +69,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "postern_upstream_latency_seconds", Help: "Upstream latency: connect (dial to EHLO done) and data (final dot to reply).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"stage"}),
+		upstreamFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postern_upstream_failures_total", Help: "Failures of an upstream before the message (stage connect: dial, greeting, STARTTLS, XCLIENT, EHLO; mail: MAIL dropped, timed out or 4xx; rcpt: dropped after MAIL), after which the next upstream is tried, by upstream as configured.",
+		}, []string{"upstream", "stage"}),
+		upstreamMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postern_upstream_messages_total", Help: "Messages by the upstream they went to (as configured) and outcome: accepted, rejected (5xx), deferred (4xx).",
+		}, []string{"upstream", "result"}),
 		limitsReached: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "postern_limit_reached_total", Help: "MAIL or RCPT commands refused with 451 4.7.1 because the login was over a sending limit, by limit (messages, recipients).",
 		}, []string{"limit"}),
@@ -83,7 +94,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.refused.WithLabelValues(reason) // exported at 0 from the start
 	}
 	reg.MustRegister(m.connections, m.tlsHandshakes, m.tlsFailures, m.refused, m.auth, m.lockouts, m.messages,
-		m.bytesForwarded, m.upstreamReplies, m.upstreamLatency, m.limitsReached, m.suspensions, m.alerts)
+		m.bytesForwarded, m.upstreamReplies, m.upstreamLatency, m.upstreamFailures, m.upstreamMessages,
+		m.limitsReached, m.suspensions, m.alerts)
 	return m
 }
 
@@ -138,14 +150,62 @@ func (m *Metrics) message(code int, size int64) {
 	if m == nil {
 		return
 	}
+	m.messages.WithLabelValues(messageResult(code)).Inc()
+	if code/100 == 2 {
+		m.bytesForwarded.Add(float64(size))
+	}
+}
+
+func messageResult(code int) string {
 	switch code / 100 {
 	case 2:
-		m.messages.WithLabelValues("accepted").Inc()
-		m.bytesForwarded.Add(float64(size))
+		return "accepted"
 	case 4:
-		m.messages.WithLabelValues("deferred").Inc()
-	default:
-		m.messages.WithLabelValues("rejected").Inc()
+		return "deferred"
+	}
+	return "rejected"
+}
+
+// upstreamMessage counts a message by the upstream its DATA went to.
+func (m *Metrics) upstreamMessage(addr string, code int) {
+	if m != nil {
+		m.upstreamMessages.WithLabelValues(addr, messageResult(code)).Inc()
+	}
+}
+
+// upstreamFailure counts a failure of upstream addr before the message.
+func (m *Metrics) upstreamFailure(addr, stage string) {
+	if m != nil {
+		m.upstreamFailures.WithLabelValues(addr, stage).Inc()
+	}
+}
+
+// NewUpstreamHealthy is postern_upstream_healthy: per upstream (as
+// configured), 1 unless it failed within its hold-down and is skipped;
+// nil with a single upstream (see Server.perUpstream).
+func NewUpstreamHealthy(s *Server) prometheus.Collector {
+	if len(s.upstreams) < 2 {
+		return nil
+	}
+	return upstreamHealthy{s.upstreams}
+}
+
+type upstreamHealthy struct{ targets upstream.Targets }
+
+var upstreamHealthyDesc = prometheus.NewDesc("postern_upstream_healthy",
+	"1 for an upstream (as configured) that new transactions try in its turn, 0 while it is skipped after a failure (--upstream-hold-down).",
+	[]string{"upstream"}, nil)
+
+func (c upstreamHealthy) Describe(ch chan<- *prometheus.Desc) { ch <- upstreamHealthyDesc }
+
+func (c upstreamHealthy) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
+	for _, t := range c.targets {
+		v := 0.0
+		if t.Healthy(now) {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(upstreamHealthyDesc, prometheus.GaugeValue, v, t.Addr())
 	}
 }
 

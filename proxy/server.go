@@ -79,8 +79,17 @@ type Config struct {
 	Hostname  string
 	Listeners []Listener
 	TLSConfig *tls.Config
-	Upstream  upstream.Config
-	Auth      auth.Authenticator
+	// Upstream is how every upstream is reached (TLS, AUTH, XCLIENT,
+	// timeouts); its Addr is the upstream when UpstreamAddrs is empty.
+	Upstream upstream.Config
+	// UpstreamAddrs are the upstreams (every --upstream), in order: a
+	// transaction goes to the first healthy one and fails over to the
+	// next before any byte of the message is sent (session.openUpstream).
+	UpstreamAddrs []string
+	// UpstreamHoldDown is how long a failing upstream is skipped
+	// (0: upstream.DefaultHoldDown).
+	UpstreamHoldDown time.Duration
+	Auth             auth.Authenticator
 	// Limiter counts AUTH failures across connections (lockout); optional.
 	Limiter AuthLimiter
 	// Metrics, if set, receives the counters (see NewMetrics).
@@ -137,7 +146,7 @@ type Server struct {
 	senderMap atomic.Pointer[policy.SenderMap]
 	smtp      *smtp.Server
 	tlsConfig *tls.Config
-	pool      *upstream.Pool // nil when pooling is off
+	upstreams upstream.Targets // in the order of configuration, each with its pool
 	limits    *connLimits
 
 	mu        sync.Mutex
@@ -164,7 +173,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("proxy: hostname is required")
 	case cfg.TLSConfig == nil:
 		return nil, errors.New("proxy: a TLS configuration is required")
-	case cfg.Upstream.Addr == "":
+	case cfg.Upstream.Addr == "" && len(cfg.UpstreamAddrs) == 0:
 		return nil, errors.New("proxy: upstream address is required")
 	case cfg.Auth == nil:
 		return nil, errors.New("proxy: an authenticator is required")
@@ -198,9 +207,7 @@ func New(cfg Config) (*Server, error) {
 	s.stopped, s.stopServing = context.WithCancelCause(context.Background())
 	s.senderMap.Store(nil)
 	s.tlsConfig = s.markHandshakes(cfg.TLSConfig)
-	if cfg.UpstreamPool > 0 && !cfg.Upstream.XCLIENT {
-		s.pool = upstream.NewPool(cfg.UpstreamPool, upstream.PoolMaxIdle)
-	}
+	s.upstreams = newTargets(cfg)
 
 	srv := smtp.NewServer(backend{s})
 	srv.Domain = cfg.Hostname
@@ -334,7 +341,7 @@ func (s *Server) Serve(ctx context.Context, drain time.Duration) error {
 	// 250 for a message the upstream did not accept: an interrupted DATA
 	// never reaches the final dot upstream.
 	s.closeAll()
-	s.pool.Close()
+	s.upstreams.ClosePools()
 	return nil
 }
 
@@ -437,4 +444,34 @@ func (s *Server) markHandshakes(base *tls.Config) *tls.Config {
 		return nil, nil
 	}
 	return conf
+}
+
+// newTargets builds one upstream.Target per configured address, each with
+// its own pool (none with XCLIENT, whose connections belong to one user).
+func newTargets(cfg Config) upstream.Targets {
+	addrs := cfg.UpstreamAddrs
+	if len(addrs) == 0 {
+		addrs = []string{cfg.Upstream.Addr}
+	}
+	targets := make(upstream.Targets, 0, len(addrs))
+	for _, a := range addrs {
+		uc := cfg.Upstream
+		uc.Addr = a
+		var pool *upstream.Pool
+		if cfg.UpstreamPool > 0 && !cfg.Upstream.XCLIENT {
+			pool = upstream.NewPool(cfg.UpstreamPool, upstream.PoolMaxIdle)
+		}
+		targets = append(targets, upstream.NewTarget(uc, pool, cfg.UpstreamHoldDown))
+	}
+	return targets
+}
+
+// perUpstream is where the per-upstream series are counted: nowhere with
+// a single upstream, whose series would repeat the totals (and whose
+// metrics stay as they were before there could be several).
+func (s *Server) perUpstream() *Metrics {
+	if len(s.upstreams) < 2 {
+		return nil
+	}
+	return s.metrics
 }

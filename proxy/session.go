@@ -51,8 +51,9 @@ type session struct {
 	// mu guards up and streaming: under BDAT, go-smtp runs Data in a
 	// goroutine of its own, and Reset or Logout may come from another.
 	mu        sync.Mutex
-	up        *upstream.Conn // upstream session, kept across messages
-	streaming bool           // Data is using up
+	up        *upstream.Conn   // upstream session, kept across messages
+	upAt      *upstream.Target // the upstream up is connected to
+	streaming bool             // Data is using up
 
 	smtputf8 bool // the current MAIL had SMTPUTF8 (RFC 6531): non-ASCII addresses allowed
 	// dsnDropLogged: this session has logged that its upstream dropped the
@@ -400,52 +401,133 @@ type pendingMail struct {
 	opts *smtp.MailOptions
 }
 
-// openUpstream starts the upstream transaction with its first recipient,
-// reusing this session's upstream connection when there is one. A reused
-// connection may have been closed by the upstream's idle timeout
-// meanwhile: then dial once more. It returns the reply to the RCPT; when
-// MAIL failed, that failure is the reply to every RCPT of the transaction.
+// openUpstream starts the upstream transaction with its first recipient
+// and returns the reply to that RCPT; when MAIL failed, that failure is the
+// reply to every RCPT of the transaction.
+//
+// Failover happens here and only here, before any byte of the message is
+// sent: the connection this session holds, then each upstream in
+// Targets.Order (an idle pooled connection first, then a new one). An
+// upstream that cannot be reached, greeted (EHLO, STARTTLS, XCLIENT, AUTH)
+// within the dial timeout, or that drops or times out the MAIL and first
+// RCPT, or answers MAIL with 4xx, gives way to the next. A reused
+// connection may have been closed by the upstream's idle timeout meanwhile:
+// that is no failure of the upstream, a new connection to it follows. A
+// 5xx to MAIL and any reply to the RCPT are verdicts, passed on. Once
+// DATA started there is no second try (Data): the client gets 4xx and
+// retries, so nothing is delivered twice.
 func (s *session) openUpstream(m *pendingMail, to string, ropts *smtp.RcptOptions) error {
-	for attempt := 0; attempt < 2; attempt++ {
-		up := s.upstream()
-		if up == nil && attempt == 0 {
-			up = s.srv.pool.Get()
+	// reply is the last failure's, the client's when no upstream is left:
+	// with one upstream, the reply it got before there were several.
+	reply := replyUpstreamUnavailable
+	// deferred are the upstreams that answered MAIL with 4xx: their
+	// verdict on this transaction, not asked again.
+	deferred := map[*upstream.Target]bool{}
+	try := func(up *upstream.Conn, at *upstream.Target, reused bool) (error, bool) {
+		s.setUpstream(up, at)
+		done, deferredBy, r := s.startTransaction(up, at, reused, m, to, ropts)
+		if se := (*smtp.SMTPError)(nil); !done && errors.As(r, &se) {
+			reply, deferred[at] = se, deferredBy
 		}
-		reused := up != nil
-		if !reused {
-			start := time.Now()
-			var err error
-			up, err = upstream.Dial(context.Background(), s.srv.cfg.Upstream, s.upstreamIdentity())
-			s.srv.metrics.upstreamReply("connect", replyCode(err))
-			if err != nil {
-				s.log.Error("upstream unavailable", "err", err)
-				s.mailRefused = replyUpstreamUnavailable
-				return s.mailRefused
-			}
-			s.srv.metrics.upstreamTime("connect", start)
-		}
-		s.setUpstream(up)
-		s.noteDSNDropped(up, m.opts, ropts)
-		mailErr, rcptErr := up.MailRcpt(m.from, s.upstreamMailOptions(m.opts), to, ropts)
-		s.srv.metrics.upstreamReply("mail", replyCode(mailErr))
-		if mailErr == nil {
-			return s.rcptResult(up, rcptErr)
-		}
-		reply, fromUpstream := upstream.Reply(mailErr, replyUpstreamUnavailable)
-		if fromUpstream {
-			s.log.Info("upstream refused sender", "from", m.from, "code", reply.Code)
-			s.mailRefused = reply
-			return reply
-		}
-		s.dropUpstream(up)
-		if !reused {
-			s.log.Error("upstream MAIL failed", "err", mailErr)
-			s.mailRefused = reply
-			return reply
+		return r, done
+	}
+	if up, at := s.upstreamConn(); up != nil {
+		if r, done := try(up, at, true); done {
+			return r
 		}
 	}
-	s.mailRefused = replyUpstreamUnavailable
-	return s.mailRefused
+	for _, at := range s.srv.upstreams.Order(time.Now()) {
+		if deferred[at] {
+			continue
+		}
+		if up := at.Pool.Get(); up != nil {
+			if r, done := try(up, at, true); done {
+				return r
+			}
+			if deferred[at] {
+				continue
+			}
+		}
+		up, err := s.dial(at)
+		if err != nil {
+			reply = replyUpstreamUnavailable
+			continue
+		}
+		if r, done := try(up, at, false); done {
+			return r
+		}
+	}
+	s.log.Error("no upstream took the transaction", "id", s.msgID, "upstreams", len(s.srv.upstreams))
+	s.mailRefused = reply
+	return reply
+}
+
+// dial connects to the upstream at, marking it failed if that fails.
+func (s *session) dial(at *upstream.Target) (*upstream.Conn, error) {
+	start := time.Now()
+	up, err := upstream.Dial(context.Background(), at.Config, s.upstreamIdentity())
+	s.srv.metrics.upstreamReply("connect", replyCode(err))
+	if err != nil {
+		at.Failed(time.Now())
+		s.srv.perUpstream().upstreamFailure(at.Addr(), "connect")
+		s.log.Error("upstream unavailable", "upstream", at.Addr(), "err", err)
+		return nil, err
+	}
+	s.srv.metrics.upstreamTime("connect", start)
+	return up, nil
+}
+
+// startTransaction sends MAIL and the first RCPT on up (the session's
+// upstream now) and returns the client's reply. done is false when the
+// next upstream is to be tried: up failed without a verdict, and has been
+// dropped; reply is then the one to give if none is left, and deferred
+// says it is the upstream's own 4xx to MAIL. reused says up was not dialed
+// for this transaction: its failure without a reply does not count against
+// the upstream (an idle timeout on its side).
+func (s *session) startTransaction(up *upstream.Conn, at *upstream.Target, reused bool, m *pendingMail, to string, ropts *smtp.RcptOptions) (done, deferred bool, reply error) {
+	s.noteDSNDropped(up, m.opts, ropts)
+	mailErr, rcptErr := up.MailRcpt(m.from, s.upstreamMailOptions(m.opts), to, ropts)
+	s.srv.metrics.upstreamReply("mail", replyCode(mailErr))
+	switch {
+	case mailErr == nil && (rcptErr == nil || isUpstreamReply(rcptErr)):
+		at.Answered()
+		return true, false, s.rcptResult(up, rcptErr)
+	case mailErr == nil:
+		// MAIL taken, then the connection broke: nothing of this
+		// transaction is kept upstream once it is closed.
+		s.log.Warn("upstream failed at RCPT, trying the next", "upstream", at.Addr(), "err", rcptErr)
+		s.failedOver(up, at, reused, "rcpt")
+		return false, false, replyUpstreamFailed
+	}
+	r, fromUpstream := upstream.Reply(mailErr, replyUpstreamUnavailable)
+	switch {
+	case fromUpstream && r.Code/100 == 5:
+		at.Answered()
+		s.log.Info("upstream refused sender", "from", m.from, "code", r.Code, "upstream", at.Addr())
+		s.mailRefused = r
+		return true, false, r
+	case fromUpstream:
+		s.log.Warn("upstream deferred sender, trying the next", "from", m.from, "code", r.Code, "upstream", at.Addr())
+		s.dropUpstream(up)
+		s.srv.perUpstream().upstreamFailure(at.Addr(), "mail")
+		if r.Code == 421 { // the upstream is closing: it is going away
+			at.Failed(time.Now())
+		}
+		return false, true, r
+	}
+	s.log.Warn("upstream MAIL failed", "upstream", at.Addr(), "reused", reused, "err", mailErr)
+	s.failedOver(up, at, reused, "mail")
+	return false, false, replyUpstreamUnavailable
+}
+
+// failedOver drops up after a failure without a reply; a connection made
+// for this transaction marks its upstream failed.
+func (s *session) failedOver(up *upstream.Conn, at *upstream.Target, reused bool, stage string) {
+	s.dropUpstream(up)
+	if !reused {
+		at.Failed(time.Now())
+		s.srv.perUpstream().upstreamFailure(at.Addr(), stage)
+	}
 }
 
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
@@ -485,6 +567,8 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return err
 	}
 	s.noteDSNDropped(up, nil, opts)
+	// A later recipient has no failover: the transaction is open on up
+	// with the recipients before it (their replies already given).
 	return s.rcptResult(up, up.Rcpt(to, opts))
 }
 
@@ -521,7 +605,7 @@ func (s *session) Data(r io.Reader) error {
 	// heard the 451 and kept the connection).
 	s.cc.startData(s.srv.cfg.DataTimeout)
 	s.cc.messages.Add(1)
-	up := s.startStreaming()
+	up, at := s.startStreaming()
 	if up == nil {
 		return replyUpstreamFailed
 	}
@@ -538,7 +622,7 @@ func (s *session) Data(r io.Reader) error {
 		// gets DATA: a refused message never reaches it.
 		whole, reply := s.checkHeaderFrom(r, mode)
 		if reply != nil {
-			s.logMessage(receivedSize(src, bdat), reply, nil)
+			s.logMessage(at, receivedSize(src, bdat), reply, nil)
 			return reply
 		}
 		r = whole
@@ -566,10 +650,15 @@ func (s *session) Data(r io.Reader) error {
 			s.conn.CloseAfterReply()
 		}
 		var uw *upstream.WriteError
-		if lim := s.limits(); lim != nil && errors.As(bodyErr, &uw) {
-			lim.ReleaseMessage(s.limitLogin) // the upstream failed: not sent, the client retries
+		if errors.As(bodyErr, &uw) {
+			// No second try once DATA started; the next
+			// transaction skips this upstream for a while.
+			at.Failed(time.Now())
+			if lim := s.limits(); lim != nil {
+				lim.ReleaseMessage(s.limitLogin) // the upstream failed: not sent, the client retries
+			}
 		}
-		s.logMessage(receivedSize(src, bdat), reply, bodyErr)
+		s.logMessage(at, receivedSize(src, bdat), reply, bodyErr)
 		return reply
 	}
 	s.srv.metrics.upstreamReply("data", replyCode(err))
@@ -580,15 +669,16 @@ func (s *session) Data(r io.Reader) error {
 		reply, fromUpstream := upstream.Reply(err, replyUpstreamFailed)
 		if !fromUpstream {
 			s.dropUpstream(up)
+			at.Failed(time.Now()) // no second try, as above
 		}
 		if lim := s.limits(); lim != nil {
 			lim.ReleaseMessage(s.limitLogin) // the upstream refused or failed it: not sent
 		}
-		s.logMessage(n, reply, err)
+		s.logMessage(at, n, reply, err)
 		return reply
 	}
 	reply := upstream.AcceptedReply(resp)
-	s.logMessage(n, reply, nil)
+	s.logMessage(at, n, reply, nil)
 	return reply
 }
 
@@ -709,13 +799,17 @@ func (s *session) receivedInfo() policy.ReceivedInfo {
 	return ri
 }
 
-func (s *session) logMessage(size int64, reply *smtp.SMTPError, err error) {
+// logMessage logs and counts a message's outcome; at is the upstream its
+// DATA went to (or would have).
+func (s *session) logMessage(at *upstream.Target, size int64, reply *smtp.SMTPError, err error) {
 	attrs := []any{
 		"id", s.msgID, "listener", s.cc.listener, logAttrsTLS(s.tls), "login", s.login,
 		"from", s.from, "rcpts", s.rcpts, "size", size,
 		"reply", replyText(reply),
 		"duration", time.Since(s.started).Round(time.Millisecond).String(),
 	}
+	attrs = append(attrs, "upstream", at.Addr())
+	s.srv.perUpstream().upstreamMessage(at.Addr(), reply.Code)
 	if err != nil {
 		attrs = append(attrs, "err", err.Error())
 	}
@@ -749,8 +843,9 @@ func (s *session) Logout() error {
 	case streaming:
 		s.dropUpstream(up) // an abandoned BDAT transfer, as in Reset
 	default:
-		s.setUpstream(nil)
-		if !s.srv.pool.Put(up) {
+		_, at := s.upstreamConn()
+		s.setUpstream(nil, nil)
+		if !at.Pool.Put(up) {
 			up.Quit()
 		}
 	}
@@ -763,26 +858,33 @@ func (s *session) upstream() *upstream.Conn {
 	return s.up
 }
 
+// upstreamConn is the session's upstream connection and where it goes.
+func (s *session) upstreamConn() (*upstream.Conn, *upstream.Target) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.up, s.upAt
+}
+
 func (s *session) upstreamState() (*upstream.Conn, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.up, s.streaming
 }
 
-func (s *session) setUpstream(up *upstream.Conn) {
+func (s *session) setUpstream(up *upstream.Conn, at *upstream.Target) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.up = up
+	s.up, s.upAt = up, at
 }
 
 // startStreaming marks the upstream as Data's until stopStreaming.
-func (s *session) startStreaming() *upstream.Conn {
+func (s *session) startStreaming() (*upstream.Conn, *upstream.Target) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.up != nil {
 		s.streaming = true
 	}
-	return s.up
+	return s.up, s.upAt
 }
 
 func (s *session) stopStreaming() {
@@ -798,7 +900,7 @@ func (s *session) dropUpstream(up *upstream.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.up == up {
-		s.up = nil
+		s.up, s.upAt = nil, nil
 	}
 }
 

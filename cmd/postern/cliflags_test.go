@@ -143,7 +143,7 @@ mynetworks = "10.0.0.0/8"
 		name      string
 		got, want any
 	}{
-		{"upstream (flag over env and file)", got.String("upstream"), "flag:25"},
+		{"upstream (flag over env and file)", strings.Join(got.StringSlice("upstream"), ","), "flag:25"},
 		{"max-recipients (flag over file)", got.Int("max-recipients"), 3},
 		{"received (env over file)", got.String("received"), "full"},
 		{"pprof (env false over file true)", got.Bool("pprof"), false},

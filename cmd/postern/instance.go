@@ -59,7 +59,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		}
 		hostname = h
 	}
-	if c.String("upstream") == "" {
+	if len(c.StringSlice("upstream")) == 0 {
 		return nil, errors.New("--upstream is required (the internal MTA, e.g. 127.0.0.1:25)")
 	}
 	smtpListen, httpsAddr, err := splitListen(c.StringSlice("listen"))
@@ -179,7 +179,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	if inst.auth.users != nil {
 		inst.registry.MustRegister(newUsersHashes(inst.auth.users))
 	}
-	inst.ready = &readiness{certs: inst.certs, upstream: upstream.Addr}
+	inst.ready = &readiness{certs: inst.certs, upstreams: c.StringSlice("upstream")}
 	metrics := proxy.NewMetrics(inst.registry)
 	var limitStore state.Store = state.NewMemory(state.MemoryConfig{})
 	if inst.state != nil {
@@ -193,6 +193,8 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		Listeners:         listeners,
 		TLSConfig:         inst.certs.TLSConfig(),
 		Upstream:          upstream,
+		UpstreamAddrs:     c.StringSlice("upstream"),
+		UpstreamHoldDown:  c.Duration("upstream-hold-down"),
 		Metrics:           metrics,
 		ProxyProtocolFrom: proxyFrom,
 		Auth:              inst.auth.cache,
@@ -228,6 +230,9 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		return nil, err
 	}
 	inst.registry.MustRegister(proxy.NewActiveSessionsGauge(inst.server))
+	if healthy := proxy.NewUpstreamHealthy(inst.server); healthy != nil {
+		inst.registry.MustRegister(healthy)
+	}
 	inst.server.SetSenderMap(senders)
 	return inst, nil
 }

@@ -81,12 +81,13 @@ func (c *certExpiry) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// readiness answers /readyz: a certificate is loaded and the upstream
-// accepts TCP connections. The upstream probe is cached for a few seconds so
-// a scraping load balancer does not hammer the MTA.
+// readiness answers /readyz: a certificate is loaded and at least one
+// upstream accepts TCP connections (a transaction fails over to it). The
+// upstream probe is cached for a few seconds so a scraping load balancer
+// does not hammer the MTAs.
 type readiness struct {
-	certs    *certs.Manager
-	upstream string
+	certs     *certs.Manager
+	upstreams []string // in order: the first that answers ends the probe
 
 	mu      sync.Mutex
 	checked time.Time
@@ -109,14 +110,18 @@ func (r *readiness) check() error {
 		return r.err
 	}
 	r.checked = time.Now()
-	conn, err := net.DialTimeout("tcp", r.upstream, 2*time.Second)
-	if err != nil {
-		r.err = fmt.Errorf("upstream %s unreachable: %w", r.upstream, err)
-		return r.err
+	var errs []error
+	for _, a := range r.upstreams {
+		conn, err := net.DialTimeout("tcp", a, 2*time.Second)
+		if err == nil {
+			conn.Close()
+			r.err = nil
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("upstream %s unreachable: %w", a, err))
 	}
-	conn.Close()
-	r.err = nil
-	return nil
+	r.err = errors.Join(errs...)
+	return r.err
 }
 
 // serveMetrics serves /metrics, /healthz, /readyz (and pprof) on ln until ctx ends.

@@ -34,7 +34,7 @@ func serveCommand() *cli.Command {
 				smtp:    c.Int("max-connections"),
 				http:    c.Int("max-http-connections"),
 				metrics: proxy.MetricsMaxConnections,
-				pool:    c.Int("upstream-pool"),
+				pool:    c.Int("upstream-pool") * len(c.StringSlice("upstream")), // a pool per upstream
 			})
 			lns, err := bindListeners(c, inst, log)
 			if err != nil {

@@ -13,11 +13,12 @@ import (
 	"github.com/postern/postern/proxy/upstream"
 )
 
-// buildUpstream turns the --upstream* flags into the proxy's upstream settings.
+// buildUpstream turns the --upstream* flags into the proxy's upstream
+// settings, shared by every --upstream; Addr is the first.
 func buildUpstream(c *cli.Context) (upstream.Config, error) {
 	timeout := c.Duration("upstream-timeout")
 	up := upstream.Config{
-		Addr:        c.String("upstream"),
+		Addr:        c.StringSlice("upstream")[0],
 		DialTimeout: timeout,
 		Timeout:     timeout,
 		XCLIENT:     c.Bool("upstream-xclient"),

@@ -15,4 +15,10 @@ const (
 	// PoolMaxIdle is how long a pooled upstream connection waits for the
 	// next session before it is closed (no flag).
 	PoolMaxIdle = 30 * time.Second
+	// DefaultHoldDown is --upstream-hold-down's default: how long an
+	// upstream that failed is skipped while another one is healthy. Long
+	// enough that a dead upstream does not cost every new session a
+	// connect timeout, short enough that a restarted one is back soon.
+	// Zero value.
+	DefaultHoldDown = 30 * time.Second
 )
