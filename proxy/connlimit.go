@@ -25,7 +25,11 @@ const (
 // per-network count needs the client's address, known only in the
 // connection's goroutine (the PROXY header is read there), so it counts
 // connections from their admission on. One mutex makes check-and-count
-// exact under concurrency; each connection is uncounted once, on close.
+// exact under concurrency. A connection leaves its network's count as soon
+// as its client is done with it (release: QUIT answered, client gone), so a
+// client that reads 221 and connects again is not refused over a connection
+// that only Postern still holds (handing its upstream to the pool or quitting
+// it); it leaves the total on close, so every socket stays bounded.
 type connLimits struct {
 	maxTotal  int // 0: no limit
 	maxPerNet int // 0: no limit
@@ -80,6 +84,24 @@ func (l *connLimits) admit(t *connTicket, client netip.Addr, exempt bool) string
 	return ""
 }
 
+// release uncounts the connection of t from its network; calls after the
+// first do nothing.
+func (l *connLimits) release(t *connTicket) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.releaseLocked(t)
+}
+
+func (l *connLimits) releaseLocked(t *connTicket) {
+	if !t.counted {
+		return
+	}
+	t.counted = false
+	if l.perNet[t.key]--; l.perNet[t.key] <= 0 {
+		delete(l.perNet, t.key)
+	}
+}
+
 // close uncounts the connection of t; calls after the first do nothing.
 func (l *connLimits) close(t *connTicket) {
 	l.mu.Lock()
@@ -89,11 +111,7 @@ func (l *connLimits) close(t *connTicket) {
 	}
 	t.closed = true
 	l.total--
-	if t.counted {
-		if l.perNet[t.key]--; l.perNet[t.key] <= 0 {
-			delete(l.perNet, t.key)
-		}
-	}
+	l.releaseLocked(t)
 }
 
 // counts returns the open connections and the client networks counted.
@@ -125,4 +143,14 @@ func (s *Server) admit(cc *clientConn) error {
 	return replyTooManyConnections
 }
 
+// Done is go-smtp's DoneBackend hook: the client is done with the
+// connection (before QUIT's 221 is written, or the connection is ending
+// otherwise), so it no longer counts against its network (see connLimits).
+func (b backend) Done(c *smtp.Conn) {
+	if cc, err := clientConnOf(c); err == nil {
+		b.srv.limits.release(&cc.ticket)
+	}
+}
+
 var _ smtp.ConnectBackend = backend{}
+var _ smtp.DoneBackend = backend{}
