@@ -25,30 +25,37 @@ const (
 // per-network count needs the client's address, known only in the
 // connection's goroutine (the PROXY header is read there), so it counts
 // connections from their admission on. One mutex makes check-and-count
-// exact under concurrency. A connection leaves its network's count as soon
-// as its client is done with it (release: QUIT answered, client gone), so a
-// client that reads 221 and connects again is not refused over a connection
-// that only Postern still holds (handing its upstream to the pool or quitting
-// it); it leaves the total on close, so every socket stays bounded.
+// exact under concurrency; each connection is uncounted once, on close.
+//
+// A connection whose client is done with it (release: QUIT read, client
+// gone) no longer counts as one of its network's sessions: the 221 is
+// written after that, and Postern may still be handing the upstream to the
+// pool or quitting it, so a client that reads 221 and connects again at
+// once is not refused over a connection it has finished with. It still
+// holds a socket until it closes, so a network holds at most maxPerNet
+// sessions and 2×maxPerNet sockets: a client that stops reading before its
+// 221 cannot pile up sockets that count for nothing.
 type connLimits struct {
 	maxTotal  int // 0: no limit
 	maxPerNet int // 0: no limit
 
 	mu     sync.Mutex
 	total  int
-	perNet map[netip.Prefix]int
+	perNet map[netip.Prefix]int // sockets admitted and not closed
+	done   map[netip.Prefix]int // of those, released (client done)
 }
 
 // connTicket is one connection's share of the counts, guarded by
 // connLimits.mu.
 type connTicket struct {
-	key     netip.Prefix
-	counted bool // key is counted in perNet
-	closed  bool
+	key      netip.Prefix
+	counted  bool // key is counted in perNet
+	released bool // and in done
+	closed   bool
 }
 
 func newConnLimits(maxTotal, maxPerNet int) *connLimits {
-	return &connLimits{maxTotal: maxTotal, maxPerNet: maxPerNet, perNet: make(map[netip.Prefix]int)}
+	return &connLimits{maxTotal: maxTotal, maxPerNet: maxPerNet, perNet: make(map[netip.Prefix]int), done: make(map[netip.Prefix]int)}
 }
 
 // open counts a connection just accepted.
@@ -76,7 +83,8 @@ func (l *connLimits) admit(t *connTicket, client netip.Addr, exempt bool) string
 		return ""
 	}
 	key := policy.ClientNetwork(client)
-	if l.perNet[key] >= l.maxPerNet {
+	held := l.perNet[key]
+	if held-l.done[key] >= l.maxPerNet || held >= 2*l.maxPerNet {
 		return refusedPerIP
 	}
 	l.perNet[key]++
@@ -84,21 +92,15 @@ func (l *connLimits) admit(t *connTicket, client netip.Addr, exempt bool) string
 	return ""
 }
 
-// release uncounts the connection of t from its network; calls after the
-// first do nothing.
+// release marks the connection of t as done with by its client: it no
+// longer counts as one of its network's sessions (see connLimits); calls
+// after the first do nothing.
 func (l *connLimits) release(t *connTicket) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.releaseLocked(t)
-}
-
-func (l *connLimits) releaseLocked(t *connTicket) {
-	if !t.counted {
-		return
-	}
-	t.counted = false
-	if l.perNet[t.key]--; l.perNet[t.key] <= 0 {
-		delete(l.perNet, t.key)
+	if t.counted && !t.released {
+		t.released = true
+		l.done[t.key]++
 	}
 }
 
@@ -111,7 +113,17 @@ func (l *connLimits) close(t *connTicket) {
 	}
 	t.closed = true
 	l.total--
-	l.releaseLocked(t)
+	if !t.counted {
+		return
+	}
+	if l.perNet[t.key]--; l.perNet[t.key] <= 0 {
+		delete(l.perNet, t.key)
+	}
+	if t.released {
+		if l.done[t.key]--; l.done[t.key] <= 0 {
+			delete(l.done, t.key)
+		}
+	}
 }
 
 // counts returns the open connections and the client networks counted.
@@ -144,8 +156,9 @@ func (s *Server) admit(cc *clientConn) error {
 }
 
 // Done is go-smtp's DoneBackend hook: the client is done with the
-// connection (before QUIT's 221 is written, or the connection is ending
-// otherwise), so it no longer counts against its network (see connLimits).
+// connection (QUIT read, before its 221 is written, or the connection is
+// ending otherwise), so it no longer counts as one of its network's
+// sessions (see connLimits).
 func (b backend) Done(c *smtp.Conn) {
 	if cc, err := clientConnOf(c); err == nil {
 		b.srv.limits.release(&cc.ticket)
