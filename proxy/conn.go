@@ -32,7 +32,7 @@ import (
 //     Reads are capped at the login deadline, and a read that reaches it
 //     fails with replyLoginTimeout, which go-smtp writes as the last reply
 //     from its own goroutine (go-smtp patch read-error-reply);
-//   - the connection limits: its ticket is counted until it is closed;
+//   - the connection limits: its ticket is counted until it is closed (against its network only until its client is done);
 //   - identity that survives STARTTLS: go-smtp builds a new Session after the
 //     upgrade, but the connection (id, peer, AUTH failure count) stays.
 //

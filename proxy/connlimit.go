@@ -26,25 +26,36 @@ const (
 // connection's goroutine (the PROXY header is read there), so it counts
 // connections from their admission on. One mutex makes check-and-count
 // exact under concurrency; each connection is uncounted once, on close.
+//
+// A connection whose client is done with it (release: QUIT read, client
+// gone) no longer counts as one of its network's sessions: the 221 is
+// written after that, and Postern may still be handing the upstream to the
+// pool or quitting it, so a client that reads 221 and connects again at
+// once is not refused over a connection it has finished with. It still
+// holds a socket until it closes, so a network holds at most maxPerNet
+// sessions and 2×maxPerNet sockets: a client that stops reading before its
+// 221 cannot pile up sockets that count for nothing.
 type connLimits struct {
 	maxTotal  int // 0: no limit
 	maxPerNet int // 0: no limit
 
 	mu     sync.Mutex
 	total  int
-	perNet map[netip.Prefix]int
+	perNet map[netip.Prefix]int // sockets admitted and not closed
+	done   map[netip.Prefix]int // of those, released (client done)
 }
 
 // connTicket is one connection's share of the counts, guarded by
 // connLimits.mu.
 type connTicket struct {
-	key     netip.Prefix
-	counted bool // key is counted in perNet
-	closed  bool
+	key      netip.Prefix
+	counted  bool // key is counted in perNet
+	released bool // and in done
+	closed   bool
 }
 
 func newConnLimits(maxTotal, maxPerNet int) *connLimits {
-	return &connLimits{maxTotal: maxTotal, maxPerNet: maxPerNet, perNet: make(map[netip.Prefix]int)}
+	return &connLimits{maxTotal: maxTotal, maxPerNet: maxPerNet, perNet: make(map[netip.Prefix]int), done: make(map[netip.Prefix]int)}
 }
 
 // open counts a connection just accepted.
@@ -72,12 +83,25 @@ func (l *connLimits) admit(t *connTicket, client netip.Addr, exempt bool) string
 		return ""
 	}
 	key := policy.ClientNetwork(client)
-	if l.perNet[key] >= l.maxPerNet {
+	held := l.perNet[key]
+	if held-l.done[key] >= l.maxPerNet || held >= 2*l.maxPerNet {
 		return refusedPerIP
 	}
 	l.perNet[key]++
 	t.key, t.counted = key, true
 	return ""
+}
+
+// release marks the connection of t as done with by its client: it no
+// longer counts as one of its network's sessions (see connLimits); calls
+// after the first do nothing.
+func (l *connLimits) release(t *connTicket) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t.counted && !t.released {
+		t.released = true
+		l.done[t.key]++
+	}
 }
 
 // close uncounts the connection of t; calls after the first do nothing.
@@ -89,9 +113,15 @@ func (l *connLimits) close(t *connTicket) {
 	}
 	t.closed = true
 	l.total--
-	if t.counted {
-		if l.perNet[t.key]--; l.perNet[t.key] <= 0 {
-			delete(l.perNet, t.key)
+	if !t.counted {
+		return
+	}
+	if l.perNet[t.key]--; l.perNet[t.key] <= 0 {
+		delete(l.perNet, t.key)
+	}
+	if t.released {
+		if l.done[t.key]--; l.done[t.key] <= 0 {
+			delete(l.done, t.key)
 		}
 	}
 }
@@ -125,4 +155,15 @@ func (s *Server) admit(cc *clientConn) error {
 	return replyTooManyConnections
 }
 
+// Done is go-smtp's DoneBackend hook: the client is done with the
+// connection (QUIT read, before its 221 is written, or the connection is
+// ending otherwise), so it no longer counts as one of its network's
+// sessions (see connLimits).
+func (b backend) Done(c *smtp.Conn) {
+	if cc, err := clientConnOf(c); err == nil {
+		b.srv.limits.release(&cc.ticket)
+	}
+}
+
 var _ smtp.ConnectBackend = backend{}
+var _ smtp.DoneBackend = backend{}

@@ -111,3 +111,46 @@ func TestConnLimitsRules(t *testing.T) {
 		}
 	})
 }
+
+// TestConnLimitsReleased: a released connection (its client QUIT) no longer
+// counts as a session, so another is admitted in its place; but released
+// sockets still count toward 2×max, so a client that QUITs and never lets
+// the socket close cannot hold more than that; closing uncounts all.
+func TestConnLimitsReleased(t *testing.T) {
+	l := newConnLimits(0, 2)
+	ip := netip.MustParseAddr("192.0.2.1")
+	var tickets [4]connTicket
+	admit := func(tk *connTicket) string { l.open(); return l.admit(tk, ip, false) }
+	for i := 0; i < 2; i++ {
+		if r := admit(&tickets[i]); r != "" {
+			t.Fatalf("connection %d refused %q", i, r)
+		}
+	}
+	var extra connTicket
+	if r := admit(&extra); r != refusedPerIP {
+		t.Fatalf("third session: %q, want %q", r, refusedPerIP)
+	}
+	l.close(&extra)
+	l.release(&tickets[0])
+	l.release(&tickets[0]) // twice counts once
+	if r := admit(&tickets[2]); r != "" {
+		t.Fatalf("in place of a released connection: refused %q", r)
+	}
+	l.release(&tickets[1])
+	if r := admit(&tickets[3]); r != "" {
+		t.Fatalf("in place of the second released connection: refused %q", r)
+	}
+	l.release(&tickets[2])
+	var fifth connTicket
+	if r := admit(&fifth); r != refusedPerIP { // 4 sockets held = 2×max
+		t.Fatalf("fifth socket: %q, want %q", r, refusedPerIP)
+	}
+	l.close(&fifth)
+	for i := range tickets {
+		l.close(&tickets[i])
+		l.close(&tickets[i])
+	}
+	if total, nets := l.counts(); total != 0 || nets != 0 || len(l.done) != 0 {
+		t.Fatalf("after closing all: total %d, networks %d, done %v", total, nets, l.done)
+	}
+}

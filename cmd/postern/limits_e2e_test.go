@@ -403,3 +403,49 @@ func TestLoginTimeoutE2E(t *testing.T) {
 		t.Errorf("%d login timeout log lines, want 6:\n%s", n, p.Log())
 	}
 }
+
+// TestConnLimitQuitReconnectE2E: at --max-connections-per-ip 3, with two
+// connections held, a client that sends a message, QUITs and connects
+// again as soon as it reads 221 is never refused: its slot is free before
+// the 221 is written, not after Postern has quit its upstream (with
+// --upstream-pool 0 every session's end waits for Postfix's reply to QUIT,
+// the window the client used to fall into). The cap still holds: with the
+// third connection open, a fourth hears 421.
+func TestConnLimitQuitReconnectE2E(t *testing.T) {
+	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
+	p, _ := startLimited(t, up.Addr, "--max-connections-per-ip", "3", "--upstream-pool", "0")
+
+	for i := 0; i < 2; i++ {
+		limGreeted(t, p.StartTLS, "127.0.0.1", "")
+	}
+	const rounds = 30
+	refused := 0
+	for i := 0; i < rounds; i++ {
+		conn := limDial(t, p.StartTLS, "127.0.0.1", "")
+		c := &client{t: t, conn: conn, br: bufio.NewReader(conn)}
+		if greeting := c.cmd(""); strings.HasPrefix(greeting, "421") {
+			refused++
+			conn.Close()
+			continue
+		}
+		c.expect("EHLO client.test", "250")
+		c.expect("STARTTLS", "220")
+		tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
+		if err := tc.Handshake(); err != nil {
+			t.Fatalf("round %d: TLS handshake: %v", i, err)
+		}
+		c.conn, c.br = tc, bufio.NewReader(tc)
+		c.expect("EHLO client.test", "250")
+		expectReply(t, "AUTH", c.auth(aliceLogin, alicePass), "235")
+		expectReply(t, "message", c.send(aliceLogin, "friend@example.test", fmt.Sprintf("round %d", i)), "250")
+		c.expect("QUIT", "221")
+		conn.Close() // and at once the next round's connect
+	}
+	if refused > 0 {
+		t.Fatalf("%d of %d reconnections after QUIT were refused 421 at the cap", refused, rounds)
+	}
+
+	// The cap still bounds what the address holds.
+	limGreeted(t, p.StartTLS, "127.0.0.1", "")
+	limExpectRefused(t, limDial(t, p.StartTLS, "127.0.0.1", ""))
+}

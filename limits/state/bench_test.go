@@ -39,3 +39,21 @@ func BenchmarkStoreAdd(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMemoryReserveRelease is one AUTH's use of the lockout counter
+// (Add, then RemoveNewest on success) at a large --auth-max-failures: its
+// cost must follow the attempts held at once, not the limit.
+//
+//	go test ./limits/state -run '^$' -bench MemoryReserveRelease
+func BenchmarkMemoryReserveRelease(b *testing.B) {
+	m := NewMemory(MemoryConfig{})
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := m.Add(ctx, "lockout", 100000, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+		if err := m.RemoveNewest(ctx, "lockout"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -19,7 +19,8 @@ type MemoryConfig struct {
 
 // Memory is a Store in this process's memory. Its footprint is bounded: an
 // LRU of at most MaxKeys keys, each holding a fixed ring of as many event
-// times as its limit (so a counter never holds more than its limit), and
+// times as its limit at most (so a counter never holds more than its limit;
+// it grows only as far as events are held at once), and
 // suspensions, which only logins that authenticated can earn. A flood of
 // distinct keys evicts the least recently used counters, which can forget
 // one early; that is the price of the bound. Safe for concurrent use.
@@ -74,12 +75,12 @@ func (m *Memory) Add(_ context.Context, key string, limit int, window time.Durat
 	now := m.now().UnixNano()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e := m.ring(key, limit)
+	e := m.ring(key, 0)
 	n := e.count(now, window)
 	if n >= limit {
 		return n, false, nil
 	}
-	e.add(now)
+	e.add(now, limit)
 	return n + 1, true, nil
 }
 
@@ -91,8 +92,8 @@ func (m *Memory) Record(_ context.Context, key string, limit int, window time.Du
 	now := m.now().UnixNano()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e := m.ring(key, limit)
-	e.add(now)
+	e := m.ring(key, 0)
+	e.add(now, limit)
 	return e.count(now, window), nil
 }
 
@@ -240,13 +241,29 @@ func (m *Memory) Len() int { return m.keys.Len() }
 // Close implements Store; a Memory holds nothing to release.
 func (m *Memory) Close() error { return nil }
 
-// add records t in an empty slot, else over the oldest time.
-func (e *entry) add(t int64) {
-	oldest := 0
+// add records t in an empty slot, else in a new one while the ring is
+// shorter than limit, else over the oldest time.
+//
+// The ring grows one slot at a time, up to limit, only when no slot is
+// empty, so it is as long as the most events held at once, not as the
+// limit: a lockout counter whose attempts are given back (RemoveNewest)
+// stays a few slots long even at --auth-max-failures 100000, and every
+// count, add and RemoveNewest scans only those (a ring made at the limit's
+// size cost 800 KB and three scans of 100,000 slots per AUTH).
+func (e *entry) add(t int64, limit int) {
+	oldest := -1
 	for i, v := range e.times {
-		if v < e.times[oldest] {
+		if v == 0 {
+			e.times[i] = t
+			return
+		}
+		if oldest < 0 || v < e.times[oldest] {
 			oldest = i
 		}
+	}
+	if len(e.times) < limit || oldest < 0 {
+		e.times = append(e.times, t)
+		return
 	}
 	e.times[oldest] = t
 }

@@ -109,3 +109,14 @@ type AuthSession interface {
 type ConnectBackend interface {
 	Connect(c *Conn) error
 }
+
+// DoneBackend is an add-on interface for Backend. Done is called once per
+// connection as soon as the client is done with it: before the 221 reply to
+// QUIT is written (so a client that reads it and connects again finds the
+// connection already done), or, on any other ending, as Close begins, before
+// Session.Logout. A server counting connections per client releases the
+// count here rather than after Logout, which may wait on work of the
+// server's own (an upstream's reply, say).
+type DoneBackend interface {
+	Done(c *Conn)
+}

@@ -49,6 +49,7 @@ type Conn struct {
 	closeAfterReply atomic.Bool // see CloseAfterReply
 	dataByBDAT      atomic.Bool // see DataByBDAT
 	closed          atomic.Bool // Close was called
+	doneCalled      atomic.Bool // DoneBackend.Done was called
 
 	// stateLocker guards the server's shutdown state and conn against
 	// Server.Shutdown, which runs on another goroutine (see readCommand).
@@ -202,6 +203,7 @@ func (c *Conn) handle(cmd string, arg string) {
 	case "DATA":
 		c.handleData(arg)
 	case "QUIT":
+		c.done()
 		c.writeResponse(221, EnhancedCode{2, 0, 0}, "Bye")
 		c.Close()
 	case "AUTH":
@@ -230,8 +232,16 @@ func (c *Conn) setSession(session Session) {
 	c.session = session
 }
 
+// done calls the DoneBackend's Done, once.
+func (c *Conn) done() {
+	if db, ok := c.server.Backend.(DoneBackend); ok && c.doneCalled.CompareAndSwap(false, true) {
+		db.Done(c)
+	}
+}
+
 func (c *Conn) Close() error {
 	c.closed.Store(true)
+	c.done()
 	c.endBdat() // Session.Data has returned before Logout
 
 	c.locker.Lock()
