@@ -92,8 +92,10 @@ func StartPebble(t testing.TB, validity time.Duration) *Pebble {
 	// retry them, but they only slow the test down).
 	cmd.Env = append(cmd.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0")
 	p.proc = testkit.StartCmd(t, cmd)
-	testkit.WaitTCP(t, listen, 10*time.Second)
-	testkit.WaitTCP(t, mgmt, 10*time.Second)
+	// 30 s: on a loaded CI machine Pebble has logged "listening" on its
+	// management address and still refused connections at 10 s.
+	testkit.WaitTCP(t, listen, 30*time.Second)
+	testkit.WaitTCP(t, mgmt, 30*time.Second)
 
 	pool := x509.NewCertPool()
 	pool.AddCert(own)

@@ -31,8 +31,11 @@ func TestParallelGuessesStopAtLockout(t *testing.T) {
 			// The upstream is never reached: only AUTH is exercised.
 			// All n from one address: the per-address connection limit
 			// must not be what stops them.
+			// --auth-timeout: a verification queued behind the others on a
+			// busy CI machine (bcrypt under -race) must end in a verdict,
+			// not 454, or the lockout is not what the test sees.
 			p := startPostern(t, "127.0.0.1:1", "--auth-max-failures", "10",
-				"--auth-lockout-window", "15m", "--max-connections-per-ip", "200")
+				"--auth-lockout-window", "15m", "--max-connections-per-ip", "200", "--auth-timeout", "5m")
 			replies := parallelAuth(t, p.StartTLS, "127.0.0.1", n, func(i int) (string, string) {
 				return fmt.Sprintf("guess%d@example.test", i), fmt.Sprintf("wrong-%d", i)
 			})

@@ -88,6 +88,9 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	if c.Int("max-connections") < 0 || c.Int("max-connections-per-ip") < 0 || c.Duration("login-timeout") < 0 {
 		return nil, errors.New("--max-connections, --max-connections-per-ip and --login-timeout must not be negative")
 	}
+	if c.Duration("auth-timeout") < 0 {
+		return nil, errors.New("--auth-timeout must not be negative (0: the default)")
+	}
 
 	// An HTTP listener without a total cap could again spend the
 	// descriptors the SMTP listeners need: 0 is not "no limit" here.
@@ -216,6 +219,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		UpstreamPool:    c.Int("upstream-pool"),
 		CommandTimeout:  c.Duration("command-timeout"),
 		DataTimeout:     c.Duration("data-timeout"),
+		AuthTimeout:     c.Duration("auth-timeout"),
 		Log:             log,
 
 		MaxConnections:      c.Int("max-connections"),

@@ -33,7 +33,8 @@ func TestAuthConcurrencyQueues(t *testing.T) {
 	}
 	metricsAddr := testkit.FreeAddr(t)
 	p := startPosternUsers(t, testkit.FreeAddr(t), users.String(), "--auth-concurrency", "1",
-		"--auth-cache-ttl", "0", "--auth-max-failures", "1000", "--metrics", metricsAddr)
+		"--auth-cache-ttl", "0", "--auth-max-failures", "1000", "--metrics", metricsAddr,
+		"--auth-timeout", "5m") // the queue, not the timeout, is under test
 	p.waitLog(t, `msg="metrics listening"`, 10*time.Second)
 
 	t0 := time.Now()
