@@ -97,7 +97,8 @@ func TestStatusUnknownLoginE2E(t *testing.T) {
 // without a word.
 func TestCheckConfigUpstreamE2E(t *testing.T) {
 	_, flags := validConfig(t)
-	closed := testkit.FreeAddr(t) // nothing listens there
+	flags = withoutFlag(flags, "--upstream") // --upstream is repeatable: replace, not add
+	closed := testkit.FreeAddr(t)            // nothing listens there
 	args := append(append([]string{"check-config"}, flags...), "--upstream", closed)
 	stdout, stderr, code := runPostern(t, args...)
 	if code != 0 || !strings.Contains(stdout, "configuration OK") ||
@@ -115,6 +116,31 @@ func TestCheckConfigUpstreamE2E(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "configuration OK") || strings.Contains(stderr, "WARNING") {
 		t.Errorf("Postfix as the upstream: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
+
+	// Several upstreams: each is probed, the one that cannot be reached is
+	// named, the one that answers is not.
+	args = append(append([]string{"check-config"}, flags...), "--upstream", pf.Addr, "--upstream", closed)
+	stdout, stderr, code = runPostern(t, args...)
+	if code != 0 || !strings.Contains(stdout, "configuration OK") ||
+		!strings.Contains(stderr, "WARNING: upstream "+closed+" cannot be reached") || strings.Contains(stderr, "upstream "+pf.Addr) {
+		t.Errorf("a standby that cannot be reached: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if _, stderr, code = runPostern(t, append(args, "--strict")...); code != 1 || !strings.Contains(stderr, "upstream "+closed+" cannot be reached") {
+		t.Errorf("a standby that cannot be reached, --strict: exit %d\nstderr:\n%s", code, stderr)
+	}
+}
+
+// withoutFlag returns flags without name and its value.
+func withoutFlag(flags []string, name string) []string {
+	var out []string
+	for i := 0; i < len(flags); i++ {
+		if flags[i] == name {
+			i++
+			continue
+		}
+		out = append(out, flags[i])
+	}
+	return out
 }
 
 // TestUnknownSettingsE2E: an unknown key in the --config file is a usage

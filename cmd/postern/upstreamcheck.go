@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -68,8 +69,10 @@ func strictFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "strict", Usage: "exit 1 when the upstream cannot be reached, instead of a warning", EnvVars: env("strict")}
 }
 
-// warnUpstream probes the upstream for check-config: a failure is a
-// WARNING line on stderr (exit 0), or the error with --strict.
+// warnUpstream probes every --upstream for check-config: each one that
+// cannot be reached is a WARNING line on stderr (exit 0), or, with
+// --strict, an error (serve is ready with one, but a standby that cannot be
+// reached is no standby).
 func warnUpstream(c *cli.Context) error {
 	up, err := buildUpstream(c)
 	if err != nil {
@@ -79,13 +82,18 @@ func warnUpstream(c *cli.Context) error {
 	if helo == "" {
 		helo = "localhost"
 	}
-	err = checkUpstream(c.Context, up, helo)
-	if err == nil {
-		return nil
+	var unreachable []error
+	for _, addr := range c.StringSlice("upstream") {
+		up.Addr = addr
+		err := checkUpstream(c.Context, up, helo)
+		if err == nil {
+			continue
+		}
+		if c.Bool("strict") {
+			unreachable = append(unreachable, fmt.Errorf("upstream %s cannot be reached: %w", addr, err))
+			continue
+		}
+		fmt.Fprintf(c.App.ErrWriter, "WARNING: upstream %s cannot be reached (serve would answer 4xx until it can): %v\n", addr, err)
 	}
-	if c.Bool("strict") {
-		return fmt.Errorf("upstream %s cannot be reached: %w", up.Addr, err)
-	}
-	fmt.Fprintf(c.App.ErrWriter, "WARNING: upstream %s cannot be reached (serve would answer 4xx until it can): %v\n", up.Addr, err)
-	return nil
+	return errors.Join(unreachable...)
 }

@@ -385,6 +385,12 @@ func TestUpstreamFailoverUnderLoadE2E(t *testing.T) {
 				// queued it and was gone before its 250 came back:
 				// SMTP cannot tell the client, which retried.
 				t.Logf("%s delivered %d times (A %d, B %d): its 250 was lost with the stopped upstream", marker, n, inA[marker], inB[marker])
+			case n > 1 && inB[marker] == 0:
+				// Only in the stopped Postfix, twice: it delivered the
+				// message and was stopped before removing its queue file,
+				// so its restart delivered it again (Postfix's own
+				// at-least-once; Postern sends a message's DATA once).
+				t.Logf("%s delivered %d times by the stopped upstream A: its redelivery after the restart", marker, n)
 			case n > 1:
 				t.Errorf("%s delivered %d times (A %d, B %d)", marker, n, inA[marker], inB[marker])
 			}
