@@ -609,8 +609,8 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	}
 	slices.Sort(svcPorts)
-	if !slices.Equal(svcPorts, []int{465, 587, 2525}) {
-		t.Errorf("Service ports %v, want 465 587 2525", svcPorts)
+	if !slices.Equal(svcPorts, []int{80, 465, 587, 2525}) {
+		t.Errorf("Service ports %v, want 80 (ACME HTTP-01) 465 587 2525", svcPorts)
 	}
 	if p := svc.str("spec", "externalTrafficPolicy"); p != "Local" {
 		t.Errorf("externalTrafficPolicy = %q, want Local (client addresses for lockout and logs)", p)
@@ -646,7 +646,7 @@ func TestKubernetesManifests(t *testing.T) {
 		listenPorts = append(listenPorts, p)
 	}
 	for name, p := range ports {
-		if name != "metrics" && !slices.Contains(listenPorts, p) {
+		if name != "metrics" && name != "acme-http" && !slices.Contains(listenPorts, p) {
 			t.Errorf("container port %s=%d has no listener in postern.toml (%v)", name, p, listenPorts)
 		}
 	}
@@ -657,10 +657,13 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Errorf("shutdown-timeout = %v", cfg["shutdown-timeout"])
 	}
 	mounts := map[string]bool{}
+	mountVolume := map[string]k8sObject{} // mount path → its mount
 	for _, m := range c.get("volumeMounts").([]any) {
-		mounts[k8sObject(m.(map[string]any)).str("mountPath")] = true
+		mo := k8sObject(m.(map[string]any))
+		mounts[mo.str("mountPath")] = true
+		mountVolume[mo.str("mountPath")] = mo
 	}
-	for _, key := range []string{"users", "sender-map", "tls-sni-dir"} {
+	for _, key := range []string{"users", "sender-map", "acme-cache-key-file"} {
 		p, _ := cfg[key].(string)
 		if !mounts[filepath.Dir(p)] && !mounts[p] {
 			t.Errorf("%s = %q is not inside a volume mount (%v)", key, p, mounts)
@@ -669,10 +672,16 @@ func TestKubernetesManifests(t *testing.T) {
 	if env := c.get("env", 0, "value"); env != "/etc/postern/config/postern.toml" || !mounts["/etc/postern/config"] {
 		t.Errorf("POSTERN_CONFIG = %v is not the mounted ConfigMap", env)
 	}
+	var envNames []string
+	for _, e := range c.get("env").([]any) {
+		envNames = append(envNames, k8sObject(e.(map[string]any)).str("name"))
+	}
+	checkFlagNames(t, "Deployment env", envFlagNames(envMap(envNames)))
+	checkReplicaSettings(t, cm.str("data", "postern.toml"), cfg, pod, mountVolume, ports, svc)
 
-	// The volumes name the ConfigMap and Secrets the files define (the TLS
-	// Secret comes from cert-manager or kubectl create secret tls).
-	names := map[string]bool{"Secret/postern-tls": true}
+	// The volumes name the ConfigMap and Secrets the files define (the ACME
+	// cache's key is made with kubectl create secret, never committed).
+	names := map[string]bool{"Secret/postern-acme-cache-key": true}
 	for kind, objs := range kinds {
 		for _, o := range objs {
 			names[kind+"/"+o.str("metadata", "name")] = true
