@@ -466,3 +466,89 @@ func envMap(names []string) map[string]string {
 	}
 	return m
 }
+
+// TestReadmeReplicasConfig runs `postern check-config` on the README's
+// "Running several replicas" configuration (added to the first run's
+// hostname, users and sender map), with its Redis a real one and its
+// upstreams closed loopback ports, and holds the section to the files it
+// names.
+func TestReadmeReplicasConfig(t *testing.T) {
+	raw, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "\n## Running several replicas\n")
+	if !ok {
+		t.Fatalf("README.md has no section \"Running several replicas\"")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	_, block, ok := strings.Cut(section, "\n```toml\n")
+	block, _, ok2 := strings.Cut(block, "\n```\n")
+	if !ok || !ok2 {
+		t.Fatalf("the section has no ```toml block:\n%s", section)
+	}
+	var cfg map[string]any
+	if _, err := toml.Decode(block, &cfg); err != nil {
+		t.Fatalf("the README's replica configuration: %v\n%s", err, block)
+	}
+	var keys []string
+	for k := range cfg {
+		keys = append(keys, k)
+	}
+	checkFlagNames(t, "README replica configuration", keys)
+	for _, link := range []string{"deploy/haproxy/replicas.cfg", "deploy/docker-compose.replicas.yml", "deploy/k8s/"} {
+		if !strings.Contains(section, link) {
+			t.Errorf("the section does not name %s", link)
+		}
+		if _, err := os.Stat(filepath.Join("..", link)); err != nil {
+			t.Errorf("the section names %s: %v", link, err)
+		}
+	}
+	// HAProxy's health check asks the port the README gives metrics.
+	for _, s := range haproxyServers(t, "haproxy/replicas.cfg")["postern"] {
+		if m, _ := cfg["metrics"].(string); !strings.Contains(strings.Join(s.opts, " "), "check port "+strings.TrimPrefix(m, ":")) {
+			t.Errorf("haproxy/replicas.cfg checks %s with %v, the README gives metrics = %q", s.name, s.opts, m)
+		}
+	}
+
+	dir := replicaFiles(t)
+	redis := testkit.StartRedis(t)
+	state, _ := cfg["state"].(string)
+	u, err := url.Parse(state)
+	if err != nil || state == "" {
+		t.Fatalf("state = %q: %v", state, err)
+	}
+	u.Host = redis.Addr
+	key, _ := cfg["acme-cache-key-file"].(string)
+	subst := map[string]string{
+		state: u.String(),
+		key:   filepath.Join(dir, "acme-cache.key"),
+	}
+	var ups []string
+	for _, up := range cfg["upstream"].([]any) {
+		ups = append(ups, up.(string))
+	}
+	if len(ups) < 2 {
+		t.Errorf("upstream = %v, want several", ups)
+	}
+	for i, to := range loopbackUpstreams(t, ups) {
+		subst[ups[i]] = to
+	}
+	text := block
+	for from, to := range subst {
+		if !strings.Contains(text, strconv.Quote(from)) {
+			t.Fatalf("%q is not in the README block", from)
+		}
+		text = strings.ReplaceAll(text, strconv.Quote(from), strconv.Quote(to))
+	}
+	// The first run's settings that the section keeps (README step 5).
+	text = "hostname = \"mail.example.org\"\n" +
+		"users = " + strconv.Quote(filepath.Join(dir, "users")) + "\n" +
+		"sender-map = " + strconv.Quote(filepath.Join(dir, "sender_login_maps")) + "\n" +
+		"acme-cache-local = " + strconv.Quote(filepath.Join(dir, "acme")) + "\n" + text
+	conf := filepath.Join(dir, "postern.toml")
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkConfig(t, "README replica configuration", nil, []string{"--config", conf})
+}
