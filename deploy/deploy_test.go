@@ -452,6 +452,7 @@ func TestComposeConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := cf.Services["postern"].Environment
+	checkFlagNames(t, "docker-compose.acme.yml environment", envFlagNames(env))
 	if env["POSTERN_ACME_DOMAIN"] != "mail.example.net" || env["POSTERN_ACME_EMAIL"] != "postmaster@example.net" ||
 		env["POSTERN_TLS_CERT"] != "" || env["POSTERN_HOSTNAME"] != "mail.example.net" {
 		t.Errorf("ACME override environment = %v", env)
