@@ -104,6 +104,7 @@ func (s *acmeRedisSetup) issued() int {
 // nothing. Then, Redis down, a restarted replica serves its local copy and
 // says so in its log and its metrics.
 func TestACMERedisCacheReplicasE2E(t *testing.T) {
+	t.Parallel()
 	s := newACMERedisSetup(t)
 	var ps [3]*postern
 	var locals [3]string
@@ -189,6 +190,7 @@ func TestACMERedisCacheReplicasE2E(t *testing.T) {
 // Redis --state or without a valid key file, and the error says what is
 // missing.
 func TestACMERedisCacheFlagsE2E(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users")
 	writeFile(t, users, usersFileContent(t))

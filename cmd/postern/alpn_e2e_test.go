@@ -36,6 +36,7 @@ func sClientSession(t testing.TB, addr, input string, args ...string) string {
 // served and gets smtp; one offering nothing is served. The STARTTLS
 // listener is unchanged: it negotiates no ALPN.
 func TestStrictALPNImplicitTLSE2E(t *testing.T) {
+	t.Parallel()
 	p := startPostern(t, "127.0.0.1:1")
 
 	out, ok := sClient(t, p.TLS, "-alpn", "http/1.1")

@@ -21,6 +21,7 @@ import (
 // only the read after it looked at the login deadline: such clients held
 // their connection slots for minutes instead of seconds.
 func TestLoginTimeoutClientNotReadingE2E(t *testing.T) {
+	t.Parallel()
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	p, metrics := startLimited(t, up.Addr, "--login-timeout", "2s", "--command-timeout", "2m")
 
@@ -58,6 +59,7 @@ func TestLoginTimeoutClientNotReadingE2E(t *testing.T) {
 // idle timeout, renewed by every byte: the client never heard the 451 and
 // kept the connection for as long as it dribbled.
 func TestDataTimeoutSlowlorisE2E(t *testing.T) {
+	t.Parallel()
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	p := startPostern(t, up.Addr, "--data-timeout", "2s")
 	c := dialTLSText(t, p.StartTLS, aliceLogin, alicePass)

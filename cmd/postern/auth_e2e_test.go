@@ -183,6 +183,7 @@ func expectReply(t *testing.T, what, got, want string) {
 // a stopped Dovecot gives 454 without counting failures, and Postern picks
 // Dovecot up again when it is back.
 func TestDovecotEndToEnd(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	dv := authtest.StartDovecot(t, dovecotUsers())
 	delivered := 0
@@ -282,6 +283,7 @@ func TestDovecotEndToEnd(t *testing.T) {
 // slapd's users; the alias attribute's addresses belong to the user, another
 // user's address does not; slapd down is 454.
 func TestLDAPEndToEnd(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	s := authtest.StartSlapd(t)
 	s.AddUser("alice", "alice-ldap-secret", aliceLogin, "alias@example.test", "a.smith@example.test")
@@ -378,6 +380,7 @@ func cheapUsers(t *testing.T) string {
 // that address out (421 and close, even with the right password); the owner
 // from another address gets in at once; after the window 127.0.0.1 does too.
 func TestLockoutEndToEnd(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	const window = 3 * time.Second
 	p := startPosternUsers(t, pf.Addr, cheapUsers(t), "--auth-max-failures", "10",
@@ -479,6 +482,7 @@ func TestLockoutEndToEnd(t *testing.T) {
 // password is answered without Dovecot (which is stopped by then), a wrong
 // password is never cached, and SIGHUP empties the cache.
 func TestCacheEndToEnd(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	dv := authtest.StartDovecot(t, dovecotUsers())
 	p := startPosternUsers(t, pf.Addr, "", "--dovecot-auth", dv.Socket, "--auth-cache-ttl", "1m")
@@ -527,6 +531,7 @@ func TestCacheEndToEnd(t *testing.T) {
 // lockout; with a Dovecot timeout under 15 s they became 454 and were not
 // counted from the 4th guess on. (About 30 s: Dovecot's delays are fixed.)
 func TestDovecotPenaltyStillCountsFailures(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("waits for Dovecot's penalty (about 30 s)")
 	}

@@ -19,6 +19,7 @@ import (
 // and the attempt is logged as unavailable, not as a failure. A negative
 // value is refused at start.
 func TestAuthTimeoutE2E(t *testing.T) {
+	t.Parallel()
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -90,6 +90,7 @@ func rawGet(host, target string) string {
 // document for alice@example.test and sends a message through exactly each
 // outgoing server it names — implicit TLS and STARTTLS — into Postfix.
 func TestAutoconfigClientFollowsDocumentE2E(t *testing.T) {
+	t.Parallel()
 	python := testkit.RequireTool(t, "python3")
 	testkit.RequireSwaksTLS(t)
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
@@ -122,6 +123,7 @@ func TestAutoconfigClientFollowsDocumentE2E(t *testing.T) {
 // the binary, and what an attacker sends: oversized bodies, unknown hosts,
 // traversal, a header that never ends. Nothing of it reaches the log.
 func TestAutoconfigHTTPSE2E(t *testing.T) {
+	t.Parallel()
 	openssl := testkit.RequireTool(t, "openssl")
 	// The documents name the SMTP ports: they must be known before the
 	// start. The HTTPS port is the kernel's pick.
@@ -230,6 +232,7 @@ func exampleOrgZone(t *testing.T) (out, zone string) {
 // DNS server's zone loader (named-checkzone) accepts, with each listener's
 // port in its SRV record.
 func TestDNSRecordsZoneE2E(t *testing.T) {
+	t.Parallel()
 	checkzone := testkit.RequireTool(t, "named-checkzone")
 	out, zone := exampleOrgZone(t)
 	for _, want := range []string{
@@ -272,6 +275,7 @@ func TestDNSRecordsZoneE2E(t *testing.T) {
 // TestDNSRecordsResolveE2E: the records, served by a real named on a
 // loopback port, resolve with dig the way a mail client looks them up.
 func TestDNSRecordsResolveE2E(t *testing.T) {
+	t.Parallel()
 	named := testkit.RequireTool(t, "named")
 	dig := testkit.RequireTool(t, "dig")
 	_, zone := exampleOrgZone(t)
@@ -328,6 +332,7 @@ zone "example.org" { type primary; file "%[1]s/example.org.zone"; };
 // TestAutoconfigCheckConfigE2E: check-config warns about a document host
 // name no certificate covers, and not once the SNI directory has one.
 func TestAutoconfigCheckConfigE2E(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	certFile, keyFile := writeTestCert(t, dir)
 	users := filepath.Join(dir, "users")
@@ -377,6 +382,7 @@ func TestAutoconfigCheckConfigE2E(t *testing.T) {
 // listener; a client then verifies autoconfig.D's certificate against
 // Pebble's root, and the HTTP-01 listener serves the documents too.
 func TestAutoconfigACMEPebbleE2E(t *testing.T) {
+	t.Parallel()
 	pebble := certstest.StartPebble(t, 24*time.Hour)
 	const host, domain = "mail.postern.test", "postern.test"
 	httpsAddr := "127.0.0.1:" + strconv.Itoa(pebble.TLSPort)
@@ -446,6 +452,7 @@ func pool(certs []*x509.Certificate) *x509.CertPool {
 // with an encoded slash is refused, as the README says, not decoded into a
 // document's path.
 func TestAutoconfigAppleTitleAndEncodedSlashE2E(t *testing.T) {
+	t.Parallel()
 	openssl := testkit.RequireTool(t, "openssl")
 	python := testkit.RequireTool(t, "python3")
 	// The documents name the SMTP ports: they must be known before the start.

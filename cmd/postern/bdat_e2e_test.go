@@ -16,6 +16,7 @@ import (
 // dot, so nothing is queued or delivered, while a complete BDAT ... LAST
 // message arrives byte for byte.
 func TestBDATAbandonedNeverDelivered(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	// No pool: every session's upstream connection ends with the session,
 	// so Postfix's "disconnect from" lines count the finished sessions.

@@ -16,6 +16,7 @@ import (
 // server-data-by-bdat); taken for DATA, the line after the bare LF lost
 // its dot.
 func TestBDATLeadingDotKeptE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr)
 	msg := "Subject: bdat leading dots\r\n\r\nfirst\n.after a bare LF\r\n.after CRLF\r\n"

@@ -147,6 +147,7 @@ func sendVia(t testing.TB, c *smtp.Client, subject string) string {
 // check-config reads the certificate from the cache; and, Pebble issuing
 // 30-second certificates, the binary renews by itself.
 func TestCertsACMEPebbleE2E(t *testing.T) {
+	t.Parallel()
 	pebble := certstest.StartPebble(t, 30*time.Second)
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	const name = "mail.postern.test"
@@ -366,6 +367,7 @@ func leafOverGo(t testing.TB, addr, sni string) string {
 // middle of DATA, still completes with 250 and reaches Postfix; a renewal
 // without SIGHUP is picked up by the file watcher.
 func TestCertsSNIDirectoryE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	s := newSNISetup(t)
 	p := startPosternBare(t, pf.Addr, nil, s.flags()...)
@@ -469,6 +471,7 @@ func TestCertsSNIDirectoryE2E(t *testing.T) {
 // server, on the STARTTLS and on the implicit TLS listener; TLS 1.2 with
 // an AEAD suite and TLS 1.3 are accepted.
 func TestCertsTLSPolicyE2E(t *testing.T) {
+	t.Parallel()
 	testkit.RequireOpenSSL(t)
 	// No upstream is needed for handshakes: nothing listens there.
 	p := startPostern(t, "127.0.0.1:1")
@@ -511,6 +514,7 @@ func TestCertsTLSPolicyE2E(t *testing.T) {
 // 0; a renewal whose key does not match its certificate, in the SNI
 // directory or as the static pair, makes it exit non-zero naming the files.
 func TestCertsCheckConfigE2E(t *testing.T) {
+	t.Parallel()
 	s := newSNISetup(t)
 	// c is renewed with a 3-day certificate: within the 14-day warning.
 	shortChain, shortKey := s.ca.Issue(t, 3*24*time.Hour, "c.example.test")

@@ -46,6 +46,7 @@ func validConfig(t *testing.T) (dir string, flags []string) {
 }
 
 func TestCheckConfigAcceptsValid(t *testing.T) {
+	t.Parallel()
 	_, flags := validConfig(t)
 	out, code := runCLI(t, nil, "", append([]string{"check-config"}, flags...)...)
 	if code != 0 || !strings.Contains(out, "configuration OK") || !strings.Contains(out, "certificate static") {
@@ -56,6 +57,7 @@ func TestCheckConfigAcceptsValid(t *testing.T) {
 // TestBadConfigurations: every broken setting makes the binary exit non-zero
 // with a message naming the problem (like chasquid's t-20-bad_configs).
 func TestBadConfigurations(t *testing.T) {
+	t.Parallel()
 	dir, flags := validConfig(t)
 	without := func(name string) []string {
 		var out []string
@@ -115,6 +117,7 @@ func TestBadConfigurations(t *testing.T) {
 // An unknown command is a usage error: exit 2 and its name, from main (the
 // only place that exits).
 func TestUnknownCommand(t *testing.T) {
+	t.Parallel()
 	if out, code := runCLI(t, nil, "", "no-such-command"); code != 2 || !strings.Contains(out, `unknown command "no-such-command"`) {
 		t.Fatalf("exit %d, want 2 naming the command:\n%s", code, out)
 	}
@@ -124,6 +127,7 @@ func TestUnknownCommand(t *testing.T) {
 }
 
 func TestConfigFileAndEnvironment(t *testing.T) {
+	t.Parallel()
 	dir, flags := validConfig(t)
 	get := func(name string) string {
 		for i := 0; i < len(flags); i += 2 {
@@ -165,6 +169,7 @@ max-recipients = 50
 }
 
 func TestHashPasswordFromStdin(t *testing.T) {
+	t.Parallel()
 	for _, scheme := range []string{"BLF-CRYPT", "ARGON2ID"} {
 		out, code := runCLI(t, nil, "my secret\n", "hash-password", "--scheme", scheme)
 		if code != 0 {
@@ -184,6 +189,7 @@ func TestHashPasswordFromStdin(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	out, code := runCLI(t, nil, "", "version")
 	if code != 0 || !strings.HasPrefix(out, "postern ") {
 		t.Fatalf("exit %d: %s", code, out)
@@ -193,6 +199,7 @@ func TestVersion(t *testing.T) {
 // TestDemo runs `postern demo` as a newcomer would: paste the printed swaks
 // command and find the message in the directory it names; Ctrl-C exits 0.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	testkit.RequireSwaksTLS(t) // the printed command uses --tls
 	dir := t.TempDir()
 	cmd := exec.Command(posternBin, "demo", "--dir", dir)
@@ -242,6 +249,7 @@ func TestDemo(t *testing.T) {
 // default limits: the 51st connection from one address gets 421 4.7.0
 // (--max-connections-per-ip 50).
 func TestDemoConnectionLimit(t *testing.T) {
+	t.Parallel()
 	cmd := exec.Command(posternBin, "demo", "--dir", t.TempDir())
 	cmd.Env = cleanEnv()
 	p := testkit.StartCmd(t, cmd)

@@ -102,6 +102,7 @@ type matrixRun struct {
 }
 
 func TestClientMatrixE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	// The lockout and login delay are tested elsewhere; here the wrong
 	// passwords must not slow down or refuse the other runs.

@@ -26,6 +26,7 @@ import (
 // Not parallel: the umask is process-wide (parallel tests start only after
 // the sequential ones).
 func TestControlSocketNeverOpenUnderUmask0(t *testing.T) {
+	t.Parallel()
 	old := syscall.Umask(0)
 	defer syscall.Umask(old)
 	dir := t.TempDir()
@@ -114,6 +115,7 @@ func TestControlSocketNeverOpenUnderUmask0(t *testing.T) {
 // replaced, a live one is an error and left alone, and Close removes the
 // socket.
 func TestControlSocketStaleAndLive(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "control.sock")
 	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {

@@ -17,6 +17,7 @@ const flagsDoc = "../../docs/flags.md"
 // NAME`, subcommands with their parent) and every flag each one takes, so a
 // flag cannot be added, or renamed, without its documentation.
 func TestDocsNameEveryFlag(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile(flagsDoc)
 	if err != nil {
 		t.Fatal(err)

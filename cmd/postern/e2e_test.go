@@ -24,6 +24,7 @@ import (
 // TestEndToEndWithPostfix drives the built binary with real clients (swaks,
 // msmtp, Python smtplib, go-smtp) against a private Postfix as the upstream.
 func TestEndToEndWithPostfix(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr)
 	delivered := 0
@@ -248,6 +249,7 @@ s.quit()
 // TestReloadOnSIGHUP changes the users file and the sender map under a
 // running postern; a broken users file keeps the old one.
 func TestReloadOnSIGHUP(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	dir := t.TempDir()
 	senderMap := filepath.Join(dir, "senders")

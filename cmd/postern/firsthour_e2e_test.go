@@ -22,6 +22,7 @@ import (
 // 2525); a starttls= or tls= listener replaces them. The dns-records call is
 // the README's, as printed.
 func TestListenHTTPSKeepsSMTPDefaultsE2E(t *testing.T) {
+	t.Parallel()
 	readme := []string{"dns-records", "--hostname", "mail.example.org", "--listen", "https=:443",
 		"--autoconfig-domain", "example.org", "--autoconfig-imap", "imap.example.org:993",
 		"--mta-sts-mode", "enforce", "--mta-sts-mx", "mx1.example.org", "--tls-rpt-email", "tlsrpt@example.org"}
@@ -66,6 +67,7 @@ func TestListenHTTPSKeepsSMTPDefaultsE2E(t *testing.T) {
 // another case is the file's login. On main it printed zero counters for
 // any name and exited 0.
 func TestStatusUnknownLoginE2E(t *testing.T) {
+	t.Parallel()
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	sock := filepath.Join(t.TempDir(), "control.sock")
 	p := startPostern(t, up.Addr, "--control-socket", sock)
@@ -96,6 +98,7 @@ func TestStatusUnknownLoginE2E(t *testing.T) {
 // nothing about a Postfix that answers. On main it said "configuration OK"
 // without a word.
 func TestCheckConfigUpstreamE2E(t *testing.T) {
+	t.Parallel()
 	_, flags := validConfig(t)
 	flags = withoutFlag(flags, "--upstream") // --upstream is repeatable: replace, not add
 	closed := testkit.FreeAddr(t)            // nothing listens there
@@ -148,6 +151,7 @@ func withoutFlag(flags []string, name string) []string {
 // an unknown POSTERN_ variable is named in a warning with the closest one
 // (main ignored it silently), and the command still runs.
 func TestUnknownSettingsE2E(t *testing.T) {
+	t.Parallel()
 	dir, flags := validConfig(t)
 	conf := filepath.Join(dir, "postern.toml")
 	writeFile(t, conf, "upstraem = \"127.0.0.1:25\"\n")
@@ -176,6 +180,7 @@ func TestUnknownSettingsE2E(t *testing.T) {
 // TestSenderMapLoggedE2E: the sender map's loading and each reload are
 // logged with the number of entries (main logged neither).
 func TestSenderMapLoggedE2E(t *testing.T) {
+	t.Parallel()
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	senders := filepath.Join(t.TempDir(), "sender_login_maps")
 	writeFile(t, senders, "# shared\nsales@example.test alice@example.test,bob@example.test\n@example.net alice@example.test\n")
@@ -209,6 +214,7 @@ func runPosternEnv(t *testing.T, env []string, args ...string) (stdout, stderr s
 // same address starts again at 1 (main called it failures=, which read as
 // the address's count that fail2ban and the lockout keep).
 func TestAuthFailedConnFailuresE2E(t *testing.T) {
+	t.Parallel()
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	p := startPostern(t, up.Addr)
 	c := dialFrom(t, p.StartTLS, "127.0.0.1")

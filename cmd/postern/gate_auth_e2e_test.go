@@ -26,6 +26,7 @@ import (
 // others get 421 4.7.0. Afterwards even the right password from 127.0.0.1
 // gets 421, while the owner from another address gets in.
 func TestParallelGuessesStopAtLockout(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{40, 80} {
 		t.Run(fmt.Sprintf("%d connections", n), func(t *testing.T) {
 			// The upstream is never reached: only AUTH is exercised.
@@ -85,6 +86,7 @@ func TestParallelGuessesStopAtLockout(t *testing.T) {
 // and the address still has its 10 attempts for wrong passwords, 9 answered
 // 535 and the 10th 421.
 func TestAuthSuccessGivesAttemptBack(t *testing.T) {
+	t.Parallel()
 	p := startPostern(t, "127.0.0.1:1", "--auth-max-failures", "10",
 		"--max-auth-failures-per-connection", "100")
 	for i := range 20 {
@@ -126,6 +128,7 @@ func rawReply(conn net.Conn, br *bufio.Reader, line string) string {
 // python3 smtplib; "*" instead of the credentials cancels with 501; wrong
 // credentials that way get 535; AUTH LOGIN still works.
 func TestAuthPlainWithoutInitialResponse(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr)
 	creds := base64.StdEncoding.EncodeToString([]byte("\x00" + aliceLogin + "\x00" + alicePass))

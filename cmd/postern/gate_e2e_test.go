@@ -16,6 +16,7 @@ import (
 // gets its 554 for the bare CR at once, not after --data-timeout; nothing
 // reaches the upstream and the session goes on.
 func TestGateCRCRLFLastLineE2E(t *testing.T) {
+	t.Parallel()
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	p := startPostern(t, up.Addr, "--data-timeout", "10m", "--command-timeout", "10m")
 
@@ -75,6 +76,7 @@ func replyWithin(t *testing.T, c *textConn, d time.Duration) string {
 // drop the reply: before TLS (NOOP, EHLO) and after it (AUTH PLAIN with the
 // response inline or after the 334).
 func TestGateOverlongCommandE2E(t *testing.T) {
+	t.Parallel()
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	p := startPostern(t, up.Addr)
 	long := func(n int) string { return strings.Repeat("QUFB", n/4) }

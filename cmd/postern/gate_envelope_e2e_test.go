@@ -20,6 +20,7 @@ import (
 // (Postfix then logs and delivers the quoted address) or refuse it; never
 // ceo@bank.com, never another recipient.
 func TestQuotedLocalPartCannotForgeEnvelope(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	senderMap := filepath.Join(t.TempDir(), "senders")
 	writeFile(t, senderMap, "@example.net "+aliceLogin+"\n")

@@ -37,6 +37,7 @@ func dialTLSFrom(t *testing.T, addr, localIP, sni string, alpn []string) *tls.Co
 // own address (PROXY v2) and delivers the message; http/1.1, and no ALPN
 // with another name, reach the web server.
 func TestHAProxy443RecipeE2E(t *testing.T) {
+	t.Parallel()
 	haproxy := testkit.RequireTool(t, "haproxy")
 	openssl := testkit.RequireOpenSSL(t)
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})

@@ -135,6 +135,7 @@ func authorsOwnedBy(data []byte, owner string) string {
 // what the recording upstream got has exactly one From: of hers, the last
 // line ended with CRLF.
 func TestHeaderFromBDATE2E(t *testing.T) {
+	t.Parallel()
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	p := startPostern(t, up.Addr, "--check-header-from", "enforce")
 	for _, tc := range headerFromBDATCases() {
@@ -176,6 +177,7 @@ func TestHeaderFromBDATE2E(t *testing.T) {
 // stores nothing, and what it stores of alice's own unterminated message
 // has exactly one From:, hers.
 func TestHeaderFromBDATPostfixE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr, "--check-header-from", "enforce")
 	keep := map[string]bool{

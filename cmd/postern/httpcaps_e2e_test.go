@@ -97,6 +97,7 @@ func httpsRefused(t *testing.T, addr, localIP string) {
 // SMTP client logs in and sends on the STARTTLS port; closed connections
 // give their slots back.
 func TestHTTPConnCapsE2E(t *testing.T) {
+	t.Parallel()
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	// The documents name the SMTP ports: they must be known before the start.
 	p := startPosternNofile(t, 256, testkit.FreeAddr(t), testkit.FreeAddr(t), up.Addr, autoconfigFlags(anyPort,
@@ -164,6 +165,7 @@ func TestHTTPConnCapsE2E(t *testing.T) {
 // connection caps may need, serve warns and names the figures; with a
 // limit that covers them it says nothing.
 func TestFileLimitWarningE2E(t *testing.T) {
+	t.Parallel()
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	const warning = `msg="the connection caps may need more file descriptors than the open files limit allows`
 	p := startPosternNofile(t, 200, anyPort, anyPort, up.Addr)
@@ -191,6 +193,7 @@ func TestFileLimitWarningE2E(t *testing.T) {
 // restarted the pod. With a cap per address, the probe from another
 // address is still answered and the extra connections are counted.
 func TestMetricsPerIPCapE2E(t *testing.T) {
+	t.Parallel()
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	p := startPostern(t, up.Addr, "--metrics", anyPort)
 	addr := p.metricsAddr(t)

@@ -97,6 +97,7 @@ func logLines(p *postern, msg string) []string {
 // naming the canonical identity, and the log lines name that identity
 // whichever spelling logged in.
 func TestLDAPOneAccountManySpellingsE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	s := startMalloryLDAP(t)
 	p := startMalloryPostern(t, pf.Addr, s, "--limit-messages", "3/1h", "--suspend-after", "0")
@@ -128,6 +129,7 @@ func TestLDAPOneAccountManySpellingsE2E(t *testing.T) {
 // identity applies to every spelling, the uid one too (before, the uid
 // spelling fell back to --limit-messages).
 func TestLDAPLimitFileCanonicalE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	s := startMalloryLDAP(t)
 	limitFile := filepath.Join(t.TempDir(), "limits")
@@ -154,6 +156,7 @@ func TestLDAPLimitFileCanonicalE2E(t *testing.T) {
 // `postern unsuspend` take the canonical identity, and after the unsuspend
 // every spelling logs in again.
 func TestLDAPSuspensionAllSpellingsE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	s := startMalloryLDAP(t)
 	sock := filepath.Join(t.TempDir(), "control.sock")
@@ -200,6 +203,7 @@ func TestLDAPSuspensionAllSpellingsE2E(t *testing.T) {
 // the spelling the line named), and a line naming another login gives
 // nothing to any spelling.
 func TestLDAPSenderMapSpellingsE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	s := startMalloryLDAP(t)
 	senderMap := filepath.Join(t.TempDir(), "sender-map")
@@ -228,6 +232,7 @@ func TestLDAPSenderMapSpellingsE2E(t *testing.T) {
 // had counters of its own and a guesser rotating spellings tripled his
 // rate), and the owner's success by another spelling clears them.
 func TestLDAPLoginDelayAllSpellingsE2E(t *testing.T) {
+	t.Parallel()
 	redis := testkit.StartRedis(t)
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	s := startMalloryLDAP(t)
@@ -269,6 +274,7 @@ func TestLDAPLoginDelayAllSpellingsE2E(t *testing.T) {
 // twin and its config-file key choose the canonical identity (here uid),
 // which the log lines then name for every spelling.
 func TestLDAPLoginAttributeFlagE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	s := startMalloryLDAP(t)
 	conf := filepath.Join(t.TempDir(), "postern.toml")

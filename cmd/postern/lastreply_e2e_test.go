@@ -78,6 +78,7 @@ func stopAndWait(t *testing.T, p *postern, timeout time.Duration) {
 // reply; the right password, MAIL, RCPT and DATA pipelined behind it are
 // never run, so nothing is authenticated or delivered.
 func TestLastReplyPipelinedE2E(t *testing.T) {
+	t.Parallel()
 	python := testkit.RequireTool(t, "python3")
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr, "--max-auth-failures-per-connection", "2", "--auth-max-failures", "3")
@@ -119,6 +120,7 @@ func TestLastReplyPipelinedE2E(t *testing.T) {
 // then 421 4.3.2; stalling past --shutdown-timeout, it gets 421 4.3.2 and
 // nothing is delivered. Never a bare cut, never a 250 without delivery.
 func TestShutdownIdleAndMidDataE2E(t *testing.T) {
+	t.Parallel()
 	python := testkit.RequireTool(t, "python3")
 	const shuttingDown = "421 4.3.2 Service shutting down, try again later\r\n"
 	for _, tc := range []struct {

@@ -118,6 +118,7 @@ func startLimited(t *testing.T, upstream string, flags ...string) (p *postern, m
 // its slot; behind a trusted load balancer the PROXY header's address is
 // what counts, IPv6 per /64.
 func TestConnLimitPerIPE2E(t *testing.T) {
+	t.Parallel()
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	p, metrics := startLimited(t, up.Addr, "--max-connections-per-ip", "5",
 		"--mynetworks", "127.0.0.5/32", "--proxy-protocol-from", "127.0.0.9/32")
@@ -173,6 +174,7 @@ func TestConnLimitPerIPE2E(t *testing.T) {
 // sends; when all are closed nothing stays counted: the gauge is back at 0
 // and the address again gets exactly 5 connections.
 func TestConnLimitFloodE2E(t *testing.T) {
+	t.Parallel()
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	p, metrics := startLimited(t, up.Addr, "--max-connections-per-ip", "5")
 
@@ -237,6 +239,7 @@ func TestConnLimitFloodE2E(t *testing.T) {
 // from any address, mynetworks included, hears only the refusal; a closed
 // connection frees its slot.
 func TestConnLimitGlobalE2E(t *testing.T) {
+	t.Parallel()
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	p, metrics := startLimited(t, up.Addr, "--max-connections", "5", "--mynetworks", "127.0.0.2/32")
 
@@ -281,6 +284,7 @@ func (c slowConn) Write(b []byte) (int, error) {
 // be read) well within 15 s; a client that logged in in time, and a
 // mynetworks client, keep their sessions beyond the timeout.
 func TestLoginTimeoutE2E(t *testing.T) {
+	t.Parallel()
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	p, metrics := startLimited(t, up.Addr, "--login-timeout", "2s", "--mynetworks", "127.0.0.5/32")
 
@@ -412,6 +416,7 @@ func TestLoginTimeoutE2E(t *testing.T) {
 // the window the client used to fall into). The cap still holds: with the
 // third connection open, a fourth hears 421.
 func TestConnLimitQuitReconnectE2E(t *testing.T) {
+	t.Parallel()
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	p, _ := startLimited(t, up.Addr, "--max-connections-per-ip", "3", "--upstream-pool", "0")
 

@@ -21,6 +21,7 @@ import (
 // serve, a taken --acme-http port only stopped the certificate manager
 // (and with it the certificate file poller) while SMTP went on serving.
 func TestServeListenerTakenE2E(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"starttls", "tls", "https", "metrics", "acme-http"} {
 		t.Run(kind, func(t *testing.T) {
 			taken, err := net.Listen("tcp", "127.0.0.1:0")

@@ -27,6 +27,7 @@ import (
 // LDAP users from other addresses get in. With --state memory and with
 // --state redis:// (the counters are the lockout's store keys either way).
 func TestLockoutHoldsWhileLDAPDown(t *testing.T) {
+	t.Parallel()
 	s := authtest.StartSlapd(t)
 	s.AddUser("carol", "carol-ldap-secret", "carol@example.test")
 	s.Stop() // each run starts it

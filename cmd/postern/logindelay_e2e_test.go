@@ -27,6 +27,7 @@ import (
 // client hears 421 4.3.2. Before, the session slept the delay out whatever
 // happened. (The bounds are seconds against a 10-minute delay.)
 func TestLoginDelayEndsWithClientE2E(t *testing.T) {
+	t.Parallel()
 	p := startPostern(t, "127.0.0.1:1", "--auth-login-delay", "10m", "--auth-login-delay-max", "10m",
 		"--auth-max-failures", "3", "--max-auth-failures-per-connection", "100", "--shutdown-timeout", "10m")
 	c := dialFrom(t, p.StartTLS, "127.0.0.5")

@@ -15,6 +15,7 @@ import (
 // message_size_limit, instead of taking it up to the final dot and
 // refusing it there. A message that fits still goes through.
 func TestSizeIncludesReceivedE2E(t *testing.T) {
+	t.Parallel()
 	const limit = 10000
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{MessageSizeLimit: limit})
 	p := startPostern(t, pf.Addr)
@@ -49,6 +50,7 @@ func TestSizeIncludesReceivedE2E(t *testing.T) {
 // an upstream that does not, go-smtp leaves them out, and Postern says so
 // in its log, once per session.
 func TestDSNParametersE2E(t *testing.T) {
+	t.Parallel()
 	send := func(t *testing.T, c *textConn, subject string) {
 		c.send("MAIL FROM:<" + aliceLogin + "> RET=HDRS ENVID=envid-24")
 		c.expect("250")
@@ -108,6 +110,7 @@ func TestDSNParametersE2E(t *testing.T) {
 // BODY=8BITMIME went with every message. Postfix's verbose log
 // (debug_peer_list) shows each MAIL as received.
 func TestBodyParameterE2E(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		mainCF  []string

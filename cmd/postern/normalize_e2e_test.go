@@ -58,6 +58,7 @@ func withSubject(t testing.TB, msgs []proxytest.Message, subject string) proxyte
 // it delivers when the same client talks to it directly, which is the
 // message with CRLF line ends and its dots unstuffed.
 func TestBareLFClientsE2E(t *testing.T) {
+	t.Parallel()
 	curl := testkit.RequireTool(t, "curl")
 	python := testkit.RequirePythonSSL(t)
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
@@ -140,6 +141,7 @@ s.quit()
 // as PHP mail() sends it) are delivered as they are, under DATA and BDAT,
 // and the session goes on: Postfix does the same.
 func TestLongLinesE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr)
 	c := dialTLSText(t, p.StartTLS, aliceLogin, alicePass)
@@ -181,6 +183,7 @@ func TestLongLinesE2E(t *testing.T) {
 // exactly the good ones; each refused one is logged with the bytes the
 // client sent.
 func TestRefusedMessageSessionGoesOnE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr, "--max-message-size", "200000")
 	c := dialTLSText(t, p.StartTLS, aliceLogin, alicePass)
@@ -318,6 +321,7 @@ func mixPayloads(data bool) []string {
 // accepted one is exactly one message at Postfix, with the body expectedMix
 // predicts (the tail included); the smuggled recipient is never seen.
 func TestSmugglingMixesE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr, "--limit-messages", "*", "--limit-recipients", "*")
 	wants := map[string]string{}

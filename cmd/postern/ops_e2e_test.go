@@ -141,6 +141,7 @@ func opsSendOnce(addr, login, password, from, subject string) error {
 // and HAProxy's own address keep working); when one instance is stopped with
 // SIGTERM the next messages go through the other.
 func TestOpsHAProxyE2E(t *testing.T) {
+	t.Parallel()
 	testkit.RequireTool(t, "haproxy") // before starting Postfix and the instances
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	users := cheapUsers(t)
@@ -290,6 +291,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // nowhere; from a trusted address a v1 header is honoured for mynetworks and
 // the logs.
 func TestOpsProxyProtocolTrustE2E(t *testing.T) {
+	t.Parallel()
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	untrusted := startPosternUsers(t, up.Addr, cheapUsers(t), "--proxy-protocol-from", "10.0.0.0/8",
 		"--mynetworks", "1.2.3.0/24")
@@ -381,6 +383,7 @@ func TestOpsProxyProtocolTrustE2E(t *testing.T) {
 // message in flight is finished and answered with Postfix's 250, Postfix
 // delivers it exactly once, and postern exits 0 within the drain time.
 func TestOpsSIGTERMDuringDataE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr, "--shutdown-timeout", "30s")
 	body := bigBody(20 << 20)
@@ -483,6 +486,7 @@ func TestOpsSIGTERMDuringDataE2E(t *testing.T) {
 // replaced and SIGHUP is sent repeatedly: no session fails, every message
 // is delivered once.
 func TestOpsSIGHUPUnderLoadE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	senderMap := filepath.Join(t.TempDir(), "senders")
 	writeFile(t, senderMap, "shared@example.test alice@example.test, bob@example.test\n")
@@ -603,6 +607,7 @@ func opsStatus(t *testing.T, url string) int {
 // TestOpsMetricsE2E: after a run the counters moved as expected; the health
 // endpoints and `postern healthcheck` follow the upstream's state.
 func TestOpsMetricsE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr, "--metrics", anyPort, "--pprof")
 	base := "http://" + p.metricsAddr(t)
@@ -796,6 +801,7 @@ func opsSmtpdLine(t *testing.T, pf *proxytest.Postfix, qid string) string {
 // its own reject_sender_login_mismatch refuses a sender that Postern's
 // sender map allows. ADDR= is sent in --received full only.
 func TestOpsXCLIENTPostfixE2E(t *testing.T) {
+	t.Parallel()
 	dir := opsPublicDir(t)
 	loginMap := filepath.Join(dir, "sender_login")
 	if err := os.WriteFile(loginMap, []byte("alice@example.test alice@example.test\n"), 0o644); err != nil {
@@ -880,6 +886,7 @@ func TestOpsXCLIENTPostfixE2E(t *testing.T) {
 // --upstream-tls-ca Postern verifies Postfix's certificate and the message
 // travels over TLS; with the wrong CA nothing is sent and the client gets 4xx.
 func TestOpsUpstreamTLSPostfixE2E(t *testing.T) {
+	t.Parallel()
 	dir := opsPublicDir(t)
 	certFile, keyFile := filepath.Join(dir, "postfix.pem"), filepath.Join(dir, "postfix.key")
 	opsWriteCert(t, certFile, keyFile, time.Now().Add(24*time.Hour))

@@ -75,6 +75,7 @@ func (e *readmeEnv) substitutions() []substitution {
 }
 
 func TestReadmeQuickstart(t *testing.T) {
+	t.Parallel()
 	testkit.RequireTool(t, "openssl")
 	testkit.RequireTool(t, "runuser")
 	testkit.RequireTool(t, "setpriv")

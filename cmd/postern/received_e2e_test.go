@@ -38,6 +38,7 @@ func dialEHLO(t *testing.T, addr, ehlo string) *client {
 }
 
 func TestReceivedFullHostileEHLOE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr, "--received", "full")
 	cases := map[string]string{

@@ -16,6 +16,7 @@ import (
 )
 
 func TestUsersFileSchemesE2E(t *testing.T) {
+	t.Parallel()
 	doveadm := testkit.RequireTool(t, "doveadm")
 	htpasswd := testkit.RequireTool(t, "htpasswd")
 	type entry struct {

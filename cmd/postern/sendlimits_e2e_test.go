@@ -90,6 +90,7 @@ func wantCode(t *testing.T, what string, err error, code int) {
 // five of alice's messages. A MAIL abandoned with RSET counts (the client
 // cannot dodge the count by aborting), a MAIL Postfix refused does not.
 func TestSendLimitMessagesE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p, metrics := startLimited(t, pf.Addr, "--limit-messages", "5/1h", "--suspend-after", "0")
 	c := dialAuth(t, p.StartTLS, aliceLogin, alicePass)
@@ -136,6 +137,7 @@ func TestSendLimitMessagesE2E(t *testing.T) {
 // at 2/1h, two refused ones and then two accepted ones pass, and only the
 // third accepted one gets 451 4.7.1.
 func TestSendLimitUpstreamRefusalE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{
 		MainCF: []string{"header_checks = regexp:{ {/^Subject: reject-me/ REJECT no thanks} }"},
 	})
@@ -159,6 +161,7 @@ func TestSendLimitUpstreamRefusalE2E(t *testing.T) {
 // Postfix accepted count; the RCPT that would be the sixth gets 451 4.7.1
 // and the message still goes to those accepted.
 func TestSendLimitRecipientsE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr, "--limit-recipients", "5/1h", "--suspend-after", "0", "--suspend-rejected-ratio", "0")
 	c := dialAuth(t, p.StartTLS, aliceLogin, alicePass)
@@ -200,6 +203,7 @@ func TestSendLimitRecipientsE2E(t *testing.T) {
 // TestSendLimitDefault200E2E: with the defaults, 200 messages in an hour
 // pass and the 201st gets 451 4.7.1.
 func TestSendLimitDefault200E2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr)
 	c := dialAuth(t, p.StartTLS, aliceLogin, alicePass)
@@ -220,6 +224,7 @@ func TestSendLimitDefault200E2E(t *testing.T) {
 // @domain, "*" lifts the limit, and SIGHUP loads a new file (a broken one
 // keeps the old).
 func TestLimitFileE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	limitFile := filepath.Join(t.TempDir(), "limits")
 	writeFile(t, limitFile, "# per login, then per domain\nalice@example.test *\n@example.test messages=2/1h\n")
@@ -317,6 +322,7 @@ func posternCLI(t *testing.T, args ...string) (string, error) {
 // attempts follow; `postern status` shows the counters and the
 // suspension; `postern unsuspend` lets her in again.
 func TestSuspensionE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	wh := startWebhook(t)
 	sock := filepath.Join(t.TempDir(), "control.sock")
@@ -400,6 +406,7 @@ func TestSuspensionE2E(t *testing.T) {
 // TestSuspensionRejectedRatioE2E: a login with more than half of at least
 // 20 recipients refused by Postfix within the hour is suspended.
 func TestSuspensionRejectedRatioE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr, "--max-recipients", "100")
 	c := dialAuth(t, p.StartTLS, aliceLogin, alicePass)
@@ -427,6 +434,7 @@ func TestSuspensionRejectedRatioE2E(t *testing.T) {
 // against --limit-messages 20/1h: exactly 20 messages are accepted, the 30
 // others get 451 4.7.1, and Postfix holds 20.
 func TestSendLimitConcurrencyE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr, "--limit-messages", "20/1h", "--suspend-after", "0", "--max-connections-per-ip", "0")
 	const sessions = 50
@@ -470,6 +478,7 @@ func TestSendLimitConcurrencyE2E(t *testing.T) {
 // Postfix; the login's own From: (also folded, with a display name) passes;
 // warn delivers and logs.
 func TestHeaderFromE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr, "--check-header-from", "enforce")
 	send := func(p *postern, header string) error {
@@ -540,6 +549,7 @@ func TestHeaderFromE2E(t *testing.T) {
 // gets 451 4.7.1 whichever instance takes it. `postern status` reads the
 // counters from Redis itself (no running instance needed).
 func TestSendLimitRedisReplicasE2E(t *testing.T) {
+	t.Parallel()
 	redis := testkit.StartRedis(t)
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	ps, all, only, _ := stateReplicas(t, pf.Addr, cheapUsers(t), "--state", redis.URL(), "--control-socket", "none")

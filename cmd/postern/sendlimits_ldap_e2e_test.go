@@ -15,6 +15,7 @@ import (
 // They are one login for --limit-messages: once alice has used her 2/1h,
 // every other spelling gets 451 4.7.1 too (before, each was a fresh budget).
 func TestSendLimitLDAPLoginSpellingsE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	s := authtest.StartSlapd(t)
 	s.AddUser("alice", "alice-ldap-secret", aliceLogin)

@@ -85,6 +85,7 @@ func sequenceCases() []struct {
 // RCPT, so no upstream refused it either), AUTH inside a transaction ran,
 // and the other cases got 502 instead of 503 or 554.
 func TestCommandSequenceE2E(t *testing.T) {
+	t.Parallel()
 	dovecot := authtest.StartDovecot(t, []authtest.User{{Login: aliceLogin, Password: alicePass}})
 	dir := opsPublicDir(t)
 	certFile, keyFile := filepath.Join(dir, "postfix.pem"), filepath.Join(dir, "postfix.key")
@@ -150,6 +151,7 @@ func dialStartTLSText(t testing.TB, addr string) *textConn {
 // sending limit. Before, the second MAIL of a transaction got 250 and took
 // a second message of --limit-messages.
 func TestNestedMailNotCountedE2E(t *testing.T) {
+	t.Parallel()
 	up := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, up.Addr, "--limit-messages", "2/1h")
 	c := dialTLSText(t, p.StartTLS, aliceLogin, alicePass)
@@ -179,6 +181,7 @@ func TestNestedMailNotCountedE2E(t *testing.T) {
 // A line longer than proxy.MaxCommandLineSkip ends the connection: the
 // client's writes fail, Postern does not read on for ever.
 func TestLongCommandLineE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr)
 

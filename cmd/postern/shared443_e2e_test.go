@@ -105,6 +105,7 @@ func runPythonNoALPN(t *testing.T, addr, sni, send string) string {
 // client without ALPN that speaks first gets the document, one that waits
 // gets the banner; ALPN the port does not serve is refused.
 func TestSharedListenerE2E(t *testing.T) {
+	t.Parallel()
 	testkit.RequireSwaksTLS(t)
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p, shared := startShared(t, pf.Addr, "--shared-smtp-name", "smtp.example.test")
@@ -246,6 +247,7 @@ func smtpBanner(t *testing.T, addr, alpn string) (net.Conn, string) {
 // more SMTP sessions than the HTTP budget holds run on the shared port, and
 // HTTP is served beside them.
 func TestSharedListenerHandshakeFloodE2E(t *testing.T) {
+	t.Parallel()
 	const httpCap, smtpCap = 4, 8
 	p, shared := startShared(t, "127.0.0.1:1", "--max-http-connections", fmt.Sprint(httpCap),
 		"--max-http-connections-per-ip", "0", "--max-connections", fmt.Sprint(smtpCap))
@@ -328,6 +330,7 @@ func TestSharedListenerHandshakeFloodE2E(t *testing.T) {
 // _submissions SRV record of lower priority than 465 and 587, and, with no
 // https= listener, in the _autodiscover record (it serves the documents).
 func TestDNSRecordsSharedE2E(t *testing.T) {
+	t.Parallel()
 	out, errOut, code := runPostern(t, "dns-records", "--hostname", "mail.example.org",
 		"--listen", "starttls=:587", "--listen", "tls=:465", "--listen", "tls+https=:443",
 		"--autoconfig-domain", "example.org")
@@ -347,6 +350,7 @@ func TestDNSRecordsSharedE2E(t *testing.T) {
 // with the public ports everywhere: the Thunderbird document, the Apple
 // profile and dns-records; they serve on the bound ones.
 func TestAdvertisedPortsE2E(t *testing.T) {
+	t.Parallel()
 	shared := testkit.FreeAddr(t)
 	p := startPosternAt(t, anyPort+"@587", anyPort+"@465", "127.0.0.1:1",
 		"--hostname", "localhost", "--listen", "tls+https="+shared+"@443", "--autoconfig-domain", "example.test")
@@ -382,6 +386,7 @@ func TestAdvertisedPortsE2E(t *testing.T) {
 // shared listener (acme-tls/1 among smtp, h2 and http/1.1), and the
 // certificate it issues is then served there to SMTP and HTTP clients.
 func TestSharedListenerACMEPebbleE2E(t *testing.T) {
+	t.Parallel()
 	pebble := certstest.StartPebble(t, 24*time.Hour)
 	const host, domain = "mail.postern.test", "postern.test"
 	shared := "127.0.0.1:" + strconv.Itoa(pebble.TLSPort)
@@ -410,6 +415,7 @@ func TestSharedListenerACMEPebbleE2E(t *testing.T) {
 // the TLS handshake, and the SMTP session knows the client's own address;
 // the balancer's connections are not held to one address's HTTP cap.
 func TestSharedListenerProxyProtocolE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p, shared := startShared(t, pf.Addr, "--proxy-protocol-from", "127.0.0.1/32", "--max-http-connections-per-ip", "1")
 	// The balancer's address is many clients': a connection still

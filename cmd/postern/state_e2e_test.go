@@ -80,6 +80,7 @@ func stateDegraded(t *testing.T, metricsURL string) float64 {
 // shows postern_state_degraded 1, and the lockout keeps working per
 // instance. Redis restarted on the same port: the instances share again.
 func TestStateRedisSharedLockoutE2E(t *testing.T) {
+	t.Parallel()
 	redis := testkit.StartRedis(t)
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	ps, all, only, metrics := stateReplicas(t, pf.Addr, cheapUsers(t), "--state", redis.URL())
@@ -167,6 +168,7 @@ func TestStateRedisSharedLockoutE2E(t *testing.T) {
 // TestStateBadConfigurations: a --state the binary cannot use stops it at
 // start with a message naming the problem; a password never goes in the URL.
 func TestStateBadConfigurations(t *testing.T) {
+	t.Parallel()
 	dir, flags := validConfig(t)
 	pw := filepath.Join(dir, "redis-password")
 	writeFile(t, pw, "s3cret\n")

@@ -23,6 +23,7 @@ import (
 // Before, the outage answered from an empty memory: alice logged in (235)
 // and both had a fresh budget.
 func TestStateSuspensionOutlivesRedisOutageE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	outages := []struct {
 		name  string
@@ -87,6 +88,7 @@ func TestStateSuspensionOutlivesRedisOutageE2E(t *testing.T) {
 // says the login is unsuspended, the login must be able to log in once
 // Redis answers again.
 func TestStateUnsuspendDuringOutageE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	redis := testkit.StartRedis(t)
 	sock := filepath.Join(t.TempDir(), "control.sock")
@@ -140,6 +142,7 @@ func TestStateUnsuspendDuringOutageE2E(t *testing.T) {
 // empty Redis: alice logged in (235) and sent. Now the instance notices
 // the lost data and writes back the suspensions it knew.
 func TestStateSuspensionOutlivesRedisRestartE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	redis := testkit.StartRedis(t)
 	p := startPostern(t, pf.Addr, "--state", redis.URL(),
@@ -178,6 +181,7 @@ func TestStateSuspensionOutlivesRedisRestartE2E(t *testing.T) {
 // memory where CONFIG is renamed away — and keys it already evicted are
 // logged; noeviction gets neither (gauge 0). Before, nothing was said.
 func TestStateRedisEvictionPolicyE2E(t *testing.T) {
+	t.Parallel()
 	const warning = "state: redis may evict postern's keys"
 	tests := []struct {
 		name, config string

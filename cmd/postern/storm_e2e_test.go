@@ -20,6 +20,7 @@ import (
 // gauge is exported and back at 0 afterwards. (The binary runs under the
 // race detector here: a bcrypt takes ~0.7 s, so the storm takes seconds.)
 func TestAuthConcurrencyQueues(t *testing.T) {
+	t.Parallel()
 	const n = 8
 	var users strings.Builder
 	passwords := make([]string, n)

@@ -14,6 +14,7 @@ import (
 // connection kept, instead of 421 and closed), and one connection gets
 // unlimited AUTH attempts (each a backend check and a log line).
 func TestSuspendedAuthLikeWrongPasswordE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	p := startPostern(t, pf.Addr, "--limit-messages", "1/1h", "--suspend-after", "2", "--auth-max-failures", "3")
 	c := dialAuth(t, p.StartTLS, aliceLogin, alicePass)

@@ -136,6 +136,7 @@ func (u *stallingUpstream) serve(conn net.Conn, mode string) {
 // and the server keeps serving; a slow upstream that keeps making progress
 // is not cut.
 func TestUpstreamStallBounded(t *testing.T) {
+	t.Parallel()
 	up := startStallingUpstream(t)
 	p := startPostern(t, up.Addr, "--upstream-timeout", "2s", "--upstream-pool", "0")
 

@@ -16,6 +16,7 @@ import (
 // upstream certificate Postern does not trust, nothing is sent and the
 // client hears 451 at MAIL, the log naming the certificate.
 func TestUpstreamStartTLSXCLIENTPostfixE2E(t *testing.T) {
+	t.Parallel()
 	testkit.RequireFile(t, "/usr/lib/*/sasl2/libplain.so*", "Cyrus SASL's PLAIN plugin (package libsasl2-modules)")
 	dir := opsPublicDir(t)
 	certFile, keyFile := filepath.Join(dir, "postfix.pem"), filepath.Join(dir, "postfix.key")
@@ -63,6 +64,7 @@ func TestUpstreamStartTLSXCLIENTPostfixE2E(t *testing.T) {
 // mail in clear text, with or without XCLIENT: the client hears 451 at MAIL
 // and the log names STARTTLS.
 func TestUpstreamStartTLSNotOfferedPostfixE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{XCLIENT: true})
 	for _, flags := range [][]string{
 		{"--upstream-tls", "starttls"},

@@ -165,6 +165,7 @@ func linesWith(p *postern, parts ...string) []string {
 // --upstream-hold-down; the log names the upstream of each message and the
 // metrics count per upstream.
 func TestUpstreamFailoverFirstDownE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	dead := testkit.FreeAddr(t)
 	metrics := testkit.FreeAddr(t)
@@ -215,6 +216,7 @@ func TestUpstreamFailoverFirstDownE2E(t *testing.T) {
 // here --upstream-timeout 2s) each give way to the next upstream, a real
 // Postfix: the client sees 250 and the message is delivered once.
 func TestUpstreamFailoverBrokenE2E(t *testing.T) {
+	t.Parallel()
 	pf := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	delivered := 0
 	for _, c := range []struct{ mode, logMsg string }{
@@ -252,6 +254,7 @@ func TestUpstreamFailoverBrokenE2E(t *testing.T) {
 // the same 451 4.4.1 as with one, at the first RCPT, and /readyz answers
 // 503 naming each upstream it tried.
 func TestUpstreamAllDownE2E(t *testing.T) {
+	t.Parallel()
 	a, b := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	metrics := testkit.FreeAddr(t)
 	p := startPostern(t, a, "--upstream", b, "--metrics", metrics)
@@ -285,6 +288,7 @@ func TestUpstreamAllDownE2E(t *testing.T) {
 // at DATA and the client's retry lands; after the first is started again
 // and both queues are empty, every message is in exactly one maildir.
 func TestUpstreamFailoverUnderLoadE2E(t *testing.T) {
+	t.Parallel()
 	const conns, perConn, stopAfter, maxTries = 20, 10, 60, 5
 	pfA := proxytest.StartPostfix(t, proxytest.PostfixOptions{})
 	pfB := proxytest.StartPostfix(t, proxytest.PostfixOptions{})

@@ -68,6 +68,7 @@ func wantUnchanged(t *testing.T, what, path string, before []byte) {
 }
 
 func TestUserAddE2E(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "etc-postern")
 	if err := os.Mkdir(dir, 0o750); err != nil {
 		t.Fatal(err)
@@ -180,6 +181,7 @@ func TestUserAddE2E(t *testing.T) {
 // TestUserAddSymlinkE2E: a users file that is a symlink stays one; the
 // file it names gets the line.
 func TestUserAddSymlinkE2E(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	real := filepath.Join(dir, "real-users")
 	writeFile(t, real, "")
@@ -199,6 +201,7 @@ func TestUserAddSymlinkE2E(t *testing.T) {
 // TestUserAddConcurrentE2E: parallel adds to one file each keep their
 // line (the file is locked while it is read, edited and replaced).
 func TestUserAddConcurrentE2E(t *testing.T) {
+	t.Parallel()
 	users := filepath.Join(t.TempDir(), "users")
 	const n = 12
 	var wg sync.WaitGroup
