@@ -6,6 +6,8 @@ import (
 	"log/slog"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/postern/postern/proxy/listen"
 )
 
 // backend builds a session when go-smtp sees EHLO/HELO, and again after
@@ -47,9 +49,7 @@ func clientConnOf(c *smtp.Conn) (*clientConn, error) {
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()
 	}
-	if sc, ok := nc.(*sharedConn); ok { // the shared listener (tls+https)
-		nc = sc.conn()
-	}
+	nc = listen.Unwrap(nc) // below the shared listener's (tls+https), if any
 	cc, ok := nc.(*clientConn)
 	if !ok {
 		return nil, fmt.Errorf("proxy: unexpected connection type %T", nc)

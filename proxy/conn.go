@@ -14,6 +14,7 @@ import (
 	"github.com/pires/go-proxyproto"
 
 	"github.com/postern/postern/policy"
+	"github.com/postern/postern/proxy/listen"
 )
 
 // clientConn wraps every accepted connection, under TLS if there is one.
@@ -50,10 +51,10 @@ type clientConn struct {
 	remote     netip.AddrPort // the client, resolved on first use (see client)
 
 	idleTimeout   time.Duration
-	dataDeadline  atomic.Int64 // unix nanoseconds; 0 when no message is in flight
-	loginDeadline atomic.Int64 // unix nanoseconds; 0 once logged in (or none)
-	loginExpired  atomic.Bool  // the login deadline cut the connection
-	ticket        connTicket   // its share of the connection limits
+	dataDeadline  atomic.Int64  // unix nanoseconds; 0 when no message is in flight
+	loginDeadline atomic.Int64  // unix nanoseconds; 0 once logged in (or none)
+	loginExpired  atomic.Bool   // the login deadline cut the connection
+	ticket        listen.Ticket // its share of the connection limits
 
 	// readMu makes "compute the deadline, set it" in Read one step with
 	// SetReadDeadline, so that a deadline go-smtp sets from another

@@ -5,53 +5,17 @@ import "time"
 // The defaults of the SMTP side's limits and timeouts, declared once:
 // cmd/postern's flags show them (so `serve` and `demo` get them), and New
 // falls back to those marked "zero value" when a Config leaves them unset.
-// The upstream's own are in proxy/upstream/defaults.go.
+// The upstream's own are in proxy/upstream/defaults.go, the connection
+// caps' and the shared listener's in proxy/listen/defaults.go.
 const (
-	DefaultMaxMessageBytes     = 52428800 // 50 MiB, advertised in SIZE
-	DefaultMaxRecipients       = 100
-	DefaultMaxAuthFailures     = 3 // per connection; zero value
-	DefaultCommandTimeout      = 5 * time.Minute
-	DefaultDataTimeout         = 10 * time.Minute
-	DefaultAuthTimeout         = 30 * time.Second // one backend verification; zero value
-	DefaultUpstreamPool        = 4
-	DefaultMaxConnections      = 10000
-	DefaultMaxConnectionsPerIP = 50
-	DefaultLoginTimeout        = time.Minute
-)
-
-// The connection caps of cmd/postern's HTTP listeners (issue 18, hole 7): a
-// budget apart from the SMTP listeners' one, so an HTTP flood cannot spend
-// the descriptors SMTP needs.
-const (
-	// DefaultMaxHTTPConnections and DefaultMaxHTTPConnectionsPerIP are
-	// the budget of --listen https= and the ACME HTTP-01 listener,
-	// together: a client fetches a document or two, a CA validates from a
-	// few addresses.
-	DefaultMaxHTTPConnections      = 256
-	DefaultMaxHTTPConnectionsPerIP = 16
-	// MetricsMaxConnections caps the --metrics listener (Prometheus and
-	// the probes) in a budget of its own, so that a flood of the public
-	// HTTP listeners cannot fail the liveness probe.
-	MetricsMaxConnections = 32
-	// MetricsMaxConnectionsPerIP caps one client network (an address, an
-	// IPv6 /64) on --metrics: without it one client holding 32 idle
-	// connections failed every probe. The kubelet and Prometheus each
-	// hold one or two at a time.
-	MetricsMaxConnectionsPerIP = 8
-)
-
-// The shared listener (--listen tls+https=, issue 20).
-const (
-	// DefaultSharedFirstBytesWait is how long a client that offers no ALPN
-	// and names no SMTP host is given to speak first before it is taken
-	// for SMTP: an HTTP client sends its request at once (one round trip
-	// after the handshake at most), an SMTP client waits for the banner,
-	// which it then gets this much later.
-	DefaultSharedFirstBytesWait = 300 * time.Millisecond
-	// DefaultSharedHandshakeTimeout bounds a shared-listener connection
-	// from accept to the end of its TLS handshake, while it is counted in
-	// the HTTP budget: the 10 s net/http gives a handshake on https=.
-	DefaultSharedHandshakeTimeout = 10 * time.Second
+	DefaultMaxMessageBytes = 52428800 // 50 MiB, advertised in SIZE
+	DefaultMaxRecipients   = 100
+	DefaultMaxAuthFailures = 3 // per connection; zero value
+	DefaultCommandTimeout  = 5 * time.Minute
+	DefaultDataTimeout     = 10 * time.Minute
+	DefaultAuthTimeout     = 30 * time.Second // one backend verification; zero value
+	DefaultUpstreamPool    = 4
+	DefaultLoginTimeout    = time.Minute
 )
 
 // MaxCommandLineSkip bounds what is read of a command (or AUTH) line longer

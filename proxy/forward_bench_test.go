@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/postern/postern/certs"
+	"github.com/postern/postern/proxy/listen"
 	"github.com/postern/postern/proxy/upstream"
 )
 
@@ -173,7 +174,7 @@ func startBenchProxy(b *testing.B, sinkAddr string) string {
 	}
 	srv, err := New(Config{
 		Hostname:        "submission.test",
-		Listeners:       []Listener{{Mode: ModeStartTLS, Addr: "127.0.0.1:0"}},
+		Listeners:       []listen.Listener{{Mode: listen.ModeStartTLS, Addr: "127.0.0.1:0"}},
 		TLSConfig:       certs.ServerTLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
 		Upstream:        upstream.Config{Addr: sinkAddr, Timeout: time.Minute},
 		Auth:            &fakeAuth{users: map[string]string{testUser: testPass}},

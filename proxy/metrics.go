@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/postern/postern/limits"
+	"github.com/postern/postern/proxy/listen"
 	"github.com/postern/postern/proxy/upstream"
 )
 
@@ -90,7 +91,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.alerts.WithLabelValues("sent")
 	m.alerts.WithLabelValues("dropped")
-	for _, reason := range []string{refusedGlobal, refusedPerIP, refusedLoginTimeout} {
+	for _, reason := range []string{listen.RefusedGlobal, listen.RefusedPerIP, refusedLoginTimeout} {
 		m.refused.WithLabelValues(reason) // exported at 0 from the start
 	}
 	reg.MustRegister(m.connections, m.tlsHandshakes, m.tlsFailures, m.refused, m.auth, m.lockouts, m.messages,

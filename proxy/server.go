@@ -1,14 +1,16 @@
-// Package proxy is Postern's SMTP side towards the client: the listeners
-// and their connection caps, the client connection (PROXY protocol,
-// deadlines, login timeout), SASL PLAIN and LOGIN, one session per client
-// connection applying the submission policy verb by verb and streaming each
-// accepted message through proxy/upstream to the internal MTA, every reply
-// Postern writes (replies.go), and the Prometheus metrics.
+// Package proxy is Postern's SMTP side towards the client: the SMTP server
+// over the sockets proxy/listen binds and shares, the client connection
+// (PROXY protocol, deadlines, login timeout), the SMTP connection caps'
+// 421, SASL PLAIN and LOGIN, one session per client connection applying the
+// submission policy verb by verb and streaming each accepted message
+// through proxy/upstream to the internal MTA, every reply Postern writes
+// (replies.go), and the Prometheus metrics.
 //
 // A session reaches the lockout and the sending limits through the small
 // interfaces of decisions.go, declared here at the consumer, and policy
-// through its plain functions. It must never import cmd or certs; policy,
-// limits and proxy/upstream must never import it.
+// through its plain functions; the shared listener hands it connections
+// through listen.SharedServer. It must never import cmd or certs; policy,
+// limits, proxy/listen and proxy/upstream must never import it.
 package proxy
 
 import (
@@ -28,6 +30,7 @@ import (
 
 	"github.com/postern/postern/auth"
 	"github.com/postern/postern/policy"
+	"github.com/postern/postern/proxy/listen"
 	"github.com/postern/postern/proxy/upstream"
 )
 
@@ -36,48 +39,10 @@ import (
 // bounded only by the message size (go-smtp patch server-long-lines, upstream.Copier).
 const maxCommandLine = 2000
 
-// ListenMode is how a listener starts TLS.
-type ListenMode string
-
-const (
-	ModeStartTLS ListenMode = "starttls" // plain, upgrade with STARTTLS (587, 2525)
-	ModeTLS      ListenMode = "tls"      // implicit TLS, RFC 8314 (465)
-)
-
-// Listener is one --listen MODE=ADDR[@PUBLICPORT].
-type Listener struct {
-	Mode ListenMode
-	Addr string
-	// PublicPort is the port clients use when it is not Addr's (see
-	// SplitPublicPort); 0: Addr's.
-	PublicPort int
-}
-
-// ParseListener parses "starttls=:587", "tls=127.0.0.1:465" or, with the
-// port clients use, "tls=:10465@465".
-func ParseListener(s string) (Listener, error) {
-	mode, addr, ok := strings.Cut(s, "=")
-	if !ok || addr == "" {
-		return Listener{}, fmt.Errorf("listen %q: want MODE=ADDR, e.g. starttls=:587", s)
-	}
-	switch m := ListenMode(strings.ToLower(mode)); m {
-	case ModeStartTLS, ModeTLS, ModeShared:
-		addr, public, err := SplitPublicPort(addr)
-		if err != nil {
-			return Listener{}, fmt.Errorf("listen %q: %w", s, err)
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return Listener{}, fmt.Errorf("listen %q: %w", s, err)
-		}
-		return Listener{Mode: m, Addr: addr, PublicPort: public}, nil
-	}
-	return Listener{}, fmt.Errorf("listen %q: mode must be starttls or tls, tls+https or https", s)
-}
-
 // Config is everything a Server needs; cmd/postern builds it from flags.
 type Config struct {
 	Hostname  string
-	Listeners []Listener
+	Listeners []listen.Listener
 	TLSConfig *tls.Config
 	// Upstream is how every upstream is reached (TLS, AUTH, XCLIENT,
 	// timeouts); its Addr is the upstream when UpstreamAddrs is empty.
@@ -128,8 +93,8 @@ type Config struct {
 	Limits SendingLimits
 	// HeaderFrom is --check-header-from (zero value: off).
 	HeaderFrom policy.HeaderFromMode
-	// Shared configures the ModeShared listener (shared.go), if any.
-	Shared SharedConfig
+	// Shared configures the listen.ModeShared listener, if any.
+	Shared listen.SharedConfig
 }
 
 // Server runs the listeners of one Postern instance.
@@ -146,12 +111,12 @@ type Server struct {
 	senderMap atomic.Pointer[policy.SenderMap]
 	smtp      *smtp.Server
 	tlsConfig *tls.Config
-	upstreams upstream.Targets // in the order of configuration, each with its pool
-	limits    *connLimits
+	upstreams upstream.Targets   // in the order of configuration, each with its pool
+	limits    *listen.ConnLimits // the SMTP listeners' connection caps
 
 	mu        sync.Mutex
 	listeners []net.Listener
-	shared    *sharedListener // the ModeShared listener, nil without
+	shared    *listen.Shared // the ModeShared listener, nil without
 	conns     map[*clientConn]struct{}
 	connGone  chan struct{} // closed and replaced whenever a connection closes
 	active    atomic.Int64
@@ -203,7 +168,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Log, auth: cfg.Auth, lockout: cfg.Limiter, sending: cfg.Limits, metrics: cfg.Metrics,
 		conns: make(map[*clientConn]struct{}), connGone: make(chan struct{}),
-		limits: newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}
+		limits: listen.NewConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP)}
 	s.stopped, s.stopServing = context.WithCancelCause(context.Background())
 	s.senderMap.Store(nil)
 	s.tlsConfig = s.markHandshakes(cfg.TLSConfig)
@@ -250,20 +215,20 @@ func (s *Server) Listen() error {
 			s.listeners = nil
 			return fmt.Errorf("listening on %s (%s): %w", lc.Addr, lc.Mode, err)
 		}
-		if lc.Mode == ModeShared {
-			s.shared = s.newSharedListener(l)
-			s.listeners = append(s.listeners, s.shared.smtp)
+		if lc.Mode == listen.ModeShared {
+			s.shared = listen.NewShared(l, s.cfg.Shared, s.sharedServer())
+			s.listeners = append(s.listeners, s.shared.SMTP())
 			continue
 		}
-		name := string(lc.Mode) + ":" + portOf(l.Addr())
+		name := listen.Name(lc.Mode, l.Addr())
 		var wrapped net.Listener = &clientListener{
 			Listener: l, name: name, idle: s.cfg.CommandTimeout, proxyFrom: s.cfg.ProxyProtocolFrom,
 			onAccept: s.connOpened, onClose: s.connClosed, login: s.cfg.LoginTimeout,
 		}
-		if lc.Mode == ModeTLS {
+		if lc.Mode == listen.ModeTLS {
 			// Only implicit TLS has ALPN to check: a STARTTLS client
 			// has already spoken SMTP before its handshake.
-			wrapped = tls.NewListener(wrapped, strictALPN(s.tlsConfig, ALPNSMTP))
+			wrapped = tls.NewListener(wrapped, listen.StrictALPN(s.tlsConfig, listen.ALPNSMTP))
 		}
 		s.listeners = append(s.listeners, wrapped)
 	}
@@ -309,8 +274,8 @@ func (s *Server) Serve(ctx context.Context, drain time.Duration) error {
 	}
 	if shared != nil {
 		go func() {
-			if err := shared.run(s.stopped); err != nil {
-				errc <- fmt.Errorf("%s: %w", shared.name, err)
+			if err := shared.Run(s.stopped); err != nil {
+				errc <- fmt.Errorf("%s: %w", shared.Name(), err)
 			}
 		}()
 	}
@@ -381,7 +346,7 @@ func (s *Server) connOpened(cc *clientConn) {
 	s.conns[cc] = struct{}{}
 	s.mu.Unlock()
 	s.active.Add(1)
-	s.limits.open()
+	s.limits.Open()
 	s.metrics.connection(cc.listener)
 	s.log.Info("connect", "session", cc.id, "listener", cc.listener, "peer", cc.peer)
 }
@@ -393,7 +358,7 @@ func (s *Server) connClosed(cc *clientConn) {
 	s.connGone = make(chan struct{})
 	s.mu.Unlock()
 	s.active.Add(-1)
-	s.limits.close(&cc.ticket)
+	s.limits.Close(&cc.ticket)
 	if cc.tlsStarted.Load() && !cc.tlsLogged.Load() {
 		s.metrics.tlsFailed(cc.listener)
 	}
@@ -404,14 +369,6 @@ func (s *Server) connClosed(cc *clientConn) {
 	s.log.Info("disconnect", "session", cc.id, "client", cc.client().String(),
 		"messages", cc.messages.Load(), "auth_failures", cc.authFailures.Load(),
 		"duration", time.Since(cc.opened).Round(time.Millisecond).String())
-}
-
-func portOf(a net.Addr) string {
-	_, port, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return port
 }
 
 // slogPrintf adapts go-smtp's Printf-style error log to slog.

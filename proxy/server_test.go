@@ -15,6 +15,7 @@ import (
 
 	"github.com/postern/postern/auth"
 	"github.com/postern/postern/certs"
+	"github.com/postern/postern/proxy/listen"
 	"github.com/postern/postern/proxy/proxytest"
 	"github.com/postern/postern/proxy/upstream"
 )
@@ -83,9 +84,9 @@ func startServer(t testing.TB, upOpts proxytest.UpstreamOptions, tweak ...func(*
 	logs := &logBuffer{}
 	cfg := Config{
 		Hostname: "submission.test",
-		Listeners: []Listener{
-			{Mode: ModeStartTLS, Addr: "127.0.0.1:0"},
-			{Mode: ModeTLS, Addr: "127.0.0.1:0"},
+		Listeners: []listen.Listener{
+			{Mode: listen.ModeStartTLS, Addr: "127.0.0.1:0"},
+			{Mode: listen.ModeTLS, Addr: "127.0.0.1:0"},
 		},
 		TLSConfig:       certs.ServerTLSConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
 		Upstream:        upstream.Config{Addr: up.Addr, Timeout: 5 * time.Second},

@@ -8,22 +8,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern/postern/proxy/listen"
 	"github.com/postern/postern/proxy/proxytest"
 )
 
 // startShared is startServer with a ModeShared listener (the third
 // address) whose pending connections count in budget.
-func startShared(t *testing.T, budget *ConnBudget, wait time.Duration) (*testEnv, string) {
+func startShared(t *testing.T, budget *listen.ConnBudget, wait time.Duration) (*testEnv, string) {
 	t.Helper()
 	env := startServer(t, proxytest.UpstreamOptions{}, func(c *Config) {
-		c.Listeners = append(c.Listeners, Listener{Mode: ModeShared, Addr: "127.0.0.1:0"})
-		c.Shared = SharedConfig{Pending: budget, FirstBytesWait: wait, HandshakeTimeout: time.Minute}
+		c.Listeners = append(c.Listeners, listen.Listener{Mode: listen.ModeShared, Addr: "127.0.0.1:0"})
+		c.Shared = listen.SharedConfig{Pending: budget, FirstBytesWait: wait, HandshakeTimeout: time.Minute}
 	})
 	return env, env.srv.Addrs()[2].String()
 }
 
 // waitOpen waits until budget counts n connections.
-func waitOpen(t *testing.T, budget *ConnBudget, n int) {
+func waitOpen(t *testing.T, budget *listen.ConnBudget, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for budget.Open() != n {
@@ -37,10 +38,10 @@ func waitOpen(t *testing.T, budget *ConnBudget, n int) {
 // TestSharedSMTPLeavesPendingBudget: a connection that chose SMTP (ALPN
 // smtp) is no longer counted in the pending budget; its session is.
 func TestSharedSMTPLeavesPendingBudget(t *testing.T) {
-	budget := NewConnBudget(1, 0)
+	budget := listen.NewConnBudget(1, 0)
 	env, shared := startShared(t, budget, time.Second)
 	for i := range 3 { // more sessions than the budget holds
-		c, err := tls.Dial("tcp", shared, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{ALPNSMTP}})
+		c, err := tls.Dial("tcp", shared, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{listen.ALPNSMTP}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +61,7 @@ func TestSharedSMTPLeavesPendingBudget(t *testing.T) {
 // in the wait for their first bytes when the server stops are closed then,
 // not at their deadlines (a minute here), and given back to the budget.
 func TestSharedShutdownEndsPending(t *testing.T) {
-	budget := NewConnBudget(10, 0)
+	budget := listen.NewConnBudget(10, 0)
 	env, shared := startShared(t, budget, time.Minute)
 	silent, err := net.Dial("tcp", shared) // never starts its handshake
 	if err != nil {
@@ -102,10 +103,10 @@ func isTimeout(err error) bool {
 // (GetCertificate) ends that connection and is logged; the budget gets its
 // slot back and the listener serves on.
 func TestSharedHandshakePanic(t *testing.T) {
-	budget := NewConnBudget(10, 0)
+	budget := listen.NewConnBudget(10, 0)
 	env := startServer(t, proxytest.UpstreamOptions{}, func(c *Config) {
-		c.Listeners = append(c.Listeners, Listener{Mode: ModeShared, Addr: "127.0.0.1:0"})
-		c.Shared = SharedConfig{Pending: budget}
+		c.Listeners = append(c.Listeners, listen.Listener{Mode: listen.ModeShared, Addr: "127.0.0.1:0"})
+		c.Shared = listen.SharedConfig{Pending: budget}
 		c.TLSConfig = &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { panic("boom") }}
 	})
 	shared := env.srv.Addrs()[2].String()

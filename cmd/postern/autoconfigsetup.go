@@ -15,11 +15,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/postern/postern/internal/autoconfig"
-	"github.com/postern/postern/proxy"
+	"github.com/postern/postern/proxy/listen"
 )
 
 // listenHTTPS is the --listen mode of the autoconfig HTTPS listener. It is
-// split off here, before proxy.ParseListener sees the SMTP listeners.
+// split off here, before listen.ParseListener sees the SMTP listeners.
 const listenHTTPS = "https="
 
 // Limits of the autoconfig HTTPS listener: the documents are small and
@@ -35,7 +35,7 @@ const (
 
 // splitListen separates the https=ADDR entries of --listen from the SMTP
 // ones. At most one HTTPS listener; its ADDR may end in @PUBLICPORT
-// (proxy.SplitPublicPort). A --listen that names no SMTP listener (only
+// (listen.SplitPublicPort). A --listen that names no SMTP listener (only
 // https= or tls+https=) keeps the SMTP defaults: adding the autoconfig
 // listener or the shared port must not silently remove the submission
 // ports (issue 23).
@@ -46,7 +46,7 @@ func splitListen(list []string) (smtp []string, https string, err error) {
 			if https != "" {
 				return nil, "", errors.New("--listen: only one https= listener")
 			}
-			bind, _, err := proxy.SplitPublicPort(addr)
+			bind, _, err := listen.SplitPublicPort(addr)
 			if err != nil {
 				return nil, "", fmt.Errorf("--listen %q: %w", l, err)
 			}
@@ -70,7 +70,7 @@ func splitListen(list []string) (smtp []string, https string, err error) {
 func namesSubmissionListener(list []string) bool {
 	for _, l := range list {
 		mode, _, _ := strings.Cut(l, "=")
-		if m := proxy.ListenMode(strings.ToLower(mode)); m == proxy.ModeStartTLS || m == proxy.ModeTLS {
+		if m := listen.ListenMode(strings.ToLower(mode)); m == listen.ModeStartTLS || m == listen.ModeTLS {
 			return true
 		}
 	}
@@ -80,7 +80,7 @@ func namesSubmissionListener(list []string) bool {
 // buildAutoconfig builds the document server from the flags, or returns nil
 // without --autoconfig-domain. cert returns the certificate served for a
 // name (the Apple profile is signed with it); nil leaves profiles unsigned.
-func buildAutoconfig(c *cli.Context, hostname string, listeners []proxy.Listener, httpsAddr string,
+func buildAutoconfig(c *cli.Context, hostname string, listeners []listen.Listener, httpsAddr string,
 	cert func(string) (*tls.Certificate, error), log *slog.Logger) (*autoconfig.Server, error) {
 	domains := c.StringSlice("autoconfig-domain")
 	if len(domains) == 0 {
@@ -104,15 +104,15 @@ func buildAutoconfig(c *cli.Context, hostname string, listeners []proxy.Listener
 		if err != nil {
 			return nil, fmt.Errorf("--listen %s: %w", l.Addr, err)
 		}
-		shared := l.Mode == proxy.ModeShared
+		shared := l.Mode == listen.ModeShared
 		cfg.Submission = append(cfg.Submission, autoconfig.Endpoint{Host: hostname, Port: port,
-			ImplicitTLS: l.Mode == proxy.ModeTLS || shared, LastResort: shared})
+			ImplicitTLS: l.Mode == listen.ModeTLS || shared, LastResort: shared})
 		if shared && httpsAddr == "" {
 			cfg.HTTPSPort = port // it serves the documents too
 		}
 	}
 	if httpsAddr != "" {
-		bind, public, err := proxy.SplitPublicPort(httpsAddr)
+		bind, public, err := listen.SplitPublicPort(httpsAddr)
 		if err != nil {
 			return nil, fmt.Errorf("--listen https=%s: %w", httpsAddr, err)
 		}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/postern/postern/proxy"
+	"github.com/postern/postern/proxy/listen"
 )
 
 // dnsRecordsCommand prints the DNS records for the autoconfig domains. It
@@ -32,9 +32,9 @@ func dnsRecordsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			var listeners []proxy.Listener
+			var listeners []listen.Listener
 			for _, l := range smtpListen {
-				pl, err := proxy.ParseListener(l)
+				pl, err := listen.ParseListener(l)
 				if err != nil {
 					return err
 				}

@@ -15,7 +15,7 @@ const fileHeadroom = 256
 type fileNeed struct {
 	smtp    int // --max-connections (0: no limit)
 	http    int // --max-http-connections
-	metrics int // proxy.MetricsMaxConnections
+	metrics int // listen.MetricsMaxConnections
 	pool    int // --upstream-pool
 }
 

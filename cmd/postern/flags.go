@@ -12,6 +12,7 @@ import (
 	"github.com/postern/postern/limits"
 	"github.com/postern/postern/policy"
 	"github.com/postern/postern/proxy"
+	"github.com/postern/postern/proxy/listen"
 	"github.com/postern/postern/proxy/upstream"
 )
 
@@ -91,10 +92,10 @@ func serveFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-auth-failures-per-connection", Value: proxy.DefaultMaxAuthFailures, Usage: "AUTH failures before the connection is closed", EnvVars: env("max-auth-failures-per-connection")},
 		dur("command-timeout", proxy.DefaultCommandTimeout, "idle time allowed while waiting for a command or message data"),
 		dur("data-timeout", proxy.DefaultDataTimeout, "longest time to receive one message"),
-		&cli.IntFlag{Name: "max-connections", Value: proxy.DefaultMaxConnections, Usage: "open client connections; more get 421 4.7.0 (0: no limit)", EnvVars: env("max-connections")},
-		&cli.IntFlag{Name: "max-connections-per-ip", Value: proxy.DefaultMaxConnectionsPerIP, Usage: "open connections per client address (IPv6: per /64), --mynetworks exempt; more get 421 4.7.0 (0: no limit)", EnvVars: env("max-connections-per-ip")},
-		&cli.IntFlag{Name: "max-http-connections", Value: proxy.DefaultMaxHTTPConnections, Usage: "open connections of the HTTP listeners (--listen https= and --acme-http together; a budget apart from --max-connections); more are closed at accept, before any TLS handshake (at least 1)", EnvVars: env("max-http-connections")},
-		&cli.IntFlag{Name: "max-http-connections-per-ip", Value: proxy.DefaultMaxHTTPConnectionsPerIP, Usage: "open HTTP connections per client address (IPv6: per /64); more are closed at accept (0: no limit)", EnvVars: env("max-http-connections-per-ip")},
+		&cli.IntFlag{Name: "max-connections", Value: listen.DefaultMaxConnections, Usage: "open client connections; more get 421 4.7.0 (0: no limit)", EnvVars: env("max-connections")},
+		&cli.IntFlag{Name: "max-connections-per-ip", Value: listen.DefaultMaxConnectionsPerIP, Usage: "open connections per client address (IPv6: per /64), --mynetworks exempt; more get 421 4.7.0 (0: no limit)", EnvVars: env("max-connections-per-ip")},
+		&cli.IntFlag{Name: "max-http-connections", Value: listen.DefaultMaxHTTPConnections, Usage: "open connections of the HTTP listeners (--listen https= and --acme-http together; a budget apart from --max-connections); more are closed at accept, before any TLS handshake (at least 1)", EnvVars: env("max-http-connections")},
+		&cli.IntFlag{Name: "max-http-connections-per-ip", Value: listen.DefaultMaxHTTPConnectionsPerIP, Usage: "open HTTP connections per client address (IPv6: per /64); more are closed at accept (0: no limit)", EnvVars: env("max-http-connections-per-ip")},
 		dur("login-timeout", proxy.DefaultLoginTimeout, "time from connect (TLS handshake included) to a successful AUTH, then 421 4.7.0; --mynetworks exempt (0: none)"),
 		dur("upstream-timeout", upstream.DefaultTimeout, "longest wait for each whole reply from the upstream, or for it to take more of the message; then 451 and the connection is dropped"),
 		dur("shutdown-timeout", 30*time.Second, "on SIGTERM, time given to sessions in flight before they are closed"),

@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/postern/postern/proxy"
+	"github.com/postern/postern/proxy/listen"
 )
 
 // The HTTP listeners, as the metrics' listener label names them (and
@@ -24,12 +24,12 @@ const (
 // httpCaps holds the connection budgets of the HTTP listeners, apart from
 // the SMTP listeners' (--max-connections): the public ones (https= and
 // the ACME HTTP-01 listener) share --max-http-connections and
-// --max-http-connections-per-ip; --metrics has proxy.MetricsMaxConnections
-// (proxy.MetricsMaxConnectionsPerIP per address) of its own, so a flood of
+// --max-http-connections-per-ip; --metrics has listen.MetricsMaxConnections
+// (listen.MetricsMaxConnectionsPerIP per address) of its own, so a flood of
 // the public ones, or one client of its own, cannot fail the probes.
 type httpCaps struct {
-	public  *proxy.ConnBudget
-	metrics *proxy.ConnBudget
+	public  *listen.ConnBudget
+	metrics *listen.ConnBudget
 	refused *prometheus.CounterVec // listener, reason
 	open    prometheus.GaugeFunc
 
@@ -41,8 +41,8 @@ type httpCaps struct {
 
 func newHTTPCaps(maxTotal, maxPerIP int, log *slog.Logger) *httpCaps {
 	h := &httpCaps{
-		public:  proxy.NewConnBudget(maxTotal, maxPerIP),
-		metrics: proxy.NewConnBudget(proxy.MetricsMaxConnections, proxy.MetricsMaxConnectionsPerIP),
+		public:  listen.NewConnBudget(maxTotal, maxPerIP),
+		metrics: listen.NewConnBudget(listen.MetricsMaxConnections, listen.MetricsMaxConnectionsPerIP),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "postern_http_connections_refused_total",
 			Help: "HTTP connections closed at accept by a cap, by listener (https, acme-http, tls+https: before it chose SMTP or HTTP, metrics) and reason: global (--max-http-connections; for metrics its own fixed cap), per_ip (--max-http-connections-per-ip; for metrics its own fixed cap).",
@@ -54,11 +54,11 @@ func newHTTPCaps(maxTotal, maxPerIP int, log *slog.Logger) *httpCaps {
 		Help: "Open connections of the https= and --acme-http listeners, and those of tls+https= until they choose SMTP and the HTTP ones after (counted against --max-http-connections).",
 	}, func() float64 { return float64(h.public.Open()) })
 	for _, l := range []string{httpListenerHTTPS, httpListenerACME, httpListenerShared} {
-		h.refused.WithLabelValues(l, proxy.RefusedGlobal) // exported at 0 from the start
-		h.refused.WithLabelValues(l, proxy.RefusedPerIP)
+		h.refused.WithLabelValues(l, listen.RefusedGlobal) // exported at 0 from the start
+		h.refused.WithLabelValues(l, listen.RefusedPerIP)
 	}
-	h.refused.WithLabelValues(httpListenerMetrics, proxy.RefusedGlobal)
-	h.refused.WithLabelValues(httpListenerMetrics, proxy.RefusedPerIP)
+	h.refused.WithLabelValues(httpListenerMetrics, listen.RefusedGlobal)
+	h.refused.WithLabelValues(httpListenerMetrics, listen.RefusedPerIP)
 	return h
 }
 
@@ -97,7 +97,7 @@ func (h *httpCaps) refuse(listener, reason string, client netip.Addr) {
 // HTTP buffers, no goroutine. The descriptor is held only for the close.
 type cappedListener struct {
 	net.Listener
-	budget *proxy.ConnBudget
+	budget *listen.ConnBudget
 	name   string
 	caps   *httpCaps
 }

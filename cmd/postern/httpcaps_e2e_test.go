@@ -25,6 +25,7 @@ import (
 
 	"github.com/postern/postern/internal/testkit"
 	"github.com/postern/postern/proxy"
+	"github.com/postern/postern/proxy/listen"
 	"github.com/postern/postern/proxy/proxytest"
 )
 
@@ -169,12 +170,12 @@ func TestFileLimitWarningE2E(t *testing.T) {
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	const warning = `msg="the connection caps may need more file descriptors than the open files limit allows`
 	p := startPosternNofile(t, 200, anyPort, anyPort, up.Addr)
-	need := 2*proxy.DefaultMaxConnections + proxy.DefaultMaxHTTPConnections + proxy.MetricsMaxConnections +
+	need := 2*listen.DefaultMaxConnections + listen.DefaultMaxHTTPConnections + listen.MetricsMaxConnections +
 		proxy.DefaultUpstreamPool + fileHeadroom
 	p.waitLog(t, warning, 10*time.Second)
 	for _, want := range []string{"open_files_limit=200", "need=" + strconv.Itoa(need),
-		"max_connections=" + strconv.Itoa(proxy.DefaultMaxConnections),
-		"max_http_connections=" + strconv.Itoa(proxy.DefaultMaxHTTPConnections)} {
+		"max_connections=" + strconv.Itoa(listen.DefaultMaxConnections),
+		"max_http_connections=" + strconv.Itoa(listen.DefaultMaxHTTPConnections)} {
 		if !strings.Contains(p.Log(), want) {
 			t.Errorf("the warning does not name %s:\n%s", want, p.Log())
 		}
@@ -197,14 +198,14 @@ func TestMetricsPerIPCapE2E(t *testing.T) {
 	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
 	p := startPostern(t, up.Addr, "--metrics", anyPort)
 	addr := p.metricsAddr(t)
-	for i := 0; i < proxy.MetricsMaxConnections; i++ {
+	for i := 0; i < listen.MetricsMaxConnections; i++ {
 		limDial(t, addr, "127.0.0.2", "")
 	}
 	// The probe comes from another address (the kubelet's).
 	out, err := exec.Command(posternBin, "healthcheck", "--url", "http://"+addr+"/healthz").CombinedOutput()
 	if err != nil {
-		t.Fatalf("healthcheck while one client holds %d idle connections: %v\n%s", proxy.MetricsMaxConnections, err, out)
+		t.Fatalf("healthcheck while one client holds %d idle connections: %v\n%s", listen.MetricsMaxConnections, err, out)
 	}
 	limMetric(t, "http://"+addr+"/metrics", `postern_http_connections_refused_total{listener="metrics",reason="per_ip"}`,
-		proxy.MetricsMaxConnections-proxy.MetricsMaxConnectionsPerIP)
+		listen.MetricsMaxConnections-listen.MetricsMaxConnectionsPerIP)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/postern/postern/limits/state"
 	"github.com/postern/postern/policy"
 	"github.com/postern/postern/proxy"
+	"github.com/postern/postern/proxy/listen"
 )
 
 // instance is one configured Postern: everything `serve` runs and
@@ -66,9 +67,9 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	var listeners []proxy.Listener
+	var listeners []listen.Listener
 	for _, l := range smtpListen {
-		pl, err := proxy.ParseListener(l)
+		pl, err := listen.ParseListener(l)
 		if err != nil {
 			return nil, err
 		}
@@ -98,7 +99,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		return nil, errors.New("--max-http-connections must be at least 1 and --max-http-connections-per-ip not negative")
 	}
 
-	httpsBind, _, _ := proxy.SplitPublicPort(httpsAddr) // checked by splitListen
+	httpsBind, _, _ := listen.SplitPublicPort(httpsAddr) // checked by splitListen
 	inst := &instance{log: log, senderMap: c.String("sender-map"), drain: c.Duration("shutdown-timeout"), httpsAddr: httpsBind}
 	inst.httpCaps = newHTTPCaps(c.Int("max-http-connections"), c.Int("max-http-connections-per-ip"), log)
 	if c.String("tls-cert") == "" && c.String("tls-sni-dir") == "" && len(c.StringSlice("acme-domain")) == 0 {

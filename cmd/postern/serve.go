@@ -12,7 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/postern/postern/proxy"
+	"github.com/postern/postern/proxy/listen"
 )
 
 func serveCommand() *cli.Command {
@@ -33,7 +33,7 @@ func serveCommand() *cli.Command {
 			checkFileLimit(log, fileNeed{
 				smtp:    c.Int("max-connections"),
 				http:    c.Int("max-http-connections"),
-				metrics: proxy.MetricsMaxConnections,
+				metrics: listen.MetricsMaxConnections,
 				pool:    c.Int("upstream-pool") * len(c.StringSlice("upstream")), // a pool per upstream
 			})
 			lns, err := bindListeners(c, inst, log)

@@ -2,7 +2,7 @@ package main
 
 // The shared listener, --listen tls+https=ADDR (issue 20): submission over
 // implicit TLS and the HTTPS documents on one port, told apart by ALPN,
-// then by the TLS server name, then by who speaks first (proxy/shared.go).
+// then by the TLS server name, then by who speaks first (proxy/listen/shared.go).
 // This file wires it: its flags, its HTTP side, and its budget.
 
 import (
@@ -16,7 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/postern/postern/proxy"
+	"github.com/postern/postern/proxy/listen"
 )
 
 // httpListenerShared is the metrics' listener label of the shared
@@ -28,17 +28,17 @@ const httpListenerShared = "tls+https"
 func sharedFlags() []cli.Flag {
 	return []cli.Flag{
 		strs("shared-smtp-name", nil, "TLS server name that sends a client offering no ALPN on the tls+https listener straight to SMTP, besides --hostname (repeatable)"),
-		dur("shared-first-bytes-wait", proxy.DefaultSharedFirstBytesWait, "on the tls+https listener, how long a client offering no ALPN and no SMTP server name may take to speak first (HTTP) before it is served SMTP (its banner comes this much later)"),
+		dur("shared-first-bytes-wait", listen.DefaultSharedFirstBytesWait, "on the tls+https listener, how long a client offering no ALPN and no SMTP server name may take to speak first (HTTP) before it is served SMTP (its banner comes this much later)"),
 	}
 }
 
 // sharedConfig is proxy.Config.Shared from the flags: connections count in
 // the public HTTP budget (--max-http-connections) until they choose SMTP.
-func sharedConfig(c *cli.Context, caps *httpCaps) (proxy.SharedConfig, error) {
+func sharedConfig(c *cli.Context, caps *httpCaps) (listen.SharedConfig, error) {
 	if c.Duration("shared-first-bytes-wait") <= 0 {
-		return proxy.SharedConfig{}, errors.New("--shared-first-bytes-wait must be positive")
+		return listen.SharedConfig{}, errors.New("--shared-first-bytes-wait must be positive")
 	}
-	return proxy.SharedConfig{
+	return listen.SharedConfig{
 		SMTPNames:      c.StringSlice("shared-smtp-name"),
 		FirstBytesWait: c.Duration("shared-first-bytes-wait"),
 		Pending:        caps.public,

@@ -1,13 +1,6 @@
-package proxy
+package listen
 
 import "net/netip"
-
-// The reasons ConnBudget.Admit refuses a connection: the same label values
-// as the SMTP listeners' refusals in postern_connections_refused_total.
-const (
-	RefusedGlobal = refusedGlobal // over the total cap
-	RefusedPerIP  = refusedPerIP  // over the per-network cap
-)
 
 // ConnBudget caps the open connections of listeners that are not SMTP's
 // (cmd/postern's HTTP listeners), in total and per client network, counted
@@ -15,30 +8,45 @@ const (
 // a budget of its own: a flood of one kind of listener cannot spend the
 // descriptors the other needs. Safe for concurrent use.
 type ConnBudget struct {
-	limits *connLimits
+	limits *ConnLimits
 }
 
 // NewConnBudget returns a budget of maxTotal connections, maxPerNet of them
 // from one client network; 0 is no limit.
 func NewConnBudget(maxTotal, maxPerNet int) *ConnBudget {
-	return &ConnBudget{limits: newConnLimits(maxTotal, maxPerNet)}
+	return &ConnBudget{limits: NewConnLimits(maxTotal, maxPerNet)}
 }
 
 // Admit counts a connection from client and returns the function that
 // uncounts it (at its close; later calls do nothing), or, over a cap, nil
 // and RefusedGlobal or RefusedPerIP, counting nothing.
 func (b *ConnBudget) Admit(client netip.Addr) (release func(), reason string) {
-	t := &connTicket{}
-	b.limits.open()
-	if reason := b.limits.admit(t, client, false); reason != "" {
-		b.limits.close(t)
+	t := &Ticket{}
+	b.limits.Open()
+	if reason := b.limits.Admit(t, client, false); reason != "" {
+		b.limits.Close(t)
 		return nil, reason
 	}
-	return func() { b.limits.close(t) }, ""
+	return func() { b.limits.Close(t) }, ""
+}
+
+// admitTotal is Admit for a load balancer's connection: counted in the
+// total only, since it carries many clients behind one address, and the
+// client's own is known only once its PROXY header is read, in the
+// connection's goroutine. (Once it chose SMTP, the SMTP caps count it by
+// the client's address, as on the other listeners.)
+func (b *ConnBudget) admitTotal() (release func(), reason string) {
+	t := &Ticket{}
+	b.limits.Open()
+	if reason := b.limits.Admit(t, netip.Addr{}, true); reason != "" {
+		b.limits.Close(t)
+		return nil, reason
+	}
+	return func() { b.limits.Close(t) }, ""
 }
 
 // Open returns the connections counted now.
 func (b *ConnBudget) Open() int {
-	total, _ := b.limits.counts()
+	total, _ := b.limits.Counts()
 	return total
 }

@@ -1,4 +1,4 @@
-package proxy
+package listen
 
 import "crypto/tls"
 
@@ -6,7 +6,7 @@ import "crypto/tls"
 // registry), answered on the implicit-TLS listeners.
 const ALPNSMTP = "smtp"
 
-// strictALPN returns a copy of conf that serves the application protocols
+// StrictALPN returns a copy of conf that serves the application protocols
 // protos and refuses every other (RFC 9325 §3.8, the ALPACA defence: a
 // TLS connection meant for another service on the same certificate, an
 // HTTPS request redirected here by an attacker, must not be served as SMTP).
@@ -18,7 +18,7 @@ const ALPNSMTP = "smtp"
 // if it offered nothing, does not arise where h2 and http/1.1 are offered
 // together.) conf's GetConfigForClient still applies: the ACME TLS-ALPN-01
 // validation (acme-tls/1, certs.Manager) is answered as before.
-func strictALPN(conf *tls.Config, protos ...string) *tls.Config {
+func StrictALPN(conf *tls.Config, protos ...string) *tls.Config {
 	c := conf.Clone()
 	c.NextProtos = protos
 	return c

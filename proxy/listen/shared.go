@@ -1,10 +1,11 @@
-package proxy
+package listen
 
 import (
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -19,11 +20,6 @@ import (
 	"github.com/postern/postern/policy"
 )
 
-// ModeShared is submission over implicit TLS and HTTPS on one port
-// (--listen tls+https=:443), for networks that let nothing but 443 out:
-// one TLS handshake, then the connection goes to SMTP or to HTTP.
-const ModeShared ListenMode = "tls+https"
-
 // The ALPN protocol IDs the shared listener serves besides ALPNSMTP.
 const (
 	alpnH2     = "h2"
@@ -34,7 +30,7 @@ const (
 // SharedConfig configures the ModeShared listener.
 type SharedConfig struct {
 	// SMTPNames are TLS server names (SNI) that choose SMTP for a client
-	// that offers no ALPN; Config.Hostname is one without being listed.
+	// that offers no ALPN; SharedServer.Hostname is one without being listed.
 	SMTPNames []string
 	// FirstBytesWait is how long a client that offers no ALPN and no SMTP
 	// name is given to send first: an HTTP client speaks first, an SMTP
@@ -55,11 +51,38 @@ type SharedConfig struct {
 	Refused func(reason string, client netip.Addr)
 }
 
-// sharedListener demultiplexes one ModeShared socket: it accepts, counts
-// the connection in Pending, shakes hands, decides, and hands the *tls.Conn
-// to go-smtp (smtp) or to the HTTP server (http).
-type sharedListener struct {
-	srv     *Server
+// SharedServer is what the shared listener takes from the SMTP server it
+// hands connections to (proxy.Server): the settings it shares with the
+// other listeners and the hooks of its side. Every field is required but
+// ProxyProtocolFrom.
+type SharedServer struct {
+	// Hostname is a TLS server name that chooses SMTP, as if it were one
+	// of SharedConfig.SMTPNames.
+	Hostname string
+	// TLSConfig is the SMTP server's; the listener serves it with strict
+	// ALPN (smtp, h2, http/1.1).
+	TLSConfig *tls.Config
+	// ProxyProtocolFrom lists the load balancers whose connections start
+	// with a PROXY protocol header.
+	ProxyProtocolFrom []netip.Prefix
+	Log               *slog.Logger
+	// HandshakeFailed is told of every TLS handshake that failed, with
+	// the listener's name (a metric).
+	HandshakeFailed func(listener string)
+	// Adopt takes a connection that chose SMTP: under is the accepted
+	// connection (below its PROXY header reader, if any), peer its TCP
+	// peer, accepted the time of its accept. It returns the connection
+	// the TLS session runs over from then on, counted by the SMTP side
+	// (Unwrap finds it again under the *tls.Conn its SMTP listener
+	// accepts).
+	Adopt func(under net.Conn, peer, listener string, accepted time.Time) net.Conn
+}
+
+// Shared demultiplexes one ModeShared socket: it accepts, counts the
+// connection in Pending, shakes hands, decides, and hands the *tls.Conn to
+// go-smtp (SMTP) or to the HTTP server (HTTP).
+type Shared struct {
+	srv     SharedServer
 	ln      net.Listener
 	name    string // "tls+https:PORT"
 	tlsConf *tls.Config
@@ -70,33 +93,47 @@ type sharedListener struct {
 	closed  atomic.Bool
 }
 
-func (s *Server) newSharedListener(ln net.Listener) *sharedListener {
-	cfg := s.cfg.Shared
+// NewShared serves ln as the ModeShared listener configured by cfg for the
+// SMTP server srv. Nothing is accepted until Run.
+func NewShared(ln net.Listener, cfg SharedConfig, srv SharedServer) *Shared {
 	if cfg.FirstBytesWait <= 0 {
 		cfg.FirstBytesWait = DefaultSharedFirstBytesWait
 	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = DefaultSharedHandshakeTimeout
 	}
-	names := map[string]bool{normalizeServerName(s.cfg.Hostname): true}
+	names := map[string]bool{normalizeServerName(srv.Hostname): true}
 	for _, n := range cfg.SMTPNames {
 		names[normalizeServerName(n)] = true
 	}
-	l := &sharedListener{srv: s, ln: ln, name: string(ModeShared) + ":" + portOf(ln.Addr()), cfg: cfg, names: names,
+	l := &Shared{srv: srv, ln: ln, name: Name(ModeShared, ln.Addr()), cfg: cfg, names: names,
 		// Strict ALPN (RFC 9325 §3.8): SMTP first, so a client offering
 		// smtp among others gets it.
-		tlsConf: strictALPN(s.tlsConfig, ALPNSMTP, alpnH2, alpnHTTP11)}
+		tlsConf: StrictALPN(srv.TLSConfig, ALPNSMTP, alpnH2, alpnHTTP11)}
 	l.smtp = newConnQueue(ln.Addr(), func() { l.closed.Store(true); ln.Close() })
 	l.http = newConnQueue(ln.Addr(), nil)
 	return l
 }
 
+// Name is the listener's name in logs and metrics, "tls+https:PORT".
+func (l *Shared) Name() string { return l.name }
+
+// SMTP is the SMTP side of the listener: the connections that chose SMTP,
+// their TLS handshake done, for go-smtp's Serve. Closing it closes the
+// socket too.
+func (l *Shared) SMTP() net.Listener { return l.smtp }
+
+// HTTP is the HTTP side of the listener: the connections that chose HTTP,
+// their TLS handshake done (ALPN h2 or http/1.1, or none), for an
+// http.Server's Serve.
+func (l *Shared) HTTP() net.Listener { return l.http }
+
 func normalizeServerName(n string) string { return strings.TrimSuffix(strings.ToLower(n), ".") }
 
-// run accepts until the listener is closed (nil) or fails (the error).
+// Run accepts until the listener is closed (nil) or fails (the error).
 // A connection over Pending's caps is closed at once, before any goroutine,
 // read or buffer is spent on it.
-func (l *sharedListener) run(ctx context.Context) error {
+func (l *Shared) Run(ctx context.Context) error {
 	var tempDelay time.Duration
 	for {
 		raw, err := l.ln.Accept()
@@ -107,7 +144,7 @@ func (l *sharedListener) run(ctx context.Context) error {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) || isTemporary(err) {
 				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
-				l.srv.log.Warn("accept error", "listener", l.name, "err", err, "retry_in", tempDelay.String())
+				l.srv.Log.Warn("accept error", "listener", l.name, "err", err, "retry_in", tempDelay.String())
 				time.Sleep(tempDelay)
 				continue
 			}
@@ -136,24 +173,9 @@ func (l *sharedListener) run(ctx context.Context) error {
 
 // fromBalancer reports whether peer is a load balancer of
 // --proxy-protocol-from: its connections start with a PROXY header.
-func (l *sharedListener) fromBalancer(peer netip.Addr) bool {
-	from := l.srv.cfg.ProxyProtocolFrom
+func (l *Shared) fromBalancer(peer netip.Addr) bool {
+	from := l.srv.ProxyProtocolFrom
 	return len(from) > 0 && policy.InNetworks(from, peer)
-}
-
-// admitTotal is Admit for a load balancer's connection: counted in the
-// total only, since it carries many clients behind one address, and the
-// client's own is known only once its PROXY header is read, in the
-// connection's goroutine. (Once it chose SMTP, the SMTP caps count it by
-// the client's address, as on the other listeners.)
-func (b *ConnBudget) admitTotal() (release func(), reason string) {
-	t := &connTicket{}
-	b.limits.open()
-	if reason := b.limits.admit(t, netip.Addr{}, true); reason != "" {
-		b.limits.close(t)
-		return nil, reason
-	}
-	return func() { b.limits.close(t) }, ""
 }
 
 // isTemporary reports an accept error that passes (EMFILE, ECONNABORTED):
@@ -175,13 +197,13 @@ func tcpPeerIP(c net.Conn) netip.Addr {
 // handle shakes hands with one connection and hands it on. Every step
 // until the decision is bounded by HandshakeTimeout from accept, and by
 // the server's shutdown.
-func (l *sharedListener) handle(ctx context.Context, raw net.Conn, release func(), accepted time.Time) {
+func (l *Shared) handle(ctx context.Context, raw net.Conn, release func(), accepted time.Time) {
 	peer := raw.RemoteAddr().String()
 	// A panic in the handshake (GetCertificate, say) ends this connection,
 	// not the process, as go-smtp and net/http recover theirs.
 	defer func() {
 		if p := recover(); p != nil {
-			l.srv.log.Error("shared listener: panic", "listener", l.name, "peer", peer, "panic", fmt.Sprint(p),
+			l.srv.Log.Error("shared listener: panic", "listener", l.name, "peer", peer, "panic", fmt.Sprint(p),
 				"stack", string(debug.Stack()))
 			_ = raw.Close()
 			release()
@@ -198,8 +220,8 @@ func (l *sharedListener) handle(ctx context.Context, raw net.Conn, release func(
 	_ = sc.SetDeadline(deadline)
 	tc := tls.Server(sc, l.tlsConf)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		l.srv.cfg.Metrics.tlsFailed(l.name)
-		l.srv.log.Debug("shared listener: TLS handshake failed", "listener", l.name, "peer", peer, "err", err)
+		l.srv.HandshakeFailed(l.name)
+		l.srv.Log.Debug("shared listener: TLS handshake failed", "listener", l.name, "peer", peer, "err", err)
 		_ = tc.Close()
 		return
 	}
@@ -222,16 +244,9 @@ func (l *sharedListener) handle(ctx context.Context, raw net.Conn, release func(
 		return
 	}
 	// SMTP: from here on it is counted as the SMTP listeners count theirs
-	// (the total at once, the client's network at go-smtp's Connect), and
-	// is given back to Pending.
-	cc := newClientConn(under, peer, l.name, l.srv.cfg.CommandTimeout, 0, l.srv.connClosed)
-	cc.opened = accepted // --login-timeout counts from accept, handshake included, as on 465
-	if login := l.srv.cfg.LoginTimeout; login > 0 {
-		cc.loginDeadline.Store(accepted.Add(login).UnixNano())
-	}
-	cc.tlsStarted.Store(true)
-	l.srv.connOpened(cc)
-	sc.handTo(cc)
+	// (Adopt: the total at once, the client's network at go-smtp's
+	// Connect), and is given back to Pending.
+	sc.handTo(l.srv.Adopt(under, peer, l.name, accepted))
 	release()
 	if !l.smtp.deliver(tc) {
 		_ = tc.Close()
@@ -242,7 +257,7 @@ func (l *sharedListener) handle(ctx context.Context, raw net.Conn, release func(
 // with the connection to give the HTTP server), or ok false for one to
 // close: an ACME TLS-ALPN-01 validation (the handshake was all of it, RFC
 // 8737 §3), or a client that left or failed.
-func (l *sharedListener) decide(tc *tls.Conn, deadline time.Time) (smtp bool, httpConn net.Conn, ok bool) {
+func (l *Shared) decide(tc *tls.Conn, deadline time.Time) (smtp bool, httpConn net.Conn, ok bool) {
 	st := tc.ConnectionState()
 	switch st.NegotiatedProtocol {
 	case ALPNSMTP:
@@ -259,7 +274,11 @@ func (l *sharedListener) decide(tc *tls.Conn, deadline time.Time) (smtp bool, ht
 	// record may already sit in tc's buffer, read with its Finished.
 	// A read that times out leaves tc usable (only a write timeout
 	// corrupts a tls.Conn).
-	if err := tc.SetReadDeadline(earliest(deadline, time.Now().Add(l.cfg.FirstBytesWait))); err != nil {
+	wait := time.Now().Add(l.cfg.FirstBytesWait)
+	if deadline.Before(wait) {
+		wait = deadline
+	}
+	if err := tc.SetReadDeadline(wait); err != nil {
 		return false, nil, false
 	}
 	var b [1]byte
@@ -293,20 +312,28 @@ func (c *firstByteConn) Read(b []byte) (int, error) {
 
 // sharedConn is the connection under the shared listener's TLS: the
 // accepted connection during the handshake and the wait for the first
-// bytes, then, for SMTP, the clientConn that wraps it (the *tls.Conn
-// cannot be rebuilt over another connection once its handshake is done).
+// bytes, then, for SMTP, the connection SharedServer.Adopt wrapped it in
+// (the *tls.Conn cannot be rebuilt over another connection once its
+// handshake is done).
 type sharedConn struct {
-	target  atomic.Pointer[net.Conn] // the accepted connection, or the clientConn that wraps it
+	target  atomic.Pointer[net.Conn] // the accepted connection, or the one Adopt wrapped it in
 	release func()                   // the Pending slot; idempotent
 }
 
 func (c *sharedConn) conn() net.Conn { return *c.target.Load() }
 
-// handTo makes cc the connection every later call goes to. Call it
-// between the wait and the hand-off, when nothing reads or writes c.
-func (c *sharedConn) handTo(cc *clientConn) {
-	var n net.Conn = cc
-	c.target.Store(&n)
+// handTo makes n the connection every later call goes to. Call it between
+// the wait and the hand-off, when nothing reads or writes c.
+func (c *sharedConn) handTo(n net.Conn) { c.target.Store(&n) }
+
+// Unwrap returns the connection under c if c is a shared listener's
+// connection (after SMTP's hand-off, the one SharedServer.Adopt returned),
+// or c itself.
+func Unwrap(c net.Conn) net.Conn {
+	if sc, ok := c.(*sharedConn); ok {
+		return sc.conn()
+	}
+	return c
 }
 
 func (c *sharedConn) Read(b []byte) (int, error) { return c.conn().Read(b) }
@@ -384,33 +411,5 @@ func (q *connQueue) Close() error {
 
 func (q *connQueue) Addr() net.Addr { return q.addr }
 
-// HTTPSListener returns the HTTP side of the ModeShared listener: the
-// connections that chose HTTP, their TLS handshake done (ALPN h2 or
-// http/1.1, or none), for an http.Server's Serve; nil without a ModeShared
-// listener. Valid after Listen.
-func (s *Server) HTTPSListener() net.Listener {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.shared == nil {
-		return nil
-	}
-	return s.shared.http
-}
-
-// checkShared checks the ModeShared part of cfg: at most one such
-// listener, and the budget that counts its connections before they choose.
-func checkShared(cfg Config) error {
-	n := 0
-	for _, l := range cfg.Listeners {
-		if l.Mode == ModeShared {
-			n++
-		}
-	}
-	switch {
-	case n > 1:
-		return errors.New("proxy: only one tls+https listener")
-	case n == 1 && cfg.Shared.Pending == nil:
-		return errors.New("proxy: a tls+https listener needs a budget for its pending connections")
-	}
-	return nil
-}
+// aLongTimeAgo is a deadline that has passed: it interrupts a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)
