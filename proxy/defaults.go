@@ -19,6 +19,15 @@ const (
 	DefaultLoginTimeout        = time.Minute
 )
 
+// RefusedConnectionTimeout bounds what is left of a connection refused by
+// --max-connections or --max-connections-per-ip: on an implicit-TLS
+// listener, the handshake and the 421 said over it (two round trips: ample
+// even over a slow link). Until it closes, a refused connection holds one
+// of --max-connections' slots; with the login timeout as its only bound, a
+// client past its own per-address cap could hold refused connections by the
+// thousand, never sending a ClientHello, and fill the total cap.
+const RefusedConnectionTimeout = 2 * time.Second
+
 // The connection caps of cmd/postern's HTTP listeners (issue 18, hole 7): a
 // budget apart from the SMTP listeners' one, so an HTTP flood cannot spend
 // the descriptors SMTP needs.
