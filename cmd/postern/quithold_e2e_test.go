@@ -50,8 +50,8 @@ func TestConnLimitQuitHoldE2E(t *testing.T) {
 }
 
 // TestConnLimitRefusedTLSHoldE2E: a client at its --max-connections-per-ip
-// (2) opens 10 more connections to the implicit-TLS port and never sends a
-// ClientHello nor reads. Each is refused at once, but the refusal is said
+// (2) opens 10 more connections to the implicit-TLS port and never reads;
+// half send no ClientHello, half dribble one. Each is refused at once, but the refusal is said
 // over TLS, after a handshake the client never starts; until the
 // connection closes it holds one of the --max-connections (6) slots, which
 // counts every open socket. Those connections must end well before the
@@ -66,7 +66,21 @@ func TestConnLimitRefusedTLSHoldE2E(t *testing.T) {
 	limGreeted(t, p.StartTLS, "127.0.0.1", "")
 	limGreeted(t, p.StartTLS, "127.0.0.1", "")
 	for i := 0; i < 10; i++ {
-		limDial(t, p.TLS, "127.0.0.1", "") // no ClientHello, nothing read
+		conn := limDial(t, p.TLS, "127.0.0.1", "") // nothing read
+		if i%2 == 0 {
+			continue // no ClientHello at all
+		}
+		// The others dribble a ClientHello's record (512 bytes announced)
+		// a byte per 100 ms, for at most 10 s.
+		go func() {
+			record := append([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01}, make([]byte, 94)...)
+			for _, b := range record {
+				if _, err := conn.Write([]byte{b}); err != nil {
+					return // closed by the server
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
 	}
 	// All ten are refused (per address while the total has room, then
 	// globally: which depends on how many the server has accepted when it
