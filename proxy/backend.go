@@ -34,13 +34,20 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 }
 
 // Connect runs once per connection before the greeting (go-smtp's
-// ConnectBackend): the connection limits (see Server.admit).
+// ConnectBackend): the connection limits (see Server.admit). A refused
+// connection is over: what is left of it (on an implicit-TLS listener the
+// handshake, then the 421) gets RefusedConnectionTimeout, not the login
+// timeout (see clientConn.endWithin).
 func (b backend) Connect(c *smtp.Conn) error {
 	cc, err := clientConnOf(c)
 	if err != nil {
 		return err
 	}
-	return b.srv.admit(cc)
+	if err := b.srv.admit(cc); err != nil {
+		cc.endWithin(RefusedConnectionTimeout)
+		return err
+	}
+	return nil
 }
 
 // clientConnOf finds the clientConn under c (below TLS if there is one).

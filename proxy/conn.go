@@ -54,6 +54,7 @@ type clientConn struct {
 	dataDeadline  atomic.Int64  // unix nanoseconds; 0 when no message is in flight
 	loginDeadline atomic.Int64  // unix nanoseconds; 0 once logged in (or none)
 	loginExpired  atomic.Bool   // the login deadline cut the connection
+	endDeadline   atomic.Int64  // unix nanoseconds; 0: none. Refused: over by then (see endWithin)
 	ticket        listen.Ticket // its share of the connection limits
 
 	// readMu makes "compute the deadline, set it" in Read one step with
@@ -105,8 +106,8 @@ func (c *clientConn) client() netip.AddrPort {
 // clientIP is client() without the port.
 func (c *clientConn) clientIP() netip.Addr { return c.client().Addr() }
 
-// Read renews the idle deadline before every read, capped by the DATA and
-// login deadlines and by one set with SetReadDeadline. Once the login
+// Read renews the idle deadline before every read, capped by the DATA,
+// login and end deadlines and by one set with SetReadDeadline. Once the login
 // deadline has passed, reads fail with replyLoginTimeout (not a net.Error:
 // crypto/tls passes it on unchanged).
 func (c *clientConn) Read(b []byte) (int, error) {
@@ -119,7 +120,7 @@ func (c *clientConn) Read(b []byte) (int, error) {
 	if c.idleTimeout > 0 {
 		deadline = now.Add(c.idleTimeout)
 	}
-	for _, d := range [...]int64{c.dataDeadline.Load(), login} {
+	for _, d := range [...]int64{c.dataDeadline.Load(), login, c.endDeadline.Load()} {
 		if d != 0 {
 			deadline = earliest(deadline, time.Unix(0, d))
 		}
@@ -188,6 +189,9 @@ const lastReplyTimeout = time.Second
 // login deadline, for the whole write timeout. Once the login deadline has
 // passed, only the last reply is still written: it gets lastReplyTimeout.
 func (c *clientConn) SetWriteDeadline(t time.Time) error {
+	if end := c.endDeadline.Load(); end != 0 {
+		t = earliest(t, time.Unix(0, end))
+	}
 	if login := c.loginDeadline.Load(); login != 0 {
 		limit := time.Unix(0, login)
 		if now := time.Now(); !now.Before(limit) {
@@ -198,6 +202,17 @@ func (c *clientConn) SetWriteDeadline(t time.Time) error {
 		}
 	}
 	return c.Conn.SetWriteDeadline(t)
+}
+
+// endWithin ends the connection within d whatever the client does: every
+// later read and write is capped at now+d. A refused connection (see
+// backend.Connect) still holds a --max-connections slot until it closes,
+// and on an implicit-TLS listener its 421 waits for a handshake that the
+// client drives: without this bound a client past its
+// --max-connections-per-ip could keep each refused connection for the
+// whole login timeout and fill the total cap from one address.
+func (c *clientConn) endWithin(d time.Duration) {
+	c.endDeadline.Store(time.Now().Add(d).UnixNano())
 }
 
 // Write records a write cut by the login deadline as the login timeout: a

@@ -18,6 +18,15 @@ const (
 	DefaultLoginTimeout    = time.Minute
 )
 
+// RefusedConnectionTimeout bounds what is left of a connection refused by
+// --max-connections or --max-connections-per-ip: on an implicit-TLS
+// listener, the handshake and the 421 said over it (two round trips: ample
+// even over a slow link). Until it closes, a refused connection holds one
+// of --max-connections' slots; with the login timeout as its only bound, a
+// client past its own per-address cap could hold refused connections by the
+// thousand, never sending a ClientHello, and fill the total cap.
+const RefusedConnectionTimeout = 2 * time.Second
+
 // MaxCommandLineSkip bounds what is read of a command (or AUTH) line longer
 // than go-smtp's line limit to find its end, within --command-timeout: the
 // line is then answered "500 5.5.6 Line too long" and the session goes on,
