@@ -9,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/postern/postern/auth"
+	"github.com/postern/postern/auth/usersfile"
 )
 
 // defaultUsersFile is where `postern user` edits the users file unless
@@ -160,7 +160,7 @@ func userArg(c *cli.Context) (string, error) {
 
 // checkNewLogin refuses a login the users file cannot hold as typed: one
 // with a ':' (the field separator), a leading '#' (a comment), whitespace
-// or control characters (auth.ParsePasswdFile refuses them too), or
+// or control characters (usersfile.Parse refuses them too), or
 // invalid UTF-8.
 func checkNewLogin(login string) error {
 	switch {
@@ -195,5 +195,5 @@ func readHash(c *cli.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return auth.HashPassword(password, strings.ToUpper(c.String("scheme")))
+	return usersfile.HashPassword(password, strings.ToUpper(c.String("scheme")))
 }
