@@ -133,20 +133,12 @@ func replaceFile(path string, data []byte, mode fs.FileMode, uid, gid int) error
 }
 
 // usersLineLogin returns the login of a users-file line, or "" for a blank
-// or comment line (as usersfile.Parse reads them).
+// or comment line, split as the server splits it (usersfile.ParseLine).
 func usersLineLogin(line string) string {
-	line = strings.TrimSpace(line)
-	if line == "" || strings.HasPrefix(line, "#") {
-		return ""
-	}
-	login, _, _ := strings.Cut(line, ":")
-	return login
+	l, _ := usersfile.ParseLine(line) // a blank or comment line: Login ""
+	return l.Login
 }
 
-// sameLogin compares logins as the users file does: by their lower-case
-// forms (auth's foldLogin), which strings.EqualFold does not match for
-// every rune.
-func sameLogin(a, b string) bool { return foldLogin(a) == foldLogin(b) }
-
-// foldLogin is auth's key of a login in the users file.
-func foldLogin(login string) string { return strings.ToLower(login) }
+// sameLogin compares logins as the users file does (usersfile.FoldLogin),
+// which strings.EqualFold does not match for every rune.
+func sameLogin(a, b string) bool { return usersfile.FoldLogin(a) == usersfile.FoldLogin(b) }
