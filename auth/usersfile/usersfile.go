@@ -255,8 +255,8 @@ func chooseDummy(entries []*userEntry) (parsedHash, error) {
 
 // Authenticate checks req against the table. Unknown login and wrong password
 // both cost one verification of comparable cost and both return
-// auth.ErrInvalidCredentials. A cancelled ctx gives an error wrapping auth.ErrUnavailable
-// and ctx.Err(), without hashing.
+// auth.ErrInvalidCredentials. A cancelled ctx gives an error wrapping
+// auth.ErrUnavailable and ctx.Err(), without hashing.
 func (u *Users) Authenticate(ctx context.Context, req auth.Request) (auth.Result, error) {
 	return u.authenticate(ctx, req, nil)
 }
@@ -311,14 +311,14 @@ type File struct {
 	reloadMu sync.Mutex
 }
 
-// Open loads the users file at path, with no bound on
-// verifications at once. log may be nil.
+// Open loads the users file at path, with no bound on verifications at
+// once. log may be nil.
 func Open(path string, log *slog.Logger) (*File, error) {
 	return OpenSlots(path, log, nil)
 }
 
-// OpenSlots is Open with every verification taking its
-// turn in slots (nil: no bound).
+// OpenSlots is Open with every verification taking its turn in slots
+// (nil: no bound).
 func OpenSlots(path string, log *slog.Logger, slots *VerifySlots) (*File, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
