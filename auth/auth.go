@@ -1,6 +1,12 @@
-// Package auth verifies SMTP AUTH credentials against the configured backends:
-// a Dovecot-compatible passwd-file, Dovecot's auth socket and LDAP. Backends are
-// combined and decorated (cache) here; the proxy only sees Authenticator.
+// Package auth owns what every credential check shares: the Authenticator
+// interface with its Request, Result and errors, the Chain that combines
+// backends in order, and the Cache in front of them; the proxy only sees
+// Authenticator. The backends live in packages of their own: auth/usersfile
+// (the users file and its hash schemes), auth/dovecot (Dovecot's auth
+// protocol) and auth/ldap (search-then-bind); cmd/postern wires them.
+//
+// auth must never import its backends (they import auth), nor proxy,
+// limits, policy or anything under cmd: it is the bottom of the stack.
 package auth
 
 import (
@@ -10,9 +16,9 @@ import (
 )
 
 // ErrInvalidCredentials means the login is unknown or the password is wrong.
-// Callers outside this package never see the two told apart: both give this
-// error. (Inside it, a backend that knows the login is unknown says so with
-// errUnknownLogin, so that Chain can tell an outage from a wrong password.)
+// Callers of Chain never see the two told apart: both give this error. (A
+// backend that knows the login is unknown says so with ErrUnknownLogin, so
+// that Chain can tell an outage from a wrong password.)
 // A backend that recognised the account may name it in the Result returned
 // beside the error (see Authenticator), for the caller's own accounting only.
 var ErrInvalidCredentials = errors.New("auth: invalid credentials")
@@ -30,13 +36,13 @@ var ErrUnavailable = errors.New("auth: backend temporarily unavailable")
 // backend that is down with this very password.
 var ErrRejectedWhileUnavailable = errors.New("auth: credentials rejected while another backend was unavailable")
 
-// errUnknownLogin is a backend's "no such login here" (the users file, an
+// ErrUnknownLogin is a backend's "no such login here" (the users file, an
 // LDAP search without a match): an ErrInvalidCredentials that says nothing
 // about the password, so an outage of a later backend must not turn it into
 // a failed guess. Only errors.Is tells it apart: its text is
 // ErrInvalidCredentials's, so no log line or message can. Chain folds it
 // into ErrInvalidCredentials: the client's reply never depends on it.
-var errUnknownLogin error = unknownLogin{}
+var ErrUnknownLogin error = unknownLogin{}
 
 type unknownLogin struct{}
 

@@ -15,10 +15,6 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// DefaultCacheSize is the number of remembered successes when NewCache is
-// given a size of 0 or less.
-const DefaultCacheSize = 1024
-
 // Cache remembers successful verifications of its next Authenticator for a
 // TTL, so a client that reconnects every minute does not pay for a bcrypt or
 // a Dovecot/LDAP round trip each time. Safe for concurrent use.

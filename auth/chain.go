@@ -15,7 +15,7 @@ import (
 //     may live in a later one.
 //   - If no backend succeeded and one was unavailable, the answer depends on
 //     what the others said. A backend that rejected the password of a login
-//     it may hold (anything but errUnknownLogin: Dovecot cannot tell an
+//     it may hold (anything but ErrUnknownLogin: Dovecot cannot tell an
 //     unknown user from a wrong password, so its FAIL counts as a rejection)
 //     makes the result ErrRejectedWhileUnavailable: a guess that was
 //     checked and failed, which the lockout must count, or an outage would
@@ -24,7 +24,7 @@ import (
 //     ErrUnavailable: the user might live in the backend that is down, and a
 //     down backend must never look like a wrong password.
 //   - Only when every backend rejected the credentials is the result
-//     ErrInvalidCredentials (never errUnknownLogin: callers do not learn
+//     ErrInvalidCredentials (never ErrUnknownLogin: callers do not learn
 //     which logins exist), with the identity of the first backend that
 //     recognised the account (see Authenticator); so is
 //     ErrRejectedWhileUnavailable.
@@ -47,7 +47,7 @@ func (c chain) Authenticate(ctx context.Context, req Request) (Result, error) {
 		switch {
 		case err == nil:
 			return res, nil
-		case errors.Is(err, errUnknownLogin):
+		case errors.Is(err, ErrUnknownLogin):
 			continue
 		case errors.Is(err, ErrInvalidCredentials):
 			rejected = true

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/postern/postern/auth"
+	"github.com/postern/postern/auth/usersfile"
 )
 
 // readLogins reads a --logins file: one "login:password" per line (the
@@ -74,7 +74,7 @@ func runStormUsersCmd(args []string, stderr io.Writer) error {
 			for i := range next {
 				pw := rand.Text()[:16]
 				logins[i] = fmt.Sprintf("storm%04d@%s:%s", i, *domain, pw)
-				hashes[i], errs[i] = auth.HashPassword(pw, "BLF-CRYPT")
+				hashes[i], errs[i] = usersfile.HashPassword(pw, "BLF-CRYPT")
 			}
 		}()
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/postern/postern/auth"
+	"github.com/postern/postern/auth/usersfile"
 )
 
 // TestStormUsers: storm-users writes N distinct logins whose passwords
@@ -41,7 +41,7 @@ func TestStormUsers(t *testing.T) {
 		if !strings.HasPrefix(hash, "{BLF-CRYPT}$2y$10$") {
 			t.Errorf("%s: hash is not bcrypt cost 10", user)
 		}
-		if ok, err := auth.VerifyPassword(hash, l.password); !ok || err != nil {
+		if ok, err := usersfile.VerifyPassword(hash, l.password); !ok || err != nil {
 			t.Errorf("%s: password does not verify: %v", user, err)
 		}
 	}

@@ -11,13 +11,16 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/postern/postern/auth"
+	"github.com/postern/postern/auth/dovecot"
+	"github.com/postern/postern/auth/ldap"
+	"github.com/postern/postern/auth/usersfile"
 )
 
 // authBackends is the authentication stack built from the flags: the
 // backends in the documented order (users file, then Dovecot, then LDAP),
 // behind one credential cache.
 type authBackends struct {
-	users *auth.PasswdFile // nil if --users is not set
+	users *usersfile.File // nil if --users is not set
 	cache *auth.Cache
 }
 
@@ -30,7 +33,7 @@ func buildAuth(c *cli.Context, log *slog.Logger) (*authBackends, error) {
 	if path := c.String("users"); path != "" {
 		// Bound at one verification per core: a login storm then queues in
 		// arrival order instead of slowing every session down together.
-		users, err := auth.OpenPasswdFileSlots(path, log, auth.NewVerifySlots(c.Int("auth-concurrency")))
+		users, err := usersfile.OpenSlots(path, log, usersfile.NewVerifySlots(c.Int("auth-concurrency")))
 		if err != nil {
 			return nil, fmt.Errorf("loading users: %w", err)
 		}
@@ -44,10 +47,10 @@ func buildAuth(c *cli.Context, log *slog.Logger) (*authBackends, error) {
 		}
 		// The client's default timeout (20 s) outlasts Dovecot's penalty
 		// delay, so a delayed FAIL still counts as a wrong password.
-		chain = append(chain, auth.NewDovecot(network, addr, auth.DovecotOptions{Service: "smtp"}, log))
+		chain = append(chain, dovecot.New(network, addr, dovecot.Options{Service: dovecot.DefaultService}, log))
 	}
 	if u := c.String("ldap-url"); u != "" {
-		cfg := auth.LDAPConfig{
+		cfg := ldap.Config{
 			URL:            u,
 			StartTLS:       c.Bool("ldap-starttls"),
 			BaseDN:         c.String("ldap-base"),
@@ -63,7 +66,7 @@ func buildAuth(c *cli.Context, log *slog.Logger) (*authBackends, error) {
 			}
 			cfg.BindPassword = strings.TrimRight(string(pw), "\r\n")
 		}
-		l, err := auth.NewLDAP(cfg, log)
+		l, err := ldap.New(cfg, log)
 		if err != nil {
 			return nil, err
 		}

@@ -54,7 +54,7 @@ func TestAuthTimeoutE2E(t *testing.T) {
 	if _, err := io.WriteString(c.conn, line); err != nil {
 		t.Fatal(err)
 	}
-	// Under the LDAP backend's own 10 s request timeout (auth/ldap.go) and
+	// Under the LDAP backend's own 10 s request timeout (auth/ldap/ldap.go) and
 	// the 30 s default: only --auth-timeout can end it in time.
 	_ = c.conn.SetReadDeadline(time.Now().Add(8 * time.Second))
 	reply, err := c.br.ReadString('\n')

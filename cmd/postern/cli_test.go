@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postern/postern/auth"
+	"github.com/postern/postern/auth/usersfile"
 	"github.com/postern/postern/internal/testkit"
 )
 
@@ -179,7 +179,7 @@ func TestHashPasswordFromStdin(t *testing.T) {
 		if !strings.HasPrefix(hash, "{"+scheme+"}") {
 			t.Fatalf("%s: got %q", scheme, hash)
 		}
-		if ok, err := auth.VerifyPassword(hash, "my secret"); !ok || err != nil {
+		if ok, err := usersfile.VerifyPassword(hash, "my secret"); !ok || err != nil {
 			t.Fatalf("%s: hash does not verify: %v", scheme, err)
 		}
 	}

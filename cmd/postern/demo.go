@@ -16,7 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/postern/postern/auth"
+	"github.com/postern/postern/auth/usersfile"
 	"github.com/postern/postern/certs"
 )
 
@@ -48,7 +48,7 @@ func runDemo(c *cli.Context) error {
 		return fmt.Errorf("creating the demo directory: %w", err)
 	}
 	password := rand.Text()[:16]
-	hash, err := auth.HashPassword(password, "BLF-CRYPT")
+	hash, err := usersfile.HashPassword(password, "BLF-CRYPT")
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postern/postern/auth"
+	"github.com/postern/postern/auth/usersfile"
 	"github.com/postern/postern/certs/certstest"
 	"github.com/postern/postern/internal/testkit"
 )
@@ -85,7 +85,7 @@ func usersFileContent(t testing.TB) string {
 	t.Helper()
 	var b strings.Builder
 	for _, u := range [][2]string{{aliceLogin, alicePass}, {bobLogin, bobPass}} {
-		h, err := auth.HashPassword(u[1], "BLF-CRYPT")
+		h, err := usersfile.HashPassword(u[1], "BLF-CRYPT")
 		if err != nil {
 			t.Fatal(err)
 		}

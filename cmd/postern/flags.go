@@ -7,7 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/postern/postern/auth"
+	"github.com/postern/postern/auth/ldap"
 	"github.com/postern/postern/internal/autoconfig"
 	"github.com/postern/postern/limits"
 	"github.com/postern/postern/policy"
@@ -70,11 +70,11 @@ func serveFlags() []cli.Flag {
 		str("ldap-url", "", "ldap://host or ldaps://host: authenticate by search then bind"),
 		&cli.BoolFlag{Name: "ldap-starttls", Usage: "upgrade ldap:// with StartTLS", EnvVars: env("ldap-starttls")},
 		str("ldap-base", "", "search base DN"),
-		str("ldap-filter", "(mail=%u)", "search filter; %u is the login (escaped)"),
+		str("ldap-filter", ldap.DefaultFilter, "search filter; %u is the login (escaped)"),
 		str("ldap-bind-dn", "", "DN for the search (anonymous if empty)"),
 		str("ldap-bind-password-file", "", "file holding the password of --ldap-bind-dn"),
 		str("ldap-alias-attribute", "", "attribute listing further sender addresses of the entry, e.g. mailAlternateAddress"),
-		str("ldap-login-attribute", auth.DefaultLDAPLoginAttribute, "attribute whose first value is the account's one identity for limits, suspension, login delay and logs, whatever spelling matched the filter (the entry's DN when it has none)"),
+		str("ldap-login-attribute", ldap.DefaultLoginAttribute, "attribute whose first value is the account's one identity for limits, suspension, login delay and logs, whatever spelling matched the filter (the entry's DN when it has none)"),
 		dur("auth-cache-ttl", 5*time.Minute, "remember a successful login for this long (0 disables)"),
 		&cli.IntFlag{Name: "auth-concurrency", Value: runtime.GOMAXPROCS(0), DefaultText: "GOMAXPROCS, the CPUs Go uses", Usage: "password hashes (users file) verified at once; more wait their turn in a queue, up to --auth-timeout (then 454); 0 = no bound", EnvVars: env("auth-concurrency")},
 		dur("auth-timeout", proxy.DefaultAuthTimeout, "longest time one AUTH's verification may take, its wait for a --auth-concurrency slot included; then 454 4.7.0 (the backend counts as unavailable)"),

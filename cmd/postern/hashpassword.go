@@ -11,7 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
-	"github.com/postern/postern/auth"
+	"github.com/postern/postern/auth/usersfile"
 )
 
 func hashPasswordCommand() *cli.Command {
@@ -26,7 +26,7 @@ func hashPasswordCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			hash, err := auth.HashPassword(password, strings.ToUpper(c.String("scheme")))
+			hash, err := usersfile.HashPassword(password, strings.ToUpper(c.String("scheme")))
 			if err != nil {
 				return err
 			}

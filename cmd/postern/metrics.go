@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/postern/postern/auth"
+	"github.com/postern/postern/auth/usersfile"
 	"github.com/postern/postern/certs"
 )
 
@@ -24,13 +24,13 @@ import (
 // were skipped for an unknown scheme. It reads the current table, so a
 // reload shows at the next scrape.
 type usersHashes struct {
-	users   *auth.PasswdFile
+	users   *usersfile.File
 	weak    *prometheus.Desc
 	skipped *prometheus.Desc
 	waiting *prometheus.Desc
 }
 
-func newUsersHashes(users *auth.PasswdFile) *usersHashes {
+func newUsersHashes(users *usersfile.File) *usersHashes {
 	return &usersHashes{
 		users: users,
 		weak: prometheus.NewDesc("postern_users_weak_hashes",

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postern/postern/auth"
+	"github.com/postern/postern/auth/usersfile"
 	"github.com/postern/postern/internal/testkit"
 )
 
@@ -26,7 +26,7 @@ func TestAuthConcurrencyQueues(t *testing.T) {
 	passwords := make([]string, n)
 	for i := range passwords {
 		passwords[i] = fmt.Sprintf("storm-pw-%d", i)
-		hash, err := auth.HashPassword(passwords[i], "BLF-CRYPT")
+		hash, err := usersfile.HashPassword(passwords[i], "BLF-CRYPT")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/postern/postern/auth"
+	"github.com/postern/postern/auth/usersfile"
 )
 
 // defaultUsersFile is where `postern user` edits the users file unless
@@ -31,32 +31,16 @@ func userCommand() *cli.Command {
 			ArgsUsage: "LOGIN",
 			Flags:     []cli.Flag{usersFlag, schemeFlag},
 			Action: func(c *cli.Context) error {
-				login, err := userArg(c)
-				if err != nil {
-					return err
-				}
-				if err := checkNewLogin(login); err != nil {
-					return err
-				}
-				hash, err := readHash(c)
-				if err != nil {
-					return err
-				}
-				line := login + ":" + hash
-				path := c.String("users")
-				err = editUsersFile(path, func(lines []string) ([]string, error) {
-					for _, l := range lines {
-						if sameLogin(usersLineLogin(l), login) {
-							return nil, fmt.Errorf("login %q is already in %s (postern user passwd changes its password)", usersLineLogin(l), path)
+				return editLogin(c, func(login, _ string) error { return checkNewLogin(login) },
+					func(lines []string, login, hash, path string) ([]string, error) {
+						for _, l := range lines {
+							if sameLogin(usersLineLogin(l), login) {
+								return nil, fmt.Errorf("login %q is already in %s (postern user passwd changes its password)", usersLineLogin(l), path)
+							}
 						}
-					}
-					return append(lines, line), nil
-				})
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(c.App.ErrWriter, "added %s to %s; `systemctl reload postern` (SIGHUP) takes it in\n", login, path)
-				return nil
+						return append(lines, login+":"+hash), nil
+					},
+					"added %s to %s")
 			},
 		},
 		{
@@ -65,24 +49,15 @@ func userCommand() *cli.Command {
 			ArgsUsage: "LOGIN",
 			Flags:     []cli.Flag{usersFlag, schemeFlag},
 			Action: func(c *cli.Context) error {
-				login, err := userArg(c)
-				if err != nil {
-					return err
-				}
-				path := c.String("users")
 				// Ask for no password for a login that is not there.
-				raw, err := os.ReadFile(path)
-				if err != nil {
-					return fmt.Errorf("users file: %w", err)
+				present := func(login, path string) error {
+					raw, err := os.ReadFile(path)
+					if err != nil {
+						return fmt.Errorf("users file: %w", err)
+					}
+					return requireLogin(strings.Split(string(raw), "\n"), login, path)
 				}
-				if err := requireLogin(strings.Split(string(raw), "\n"), login, path); err != nil {
-					return err
-				}
-				hash, err := readHash(c)
-				if err != nil {
-					return err
-				}
-				err = editUsersFile(path, func(lines []string) ([]string, error) {
+				return editLogin(c, present, func(lines []string, login, hash, path string) ([]string, error) {
 					if err := requireLogin(lines, login, path); err != nil {
 						return nil, err // deleted while the password was typed
 					}
@@ -90,22 +65,16 @@ func userCommand() *cli.Command {
 					for _, l := range lines {
 						if sameLogin(usersLineLogin(l), login) {
 							// Keep the fields after the hash (uid, gid, extra).
-							_, rest, _ := strings.Cut(strings.TrimSpace(l), ":")
-							_, extra, hasExtra := strings.Cut(rest, ":")
-							l = usersLineLogin(l) + ":" + hash
-							if hasExtra {
-								l += ":" + extra
+							f, _ := usersfile.ParseLine(l)
+							l = f.Login + ":" + hash
+							if f.HasRest {
+								l += ":" + f.Rest
 							}
 						}
 						out = append(out, l)
 					}
 					return out, nil
-				})
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(c.App.ErrWriter, "changed the password of %s in %s; `systemctl reload postern` (SIGHUP) takes it in\n", login, path)
-				return nil
+				}, "changed the password of %s in %s")
 			},
 		},
 		{
@@ -160,7 +129,7 @@ func userArg(c *cli.Context) (string, error) {
 
 // checkNewLogin refuses a login the users file cannot hold as typed: one
 // with a ':' (the field separator), a leading '#' (a comment), whitespace
-// or control characters (auth.ParsePasswdFile refuses them too), or
+// or control characters (usersfile.Parse refuses them too), or
 // invalid UTF-8.
 func checkNewLogin(login string) error {
 	switch {
@@ -175,6 +144,33 @@ func checkNewLogin(login string) error {
 	case strings.ContainsFunc(login, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
 		return usageErrorf("login %q contains whitespace or control characters", login)
 	}
+	return nil
+}
+
+// editLogin is `user add` and `user passwd`: it takes the LOGIN argument,
+// lets check refuse it (before a password is asked for), reads the
+// password and hashes it in --scheme, rewrites the users file with edit
+// (given the file's lines, the login, its new hash and the file's path)
+// and says what it did: done is a format with the login and the path.
+func editLogin(c *cli.Context, check func(login, path string) error,
+	edit func(lines []string, login, hash, path string) ([]string, error), done string) error {
+	login, err := userArg(c)
+	if err != nil {
+		return err
+	}
+	path := c.String("users")
+	if err := check(login, path); err != nil {
+		return err
+	}
+	hash, err := readHash(c)
+	if err != nil {
+		return err
+	}
+	err = editUsersFile(path, func(lines []string) ([]string, error) { return edit(lines, login, hash, path) })
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, done+"; `systemctl reload postern` (SIGHUP) takes it in\n", login, path)
 	return nil
 }
 
@@ -195,5 +191,5 @@ func readHash(c *cli.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return auth.HashPassword(password, strings.ToUpper(c.String("scheme")))
+	return usersfile.HashPassword(password, strings.ToUpper(c.String("scheme")))
 }

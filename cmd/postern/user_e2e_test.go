@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/postern/postern/auth"
+	"github.com/postern/postern/auth/usersfile"
 	"github.com/postern/postern/internal/testkit"
 )
 
@@ -39,7 +40,7 @@ func loadUsers(t *testing.T, path, login, password string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	users, err := auth.ParsePasswdFile(bytes.NewReader(raw), path)
+	users, err := usersfile.Parse(bytes.NewReader(raw), path)
 	if err != nil {
 		t.Fatalf("the users file does not load: %v\n%s", err, raw)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/postern/postern/auth"
+	"github.com/postern/postern/auth/usersfile"
 )
 
 // FuzzNewLoginLoads: every login `postern user add` accepts, written as its
@@ -22,7 +23,7 @@ func FuzzNewLoginLoads(f *testing.F) {
 		if checkNewLogin(login) != nil {
 			return
 		}
-		users, err := auth.ParsePasswdFile(strings.NewReader("# users\n"+login+":"+hash+"\n"), "users")
+		users, err := usersfile.Parse(strings.NewReader("# users\n"+login+":"+hash+"\n"), "users")
 		if err != nil {
 			t.Fatalf("login %q passed the check but its line does not load: %v", login, err)
 		}

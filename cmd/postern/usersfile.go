@@ -10,7 +10,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/postern/postern/auth"
+	"github.com/postern/postern/auth/usersfile"
 )
 
 // newUsersFileMode is the mode of a users file `postern user` creates:
@@ -19,7 +19,7 @@ const newUsersFileMode = 0o640
 
 // editUsersFile rewrites the users file at path with edit, which gets the
 // file's lines (nil for a file that does not exist yet) and returns the new
-// ones. The result must load (auth.ParsePasswdFile): a file Postern would
+// ones. The result must load (usersfile.Parse): a file Postern would
 // refuse is never written.
 //
 // The file is replaced atomically (a temporary file in the same directory,
@@ -56,7 +56,7 @@ func editUsersFile(path string, edit func(lines []string) ([]string, error)) err
 		}
 		st := fi.Sys().(*syscall.Stat_t)
 		mode, uid, gid = fi.Mode().Perm(), int(st.Uid), int(st.Gid)
-		if _, err := auth.ParsePasswdFile(bytes.NewReader(raw), path); err != nil {
+		if _, err := usersfile.Parse(bytes.NewReader(raw), path); err != nil {
 			return fmt.Errorf("the users file does not load now; fix it first: %w", err)
 		}
 		lines = strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
@@ -81,7 +81,7 @@ func editUsersFile(path string, edit func(lines []string) ([]string, error)) err
 	if len(lines) > 0 {
 		content += "\n"
 	}
-	if _, err := auth.ParsePasswdFile(strings.NewReader(content), path); err != nil {
+	if _, err := usersfile.Parse(strings.NewReader(content), path); err != nil {
 		return fmt.Errorf("the new users file would not load, nothing written: %w", err)
 	}
 	return replaceFile(path, []byte(content), mode, uid, gid)
@@ -133,20 +133,12 @@ func replaceFile(path string, data []byte, mode fs.FileMode, uid, gid int) error
 }
 
 // usersLineLogin returns the login of a users-file line, or "" for a blank
-// or comment line (as auth.ParsePasswdFile reads them).
+// or comment line, split as the server splits it (usersfile.ParseLine).
 func usersLineLogin(line string) string {
-	line = strings.TrimSpace(line)
-	if line == "" || strings.HasPrefix(line, "#") {
-		return ""
-	}
-	login, _, _ := strings.Cut(line, ":")
-	return login
+	l, _ := usersfile.ParseLine(line) // a blank or comment line: Login ""
+	return l.Login
 }
 
-// sameLogin compares logins as the users file does: by their lower-case
-// forms (auth's foldLogin), which strings.EqualFold does not match for
-// every rune.
-func sameLogin(a, b string) bool { return foldLogin(a) == foldLogin(b) }
-
-// foldLogin is auth's key of a login in the users file.
-func foldLogin(login string) string { return strings.ToLower(login) }
+// sameLogin compares logins as the users file does (usersfile.FoldLogin),
+// which strings.EqualFold does not match for every rune.
+func sameLogin(a, b string) bool { return usersfile.FoldLogin(a) == usersfile.FoldLogin(b) }

@@ -1,4 +1,4 @@
-package auth
+package usersfile
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/postern/postern/auth"
 )
 
 // slowHash is a fake verification that counts how many run at once and
@@ -71,8 +73,8 @@ func TestVerifySlotsBoundConcurrency(t *testing.T) {
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				_, err := u.authenticate(ctx, Request{Login: login, Password: pw}, slots)
-				if (err == nil) != (i%3 == 0) || err != nil && !errors.Is(err, ErrInvalidCredentials) {
+				_, err := u.authenticate(ctx, auth.Request{Login: login, Password: pw}, slots)
+				if (err == nil) != (i%3 == 0) || err != nil && !errors.Is(err, auth.ErrInvalidCredentials) {
 					errs <- fmt.Errorf("login %d (%s/%s): %v", i, login, pw, err)
 				}
 			}()
@@ -103,18 +105,18 @@ func TestVerifySlotsBoundConcurrency(t *testing.T) {
 // TestVerifySlotsWaitTimesOutAsUnavailable: a login whose turn does not come
 // before its deadline is a temporary failure (454), never invalid
 // credentials (535, counted against the client), and it is not hashed.
-// Through PasswdFile, the cache and the chain, as cmd/postern wires it.
+// Through File, the cache and the chain, as cmd/postern wires it.
 func TestVerifySlotsWaitTimesOutAsUnavailable(t *testing.T) {
 	h := &slowHash{gate: make(chan struct{})}
 	u := fakeUsers(h.parsed())
 	slots := NewVerifySlots(1)
-	p := &PasswdFile{path: "fake", slots: slots}
+	p := &File{path: "fake", slots: slots}
 	p.users.Store(u)
-	stack := NewCache(Chain(p), time.Minute, 0)
+	stack := auth.NewCache(auth.Chain(p), time.Minute, 0)
 
 	busy := make(chan error, 1)
 	go func() {
-		_, err := stack.Authenticate(context.Background(), Request{Login: "alice", Password: "right"})
+		_, err := stack.Authenticate(context.Background(), auth.Request{Login: "alice", Password: "right"})
 		busy <- err
 	}()
 	deadline := time.Now().Add(10 * time.Second)
@@ -123,9 +125,9 @@ func TestVerifySlotsWaitTimesOutAsUnavailable(t *testing.T) {
 	}
 	for _, login := range []string{"alice", "nobody"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		_, err := stack.Authenticate(ctx, Request{Login: login, Password: "wrong"})
+		_, err := stack.Authenticate(ctx, auth.Request{Login: login, Password: "wrong"})
 		cancel()
-		if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidCredentials) || !errors.Is(err, context.DeadlineExceeded) {
+		if !errors.Is(err, auth.ErrUnavailable) || errors.Is(err, auth.ErrInvalidCredentials) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("%s waiting past its deadline: %v, want ErrUnavailable (deadline exceeded)", login, err)
 		}
 	}
@@ -148,7 +150,7 @@ func TestVerifySlotsWaitTimesOutAsUnavailable(t *testing.T) {
 	// The slot was given back: the next login goes through.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := stack.Authenticate(ctx, Request{Login: "nobody", Password: "x"}); !errors.Is(err, ErrInvalidCredentials) {
+	if _, err := stack.Authenticate(ctx, auth.Request{Login: "nobody", Password: "x"}); !errors.Is(err, auth.ErrInvalidCredentials) {
 		t.Errorf("after the slot was released: %v, want ErrInvalidCredentials", err)
 	}
 }

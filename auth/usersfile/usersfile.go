@@ -1,4 +1,15 @@
-package auth
+// Package usersfile is the users-file backend: a Dovecot passwd-file
+// compatible table of logins and password hashes (Parse, ParseLine,
+// FoldLogin), loaded from a path and reloaded atomically (File), and the
+// hash schemes it verifies and writes (VerifyPassword, HashPassword; the
+// hash_*.go files), with VerifySlots bounding the verifications at once.
+// `postern user` edits the file with ParseLine and FoldLogin, so that the
+// editor and the server read a line the same way.
+//
+// It implements auth.Authenticator and imports auth for its types; it must
+// never import the other backends (auth/dovecot, auth/ldap), proxy, limits,
+// policy or anything under cmd.
+package usersfile
 
 import (
 	"bufio"
@@ -13,17 +24,9 @@ import (
 	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/postern/postern/auth"
 )
-
-// maxUsersLine bounds one line of a users file; real lines are < 300 bytes.
-const maxUsersLine = 64 << 10
-
-// maxPasswordLen bounds the password Authenticate will hash. SHA-crypt's
-// work grows with the password length times the rounds, so a client could
-// otherwise buy seconds of CPU per attempt with a long AUTH line. Longer
-// passwords are refused before the login is looked up, so the refusal says
-// nothing about which logins exist.
-const maxPasswordLen = 1024
 
 // emptyFileDummyHash is verified for every login when the users file has no
 // entries, so that an empty table still costs one bcrypt cost-10 check per
@@ -47,10 +50,10 @@ type SkippedEntry struct {
 }
 
 // Users is a parsed users file: an immutable login table. It implements
-// Authenticator and is safe for concurrent use.
+// auth.Authenticator and is safe for concurrent use.
 type Users struct {
 	name    string
-	byLogin map[string]*userEntry // keyed by foldLogin(login)
+	byLogin map[string]*userEntry // keyed by FoldLogin(login)
 	// dummy is verified when the login is unknown, so that an unknown user
 	// costs the same time as a wrong password (see chooseDummy).
 	dummy parsedHash
@@ -75,11 +78,42 @@ func (u *Users) WeakHashes() map[string]int {
 // Skipped returns the entries left out because of their scheme.
 func (u *Users) Skipped() []SkippedEntry { return u.skipped }
 
-// foldLogin maps logins that mail admins consider equal to one key:
-// User@Example.org and user@example.org are the same login.
-func foldLogin(login string) string { return strings.ToLower(login) }
+// FoldLogin maps logins that mail admins consider equal to one key:
+// User@Example.org and user@example.org are the same login. The table is
+// keyed by it, and `postern user` compares logins with it.
+func FoldLogin(login string) string { return strings.ToLower(login) }
 
-// ParsePasswdFile reads a Dovecot passwd-file compatible users file:
+// Line is one line of a users file split into its fields, as Parse splits
+// it: "login:hash[:rest]".
+type Line struct {
+	// Login is the text before the first ':', or the whole line when it has
+	// none (HasHash false; Parse refuses such a line).
+	Login string
+	// HasHash says that a ':' follows the login; Hash is the field after it
+	// (empty when the line ends there or the next ':' follows at once).
+	HasHash bool
+	Hash    string
+	// HasRest says that a ':' follows the hash; Rest is everything after it
+	// (uid:gid:gecos:home:shell:extra fields), which Parse ignores.
+	HasRest bool
+	Rest    string
+}
+
+// ParseLine splits one line of a users file. Whitespace around the line
+// is trimmed; a blank line or a comment (starting with '#') gives ok false.
+// It checks nothing: Parse validates the login and the hash.
+func ParseLine(line string) (l Line, ok bool) {
+	line = strings.TrimSpace(line)
+	if line == "" || strings.HasPrefix(line, "#") {
+		return Line{}, false
+	}
+	var rest string
+	l.Login, rest, l.HasHash = strings.Cut(line, ":")
+	l.Hash, l.Rest, l.HasRest = strings.Cut(rest, ":")
+	return l, true
+}
+
+// Parse reads a Dovecot passwd-file compatible users file:
 //
 //	login:hash[:uid:gid:gecos:home:shell:extra fields...]
 //
@@ -94,24 +128,24 @@ func foldLogin(login string) string { return strings.ToLower(login) }
 // different: another tool wrote it on purpose, and refusing the file would
 // lock out every user for one entry. That entry is listed in Skipped (its
 // login fails like an unknown one) and the rest of the file loads.
-func ParsePasswdFile(r io.Reader, name string) (*Users, error) {
+func Parse(r io.Reader, name string) (*Users, error) {
 	users := &Users{name: name, byLogin: map[string]*userEntry{}}
 	var order []*userEntry
-	skippedLine := map[string]int{} // foldLogin(login) of skipped entries -> line
+	skippedLine := map[string]int{} // FoldLogin(login) of skipped entries -> line
 	scanner := bufio.NewScanner(r)
 	scanner.Buffer(make([]byte, 0, 4096), maxUsersLine)
 	lineNo := 0
 	for scanner.Scan() {
 		lineNo++
-		line := strings.TrimSpace(scanner.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+		line, ok := ParseLine(scanner.Text())
+		if !ok {
 			continue
 		}
 		entry, err := parseUsersLine(line)
 		if err != nil && !errors.Is(err, ErrUnknownScheme) {
 			return nil, fmt.Errorf("%s:%d: %w", name, lineNo, err)
 		}
-		key := foldLogin(entry.login)
+		key := FoldLogin(entry.login)
 		first, dup := skippedLine[key]
 		if e, ok := users.byLogin[key]; ok {
 			first, dup = e.line, true
@@ -146,19 +180,18 @@ func ParsePasswdFile(r io.Reader, name string) (*Users, error) {
 	return users, nil
 }
 
-// parseUsersLine parses one non-comment line "login:hash[:ignored...]". For
+// parseUsersLine checks one non-comment line "login:hash[:ignored...]". For
 // a hash in an unknown scheme it returns the entry (login only) along with
 // an error wrapping ErrUnknownScheme.
-func parseUsersLine(line string) (*userEntry, error) {
-	login, rest, found := strings.Cut(line, ":")
-	if !found {
+func parseUsersLine(line Line) (*userEntry, error) {
+	if !line.HasHash {
 		// Say nothing about the content: it may be a bare password.
 		return nil, errors.New(`no ":" after the login (expected login:hash)`)
 	}
+	login, hash := line.Login, line.Hash
 	if err := checkLogin(login); err != nil {
 		return nil, err
 	}
-	hash, _, _ := strings.Cut(rest, ":")
 	if hash == "" {
 		return nil, fmt.Errorf("login %q has an empty password hash (password-less logins are not supported)", login)
 	}
@@ -222,25 +255,25 @@ func chooseDummy(entries []*userEntry) (parsedHash, error) {
 
 // Authenticate checks req against the table. Unknown login and wrong password
 // both cost one verification of comparable cost and both return
-// ErrInvalidCredentials. A cancelled ctx gives an error wrapping ErrUnavailable
-// and ctx.Err(), without hashing.
-func (u *Users) Authenticate(ctx context.Context, req Request) (Result, error) {
+// auth.ErrInvalidCredentials. A cancelled ctx gives an error wrapping
+// auth.ErrUnavailable and ctx.Err(), without hashing.
+func (u *Users) Authenticate(ctx context.Context, req auth.Request) (auth.Result, error) {
 	return u.authenticate(ctx, req, nil)
 }
 
 // authenticate is Authenticate with every verification, the dummy one for
 // an unknown login included, taking its turn in slots: both wait in the same
 // queue, so the wait tells nothing about which logins exist.
-func (u *Users) authenticate(ctx context.Context, req Request, slots *VerifySlots) (Result, error) {
+func (u *Users) authenticate(ctx context.Context, req auth.Request, slots *VerifySlots) (auth.Result, error) {
 	if err := ctx.Err(); err != nil {
-		return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return auth.Result{}, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
 	}
-	entry, known := u.byLogin[foldLogin(req.Login)]
+	entry, known := u.byLogin[FoldLogin(req.Login)]
 	if len(req.Password) > maxPasswordLen {
 		if !known {
-			return Result{}, errUnknownLogin
+			return auth.Result{}, auth.ErrUnknownLogin
 		}
-		return Result{}, ErrInvalidCredentials
+		return auth.Result{}, auth.ErrInvalidCredentials
 	}
 	hash := u.dummy
 	if known {
@@ -248,25 +281,25 @@ func (u *Users) authenticate(ctx context.Context, req Request, slots *VerifySlot
 	}
 	release, err := slots.acquire(ctx)
 	if err != nil {
-		return Result{}, fmt.Errorf("users file %s: %w", u.name, err)
+		return auth.Result{}, fmt.Errorf("users file %s: %w", u.name, err)
 	}
 	ok, err := hash.verify(req.Password)
 	release()
 	if err != nil {
-		return Result{}, fmt.Errorf("%w: users file %s: %w", ErrUnavailable, u.name, err)
+		return auth.Result{}, fmt.Errorf("%w: users file %s: %w", auth.ErrUnavailable, u.name, err)
 	}
 	if !known {
-		return Result{}, errUnknownLogin
+		return auth.Result{}, auth.ErrUnknownLogin
 	}
 	if !ok {
-		return Result{}, ErrInvalidCredentials
+		return auth.Result{}, auth.ErrInvalidCredentials
 	}
-	return Result{Login: entry.login, Backend: "file"}, nil
+	return auth.Result{Login: entry.login, Backend: "file"}, nil
 }
 
-// PasswdFile is the users-file backend: a Users table loaded from a path and
+// File is the users-file backend: a Users table loaded from a path and
 // replaced atomically by Reload. It is safe for concurrent use.
-type PasswdFile struct {
+type File struct {
 	path  string
 	log   *slog.Logger
 	users atomic.Pointer[Users]
@@ -278,19 +311,19 @@ type PasswdFile struct {
 	reloadMu sync.Mutex
 }
 
-// OpenPasswdFile loads the users file at path, with no bound on
-// verifications at once. log may be nil.
-func OpenPasswdFile(path string, log *slog.Logger) (*PasswdFile, error) {
-	return OpenPasswdFileSlots(path, log, nil)
+// Open loads the users file at path, with no bound on verifications at
+// once. log may be nil.
+func Open(path string, log *slog.Logger) (*File, error) {
+	return OpenSlots(path, log, nil)
 }
 
-// OpenPasswdFileSlots is OpenPasswdFile with every verification taking its
-// turn in slots (nil: no bound).
-func OpenPasswdFileSlots(path string, log *slog.Logger, slots *VerifySlots) (*PasswdFile, error) {
+// OpenSlots is Open with every verification taking its turn in slots
+// (nil: no bound).
+func OpenSlots(path string, log *slog.Logger, slots *VerifySlots) (*File, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &PasswdFile{path: path, log: log, slots: slots}
+	p := &File{path: path, log: log, slots: slots}
 	users, err := p.load()
 	if err != nil {
 		return nil, err
@@ -303,7 +336,7 @@ func OpenPasswdFileSlots(path string, log *slog.Logger, slots *VerifySlots) (*Pa
 // Reload reads the file again. On success the new table replaces the old one
 // for all later Authenticate calls; on failure the old table stays in use,
 // the reason is logged and returned.
-func (p *PasswdFile) Reload() error {
+func (p *File) Reload() error {
 	p.reloadMu.Lock()
 	defer p.reloadMu.Unlock()
 	users, err := p.load()
@@ -319,21 +352,21 @@ func (p *PasswdFile) Reload() error {
 
 // WeakHashes counts the current table's weak hashes by scheme (for the
 // postern_users_weak_hashes gauge).
-func (p *PasswdFile) WeakHashes() map[string]int { return p.users.Load().WeakHashes() }
+func (p *File) WeakHashes() map[string]int { return p.users.Load().WeakHashes() }
 
 // VerificationsWaiting is the number of logins queued for a verification
 // slot now (for the postern_auth_verifications_waiting gauge).
-func (p *PasswdFile) VerificationsWaiting() int64 { return p.slots.Waiting() }
+func (p *File) VerificationsWaiting() int64 { return p.slots.Waiting() }
 
 // SkippedEntries is the number of entries the current table left out.
-func (p *PasswdFile) SkippedEntries() int { return len(p.users.Load().Skipped()) }
+func (p *File) SkippedEntries() int { return len(p.users.Load().Skipped()) }
 
-// Authenticate implements Authenticator with the current table.
-func (p *PasswdFile) Authenticate(ctx context.Context, req Request) (Result, error) {
+// Authenticate implements auth.Authenticator with the current table.
+func (p *File) Authenticate(ctx context.Context, req auth.Request) (auth.Result, error) {
 	return p.users.Load().authenticate(ctx, req, p.slots)
 }
 
-func (p *PasswdFile) load() (*Users, error) {
+func (p *File) load() (*Users, error) {
 	f, err := os.Open(p.path)
 	if err != nil {
 		return nil, fmt.Errorf("opening users file: %w", err)
@@ -342,7 +375,7 @@ func (p *PasswdFile) load() (*Users, error) {
 	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o004 != 0 {
 		p.log.Warn("users file is world-readable; password hashes can be attacked offline", "path", p.path)
 	}
-	users, err := ParsePasswdFile(f, p.path)
+	users, err := Parse(f, p.path)
 	if err != nil {
 		return nil, fmt.Errorf("loading users file: %w", err)
 	}

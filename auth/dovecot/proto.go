@@ -1,4 +1,4 @@
-package auth
+package dovecot
 
 // The wire format of Dovecot's client authentication protocol (Dovecot
 // developer docs, "Authentication Protocol", v1.x): one command per LF-ended

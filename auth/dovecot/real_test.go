@@ -1,4 +1,4 @@
-package auth
+package dovecot
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/postern/postern/auth/authtest"
+
+	"github.com/postern/postern/auth"
 )
 
 func startRealDovecot(t *testing.T) *authtest.Dovecot {
@@ -20,9 +22,9 @@ func startRealDovecot(t *testing.T) *authtest.Dovecot {
 
 func TestDovecotReal(t *testing.T) {
 	dv := startRealDovecot(t)
-	clients := map[string]*Dovecot{
-		"unix": NewDovecot("unix", dv.Socket, DovecotOptions{Timeout: 5 * time.Second}, nil),
-		"tcp":  NewDovecot("tcp", dv.TCPAddr, DovecotOptions{Timeout: 5 * time.Second}, nil),
+	clients := map[string]*Client{
+		"unix": New("unix", dv.Socket, Options{Timeout: 5 * time.Second}, nil),
+		"tcp":  New("tcp", dv.TCPAddr, Options{Timeout: 5 * time.Second}, nil),
 	}
 	for _, c := range clients {
 		defer c.Close()
@@ -31,12 +33,12 @@ func TestDovecotReal(t *testing.T) {
 	// Each wrong guess comes from its own documentation address, so
 	// Dovecot's per-rip auth penalty does not slow the test down.
 	rip := 0
-	req := func(login, password string) Request {
+	req := func(login, password string) auth.Request {
 		rip++
-		return Request{Login: login, Password: password, Secured: true,
+		return auth.Request{Login: login, Password: password, Secured: true,
 			RemoteIP: netip.AddrFrom4([4]byte{192, 0, 2, byte(rip)})}
 	}
-	expectOK := func(t *testing.T, c *Dovecot, login, password, want string) {
+	expectOK := func(t *testing.T, c *Client, login, password, want string) {
 		t.Helper()
 		res, err := c.Authenticate(ctx, req(login, password))
 		if err != nil || res.Login != want {
@@ -55,7 +57,7 @@ func TestDovecotReal(t *testing.T) {
 				{"alice@example.org", "bob-secret"},
 				{"nobody@example.org", "alice-secret"},
 			} {
-				if _, err := c.Authenticate(ctx, req(bad[0], bad[1])); !errors.Is(err, ErrInvalidCredentials) {
+				if _, err := c.Authenticate(ctx, req(bad[0], bad[1])); !errors.Is(err, auth.ErrInvalidCredentials) {
 					t.Errorf("%s/%s: %v, want ErrInvalidCredentials", bad[0], bad[1], err)
 				}
 			}
@@ -66,7 +68,7 @@ func TestDovecotReal(t *testing.T) {
 	dv.Stop()
 	for name, c := range clients {
 		_, err := c.Authenticate(ctx, req("alice@example.org", "alice-secret"))
-		if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidCredentials) {
+		if !errors.Is(err, auth.ErrUnavailable) || errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Errorf("%s with dovecot stopped: %v, want ErrUnavailable", name, err)
 		}
 	}
@@ -82,21 +84,21 @@ func TestDovecotReal(t *testing.T) {
 
 // TestDovecotRealFailNamesUser: a wrong password comes back with the user
 // Dovecot looked up (its user= in FAIL, after auth_username_format = %Lu)
-// as Result.Login, the account the caller's login delay counts against
+// as auth.Result.Login, the account the caller's login delay counts against
 // whichever spelling was guessed on; an unknown login too (its folded
-// form), so the Result does not tell the two apart either.
+// form), so the auth.Result does not tell the two apart either.
 func TestDovecotRealFailNamesUser(t *testing.T) {
 	dv := startRealDovecot(t)
-	c := NewDovecot("unix", dv.Socket, DovecotOptions{Timeout: 5 * time.Second}, nil)
+	c := New("unix", dv.Socket, Options{Timeout: 5 * time.Second}, nil)
 	defer c.Close()
 	for i, tc := range []struct{ login, want string }{
 		{"Alice@Example.ORG", "alice@example.org"},
 		{"ALICE@example.org", "alice@example.org"},
 		{"Nobody@Example.ORG", "nobody@example.org"},
 	} {
-		res, err := c.Authenticate(context.Background(), Request{Login: tc.login, Password: "wrong", Secured: true,
+		res, err := c.Authenticate(context.Background(), auth.Request{Login: tc.login, Password: "wrong", Secured: true,
 			RemoteIP: netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)})})
-		if !errors.Is(err, ErrInvalidCredentials) || res.Login != tc.want {
+		if !errors.Is(err, auth.ErrInvalidCredentials) || res.Login != tc.want {
 			t.Errorf("%s with a wrong password: %+v, %v; want ErrInvalidCredentials naming %s", tc.login, res, err, tc.want)
 		}
 	}

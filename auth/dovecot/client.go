@@ -1,4 +1,13 @@
-package auth
+// Package dovecot is the Dovecot backend: a client of Dovecot's auth
+// protocol (an auth-client unix socket or an inet_listener of service
+// auth) that checks a login with SASL PLAIN, many requests multiplexed on
+// one connection (client.go), and the protocol's line format: escaping,
+// the handshake, AUTH and its replies (proto.go).
+//
+// It implements auth.Authenticator and imports auth for its types; it must
+// never import the other backends (auth/usersfile, auth/ldap), proxy,
+// limits, policy or anything under cmd.
+package dovecot
 
 import (
 	"bufio"
@@ -13,38 +22,37 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/postern/postern/auth"
 )
 
-// DovecotOptions tunes the Dovecot auth client.
-type DovecotOptions struct {
+// Options tunes the Dovecot auth client.
+type Options struct {
 	// Service is sent as service= (Dovecot's %s, used by passdb rules and
-	// per-service settings). Default "smtp".
+	// per-service settings). Default DefaultService.
 	Service string
 	// Timeout bounds one request, including a reconnect, when the caller's
-	// context has no earlier deadline. Default 20s: Dovecot delays FAILs for
-	// addresses with recent failures (auth_failure_delay and its penalty, up
-	// to 15 s, plus 2 s), and a delayed FAIL must still count as a wrong
-	// password, not turn into ErrUnavailable.
+	// context has no earlier deadline. Default DefaultTimeout.
 	Timeout time.Duration
 }
 
-func (o DovecotOptions) withDefaults() DovecotOptions {
+func (o Options) withDefaults() Options {
 	if o.Service == "" {
-		o.Service = "smtp"
+		o.Service = DefaultService
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = 20 * time.Second
+		o.Timeout = DefaultTimeout
 	}
 	return o
 }
 
-// Dovecot authenticates against a Dovecot auth server (an auth-client unix
+// Client authenticates against a Dovecot auth server (an auth-client unix
 // socket or an inet_listener of service auth) with SASL PLAIN. Requests are
 // multiplexed over one connection, which is opened lazily and reopened after
 // it breaks (e.g. Dovecot restarted). Safe for concurrent use.
-type Dovecot struct {
+type Client struct {
 	network, addr string
-	opts          DovecotOptions
+	opts          Options
 	log           *slog.Logger
 
 	// dialLock is a one-slot semaphore held while (re)connecting, so that
@@ -56,14 +64,14 @@ type Dovecot struct {
 	closed   bool
 }
 
-// NewDovecot returns a client for the Dovecot auth server at addr; network
+// New returns a client for the Dovecot auth server at addr; network
 // is "unix" (addr is a socket path) or "tcp" (addr is host:port). It does not
 // connect until the first request.
-func NewDovecot(network, addr string, opts DovecotOptions, log *slog.Logger) *Dovecot {
+func New(network, addr string, opts Options, log *slog.Logger) *Client {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Dovecot{
+	return &Client{
 		network:  network,
 		addr:     addr,
 		opts:     opts.withDefaults(),
@@ -74,8 +82,8 @@ func NewDovecot(network, addr string, opts DovecotOptions, log *slog.Logger) *Do
 
 var errDovecotClosed = errors.New("dovecot client closed")
 
-// Close closes the connection; later requests fail with ErrUnavailable.
-func (d *Dovecot) Close() error {
+// Close closes the connection; later requests fail with auth.ErrUnavailable.
+func (d *Client) Close() error {
 	d.mu.Lock()
 	c := d.conn
 	d.conn, d.closed = nil, true
@@ -86,24 +94,24 @@ func (d *Dovecot) Close() error {
 	return nil
 }
 
-// Authenticate implements Authenticator with one PLAIN exchange.
-func (d *Dovecot) Authenticate(ctx context.Context, req Request) (Result, error) {
+// Authenticate implements auth.Authenticator with one PLAIN exchange.
+func (d *Client) Authenticate(ctx context.Context, req auth.Request) (auth.Result, error) {
 	// RFC 4616 §2: authcid and passwd are UTF8SAFE, without NUL; a NUL would
 	// shift the fields of the PLAIN message we build.
 	if req.Login == "" || req.Password == "" ||
 		strings.ContainsRune(req.Login, 0) || strings.ContainsRune(req.Password, 0) {
-		return Result{}, ErrInvalidCredentials
+		return auth.Result{}, auth.ErrInvalidCredentials
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
 	defer cancel()
 
 	conn, err := d.connection(ctx)
 	if err != nil {
-		return Result{}, d.unavailable("connecting", err)
+		return auth.Result{}, d.unavailable("connecting", err)
 	}
 	reply, err := conn.auth(ctx, d.authParams(req), plainResponse(req.Login, req.Password))
 	if err != nil {
-		return Result{}, d.unavailable("authenticating", err)
+		return auth.Result{}, d.unavailable("authenticating", err)
 	}
 	switch reply.Kind {
 	case "OK":
@@ -113,32 +121,32 @@ func (d *Dovecot) Authenticate(ctx context.Context, req Request) (Result, error)
 			// fall back to what the client typed.
 			login = req.Login
 		}
-		return Result{Login: login, Backend: "dovecot"}, nil
+		return auth.Result{Login: login, Backend: "dovecot"}, nil
 	case "FAIL":
 		if reply.isTempFail() {
-			return Result{}, fmt.Errorf("auth: dovecot at %s: temporary failure (%s): %w",
-				d.addr, reply.Params["reason"], ErrUnavailable)
+			return auth.Result{}, fmt.Errorf("auth: dovecot at %s: temporary failure (%s): %w",
+				d.addr, reply.Params["reason"], auth.ErrUnavailable)
 		}
 		// Dovecot names the user it looked up (after auth_username_format
 		// and passdb rewrites) in FAIL too: the account a guess was aimed
-		// at, whichever spelling carried it (see Authenticator).
-		return Result{Login: reply.Params["user"], Backend: "dovecot"}, ErrInvalidCredentials
+		// at, whichever spelling carried it (see auth.Authenticator).
+		return auth.Result{Login: reply.Params["user"], Backend: "dovecot"}, auth.ErrInvalidCredentials
 	default:
 		// CONT: PLAIN with an initial response is a single step, so the
 		// server wants something we cannot give. Cancel, and call it a
 		// backend problem, not a wrong password.
 		conn.cancel(reply.ID)
-		return Result{}, d.unavailable("authenticating", fmt.Errorf("unexpected %s reply to PLAIN", reply.Kind))
+		return auth.Result{}, d.unavailable("authenticating", fmt.Errorf("unexpected %s reply to PLAIN", reply.Kind))
 	}
 }
 
-func (d *Dovecot) unavailable(doing string, err error) error {
+func (d *Client) unavailable(doing string, err error) error {
 	d.log.Warn("dovecot auth unavailable", "doing", doing, "err", err)
-	return fmt.Errorf("auth: dovecot at %s: %s: %w: %w", d.addr, doing, ErrUnavailable, err)
+	return fmt.Errorf("auth: dovecot at %s: %s: %w: %w", d.addr, doing, auth.ErrUnavailable, err)
 }
 
 // authParams are the AUTH parameters before resp=, values tab-escaped.
-func (d *Dovecot) authParams(req Request) []string {
+func (d *Client) authParams(req auth.Request) []string {
 	params := []string{"service=" + dovecotTabEscape(d.opts.Service)}
 	if req.Secured {
 		// The client's connection to us is TLS; without this Dovecot refuses
@@ -166,7 +174,7 @@ func plainResponse(login, password string) string {
 
 // connection returns the live connection, dialling and handshaking a new one
 // if there is none.
-func (d *Dovecot) connection(ctx context.Context) (*dovecotConn, error) {
+func (d *Client) connection(ctx context.Context) (*dovecotConn, error) {
 	if c := d.current(); c != nil {
 		return c, nil
 	}
@@ -206,14 +214,14 @@ func (d *Dovecot) connection(ctx context.Context) (*dovecotConn, error) {
 	return c, nil
 }
 
-func (d *Dovecot) current() *dovecotConn {
+func (d *Client) current() *dovecotConn {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.conn
 }
 
 // forget drops a broken connection so that the next request reconnects.
-func (d *Dovecot) forget(c *dovecotConn) {
+func (d *Client) forget(c *dovecotConn) {
 	d.mu.Lock()
 	if d.conn == c {
 		d.conn = nil

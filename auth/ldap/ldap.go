@@ -1,4 +1,13 @@
-package auth
+// Package ldap is the LDAP backend: it verifies a password by searching
+// the user's entry and binding as it (saslauthd's ldap_filter mode), over
+// ldap://, ldaps:// or StartTLS, and reads the entry's canonical login,
+// further names and sender addresses into auth.Result. go-ldap is imported
+// as goldap.
+//
+// It implements auth.Authenticator and imports auth for its types; it must
+// never import the other backends (auth/usersfile, auth/dovecot), proxy,
+// limits, policy or anything under cmd.
+package ldap
 
 import (
 	"context"
@@ -13,16 +22,13 @@ import (
 	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
-	"github.com/go-ldap/ldap/v3"
+	goldap "github.com/go-ldap/ldap/v3"
+
+	"github.com/postern/postern/auth"
 )
 
-// DefaultLDAPLoginAttribute is the attribute whose first value is an LDAP
-// account's canonical identity (Result.Login) when LDAPConfig leaves it
-// empty: the entry's primary mail address.
-const DefaultLDAPLoginAttribute = "mail"
-
-// LDAPConfig configures the LDAP backend.
-type LDAPConfig struct {
+// Config configures the LDAP backend.
+type Config struct {
 	// URL is ldap://host[:port] or ldaps://host[:port].
 	URL string
 	// StartTLS upgrades an ldap:// connection before anything is sent
@@ -34,45 +40,45 @@ type LDAPConfig struct {
 	// BaseDN is where the user search starts (subtree scope).
 	BaseDN string
 	// Filter finds the user's entry; every %u becomes the login, escaped
-	// with ldap.EscapeFilter (RFC 4515 §3). Default "(mail=%u)".
+	// with goldap.EscapeFilter (RFC 4515 §3). Default DefaultFilter.
 	Filter string
 	// BindDN and BindPassword authenticate the search. Empty BindDN: the
 	// search is anonymous.
 	BindDN       string
 	BindPassword string
-	// MailAttribute (default "mail") and AliasAttribute (e.g.
+	// MailAttribute (default DefaultMailAttribute) and AliasAttribute (e.g.
 	// mailAlternateAddress or mailLocalAddress; empty: none) hold the
-	// addresses the user owns; their values become Result.Addresses.
+	// addresses the user owns; their values become auth.Result.Addresses.
 	MailAttribute  string
 	AliasAttribute string
 	// LoginAttribute names the entry's attribute whose first value is the
-	// account's canonical identity, Result.Login (default
-	// DefaultLDAPLoginAttribute); the entry's DN when it has no value.
+	// account's canonical identity, auth.Result.Login (default
+	// DefaultLoginAttribute); the entry's DN when it has no value.
 	// Never the login as typed: with a filter like (|(uid=%u)(mail=%u))
 	// every spelling of one entry must be one account for the limits.
 	LoginAttribute string
 	// Timeout bounds one whole verification (dial, search, bind) when the
-	// caller's context has no earlier deadline. Default 10s.
+	// caller's context has no earlier deadline. Default DefaultTimeout.
 	Timeout time.Duration
 }
 
-// LDAP verifies passwords by searching the user's entry and binding as it,
+// Client verifies passwords by searching the user's entry and binding as it,
 // as saslauthd's ldap_filter mode does. Each request uses a fresh
-// connection: verifications are rare behind the Cache, and a fresh
+// connection: verifications are rare behind auth.Cache, and a fresh
 // connection never carries a previous user's bind identity. Safe for
 // concurrent use.
-type LDAP struct {
-	cfg LDAPConfig
+type Client struct {
+	cfg Config
 	log *slog.Logger
 	// nameAttrs are the attributes the filter compares the login with
-	// (filterLoginAttributes): their values are the entry's Result.Names.
+	// (filterLoginAttributes): their values are the entry's auth.Result.Names.
 	nameAttrs []string
 	// dummyDN is bound to when the search did not find exactly one entry.
 	dummyDN string
 }
 
-// NewLDAP checks cfg and returns the backend; it does not connect.
-func NewLDAP(cfg LDAPConfig, log *slog.Logger) (*LDAP, error) {
+// New checks cfg and returns the backend; it does not connect.
+func New(cfg Config, log *slog.Logger) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -94,16 +100,16 @@ func NewLDAP(cfg LDAPConfig, log *slog.Logger) (*LDAP, error) {
 		// §5.1.2): it would "succeed" and search anonymously.
 		return nil, errors.New("auth: ldap: bind DN without a bind password")
 	}
-	if _, err := ldap.ParseDN(cfg.BaseDN); err != nil {
+	if _, err := goldap.ParseDN(cfg.BaseDN); err != nil {
 		return nil, fmt.Errorf("auth: ldap base DN %q: %w", cfg.BaseDN, err)
 	}
 	if cfg.Filter == "" {
-		cfg.Filter = "(mail=%u)"
+		cfg.Filter = DefaultFilter
 	}
 	if !strings.Contains(cfg.Filter, "%u") {
 		return nil, fmt.Errorf("auth: ldap filter %q has no %%u", cfg.Filter)
 	}
-	if _, err := ldap.CompileFilter(userFilter(cfg.Filter, "user@example.org")); err != nil {
+	if _, err := goldap.CompileFilter(userFilter(cfg.Filter, "user@example.org")); err != nil {
 		return nil, fmt.Errorf("auth: ldap filter %q: %w", cfg.Filter, err)
 	}
 	nameAttrs, err := filterLoginAttributes(cfg.Filter)
@@ -111,13 +117,13 @@ func NewLDAP(cfg LDAPConfig, log *slog.Logger) (*LDAP, error) {
 		return nil, fmt.Errorf("auth: ldap filter %q: %w", cfg.Filter, err)
 	}
 	if cfg.MailAttribute == "" {
-		cfg.MailAttribute = "mail"
+		cfg.MailAttribute = DefaultMailAttribute
 	}
 	if cfg.LoginAttribute == "" {
-		cfg.LoginAttribute = DefaultLDAPLoginAttribute
+		cfg.LoginAttribute = DefaultLoginAttribute
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
+		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.StartTLS || u.Scheme == "ldaps" {
 		tc := &tls.Config{}
@@ -129,7 +135,7 @@ func NewLDAP(cfg LDAPConfig, log *slog.Logger) (*LDAP, error) {
 		}
 		cfg.TLS = tc
 	}
-	return &LDAP{
+	return &Client{
 		cfg:       cfg,
 		nameAttrs: nameAttrs,
 		log:       log.With("backend", "ldap", "url", cfg.URL),
@@ -138,7 +144,7 @@ func NewLDAP(cfg LDAPConfig, log *slog.Logger) (*LDAP, error) {
 }
 
 func userFilter(filter, login string) string {
-	return strings.ReplaceAll(filter, "%u", ldap.EscapeFilter(login))
+	return strings.ReplaceAll(filter, "%u", goldap.EscapeFilter(login))
 }
 
 // filterLoginAttributes returns the attributes filter compares the whole
@@ -150,7 +156,7 @@ func filterLoginAttributes(filter string) ([]string, error) {
 	// A login no filter text contains: a NUL, which only an escaped \00
 	// in the filter could produce.
 	const probe = "\x00postern-login\x00"
-	packet, err := ldap.CompileFilter(userFilter(filter, probe))
+	packet, err := goldap.CompileFilter(userFilter(filter, probe))
 	if err != nil {
 		return nil, err
 	}
@@ -158,11 +164,11 @@ func filterLoginAttributes(filter string) ([]string, error) {
 	var walk func(p *ber.Packet)
 	walk = func(p *ber.Packet) {
 		switch p.Tag {
-		case ldap.FilterAnd, ldap.FilterOr:
+		case goldap.FilterAnd, goldap.FilterOr:
 			for _, c := range p.Children {
 				walk(c)
 			}
-		case ldap.FilterEqualityMatch, ldap.FilterApproxMatch:
+		case goldap.FilterEqualityMatch, goldap.FilterApproxMatch:
 			if len(p.Children) == 2 && p.Children[1].Data.String() == probe {
 				if a := p.Children[0].Data.String(); !slices.ContainsFunc(attrs, func(b string) bool { return strings.EqualFold(a, b) }) {
 					attrs = append(attrs, a)
@@ -174,19 +180,19 @@ func filterLoginAttributes(filter string) ([]string, error) {
 	return attrs, nil
 }
 
-// Authenticate implements Authenticator.
-func (l *LDAP) Authenticate(ctx context.Context, req Request) (Result, error) {
+// Authenticate implements auth.Authenticator.
+func (l *Client) Authenticate(ctx context.Context, req auth.Request) (auth.Result, error) {
 	// RFC 4513 §5.1.2: a simple bind with a DN and an empty password is an
 	// unauthenticated bind, which servers answer with success. Never send it.
 	if req.Password == "" || req.Login == "" {
-		return Result{}, ErrInvalidCredentials
+		return auth.Result{}, auth.ErrInvalidCredentials
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 	defer cancel()
 
 	conn, err := l.connect(ctx)
 	if err != nil {
-		return Result{}, l.unavailable("connecting", err)
+		return auth.Result{}, l.unavailable("connecting", err)
 	}
 	defer conn.Close()
 	// Closing the connection is the only way to interrupt go-ldap's
@@ -196,12 +202,12 @@ func (l *LDAP) Authenticate(ctx context.Context, req Request) (Result, error) {
 
 	if l.cfg.BindDN != "" {
 		if err := conn.Bind(l.cfg.BindDN, l.cfg.BindPassword); err != nil {
-			return Result{}, l.unavailable("binding as the search DN", err)
+			return auth.Result{}, l.unavailable("binding as the search DN", err)
 		}
 	}
 	entries, err := l.search(conn, req.Login)
 	if err != nil {
-		return Result{}, l.unavailable("searching", err)
+		return auth.Result{}, l.unavailable("searching", err)
 	}
 	if len(entries) != 1 {
 		// Unknown (or ambiguous) user. Still bind, to a DN that does not
@@ -211,30 +217,30 @@ func (l *LDAP) Authenticate(ctx context.Context, req Request) (Result, error) {
 		// the network round trip, which dominates, is matched.)
 		err := conn.Bind(l.dummyDN, req.Password)
 		if err != nil && !isLDAPCredentialRejection(err) {
-			return Result{}, l.unavailable("binding (unknown user)", err)
+			return auth.Result{}, l.unavailable("binding (unknown user)", err)
 		}
-		return Result{}, errUnknownLogin
+		return auth.Result{}, auth.ErrUnknownLogin
 	}
 	entry := entries[0]
 	if err := conn.Bind(entry.DN, req.Password); err != nil {
 		if isLDAPCredentialRejection(err) {
 			// The account is known: name it, so that guesses on its other
-			// spellings are slowed down together (see Authenticator).
-			return Result{Login: l.identity(entry), Backend: "ldap"}, ErrInvalidCredentials
+			// spellings are slowed down together (see auth.Authenticator).
+			return auth.Result{Login: l.identity(entry), Backend: "ldap"}, auth.ErrInvalidCredentials
 		}
-		return Result{}, l.unavailable("binding as the user", err)
+		return auth.Result{}, l.unavailable("binding as the user", err)
 	}
 	return l.result(entry), nil
 }
 
-func (l *LDAP) connect(ctx context.Context) (*ldap.Conn, error) {
+func (l *Client) connect(ctx context.Context) (*goldap.Conn, error) {
 	deadline, _ := ctx.Deadline()
 	dialer := &net.Dialer{Deadline: deadline}
-	opts := []ldap.DialOpt{ldap.DialWithDialer(dialer)}
+	opts := []goldap.DialOpt{goldap.DialWithDialer(dialer)}
 	if l.cfg.TLS != nil {
-		opts = append(opts, ldap.DialWithTLSConfig(l.cfg.TLS))
+		opts = append(opts, goldap.DialWithTLSConfig(l.cfg.TLS))
 	}
-	conn, err := ldap.DialURL(l.cfg.URL, opts...)
+	conn, err := goldap.DialURL(l.cfg.URL, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -252,18 +258,18 @@ func (l *LDAP) connect(ctx context.Context) (*ldap.Conn, error) {
 
 // search returns the entries matching the filter for login. It asks for at
 // most two: one is the answer, two means ambiguous, and more is no use.
-func (l *LDAP) search(conn *ldap.Conn, login string) ([]*ldap.Entry, error) {
+func (l *Client) search(conn *goldap.Conn, login string) ([]*goldap.Entry, error) {
 	attrs := []string{l.cfg.MailAttribute, l.cfg.LoginAttribute}
 	if l.cfg.AliasAttribute != "" {
 		attrs = append(attrs, l.cfg.AliasAttribute)
 	}
 	attrs = append(attrs, l.nameAttrs...)
-	sr := ldap.NewSearchRequest(l.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+	sr := goldap.NewSearchRequest(l.cfg.BaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases,
 		2, int(l.cfg.Timeout/time.Second), false, userFilter(l.cfg.Filter, login), attrs, nil)
 	res, err := conn.Search(sr)
 	if err != nil {
 		// sizeLimitExceeded: more than two entries matched; ambiguous.
-		if ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) && res != nil {
+		if goldap.IsErrorWithCode(err, goldap.LDAPResultSizeLimitExceeded) && res != nil {
 			return res.Entries, nil
 		}
 		return nil, err
@@ -271,8 +277,8 @@ func (l *LDAP) search(conn *ldap.Conn, login string) ([]*ldap.Entry, error) {
 	return res.Entries, nil
 }
 
-func (l *LDAP) result(entry *ldap.Entry) Result {
-	res := Result{Login: l.identity(entry), Backend: "ldap"}
+func (l *Client) result(entry *goldap.Entry) auth.Result {
+	res := auth.Result{Login: l.identity(entry), Backend: "ldap"}
 	for _, a := range l.nameAttrs {
 		for _, v := range entry.GetEqualFoldAttributeValues(a) {
 			if v != "" && !strings.EqualFold(v, res.Login) && !slices.Contains(res.Names, v) {
@@ -289,7 +295,7 @@ func (l *LDAP) result(entry *ldap.Entry) Result {
 
 // identity is the entry's canonical identity: its first value of the login
 // attribute, or its DN (which every entry has) when there is none.
-func (l *LDAP) identity(entry *ldap.Entry) string {
+func (l *Client) identity(entry *goldap.Entry) string {
 	if v := entry.GetEqualFoldAttributeValue(l.cfg.LoginAttribute); v != "" {
 		return v
 	}
@@ -301,20 +307,20 @@ func (l *LDAP) identity(entry *ldap.Entry) string {
 // the server or the network failing.
 func isLDAPCredentialRejection(err error) bool {
 	for _, code := range []uint16{
-		ldap.LDAPResultInvalidCredentials,          // 49: wrong password / no such DN
-		ldap.LDAPResultInappropriateAuthentication, // 48: e.g. entry has no password
-		ldap.LDAPResultInsufficientAccessRights,    // 50
-		ldap.LDAPResultConstraintViolation,         // 19: password policy lockout
-		ldap.LDAPResultInvalidDNSyntax,             // 34: an unusable DN from the directory
+		goldap.LDAPResultInvalidCredentials,          // 49: wrong password / no such DN
+		goldap.LDAPResultInappropriateAuthentication, // 48: e.g. entry has no password
+		goldap.LDAPResultInsufficientAccessRights,    // 50
+		goldap.LDAPResultConstraintViolation,         // 19: password policy lockout
+		goldap.LDAPResultInvalidDNSyntax,             // 34: an unusable DN from the directory
 	} {
-		if ldap.IsErrorWithCode(err, code) {
+		if goldap.IsErrorWithCode(err, code) {
 			return true
 		}
 	}
 	return false
 }
 
-func (l *LDAP) unavailable(doing string, err error) error {
+func (l *Client) unavailable(doing string, err error) error {
 	l.log.Warn("ldap auth unavailable", "doing", doing, "err", err)
-	return fmt.Errorf("auth: ldap %s: %s: %w: %w", l.cfg.URL, doing, ErrUnavailable, err)
+	return fmt.Errorf("auth: ldap %s: %s: %w: %w", l.cfg.URL, doing, auth.ErrUnavailable, err)
 }

@@ -1,4 +1,4 @@
-package auth
+package ldap
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/postern/postern/auth/authtest"
+
+	"github.com/postern/postern/auth"
 )
 
 const ldapBase = authtest.LDAPBase
@@ -33,22 +35,22 @@ func startSlapd(t *testing.T) *authtest.Slapd {
 func TestLDAPReal(t *testing.T) {
 	s := startSlapd(t)
 	ctx := context.Background()
-	configs := map[string]LDAPConfig{
+	configs := map[string]Config{
 		"anonymous search": {URL: s.URL, BaseDN: ldapBase, AliasAttribute: "mailLocalAddress", Timeout: 5 * time.Second},
 		"bound search": {URL: s.URL, BaseDN: authtest.LDAPPeople, AliasAttribute: "mailLocalAddress",
 			BindDN: authtest.LDAPSearchDN, BindPassword: authtest.LDAPSearchPW},
 	}
 	for name, cfg := range configs {
 		t.Run(name, func(t *testing.T) {
-			l, err := NewLDAP(cfg, nil)
+			l, err := New(cfg, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := l.Authenticate(ctx, Request{Login: "alice@example.org", Password: "alice-secret"})
+			res, err := l.Authenticate(ctx, auth.Request{Login: "alice@example.org", Password: "alice-secret"})
 			if err != nil {
 				t.Fatalf("right password: %v", err)
 			}
-			want := Result{Login: "alice@example.org", Addresses: []string{"alice@example.org", "alias@example.org", "a.smith@example.org"}}
+			want := auth.Result{Login: "alice@example.org", Addresses: []string{"alice@example.org", "alias@example.org", "a.smith@example.org"}}
 			if res.Login != want.Login || !slices.Equal(res.Addresses, want.Addresses) {
 				t.Errorf("got %+v, want %+v", res, want)
 			}
@@ -63,8 +65,8 @@ func TestLDAPReal(t *testing.T) {
 				{"alice@example.org)(mail=*", "alice-secret", "filter injection"},
 				{"alias@example.org", "alice-secret", "alias is not the login with (mail=%u)"},
 			} {
-				_, err := l.Authenticate(ctx, Request{Login: bad.login, Password: bad.password})
-				if !errors.Is(err, ErrInvalidCredentials) {
+				_, err := l.Authenticate(ctx, auth.Request{Login: bad.login, Password: bad.password})
+				if !errors.Is(err, auth.ErrInvalidCredentials) {
 					t.Errorf("%s (%q): %v, want ErrInvalidCredentials", bad.why, bad.login, err)
 				}
 			}
@@ -72,12 +74,12 @@ func TestLDAPReal(t *testing.T) {
 	}
 
 	t.Run("uid login with LoginAttribute", func(t *testing.T) {
-		l, err := NewLDAP(LDAPConfig{URL: s.URL, BaseDN: ldapBase, Filter: "(|(uid=%u)(mail=%u))", LoginAttribute: "uid"}, nil)
+		l, err := New(Config{URL: s.URL, BaseDN: ldapBase, Filter: "(|(uid=%u)(mail=%u))", LoginAttribute: "uid"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, login := range []string{"alice", "ALICE", "alice@example.org"} {
-			res, err := l.Authenticate(ctx, Request{Login: login, Password: "alice-secret"})
+			res, err := l.Authenticate(ctx, auth.Request{Login: login, Password: "alice-secret"})
 			if err != nil || res.Login != "alice" || len(res.Addresses) != 1 {
 				t.Errorf("%s: got %+v, %v; want login alice with only the mail address (no alias attribute set)", login, res, err)
 			}
@@ -85,24 +87,24 @@ func TestLDAPReal(t *testing.T) {
 	})
 
 	t.Run("wrong search credentials are a backend problem", func(t *testing.T) {
-		l, err := NewLDAP(LDAPConfig{URL: s.URL, BaseDN: ldapBase, BindDN: authtest.LDAPSearchDN, BindPassword: "stale"}, nil)
+		l, err := New(Config{URL: s.URL, BaseDN: ldapBase, BindDN: authtest.LDAPSearchDN, BindPassword: "stale"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = l.Authenticate(ctx, Request{Login: "alice@example.org", Password: "alice-secret"})
-		if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidCredentials) {
+		_, err = l.Authenticate(ctx, auth.Request{Login: "alice@example.org", Password: "alice-secret"})
+		if !errors.Is(err, auth.ErrUnavailable) || errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Errorf("got %v, want ErrUnavailable", err)
 		}
 	})
 
 	// Timing: an unknown user and a wrong password both cost a search and a
 	// bind. Logged, not asserted (benchmarks are not tests).
-	l, _ := NewLDAP(configs["anonymous search"], nil)
+	l, _ := New(configs["anonymous search"], nil)
 	median := func(login string) time.Duration {
 		var ds []time.Duration
 		for range 21 {
 			start := time.Now()
-			_, _ = l.Authenticate(ctx, Request{Login: login, Password: "nope"})
+			_, _ = l.Authenticate(ctx, auth.Request{Login: login, Password: "nope"})
 			ds = append(ds, time.Since(start))
 		}
 		slices.Sort(ds)
@@ -113,9 +115,9 @@ func TestLDAPReal(t *testing.T) {
 	// slapd goes down: unavailable, never a wrong password.
 	s.Stop()
 	for name, cfg := range configs {
-		l, _ := NewLDAP(cfg, nil)
-		_, err := l.Authenticate(ctx, Request{Login: "alice@example.org", Password: "alice-secret"})
-		if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidCredentials) {
+		l, _ := New(cfg, nil)
+		_, err := l.Authenticate(ctx, auth.Request{Login: "alice@example.org", Password: "alice-secret"})
+		if !errors.Is(err, auth.ErrUnavailable) || errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Errorf("%s with slapd stopped: %v, want ErrUnavailable", name, err)
 		}
 	}
@@ -123,16 +125,16 @@ func TestLDAPReal(t *testing.T) {
 
 func TestLDAPEmptyPasswordNeverContactsServer(t *testing.T) {
 	// Port 1 on loopback: nothing listens, any attempt would be unavailable.
-	l, err := NewLDAP(LDAPConfig{URL: "ldap://127.0.0.1:1", BaseDN: ldapBase}, nil)
+	l, err := New(Config{URL: "ldap://127.0.0.1:1", BaseDN: ldapBase}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = l.Authenticate(context.Background(), Request{Login: "alice@example.org", Password: ""})
-	if !errors.Is(err, ErrInvalidCredentials) {
+	_, err = l.Authenticate(context.Background(), auth.Request{Login: "alice@example.org", Password: ""})
+	if !errors.Is(err, auth.ErrInvalidCredentials) {
 		t.Fatalf("got %v, want ErrInvalidCredentials without a connection attempt", err)
 	}
-	_, err = l.Authenticate(context.Background(), Request{Login: "alice@example.org", Password: "x"})
-	if !errors.Is(err, ErrUnavailable) {
+	_, err = l.Authenticate(context.Background(), auth.Request{Login: "alice@example.org", Password: "x"})
+	if !errors.Is(err, auth.ErrUnavailable) {
 		t.Fatalf("server down: got %v, want ErrUnavailable", err)
 	}
 }
@@ -140,13 +142,13 @@ func TestLDAPEmptyPasswordNeverContactsServer(t *testing.T) {
 func TestLDAPTimeout(t *testing.T) {
 	// A server that accepts and never answers: the request must give up.
 	ln := listenSilent(t)
-	l, err := NewLDAP(LDAPConfig{URL: "ldap://" + ln, BaseDN: ldapBase, Timeout: 300 * time.Millisecond}, nil)
+	l, err := New(Config{URL: "ldap://" + ln, BaseDN: ldapBase, Timeout: 300 * time.Millisecond}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err = l.Authenticate(context.Background(), Request{Login: "a@example.org", Password: "x"})
-	if !errors.Is(err, ErrUnavailable) {
+	_, err = l.Authenticate(context.Background(), auth.Request{Login: "a@example.org", Password: "x"})
+	if !errors.Is(err, auth.ErrUnavailable) {
 		t.Fatalf("got %v, want ErrUnavailable", err)
 	}
 	if el := time.Since(start); el > 5*time.Second {
@@ -157,22 +159,22 @@ func TestLDAPTimeout(t *testing.T) {
 func TestNewLDAPRejectsBadConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cfg  LDAPConfig
+		cfg  Config
 	}{
-		{"no url", LDAPConfig{BaseDN: ldapBase}},
-		{"http url", LDAPConfig{URL: "http://x", BaseDN: ldapBase}},
-		{"no base", LDAPConfig{URL: "ldap://x"}},
-		{"bad base", LDAPConfig{URL: "ldap://x", BaseDN: "not a dn"}},
-		{"starttls on ldaps", LDAPConfig{URL: "ldaps://x", BaseDN: ldapBase, StartTLS: true}},
-		{"filter without %u", LDAPConfig{URL: "ldap://x", BaseDN: ldapBase, Filter: "(mail=*)"}},
-		{"broken filter", LDAPConfig{URL: "ldap://x", BaseDN: ldapBase, Filter: "(mail=%u"}},
-		{"bind dn without password", LDAPConfig{URL: "ldap://x", BaseDN: ldapBase, BindDN: "cn=a," + ldapBase}},
+		{"no url", Config{BaseDN: ldapBase}},
+		{"http url", Config{URL: "http://x", BaseDN: ldapBase}},
+		{"no base", Config{URL: "ldap://x"}},
+		{"bad base", Config{URL: "ldap://x", BaseDN: "not a dn"}},
+		{"starttls on ldaps", Config{URL: "ldaps://x", BaseDN: ldapBase, StartTLS: true}},
+		{"filter without %u", Config{URL: "ldap://x", BaseDN: ldapBase, Filter: "(mail=*)"}},
+		{"broken filter", Config{URL: "ldap://x", BaseDN: ldapBase, Filter: "(mail=%u"}},
+		{"bind dn without password", Config{URL: "ldap://x", BaseDN: ldapBase, BindDN: "cn=a," + ldapBase}},
 	} {
-		if _, err := NewLDAP(tc.cfg, nil); err == nil {
+		if _, err := New(tc.cfg, nil); err == nil {
 			t.Errorf("%s: accepted", tc.name)
 		}
 	}
-	l, err := NewLDAP(LDAPConfig{URL: "ldaps://ldap.example.org", BaseDN: ldapBase}, nil)
+	l, err := New(Config{URL: "ldaps://ldap.example.org", BaseDN: ldapBase}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +218,7 @@ func listenSilent(t *testing.T) string {
 }
 
 // TestLDAPCanonicalIdentity: with the README's filter every spelling of one
-// entry (uid, either mail value, any case) gives the same Result.Login, the
+// entry (uid, either mail value, any case) gives the same auth.Result.Login, the
 // first value of the login attribute (default mail; the DN for an entry
 // without one); Names are the entry's values of the filter's attributes,
 // never the typed spelling; a wrong password names the account, an unknown
@@ -230,33 +232,33 @@ func TestLDAPCanonicalIdentity(t *testing.T) {
 	})
 	nomail := s.AddUser("nomail", "nomail-secret")
 	ctx := context.Background()
-	l, err := NewLDAP(LDAPConfig{URL: s.URL, BaseDN: ldapBase, Filter: "(&(objectClass=inetOrgPerson)(|(uid=%u)(mail=%u)))"}, nil)
+	l, err := New(Config{URL: s.URL, BaseDN: ldapBase, Filter: "(&(objectClass=inetOrgPerson)(|(uid=%u)(mail=%u)))"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantNames := []string{"mallory", "m.allory@example.com"}
 	for _, login := range []string{"mallory", "MALLORY", "mallory@example.com", "m.allory@example.com", "M.Allory@Example.COM"} {
-		res, err := l.Authenticate(ctx, Request{Login: login, Password: "mallory-secret"})
+		res, err := l.Authenticate(ctx, auth.Request{Login: login, Password: "mallory-secret"})
 		if err != nil || res.Login != "mallory@example.com" || !slices.Equal(res.Names, wantNames) {
 			t.Errorf("%s: got %+v, %v; want login mallory@example.com, names %q", login, res, err, wantNames)
 		}
-		res, err = l.Authenticate(ctx, Request{Login: login, Password: "wrong"})
-		if !errors.Is(err, ErrInvalidCredentials) || res.Login != "mallory@example.com" || res.Names != nil || res.Addresses != nil {
+		res, err = l.Authenticate(ctx, auth.Request{Login: login, Password: "wrong"})
+		if !errors.Is(err, auth.ErrInvalidCredentials) || res.Login != "mallory@example.com" || res.Names != nil || res.Addresses != nil {
 			t.Errorf("%s, wrong password: got %+v, %v; want ErrInvalidCredentials naming only mallory@example.com", login, res, err)
 		}
 	}
-	if res, err := l.Authenticate(ctx, Request{Login: "nobody", Password: "wrong"}); !errors.Is(err, ErrInvalidCredentials) || res.Login != "" {
+	if res, err := l.Authenticate(ctx, auth.Request{Login: "nobody", Password: "wrong"}); !errors.Is(err, auth.ErrInvalidCredentials) || res.Login != "" {
 		t.Errorf("unknown login: got %+v, %v; want ErrInvalidCredentials naming nobody", res, err)
 	}
-	if res, err := l.Authenticate(ctx, Request{Login: "NoMail", Password: "nomail-secret"}); err != nil || res.Login != nomail || !slices.Equal(res.Names, []string{"nomail"}) {
+	if res, err := l.Authenticate(ctx, auth.Request{Login: "NoMail", Password: "nomail-secret"}); err != nil || res.Login != nomail || !slices.Equal(res.Names, []string{"nomail"}) {
 		t.Errorf("entry without mail: got %+v, %v; want its DN %s", res, err, nomail)
 	}
 
-	byUID, err := NewLDAP(LDAPConfig{URL: s.URL, BaseDN: ldapBase, Filter: "(|(uid=%u)(mail=%u))", LoginAttribute: "uid"}, nil)
+	byUID, err := New(Config{URL: s.URL, BaseDN: ldapBase, Filter: "(|(uid=%u)(mail=%u))", LoginAttribute: "uid"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := byUID.Authenticate(ctx, Request{Login: "m.allory@example.com", Password: "mallory-secret"})
+	res, err := byUID.Authenticate(ctx, auth.Request{Login: "m.allory@example.com", Password: "mallory-secret"})
 	if err != nil || res.Login != "mallory" || !slices.Equal(res.Names, []string{"mallory@example.com", "m.allory@example.com"}) {
 		t.Errorf("LoginAttribute uid: got %+v, %v; want login mallory", res, err)
 	}

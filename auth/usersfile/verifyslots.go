@@ -1,4 +1,4 @@
-package auth
+package usersfile
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sync/semaphore"
+
+	"github.com/postern/postern/auth"
 )
 
 // VerifySlots bounds how many password hashes are verified at once. A
@@ -15,7 +17,8 @@ import (
 // in a queue (x/sync's semaphore serves waiters in FIFO order), so a login
 // storm is served in arrival order instead of all at the pace of the
 // slowest. Waiting is never a refusal: only the request's deadline ends it,
-// and then as ErrUnavailable (a 454, try again), never as a wrong password.
+// and then as auth.ErrUnavailable (a 454, try again), never as a wrong
+// password.
 // A nil *VerifySlots does not bound anything. Safe for concurrent use.
 type VerifySlots struct {
 	slots   *semaphore.Weighted
@@ -41,8 +44,8 @@ func (v *VerifySlots) Waiting() int64 {
 }
 
 // acquire takes a slot, waiting until one is free or ctx ends (then an
-// error wrapping ErrUnavailable and ctx.Err()). Call the returned release
-// exactly once.
+// error wrapping auth.ErrUnavailable and ctx.Err()). Call the returned
+// release exactly once.
 func (v *VerifySlots) acquire(ctx context.Context) (release func(), err error) {
 	if v == nil {
 		return func() {}, nil
@@ -55,7 +58,7 @@ func (v *VerifySlots) acquire(ctx context.Context) (release func(), err error) {
 		err := v.slots.Acquire(ctx, 1)
 		v.waiting.Add(-1)
 		if err != nil {
-			return nil, fmt.Errorf("%w: waiting for a password verification slot: %w", ErrUnavailable, err)
+			return nil, fmt.Errorf("%w: waiting for a password verification slot: %w", auth.ErrUnavailable, err)
 		}
 	}
 	return v.release, nil

@@ -1,4 +1,4 @@
-package auth
+package usersfile
 
 import (
 	"errors"
@@ -88,19 +88,6 @@ func parseHashFor(hash, login string) (parsedHash, error) {
 	}
 	return parseDovecot(strings.ToUpper(hash[1:end]), hash[end+1:], login)
 }
-
-// Parameters of the hashes HashPassword writes. bcrypt cost 10 takes about
-// 50 ms; argon2id m=64 MiB, t=3, p=1 matches Dovecot's (libsodium's
-// "moderate") output, so files mixing both tools stay uniform in cost.
-const (
-	newBcryptCost      = 10
-	bcryptMaxPassword  = 72
-	newArgon2MemoryKiB = 64 << 10
-	newArgon2Time      = 3
-	newArgon2Threads   = 1
-	newArgon2SaltLen   = 16
-	newArgon2TagLen    = 32
-)
 
 // HashPassword hashes password for a users file, in Dovecot's notation:
 // scheme "BLF-CRYPT" gives "{BLF-CRYPT}$2y$10$...", "ARGON2ID" gives

@@ -1,4 +1,4 @@
-package auth
+package usersfile
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/postern/postern/auth"
 )
 
 // Cheap hashes (bcrypt cost 4, SHA-crypt 1000/5000 rounds) keep the tests
@@ -48,9 +50,9 @@ func sortedLogins(u *Users) []string {
 }
 
 func TestParsePasswdFile(t *testing.T) {
-	users, err := ParsePasswdFile(strings.NewReader(usersFile), "users.txt")
+	users, err := Parse(strings.NewReader(usersFile), "users.txt")
 	if err != nil {
-		t.Fatalf("ParsePasswdFile: %v", err)
+		t.Fatalf("Parse: %v", err)
 	}
 	want := []string{"Alice@Example.org@3", "bob@4", "carol@6", "dave@7", "eve@8"}
 	if got := sortedLogins(users); strings.Join(got, " ") != strings.Join(want, " ") {
@@ -85,9 +87,9 @@ func TestParsePasswdFileErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			users, err := ParsePasswdFile(strings.NewReader(tc.input), "users.txt")
+			users, err := Parse(strings.NewReader(tc.input), "users.txt")
 			if err == nil {
-				t.Fatalf("ParsePasswdFile accepted the file (%d users); want error %q", users.Len(), tc.want)
+				t.Fatalf("Parse accepted the file (%d users); want error %q", users.Len(), tc.want)
 			}
 			if err.Error() != tc.want {
 				t.Errorf("error\n got %q\nwant %q", err.Error(), tc.want)
@@ -102,15 +104,15 @@ func TestParsePasswdFileErrors(t *testing.T) {
 }
 
 func TestUsersAuthenticate(t *testing.T) {
-	users, err := ParsePasswdFile(strings.NewReader(usersFile), "users.txt")
+	users, err := Parse(strings.NewReader(usersFile), "users.txt")
 	if err != nil {
-		t.Fatalf("ParsePasswdFile: %v", err)
+		t.Fatalf("Parse: %v", err)
 	}
 	tests := []struct {
 		name      string
 		login     string
 		password  string
-		wantLogin string // empty: want ErrInvalidCredentials
+		wantLogin string // empty: want auth.ErrInvalidCredentials
 	}{
 		{"bcrypt behind {BLF-CRYPT}", "Alice@Example.org", "alice-pw", "Alice@Example.org"},
 		{"login is case-insensitive, result as written", "alice@example.ORG", "alice-pw", "Alice@Example.org"},
@@ -133,18 +135,18 @@ func TestUsersAuthenticate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := users.Authenticate(context.Background(), Request{Login: tc.login, Password: tc.password})
+			res, err := users.Authenticate(context.Background(), auth.Request{Login: tc.login, Password: tc.password})
 			if tc.wantLogin == "" {
-				if !errors.Is(err, ErrInvalidCredentials) {
+				if !errors.Is(err, auth.ErrInvalidCredentials) {
 					t.Fatalf("Authenticate = %+v, %v; want ErrInvalidCredentials", res, err)
 				}
-				// errUnknownLogin (for Chain) is the one other value, with
-				// the same text; through Chain both are the exact value.
-				if err != ErrInvalidCredentials && err != errUnknownLogin || err.Error() != ErrInvalidCredentials.Error() { //nolint:errorlint // the exact value: no detail that could differ between the two cases
+				// auth.ErrUnknownLogin (for auth.Chain) is the one other value, with
+				// the same text; through auth.Chain both are the exact value.
+				if err != auth.ErrInvalidCredentials && err != auth.ErrUnknownLogin || err.Error() != auth.ErrInvalidCredentials.Error() { //nolint:errorlint // the exact value: no detail that could differ between the two cases
 					t.Errorf("error %q is decorated; unknown user and wrong password must give the same error", err)
 				}
-				_, err = Chain(users).Authenticate(context.Background(), Request{Login: tc.login, Password: tc.password})
-				if err != ErrInvalidCredentials { //nolint:errorlint // the exact value, as above
+				_, err = auth.Chain(users).Authenticate(context.Background(), auth.Request{Login: tc.login, Password: tc.password})
+				if err != auth.ErrInvalidCredentials { //nolint:errorlint // the exact value, as above
 					t.Errorf("through Chain: error %q; want exactly ErrInvalidCredentials", err)
 				}
 				return
@@ -160,14 +162,14 @@ func TestUsersAuthenticate(t *testing.T) {
 }
 
 func TestUsersAuthenticateCancelled(t *testing.T) {
-	users, err := ParsePasswdFile(strings.NewReader(usersFile), "users.txt")
+	users, err := Parse(strings.NewReader(usersFile), "users.txt")
 	if err != nil {
-		t.Fatalf("ParsePasswdFile: %v", err)
+		t.Fatalf("Parse: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = users.Authenticate(ctx, Request{Login: "bob", Password: "bob-pw"})
-	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.Canceled) {
+	_, err = users.Authenticate(ctx, auth.Request{Login: "bob", Password: "bob-pw"})
+	if !errors.Is(err, auth.ErrUnavailable) || !errors.Is(err, context.Canceled) {
 		t.Errorf("Authenticate with a cancelled context = %v; want ErrUnavailable and context.Canceled", err)
 	}
 }
@@ -185,9 +187,9 @@ func TestChooseDummy(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			users, err := ParsePasswdFile(strings.NewReader(tc.file), "users.txt")
+			users, err := Parse(strings.NewReader(tc.file), "users.txt")
 			if err != nil {
-				t.Fatalf("ParsePasswdFile: %v", err)
+				t.Fatalf("Parse: %v", err)
 			}
 			if users.dummy.costClass != tc.wantFor {
 				t.Errorf("dummy cost class = %q, want %q", users.dummy.costClass, tc.wantFor)
@@ -197,9 +199,9 @@ func TestChooseDummy(t *testing.T) {
 }
 
 func TestChooseDummyIsFirstOfItsClass(t *testing.T) {
-	users, err := ParsePasswdFile(strings.NewReader("eve:"+hashEve+"\nalice:"+hashAlice+"\nbob:"+hashBob), "users.txt")
+	users, err := Parse(strings.NewReader("eve:"+hashEve+"\nalice:"+hashAlice+"\nbob:"+hashBob), "users.txt")
 	if err != nil {
-		t.Fatalf("ParsePasswdFile: %v", err)
+		t.Fatalf("Parse: %v", err)
 	}
 	// bob's hash is of the same class; only alice's accepts alice's password.
 	if ok, err := users.dummy.verify("alice-pw"); !ok || err != nil {
@@ -208,11 +210,11 @@ func TestChooseDummyIsFirstOfItsClass(t *testing.T) {
 }
 
 func TestUsersEmptyFileRejectsEveryone(t *testing.T) {
-	users, err := ParsePasswdFile(strings.NewReader(""), "empty.txt")
+	users, err := Parse(strings.NewReader(""), "empty.txt")
 	if err != nil {
-		t.Fatalf("ParsePasswdFile: %v", err)
+		t.Fatalf("Parse: %v", err)
 	}
-	if _, err := users.Authenticate(context.Background(), Request{Login: "root", Password: ""}); !errors.Is(err, ErrInvalidCredentials) {
+	if _, err := users.Authenticate(context.Background(), auth.Request{Login: "root", Password: ""}); !errors.Is(err, auth.ErrInvalidCredentials) {
 		t.Errorf("Authenticate on an empty file = %v, want ErrInvalidCredentials", err)
 	}
 }
@@ -225,13 +227,13 @@ func writeUsers(t *testing.T, path, content string) {
 	}
 }
 
-func authLogin(p *PasswdFile, login, password string) error {
-	_, err := p.Authenticate(context.Background(), Request{Login: login, Password: password})
+func authLogin(p *File, login, password string) error {
+	_, err := p.Authenticate(context.Background(), auth.Request{Login: login, Password: password})
 	return err
 }
 
 // TestPasswdFileRealTools writes a users file from the real tools' output
-// (doveadm pw, htpasswd -B) and authenticates through OpenPasswdFile.
+// (doveadm pw, htpasswd -B) and authenticates through Open.
 func TestPasswdFileRealTools(t *testing.T) {
 	hashes := realToolHashes(t, "secret")
 	var file strings.Builder
@@ -249,23 +251,23 @@ func TestPasswdFileRealTools(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "users")
 	writeUsers(t, path, file.String())
-	p, err := OpenPasswdFile(path, nil)
+	p, err := Open(path, nil)
 	if err != nil {
-		t.Fatalf("OpenPasswdFile: %v\n%s", err, file.String())
+		t.Fatalf("Open: %v\n%s", err, file.String())
 	}
 	for name, login := range logins {
 		t.Run(name, func(t *testing.T) {
-			res, err := p.Authenticate(context.Background(), Request{Login: login, Password: "secret"})
+			res, err := p.Authenticate(context.Background(), auth.Request{Login: login, Password: "secret"})
 			if err != nil || res.Login != login {
 				t.Errorf("right password: %+v, %v; want Login %q", res, err, login)
 			}
-			if err := authLogin(p, login, "secreT"); !errors.Is(err, ErrInvalidCredentials) {
+			if err := authLogin(p, login, "secreT"); !errors.Is(err, auth.ErrInvalidCredentials) {
 				t.Errorf("wrong password: %v, want ErrInvalidCredentials", err)
 			}
 		})
 	}
 	t.Run("unknown user", func(t *testing.T) {
-		if err := authLogin(p, "nobody@example.org", "secret"); !errors.Is(err, ErrInvalidCredentials) {
+		if err := authLogin(p, "nobody@example.org", "secret"); !errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Errorf("unknown user: %v, want ErrInvalidCredentials", err)
 		}
 	})
@@ -275,9 +277,9 @@ func TestPasswdFileReload(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "users")
 	writeUsers(t, path, "alice:"+hashAlice+"\n")
 	var logs bytes.Buffer
-	p, err := OpenPasswdFile(path, slog.New(slog.NewTextHandler(&logs, nil)))
+	p, err := Open(path, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
-		t.Fatalf("OpenPasswdFile: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	if err := authLogin(p, "alice", "alice-pw"); err != nil {
 		t.Fatalf("alice before reload: %v", err)
@@ -291,7 +293,7 @@ func TestPasswdFileReload(t *testing.T) {
 		if err := authLogin(p, "bob", "bob-pw"); err != nil {
 			t.Errorf("bob after reload: %v", err)
 		}
-		if err := authLogin(p, "alice", "alice-pw"); !errors.Is(err, ErrInvalidCredentials) {
+		if err := authLogin(p, "alice", "alice-pw"); !errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Errorf("alice after reload: %v, want ErrInvalidCredentials", err)
 		}
 	})
@@ -307,7 +309,7 @@ func TestPasswdFileReload(t *testing.T) {
 		if err := authLogin(p, "bob", "bob-pw"); err != nil {
 			t.Errorf("bob after a failed reload: %v", err)
 		}
-		if err := authLogin(p, "carol", "carol-pw"); !errors.Is(err, ErrInvalidCredentials) {
+		if err := authLogin(p, "carol", "carol-pw"); !errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Errorf("carol after a failed reload: %v, want ErrInvalidCredentials", err)
 		}
 		line := logs.String()
@@ -334,14 +336,14 @@ func TestPasswdFileReload(t *testing.T) {
 
 func TestOpenPasswdFileErrors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := OpenPasswdFile(filepath.Join(dir, "missing"), nil); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("OpenPasswdFile(missing) = %v, want fs.ErrNotExist", err)
+	if _, err := Open(filepath.Join(dir, "missing"), nil); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open(missing) = %v, want fs.ErrNotExist", err)
 	}
 	path := filepath.Join(dir, "users")
 	writeUsers(t, path, "alice:"+hashAlice+"\nalice:"+hashBob+"\n")
 	want := fmt.Sprintf(`loading users file: %s:2: duplicate login "alice" (first defined on line 1; logins are case-insensitive)`, path)
-	if _, err := OpenPasswdFile(path, nil); err == nil || err.Error() != want {
-		t.Errorf("OpenPasswdFile(duplicate)\n got %v\nwant %s", err, want)
+	if _, err := Open(path, nil); err == nil || err.Error() != want {
+		t.Errorf("Open(duplicate)\n got %v\nwant %s", err, want)
 	}
 }
 
@@ -352,8 +354,8 @@ func TestOpenPasswdFileWarnsWorldReadable(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	if _, err := OpenPasswdFile(path, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
-		t.Fatalf("OpenPasswdFile: %v", err)
+	if _, err := Open(path, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		t.Fatalf("Open: %v", err)
 	}
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "world-readable") {
 		t.Errorf("no world-readable warning in %q", logs.String())
@@ -368,9 +370,9 @@ func TestPasswdFileConcurrentReload(t *testing.T) {
 	both := "alice:" + hashAlice + "\nbob:" + hashBob + "\n"
 	onlyAlice := "alice:" + hashAlice + "\n"
 	writeUsers(t, path, both)
-	p, err := OpenPasswdFile(path, nil)
+	p, err := Open(path, nil)
 	if err != nil {
-		t.Fatalf("OpenPasswdFile: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
@@ -380,7 +382,7 @@ func TestPasswdFileConcurrentReload(t *testing.T) {
 				if err := authLogin(p, "alice", "alice-pw"); err != nil {
 					errs <- fmt.Errorf("alice: %w", err)
 				}
-				if err := authLogin(p, "bob", "bob-pw"); err != nil && !errors.Is(err, ErrInvalidCredentials) {
+				if err := authLogin(p, "bob", "bob-pw"); err != nil && !errors.Is(err, auth.ErrInvalidCredentials) {
 					errs <- fmt.Errorf("bob: %w", err)
 				}
 			}
@@ -415,7 +417,7 @@ func FuzzParsePasswdFile(f *testing.F) {
 	f.Add([]byte("a:{OTP}x\nb:$y$j9T$abc\nc:{SSHA.hex}29d887ba614e7ad7b3d561ce64728680ef1c4842f8d5cde9\nd:IkbYax4BY4ikc\nA:{PLAIN}dup\n"))
 	f.Add([]byte("u@example.org:{DIGEST-MD5}543e1aec5d3614f03141652d6ada51b2\nv:{CRAM-MD5}cd3ba7deaad6e5ca23448ba42e379747a9e0f7f1fbc00c8a81bbaac395731b56\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		users, err := ParsePasswdFile(bytes.NewReader(data), "fuzz")
+		users, err := Parse(bytes.NewReader(data), "fuzz")
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "fuzz:") && !strings.HasPrefix(err.Error(), "reading users file fuzz:") {
 				t.Fatalf("error does not name the file: %v", err)
@@ -432,7 +434,7 @@ func FuzzParsePasswdFile(f *testing.F) {
 			t.Fatalf("%d weak entries among %d users", len(users.weak), users.Len())
 		}
 		for _, s := range users.Skipped() {
-			if _, loaded := users.byLogin[foldLogin(s.Login)]; loaded || !errors.Is(s.Reason, ErrUnknownScheme) {
+			if _, loaded := users.byLogin[FoldLogin(s.Login)]; loaded || !errors.Is(s.Reason, ErrUnknownScheme) {
 				t.Fatalf("skipped entry %q is loaded too, or skipped for %v", s.Login, s.Reason)
 			}
 		}
@@ -452,9 +454,9 @@ func benchmarkUsers(b *testing.B) *Users {
 		}
 		fmt.Fprintf(&file, "%s:%s\n", login, hash)
 	}
-	users, err := ParsePasswdFile(strings.NewReader(file.String()), "bench")
+	users, err := Parse(strings.NewReader(file.String()), "bench")
 	if err != nil {
-		b.Fatalf("ParsePasswdFile: %v", err)
+		b.Fatalf("Parse: %v", err)
 	}
 	return users
 }
@@ -462,9 +464,9 @@ func benchmarkUsers(b *testing.B) *Users {
 func BenchmarkAuthWrongPassword(b *testing.B) {
 	users := benchmarkUsers(b)
 	ctx := context.Background()
-	req := Request{Login: "bob", Password: "not-bobs-pw"}
+	req := auth.Request{Login: "bob", Password: "not-bobs-pw"}
 	for b.Loop() {
-		if _, err := users.Authenticate(ctx, req); !errors.Is(err, ErrInvalidCredentials) {
+		if _, err := users.Authenticate(ctx, req); !errors.Is(err, auth.ErrInvalidCredentials) {
 			b.Fatalf("Authenticate = %v", err)
 		}
 	}
@@ -473,9 +475,9 @@ func BenchmarkAuthWrongPassword(b *testing.B) {
 func BenchmarkAuthUnknownUser(b *testing.B) {
 	users := benchmarkUsers(b)
 	ctx := context.Background()
-	req := Request{Login: "mallory", Password: "not-bobs-pw"}
+	req := auth.Request{Login: "mallory", Password: "not-bobs-pw"}
 	for b.Loop() {
-		if _, err := users.Authenticate(ctx, req); !errors.Is(err, ErrInvalidCredentials) {
+		if _, err := users.Authenticate(ctx, req); !errors.Is(err, auth.ErrInvalidCredentials) {
 			b.Fatalf("Authenticate = %v", err)
 		}
 	}
@@ -504,9 +506,9 @@ func TestPasswdFileSkipsUnknownSchemes(t *testing.T) {
 		"",
 	}, "\n"))
 	var logs bytes.Buffer
-	p, err := OpenPasswdFile(path, slog.New(slog.NewTextHandler(&logs, nil)))
+	p, err := Open(path, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
-		t.Fatalf("OpenPasswdFile: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	for login, password := range map[string]string{"alice": "alice-pw", "plain": "plain-pw", "ssha": "secret", "des": "secret", "apr": "secret", "sha": "secret"} {
 		if err := authLogin(p, login, password); err != nil {
@@ -514,7 +516,7 @@ func TestPasswdFileSkipsUnknownSchemes(t *testing.T) {
 		}
 	}
 	for _, login := range []string{"otp", "yes", "typo"} {
-		if err := authLogin(p, login, "secret"); !errors.Is(err, ErrInvalidCredentials) {
+		if err := authLogin(p, login, "secret"); !errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Errorf("skipped %s: %v, want ErrInvalidCredentials", login, err)
 		}
 	}
@@ -557,4 +559,73 @@ func TestPasswdFileSkipsUnknownSchemes(t *testing.T) {
 	if c := strings.Count(logs.String(), "weak password hash"); c != 1 {
 		t.Errorf("%d weak warnings after reload, want 1:\n%s", c, logs.String())
 	}
+}
+
+// TestChainUsersFileThenDown: the users file in front of a backend that is
+// down (issue 18 item 4). A wrong password for a login of the file is a
+// rejected guess even though the later backend could not answer; a login
+// the file does not hold is only unavailable (it may live in the backend
+// that is down); the right password of a file login still gets in.
+func TestChainUsersFileThenDown(t *testing.T) {
+	users, err := Parse(strings.NewReader("alice:{PLAIN}right\n"), "users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := downAuth{}
+	c := auth.Chain(users, down)
+	for _, tc := range []struct {
+		login, password string
+		want            error
+	}{
+		{"alice", "wrong", auth.ErrRejectedWhileUnavailable},
+		{"ALICE", "wrong", auth.ErrRejectedWhileUnavailable},
+		{"alice", strings.Repeat("x", maxPasswordLen+1), auth.ErrRejectedWhileUnavailable},
+		{"bob", "anything", auth.ErrUnavailable},
+		{"bob", strings.Repeat("x", maxPasswordLen+1), auth.ErrUnavailable},
+	} {
+		_, err := c.Authenticate(context.Background(), auth.Request{Login: tc.login, Password: tc.password})
+		if !errors.Is(err, tc.want) || tc.want == auth.ErrUnavailable && errors.Is(err, auth.ErrInvalidCredentials) {
+			t.Errorf("%s: got %v, want %v", tc.login, err, tc.want)
+		}
+	}
+	if res, err := c.Authenticate(context.Background(), auth.Request{Login: "alice", Password: "right"}); err != nil || res.Login != "alice" {
+		t.Fatalf("right password: %+v, %v", res, err)
+	}
+}
+
+// downAuth is a backend that cannot answer.
+type downAuth struct{}
+
+func (downAuth) Authenticate(context.Context, auth.Request) (auth.Result, error) {
+	return auth.Result{}, fmt.Errorf("ldap: %w", auth.ErrUnavailable)
+}
+
+// FuzzParseLine: a line ParseLine splits is its fields joined again (the
+// whitespace around it aside), the login never holds a ':', and a line it
+// passes over is blank or a comment. `postern user` edits the file with
+// it, so a split that lost or moved a byte would rewrite someone's line.
+func FuzzParseLine(f *testing.F) {
+	for _, seed := range []string{"alice:{PLAIN}x", "  bob:$2y$10$abc:1000:1000::/home/bob:/bin/sh\r", "# comment", "", "   ", "nocolon", "a::", ":x", "c:h:"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		l, ok := ParseLine(line)
+		trimmed := strings.TrimSpace(line)
+		if !ok {
+			if trimmed != "" && !strings.HasPrefix(trimmed, "#") {
+				t.Fatalf("ParseLine(%q) passed over a line that is neither blank nor a comment", line)
+			}
+			return
+		}
+		joined := l.Login
+		if l.HasHash {
+			joined += ":" + l.Hash
+		}
+		if l.HasRest {
+			joined += ":" + l.Rest
+		}
+		if joined != trimmed || strings.Contains(l.Login, ":") || strings.Contains(l.Hash, ":") || l.HasRest && !l.HasHash {
+			t.Fatalf("ParseLine(%q) = %+v: does not join to the line", line, l)
+		}
+	})
 }

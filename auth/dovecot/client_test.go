@@ -1,4 +1,4 @@
-package auth
+package dovecot
 
 import (
 	"bufio"
@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/postern/postern/auth"
 )
 
 // fakeDovecot plays a Dovecot auth server on a unix socket. Like Dovecot 2.4
@@ -161,13 +163,13 @@ func passwordAnswer(id string, params map[string]string, resp []byte) string {
 	}
 }
 
-func testRequest(login, password string) Request {
-	return Request{Login: login, Password: password, RemoteIP: netip.MustParseAddr("192.0.2.7"), Secured: true}
+func testRequest(login, password string) auth.Request {
+	return auth.Request{Login: login, Password: password, RemoteIP: netip.MustParseAddr("192.0.2.7"), Secured: true}
 }
 
 func TestDovecotFakeReplies(t *testing.T) {
 	f := newFakeDovecot(t, passwordAnswer)
-	d := NewDovecot("unix", f.path, DovecotOptions{Timeout: 2 * time.Second}, nil)
+	d := New("unix", f.path, Options{Timeout: 2 * time.Second}, nil)
 	defer d.Close()
 	ctx := context.Background()
 
@@ -179,22 +181,22 @@ func TestDovecotFakeReplies(t *testing.T) {
 		password string
 		want     error
 	}{
-		{"wrong", ErrInvalidCredentials},
-		{"tempfail", ErrUnavailable},
-		{"tempcode", ErrUnavailable},
-		{"cont", ErrUnavailable},
+		{"wrong", auth.ErrInvalidCredentials},
+		{"tempfail", auth.ErrUnavailable},
+		{"tempcode", auth.ErrUnavailable},
+		{"cont", auth.ErrUnavailable},
 	} {
 		_, err := d.Authenticate(ctx, testRequest("alice@example.org", tc.password))
 		if !errors.Is(err, tc.want) {
 			t.Errorf("password %q: %v, want %v", tc.password, err, tc.want)
 		}
-		if tc.want == ErrUnavailable && errors.Is(err, ErrInvalidCredentials) {
+		if tc.want == auth.ErrUnavailable && errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Errorf("password %q: a temporary failure also looks like invalid credentials", tc.password)
 		}
 	}
 	// Login or password with NUL, empty password: rejected before Dovecot.
-	for _, req := range []Request{testRequest("a\x00b", "secret"), testRequest("a", "sec\x00ret"), testRequest("a", "")} {
-		if _, err := d.Authenticate(ctx, req); !errors.Is(err, ErrInvalidCredentials) {
+	for _, req := range []auth.Request{testRequest("a\x00b", "secret"), testRequest("a", "sec\x00ret"), testRequest("a", "")} {
+		if _, err := d.Authenticate(ctx, req); !errors.Is(err, auth.ErrInvalidCredentials) {
 			t.Errorf("%q/%q: %v, want ErrInvalidCredentials", req.Login, req.Password, err)
 		}
 	}
@@ -215,8 +217,8 @@ func TestDovecotFakeReplies(t *testing.T) {
 }
 
 // TestDovecotFailNamesUser: FAIL's user= (Dovecot's canonical name of the
-// login, e.g. after auth_username_format = %Ln) comes back as Result.Login
-// beside ErrInvalidCredentials; a FAIL without user= names nobody.
+// login, e.g. after auth_username_format = %Ln) comes back as auth.Result.Login
+// beside auth.ErrInvalidCredentials; a FAIL without user= names nobody.
 func TestDovecotFailNamesUser(t *testing.T) {
 	f := newFakeDovecot(t, func(id string, _ map[string]string, resp []byte) string {
 		login, _ := plainFields(resp)
@@ -226,11 +228,11 @@ func TestDovecotFailNamesUser(t *testing.T) {
 		user, _, _ := strings.Cut(strings.ToLower(login), "@") // %Ln
 		return "FAIL\t" + id + "\tuser=" + user
 	})
-	d := NewDovecot("unix", f.path, DovecotOptions{Timeout: 2 * time.Second}, nil)
+	d := New("unix", f.path, Options{Timeout: 2 * time.Second}, nil)
 	defer d.Close()
 	for login, want := range map[string]string{"Mallory@Example.com": "mallory", "mallory": "mallory", "anonymous": ""} {
 		res, err := d.Authenticate(context.Background(), testRequest(login, "wrong"))
-		if !errors.Is(err, ErrInvalidCredentials) || res.Login != want {
+		if !errors.Is(err, auth.ErrInvalidCredentials) || res.Login != want {
 			t.Errorf("%s: %+v, %v; want ErrInvalidCredentials naming %q", login, res, err, want)
 		}
 	}
@@ -238,9 +240,9 @@ func TestDovecotFailNamesUser(t *testing.T) {
 
 func TestDovecotNotSecuredNoRip(t *testing.T) {
 	f := newFakeDovecot(t, passwordAnswer)
-	d := NewDovecot("unix", f.path, DovecotOptions{Service: "sub\tmission"}, nil)
+	d := New("unix", f.path, Options{Service: "sub\tmission"}, nil)
 	defer d.Close()
-	if _, err := d.Authenticate(context.Background(), Request{Login: "a", Password: "secret"}); err != nil {
+	if _, err := d.Authenticate(context.Background(), auth.Request{Login: "a", Password: "secret"}); err != nil {
 		t.Fatal(err)
 	}
 	lines := f.sent()
@@ -258,7 +260,7 @@ func TestDovecotConcurrentMultiplexed(t *testing.T) {
 		time.Sleep(time.Duration(len(id)%3) * time.Millisecond)
 		return passwordAnswer(id, params, resp)
 	})
-	d := NewDovecot("unix", f.path, DovecotOptions{}, nil)
+	d := New("unix", f.path, Options{}, nil)
 	defer d.Close()
 
 	var wg sync.WaitGroup
@@ -272,7 +274,7 @@ func TestDovecotConcurrentMultiplexed(t *testing.T) {
 			}
 			res, err := d.Authenticate(context.Background(), testRequest(login, password))
 			switch {
-			case password == "wrong" && !errors.Is(err, ErrInvalidCredentials):
+			case password == "wrong" && !errors.Is(err, auth.ErrInvalidCredentials):
 				errs <- fmt.Errorf("%s wrong password: %v", login, err)
 			case password == "secret" && (err != nil || res.Login != login):
 				errs <- fmt.Errorf("%s: got %+v, %v", login, res, err)
@@ -291,11 +293,11 @@ func TestDovecotConcurrentMultiplexed(t *testing.T) {
 
 func TestDovecotTimeoutCancels(t *testing.T) {
 	f := newFakeDovecot(t, passwordAnswer)
-	d := NewDovecot("unix", f.path, DovecotOptions{Timeout: 200 * time.Millisecond}, nil)
+	d := New("unix", f.path, Options{Timeout: 200 * time.Millisecond}, nil)
 	defer d.Close()
 	start := time.Now()
 	_, err := d.Authenticate(context.Background(), testRequest("a", "silence"))
-	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, auth.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("no answer: %v, want ErrUnavailable (deadline exceeded)", err)
 	}
 	if el := time.Since(start); el > 5*time.Second {
@@ -304,7 +306,7 @@ func TestDovecotTimeoutCancels(t *testing.T) {
 	// The caller's own deadline applies too, and the connection survives.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := d.Authenticate(ctx, testRequest("a", "silence")); !errors.Is(err, ErrUnavailable) {
+	if _, err := d.Authenticate(ctx, testRequest("a", "silence")); !errors.Is(err, auth.ErrUnavailable) {
 		t.Fatalf("ctx deadline: %v", err)
 	}
 	if _, err := d.Authenticate(context.Background(), testRequest("a", "secret")); err != nil {
@@ -322,7 +324,7 @@ func TestDovecotTimeoutCancels(t *testing.T) {
 
 func TestDovecotReconnects(t *testing.T) {
 	f := newFakeDovecot(t, passwordAnswer)
-	d := NewDovecot("unix", f.path, DovecotOptions{Timeout: time.Second}, nil)
+	d := New("unix", f.path, Options{Timeout: time.Second}, nil)
 	defer d.Close()
 	ctx := context.Background()
 	if _, err := d.Authenticate(ctx, testRequest("a", "secret")); err != nil {
@@ -330,7 +332,7 @@ func TestDovecotReconnects(t *testing.T) {
 	}
 	f.close() // Dovecot stops
 	waitFor(t, func() bool { return d.current() == nil }, "client to notice the closed connection")
-	if _, err := d.Authenticate(ctx, testRequest("a", "secret")); !errors.Is(err, ErrUnavailable) {
+	if _, err := d.Authenticate(ctx, testRequest("a", "secret")); !errors.Is(err, auth.ErrUnavailable) {
 		t.Fatalf("server down: %v, want ErrUnavailable", err)
 	}
 	f.listen() // Dovecot is back
@@ -350,10 +352,10 @@ func TestDovecotInFlightOnDisconnect(t *testing.T) {
 		go f.close()
 		return ""
 	})
-	d := NewDovecot("unix", f.path, DovecotOptions{Timeout: 30 * time.Second}, nil)
+	d := New("unix", f.path, Options{Timeout: 30 * time.Second}, nil)
 	defer d.Close()
 	start := time.Now()
-	if _, err := d.Authenticate(context.Background(), testRequest("a", "secret")); !errors.Is(err, ErrUnavailable) {
+	if _, err := d.Authenticate(context.Background(), testRequest("a", "secret")); !errors.Is(err, auth.ErrUnavailable) {
 		t.Fatalf("got %v, want ErrUnavailable", err)
 	}
 	if el := time.Since(start); el > 10*time.Second {
@@ -370,24 +372,24 @@ func TestDovecotHandshakeProblems(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := newFakeDovecot(t, passwordAnswer)
 			f.handshake = hs
-			d := NewDovecot("unix", f.path, DovecotOptions{Timeout: 300 * time.Millisecond}, nil)
+			d := New("unix", f.path, Options{Timeout: 300 * time.Millisecond}, nil)
 			defer d.Close()
-			if _, err := d.Authenticate(context.Background(), testRequest("a", "secret")); !errors.Is(err, ErrUnavailable) {
+			if _, err := d.Authenticate(context.Background(), testRequest("a", "secret")); !errors.Is(err, auth.ErrUnavailable) {
 				t.Fatalf("got %v, want ErrUnavailable", err)
 			}
 		})
 	}
 	t.Run("nothing listening", func(t *testing.T) {
-		d := NewDovecot("unix", filepath.Join(t.TempDir(), "none"), DovecotOptions{}, nil)
-		if _, err := d.Authenticate(context.Background(), testRequest("a", "secret")); !errors.Is(err, ErrUnavailable) {
+		d := New("unix", filepath.Join(t.TempDir(), "none"), Options{}, nil)
+		if _, err := d.Authenticate(context.Background(), testRequest("a", "secret")); !errors.Is(err, auth.ErrUnavailable) {
 			t.Fatalf("got %v, want ErrUnavailable", err)
 		}
 	})
 	t.Run("closed client", func(t *testing.T) {
 		f := newFakeDovecot(t, passwordAnswer)
-		d := NewDovecot("unix", f.path, DovecotOptions{}, nil)
+		d := New("unix", f.path, Options{}, nil)
 		d.Close()
-		if _, err := d.Authenticate(context.Background(), testRequest("a", "secret")); !errors.Is(err, ErrUnavailable) {
+		if _, err := d.Authenticate(context.Background(), testRequest("a", "secret")); !errors.Is(err, auth.ErrUnavailable) {
 			t.Fatalf("got %v, want ErrUnavailable", err)
 		}
 	})

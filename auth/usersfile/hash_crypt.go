@@ -1,4 +1,4 @@
-package auth
+package usersfile
 
 import (
 	"crypto/subtle"
