@@ -3,7 +3,8 @@
 // SMTP transaction at a time on a Conn that owns its socket, a small pool
 // of idle connections, and the Copier that puts a client's message on the
 // wire (Received header first, dot-stuffing, the SMTP smuggling guard,
-// header stripping).
+// header stripping), as one BDAT LAST chunk when it is small and the
+// upstream offers CHUNKING (bdat.go).
 //
 // It answers with errors and the upstream's own replies; the client's
 // replies are proxy's. It must never import proxy, policy or limits.

@@ -59,9 +59,12 @@ func ParseTLS(s string) (string, error) {
 // data, after the whole message was copied; every other way out of a
 // transaction closes the connection, so the upstream discards what it got.
 type Conn struct {
-	mu            sync.Mutex
-	conn          net.Conn // under client; closed by abort from any goroutine
-	client        *smtp.Client
+	mu     sync.Mutex
+	conn   net.Conn // under client; closed by abort from any goroutine
+	client *smtp.Client
+	// wire is conn when go-smtp's client reads and writes on it (not
+	// when the client added TLS itself), for BDAT (dataChunked).
+	wire          net.Conn
 	inTransaction bool        // MAIL accepted, message not yet finished
 	aborted       atomic.Bool // closed: never used again
 }
@@ -145,7 +148,11 @@ func Dial(ctx context.Context, cfg Config, id Identity) (*Conn, error) {
 			return nil, fmt.Errorf("authenticating to upstream %s: %w", cfg.Addr, err)
 		}
 	}
-	return &Conn{conn: tconn, client: c}, nil
+	up := &Conn{conn: tconn, client: c}
+	if cfg.TLS != "starttls" || xclient {
+		up.wire = tconn
+	}
+	return up, nil
 }
 
 func upstreamTLSConfig(cfg Config) *tls.Config {
@@ -195,7 +202,9 @@ func (u *Conn) Rcpt(to string, opts *smtp.RcptOptions) error {
 }
 
 // Data sends DATA, lets body write the message, and ends it with the final
-// dot only if body returned no error; otherwise the connection is closed
+// dot only if body returned no error (or, to an upstream offering CHUNKING,
+// sends a message of up to bdatMax as one BDAT LAST once body is done:
+// dataChunked); otherwise the connection is closed
 // (RFC 5321 §4.1.1.4: the upstream then discards the message). resp is the
 // upstream's text after the dot (its queue id). bodyErr is body's error,
 // kept apart so the caller can tell the client's fault from the upstream's.
@@ -204,6 +213,9 @@ func (u *Conn) Data(body func(w io.Writer) (int64, error)) (resp string, n int64
 	defer u.mu.Unlock()
 	if u.aborted.Load() {
 		return "", 0, nil, errUpstreamAborted
+	}
+	if wire := u.chunkingWire(); wire != nil {
+		return u.dataChunked(wire, body)
 	}
 	w, err := u.client.Data()
 	if err != nil {
