@@ -1,0 +1,221 @@
+package ledger
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// The accounting: every message the client was told 250 for must be in
+// exactly one mailbox; every other copy of a message must be explained by
+// the logs, or the ledger fails.
+
+// delivered is one copy of a message found in a mailbox.
+type delivered struct {
+	Mailbox   string // A or B: the Postfix that delivered it
+	Path      string
+	ID        int    // its X-Ledger-Id, -1 if it has none
+	QueueID   string // the Postfix queue id in Postfix's Received header
+	Replica   string // the replica in Postern's Received header
+	PosternID string // Postern's message id in that header
+}
+
+var (
+	ledgerIDHeader  = regexp.MustCompile(`(?mi)^X-Ledger-Id: (\d+)\r?$`)
+	posternReceived = regexp.MustCompile(`by (\S+) \(Postern\)\s+with \S+\s+id ([^;\s]+)`)
+	postfixReceived = regexp.MustCompile(`\(Postfix\)\s+with \S+\s+id ([0-9A-Za-z]+)`)
+)
+
+// parseCopy reads the ledger's marks out of a delivered message: data is
+// the message as sent to Postfix (Postern's Received header on top), and
+// received Postfix's own Received header.
+func parseCopy(mailbox, path string, data []byte, received string) delivered {
+	d := delivered{Mailbox: mailbox, Path: path, ID: -1}
+	if m := ledgerIDHeader.FindSubmatch(data); m != nil {
+		d.ID, _ = strconv.Atoi(string(m[1]))
+	}
+	if m := posternReceived.FindSubmatch(data); m != nil {
+		d.Replica, d.PosternID = string(m[1]), string(m[2])
+	}
+	if m := postfixReceived.FindStringSubmatch(received); m != nil {
+		d.QueueID = m[1]
+	}
+	return d
+}
+
+// evidence is what the ledger is given to account for the messages.
+type evidence struct {
+	N        int
+	Attempts []attempt
+	Copies   []delivered
+	Faults   []fault
+	// PosternLogs maps a replica's hostname to its log (every
+	// incarnation); Maillogs a mailbox to its Postfix's maillog.
+	PosternLogs map[string]string
+	Maillogs    map[string]string
+}
+
+// result is the ledger.
+type result struct {
+	Sent, Delivered, Lost  int
+	Duplicates, Explained  int
+	Unacknowledged         int // messages delivered that the client never saw 250 for
+	Faults                 int
+	Explanations, Failures []string
+}
+
+// Line is the ledger's final line.
+func (r result) Line() string {
+	return fmt.Sprintf("ledger: %d sent, %d delivered, %d lost, %d duplicates (%d explained), %d faults",
+		r.Sent, r.Delivered, r.Lost, r.Duplicates, r.Explained, r.Faults)
+}
+
+// account draws up the ledger.
+func account(ev evidence) result {
+	res := result{Sent: ev.N, Faults: len(ev.Faults)}
+	attempts := map[int][]attempt{}
+	for _, a := range ev.Attempts {
+		attempts[a.ID] = append(attempts[a.ID], a)
+	}
+	copies := map[int][]delivered{}
+	for _, d := range ev.Copies {
+		if d.ID < 1 || d.ID > ev.N {
+			res.Failures = append(res.Failures, fmt.Sprintf("a message that is not the ledger's in mailbox %s: %s (X-Ledger-Id %d)", d.Mailbox, d.Path, d.ID))
+			continue
+		}
+		copies[d.ID] = append(copies[d.ID], d)
+	}
+	for id := 1; id <= ev.N; id++ {
+		tries, cs := attempts[id], copies[id]
+		if len(cs) > 0 {
+			res.Delivered++
+			res.Duplicates += len(cs) - 1
+		}
+		acked := map[string]bool{}
+		for _, a := range tries {
+			if a.acked() {
+				acked[a.queueID()] = true
+			}
+		}
+		if len(acked) == 0 {
+			res.Failures = append(res.Failures, fmt.Sprintf("%06d never sent (no 250); its replies:\n%s", id, replies(tries)))
+		}
+		found := map[string]bool{}
+		seen := map[string]int{} // mailbox+queue id: copies so far
+		unexplained := 0
+		for _, d := range cs {
+			key := d.Mailbox + "/" + d.QueueID
+			seen[key]++
+			switch {
+			case seen[key] > 1:
+				// Postfix delivered its own queue file twice.
+				if why, ok := ev.redelivered(d); ok {
+					res.Explanations = append(res.Explanations, fmt.Sprintf("%06d copy %d of %s in %s: %s", id, seen[key], d.QueueID, d.Mailbox, why))
+				} else {
+					unexplained++
+					res.Failures = append(res.Failures, fmt.Sprintf("%06d delivered twice by %s as %s, unexplained: %s\nits replies:\n%s", id, d.Mailbox, d.QueueID, why, replies(tries)))
+				}
+			case acked[d.QueueID] && d.QueueID != "":
+				found[d.QueueID] = true
+			default:
+				if why, ok := ev.unacknowledged(d, tries); ok {
+					res.Explanations = append(res.Explanations, fmt.Sprintf("%06d copy %s in %s (via %s, Postern id %s), never acknowledged: %s", id, d.QueueID, d.Mailbox, d.Replica, d.PosternID, why))
+				} else {
+					unexplained++
+					res.Failures = append(res.Failures, fmt.Sprintf("%06d copy %s in %s (via %s, Postern id %s) that the client was never told 250 for, unexplained: %s\nits replies:\n%s",
+						id, d.QueueID, d.Mailbox, d.Replica, d.PosternID, why, replies(tries)))
+				}
+			}
+		}
+		for q := range acked {
+			if !found[q] {
+				res.Lost++
+				res.Failures = append(res.Failures, fmt.Sprintf("%06d LOST: the client was told 250 (queued as %q) and no mailbox holds that copy; copies: %v\nits replies:\n%s", id, q, cs, replies(tries)))
+			}
+		}
+		if len(acked) == 0 && len(cs) > 0 {
+			res.Unacknowledged++
+		}
+		res.Explained += max(0, len(cs)-1-unexplained)
+	}
+	sort.Strings(res.Failures)
+	return res
+}
+
+// replies lists a message's attempts, one a line.
+func replies(tries []attempt) string {
+	if len(tries) == 0 {
+		return "  (no attempt)"
+	}
+	var b strings.Builder
+	for _, a := range tries {
+		b.WriteString("  " + a.String() + "\n")
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// unacknowledged explains copy d of a message the client was not told 250
+// for (in this copy's transaction): its final dot went out on a
+// connection to the same replica that broke or got 4xx, and the replica's
+// log tells the rest (it relayed the upstream's 250 that the client never
+// read, or its upstream connection broke after the dot), or the replica
+// was killed before it could log.
+func (ev evidence) unacknowledged(d delivered, tries []attempt) (string, bool) {
+	var broken, deferred []string // after the dot: no reply read, or a 4xx
+	for _, a := range tries {
+		switch {
+		case a.Stage != "dot" || a.Via != d.Replica:
+		case a.Reply == "":
+			broken = append(broken, "client: "+a.String())
+		case strings.HasPrefix(a.Reply, "4"):
+			deferred = append(deferred, "client: "+a.String())
+		}
+	}
+	if len(broken)+len(deferred) == 0 {
+		return "no attempt of the client via " + d.Replica + " ended after its final dot without a reply or with 4xx", false
+	}
+	var line string
+	for _, l := range readLines(ev.PosternLogs[d.Replica]) {
+		if strings.Contains(l, " id="+d.PosternID+" ") && strings.Contains(l, `msg="message `) {
+			line = l
+			break
+		}
+	}
+	switch {
+	case strings.Contains(line, `msg="message accepted"`) && strings.Contains(line, d.QueueID) && len(broken) > 0:
+		return fmt.Sprintf("reply lost: the upstream's 250 was relayed and the client's connection broke before it read it\n  postern: %s\n  %s", line, strings.Join(broken, "\n  ")), true
+	case strings.Contains(line, `msg="message rejected"`) && strings.Contains(line, `reply="4`):
+		// The client read the 4xx, or its connection broke first.
+		return fmt.Sprintf("upstream's reply lost: the upstream queued the message and its connection broke before its 250; the client was told 4xx (or nothing) and sent again\n  postern: %s\n  %s", line, strings.Join(append(deferred, broken...), "\n  ")), true
+	case line != "":
+		return "postern logged " + line, false
+	}
+	for _, f := range ev.Faults {
+		if f.Kind == "kill" && f.Target == d.Replica {
+			if len(broken) > 0 {
+				return fmt.Sprintf("replica killed before it logged: %s\n  %s", f, strings.Join(broken, "\n  ")), true
+			}
+		}
+	}
+	return "no line of " + d.Replica + " names id=" + d.PosternID, false
+}
+
+// redelivered explains a second copy of one Postfix queue file: that
+// Postfix was stopped (between delivering and removing the file), and its
+// maillog shows the queue id's deliveries.
+func (ev evidence) redelivered(d delivered) (string, bool) {
+	var lines []string
+	for _, l := range readLines(ev.Maillogs[d.Mailbox]) {
+		if strings.Contains(l, d.QueueID+":") {
+			lines = append(lines, "  maillog: "+l)
+		}
+	}
+	for _, f := range ev.Faults {
+		if f.Kind == "postfix" && f.Target == d.Mailbox {
+			return fmt.Sprintf("Postfix %s redelivered its own queue file after its stop (%s)\n%s", d.Mailbox, f, strings.Join(lines, "\n")), true
+		}
+	}
+	return fmt.Sprintf("Postfix %s was never stopped\n%s", d.Mailbox, strings.Join(lines, "\n")), false
+}
