@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The accounting: every message the client was told 250 for must be in
@@ -185,37 +186,53 @@ func (ev evidence) unacknowledged(d delivered, tries []attempt) (string, bool) {
 	}
 	switch {
 	case strings.Contains(line, `msg="message accepted"`) && strings.Contains(line, d.QueueID) && len(broken) > 0:
-		return fmt.Sprintf("reply lost: the upstream's 250 was relayed and the client's connection broke before it read it\n  postern: %s\n  %s", line, strings.Join(broken, "\n  ")), true
+		return fmt.Sprintf("reply lost: the upstream's 250 was relayed and the client's connection broke before it read it\n  postern: %s\n  %s%s", line, strings.Join(broken, "\n  "), ev.maillogLines(d)), true
 	case strings.Contains(line, `msg="message rejected"`) && strings.Contains(line, `reply="4`):
 		// The client read the 4xx, or its connection broke first.
-		return fmt.Sprintf("upstream's reply lost: the upstream queued the message and its connection broke before its 250; the client was told 4xx (or nothing) and sent again\n  postern: %s\n  %s", line, strings.Join(append(deferred, broken...), "\n  ")), true
+		return fmt.Sprintf("upstream's reply lost: the upstream queued the message and its connection broke before its 250; the client was told 4xx (or nothing) and sent again\n  postern: %s\n  %s%s", line, strings.Join(append(deferred, broken...), "\n  "), ev.maillogLines(d)), true
 	case line != "":
 		return "postern logged " + line, false
 	}
+	// Killed between the upstream's 250 and its log line: the client's
+	// connection broke when the replica died.
 	for _, f := range ev.Faults {
-		if f.Kind == "kill" && f.Target == d.Replica {
-			if len(broken) > 0 {
-				return fmt.Sprintf("replica killed before it logged: %s\n  %s", f, strings.Join(broken, "\n  ")), true
+		if f.Kind != "kill" || f.Target != d.Replica {
+			continue
+		}
+		for _, a := range tries {
+			if a.Stage == "dot" && a.Via == d.Replica && a.Reply == "" && !a.At.Before(f.Start) && a.At.Before(f.End.Add(killSlack)) {
+				return fmt.Sprintf("replica killed after the upstream's 250, before it logged or replied: %s\n  client: %s%s",
+					f, a, ev.maillogLines(d)), true
 			}
 		}
 	}
-	return "no line of " + d.Replica + " names id=" + d.PosternID, false
+	return "no line of " + d.Replica + " names id=" + d.PosternID + " and no kill of it broke the client's connection", false
+}
+
+// killSlack is how long after a kill's end (the replica started again) a
+// client may take to see its connection broken by it.
+const killSlack = 5 * time.Second
+
+// maillogLines are the lines of d's Postfix naming its queue id, each on a
+// line of its own after a newline.
+func (ev evidence) maillogLines(d delivered) string {
+	var b strings.Builder
+	for _, l := range readLines(ev.Maillogs[d.Mailbox]) {
+		if d.QueueID != "" && strings.Contains(l, d.QueueID+":") {
+			b.WriteString("\n  maillog " + d.Mailbox + ": " + l)
+		}
+	}
+	return b.String()
 }
 
 // redelivered explains a second copy of one Postfix queue file: that
 // Postfix was stopped (between delivering and removing the file), and its
 // maillog shows the queue id's deliveries.
 func (ev evidence) redelivered(d delivered) (string, bool) {
-	var lines []string
-	for _, l := range readLines(ev.Maillogs[d.Mailbox]) {
-		if strings.Contains(l, d.QueueID+":") {
-			lines = append(lines, "  maillog: "+l)
-		}
-	}
 	for _, f := range ev.Faults {
 		if f.Kind == "postfix" && f.Target == d.Mailbox {
-			return fmt.Sprintf("Postfix %s redelivered its own queue file after its stop (%s)\n%s", d.Mailbox, f, strings.Join(lines, "\n")), true
+			return fmt.Sprintf("Postfix %s redelivered its own queue file after its stop (%s)%s", d.Mailbox, f, ev.maillogLines(d)), true
 		}
 	}
-	return fmt.Sprintf("Postfix %s was never stopped\n%s", d.Mailbox, strings.Join(lines, "\n")), false
+	return fmt.Sprintf("Postfix %s was never stopped%s", d.Mailbox, ev.maillogLines(d)), false
 }

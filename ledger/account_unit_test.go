@@ -51,14 +51,17 @@ func TestAccountNeverSent(t *testing.T) {
 
 func TestAccountDuplicates(t *testing.T) {
 	const r0 = "r0.ledger.test"
-	broken := attempt{ID: 1, Try: 1, Via: r0, Stage: "dot", Err: "EOF"}
+	now := time.Now()
+	broken := attempt{ID: 1, Try: 1, Via: r0, Stage: "dot", Err: "EOF", At: now.Add(time.Millisecond)}
 	deferred := attempt{ID: 1, Try: 1, Via: r0, Stage: "dot", Reply: "451 4.4.2 upstream failed"}
 	logs := map[string]string{r0: strings.Join([]string{
 		`level=INFO msg="message accepted" session=S id=PX reply="250 2.0.0 Ok: queued as QX" upstream=A`,
 		`level=WARN msg="message rejected" session=S id=PY reply="451 4.4.2 upstream failed" err="EOF"`,
 		`level=WARN msg="message rejected" session=S id=PR reply="554 5.7.1 no" err="no"`,
 	}, "\n")}
-	kill := fault{Kind: "kill", Target: r0, Start: time.Now(), End: time.Now()}
+	kill := fault{Kind: "kill", Target: r0, Start: now, End: now.Add(time.Second)}
+	// A kill an hour earlier explains nothing of this attempt.
+	oldKill := fault{Kind: "kill", Target: r0, Start: now.Add(-time.Hour), End: now.Add(-time.Hour)}
 	stopA := fault{Kind: "postfix", Target: "A", Start: time.Now(), End: time.Now()}
 	for _, c := range []struct {
 		name      string
@@ -74,6 +77,7 @@ func TestAccountDuplicates(t *testing.T) {
 		{"refused with 5xx", []attempt{deferred}, delivered{QueueID: "QR", PosternID: "PR"}, nil, false},
 		{"replica killed before logging", []attempt{broken}, delivered{QueueID: "QZ", PosternID: "PZ"}, []fault{kill}, true},
 		{"no log line and no kill", []attempt{broken}, delivered{QueueID: "QZ", PosternID: "PZ"}, nil, false},
+		{"no log line and a kill long before", []attempt{broken}, delivered{QueueID: "QZ", PosternID: "PZ"}, []fault{oldKill}, false},
 		{"no attempt broke after its dot", nil, delivered{QueueID: "QX", PosternID: "PX"}, nil, false},
 		{"Postfix redelivery after its stop", nil, delivered{QueueID: "Q1", PosternID: "P1"}, []fault{stopA}, true},
 		{"Postfix redelivery without a stop", nil, delivered{QueueID: "Q1", PosternID: "P1"}, nil, false},

@@ -151,6 +151,15 @@ func TestLedger(t *testing.T) {
 	if len(res.Failures) > 0 || res.Lost > 0 || res.Explained != res.Duplicates {
 		t.Errorf("the ledger does not balance (%d failures; LEDGER_SEED=%d reruns it): see above and %s", len(res.Failures), seed, dir)
 	}
+	// The replicas run under the race detector: a race or a panic the
+	// faults provoked fails the ledger too.
+	for _, r := range rs {
+		for _, bad := range []string{"WARNING: DATA RACE", "panic:", "fatal error:"} {
+			if strings.Contains(ev.PosternLogs[r.hostname()], bad) {
+				t.Errorf("%s logged %q: see %s", r.name, bad, filepath.Join(dir, r.name+".log"))
+			}
+		}
+	}
 	if len(faults) < len(faultKinds) {
 		t.Errorf("%d faults injected, want every kind at least once", len(faults))
 	}
