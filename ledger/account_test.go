@@ -17,10 +17,11 @@ import (
 type delivered struct {
 	Mailbox   string // A or B: the Postfix that delivered it
 	Path      string
-	ID        int    // its X-Ledger-Id, -1 if it has none
-	QueueID   string // the Postfix queue id in Postfix's Received header
-	Replica   string // the replica in Postern's Received header
-	PosternID string // Postern's message id in that header
+	ID        int       // its X-Ledger-Id, -1 if it has none
+	QueueID   string    // the Postfix queue id in Postfix's Received header
+	Replica   string    // the replica in Postern's Received header
+	PosternID string    // Postern's message id in that header
+	Written   time.Time // the Maildir file's modification time
 }
 
 var (
@@ -104,15 +105,20 @@ func account(ev evidence) result {
 			res.Failures = append(res.Failures, fmt.Sprintf("%06d never sent (no 250); its replies:\n%s", id, replies(tries)))
 		}
 		found := map[string]bool{}
-		seen := map[string]int{} // mailbox+queue id: copies so far
+		seen := map[string]int{}        // mailbox+queue id: copies so far
+		first := map[string]delivered{} // mailbox+queue id: the earliest copy
 		unexplained := 0
+		sort.SliceStable(cs, func(i, j int) bool { return cs[i].Written.Before(cs[j].Written) })
 		for _, d := range cs {
 			key := d.Mailbox + "/" + d.QueueID
 			seen[key]++
+			if seen[key] == 1 {
+				first[key] = d
+			}
 			switch {
 			case seen[key] > 1:
 				// Postfix delivered its own queue file twice.
-				if why, ok := ev.redelivered(d); ok {
+				if why, ok := ev.redelivered(first[key], d); ok {
 					res.Explanations = append(res.Explanations, fmt.Sprintf("%06d copy %d of %s in %s: %s", id, seen[key], d.QueueID, d.Mailbox, why))
 				} else {
 					unexplained++
@@ -225,14 +231,21 @@ func (ev evidence) maillogLines(d delivered) string {
 	return b.String()
 }
 
-// redelivered explains a second copy of one Postfix queue file: that
-// Postfix was stopped (between delivering and removing the file), and its
-// maillog shows the queue id's deliveries.
-func (ev evidence) redelivered(d delivered) (string, bool) {
+// redelivered explains a second copy d of one Postfix queue file, the
+// first being earlier: that Postfix was stopped after writing the first
+// copy (its delivery agent killed before it could report it) and wrote d
+// after its restart, so the maillog shows the queue file delivered again.
+func (ev evidence) redelivered(earlier, d delivered) (string, bool) {
 	for _, f := range ev.Faults {
-		if f.Kind == "postfix" && f.Target == d.Mailbox {
-			return fmt.Sprintf("Postfix %s redelivered its own queue file after its stop (%s)%s", d.Mailbox, f, ev.maillogLines(d)), true
+		// The restart's queue run may deliver before Start saw the
+		// banner, i.e. before f.End: the second copy is only after the
+		// stop began.
+		if f.Kind == "postfix" && f.Target == d.Mailbox && earlier.Written.Before(f.End) && !d.Written.Before(f.Start) &&
+			earlier.Written.After(f.Start.Add(-time.Minute)) {
+			return fmt.Sprintf("Postfix %s wrote it at %s, was stopped before it could record the delivery, and delivered its queue file again after the restart, at %s (%s)%s",
+				d.Mailbox, earlier.Written.UTC().Format("15:04:05.000"), d.Written.UTC().Format("15:04:05.000"), f, ev.maillogLines(d)), true
 		}
 	}
-	return fmt.Sprintf("Postfix %s was never stopped%s", d.Mailbox, ev.maillogLines(d)), false
+	return fmt.Sprintf("no stop of Postfix %s between its copies (%s, %s)%s", d.Mailbox,
+		earlier.Written.UTC().Format("15:04:05.000"), d.Written.UTC().Format("15:04:05.000"), ev.maillogLines(d)), false
 }

@@ -62,7 +62,8 @@ func TestAccountDuplicates(t *testing.T) {
 	kill := fault{Kind: "kill", Target: r0, Start: now, End: now.Add(time.Second)}
 	// A kill an hour earlier explains nothing of this attempt.
 	oldKill := fault{Kind: "kill", Target: r0, Start: now.Add(-time.Hour), End: now.Add(-time.Hour)}
-	stopA := fault{Kind: "postfix", Target: "A", Start: time.Now(), End: time.Now()}
+	stopA := fault{Kind: "postfix", Target: "A", Start: now.Add(-10 * time.Second), End: now.Add(time.Second)}
+	stopALater := fault{Kind: "postfix", Target: "A", Start: now.Add(time.Minute), End: now.Add(2 * time.Minute)}
 	for _, c := range []struct {
 		name      string
 		tries     []attempt
@@ -79,15 +80,16 @@ func TestAccountDuplicates(t *testing.T) {
 		{"no log line and no kill", []attempt{broken}, delivered{QueueID: "QZ", PosternID: "PZ"}, nil, false},
 		{"no log line and a kill long before", []attempt{broken}, delivered{QueueID: "QZ", PosternID: "PZ"}, []fault{oldKill}, false},
 		{"no attempt broke after its dot", nil, delivered{QueueID: "QX", PosternID: "PX"}, nil, false},
-		{"Postfix redelivery after its stop", nil, delivered{QueueID: "Q1", PosternID: "P1"}, []fault{stopA}, true},
-		{"Postfix redelivery without a stop", nil, delivered{QueueID: "Q1", PosternID: "P1"}, nil, false},
+		{"Postfix redelivery after its stop", nil, delivered{QueueID: "Q1", PosternID: "P1", Written: now.Add(2 * time.Second)}, []fault{stopA}, true},
+		{"Postfix redelivery without a stop", nil, delivered{QueueID: "Q1", PosternID: "P1", Written: now.Add(2 * time.Second)}, nil, false},
+		{"Postfix redelivery, stopped only later", nil, delivered{QueueID: "Q1", PosternID: "P1", Written: now.Add(2 * time.Second)}, []fault{stopALater}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			extra := c.extra
 			extra.Mailbox, extra.ID, extra.Replica = "A", 1, r0
 			ev := evidence{N: 1, Faults: c.faults, PosternLogs: logs,
 				Attempts: append(append([]attempt{}, c.tries...), acked(1, r0, "Q1")),
-				Copies:   []delivered{{Mailbox: "A", ID: 1, QueueID: "Q1", Replica: r0, PosternID: "P1"}, extra}}
+				Copies:   []delivered{extra, {Mailbox: "A", ID: 1, QueueID: "Q1", Replica: r0, PosternID: "P1", Written: now}}}
 			res := account(ev)
 			if res.Duplicates != 1 || res.Lost != 0 {
 				t.Fatalf("%s, want 1 duplicate, 0 lost", res.Line())

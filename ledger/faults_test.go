@@ -126,6 +126,7 @@ func (c *cluster) inject(t *testing.T, rng *rand.Rand, kind string) fault {
 	case "postfix":
 		i := rng.IntN(len(c.postfix))
 		f.Target = mailboxName(i)
+		c.log(fmt.Sprintf("%s FAULT postfix %s: stopping its master (SIGTERM to its process group)", time.Now().UTC().Format("15:04:05.000"), f.Target))
 		c.postfix[i].Stop()
 		time.Sleep(postfixPause)
 		c.postfix[i].Start()

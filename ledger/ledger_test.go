@@ -121,7 +121,13 @@ func TestLedger(t *testing.T) {
 	for i, pf := range pfs {
 		name := mailboxName(i)
 		for _, m := range pf.Messages(t) {
-			ev.Copies = append(ev.Copies, parseCopy(name, m.Path, m.Data, m.Received))
+			d := parseCopy(name, m.Path, m.Data, m.Received)
+			st, err := os.Stat(m.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Written = st.ModTime()
+			ev.Copies = append(ev.Copies, d)
 		}
 		ev.Maillogs[name] = pf.Log()
 		writeFile(t, filepath.Join(dir, "postfix-"+name+".maillog"), pf.Log())
