@@ -90,65 +90,70 @@ func account(ev evidence) result {
 		copies[d.ID] = append(copies[d.ID], d)
 	}
 	for id := 1; id <= ev.N; id++ {
-		tries, cs := attempts[id], copies[id]
-		if len(cs) > 0 {
-			res.Delivered++
-			res.Duplicates += len(cs) - 1
-		}
-		acked := map[string]bool{}
-		for _, a := range tries {
-			if a.acked() {
-				acked[a.queueID()] = true
-			}
-		}
-		if len(acked) == 0 {
-			res.Failures = append(res.Failures, fmt.Sprintf("%06d never sent (no 250); its replies:\n%s", id, replies(tries)))
-		}
-		found := map[string]bool{}
-		seen := map[string]int{}        // mailbox+queue id: copies so far
-		first := map[string]delivered{} // mailbox+queue id: the earliest copy
-		unexplained := 0
-		sort.SliceStable(cs, func(i, j int) bool { return cs[i].Written.Before(cs[j].Written) })
-		for _, d := range cs {
-			key := d.Mailbox + "/" + d.QueueID
-			seen[key]++
-			if seen[key] == 1 {
-				first[key] = d
-			}
-			switch {
-			case seen[key] > 1:
-				// Postfix delivered its own queue file twice.
-				if why, ok := ev.redelivered(first[key], d); ok {
-					res.Explanations = append(res.Explanations, fmt.Sprintf("%06d copy %d of %s in %s: %s", id, seen[key], d.QueueID, d.Mailbox, why))
-				} else {
-					unexplained++
-					res.Failures = append(res.Failures, fmt.Sprintf("%06d delivered twice by %s as %s, unexplained: %s\nits replies:\n%s", id, d.Mailbox, d.QueueID, why, replies(tries)))
-				}
-			case acked[d.QueueID] && d.QueueID != "":
-				found[d.QueueID] = true
-			default:
-				if why, ok := ev.unacknowledged(d, tries); ok {
-					res.Explanations = append(res.Explanations, fmt.Sprintf("%06d copy %s in %s (via %s, Postern id %s), never acknowledged: %s", id, d.QueueID, d.Mailbox, d.Replica, d.PosternID, why))
-				} else {
-					unexplained++
-					res.Failures = append(res.Failures, fmt.Sprintf("%06d copy %s in %s (via %s, Postern id %s) that the client was never told 250 for, unexplained: %s\nits replies:\n%s",
-						id, d.QueueID, d.Mailbox, d.Replica, d.PosternID, why, replies(tries)))
-				}
-			}
-		}
-		for q := range acked {
-			if !found[q] {
-				res.Lost++
-				res.Failures = append(res.Failures, fmt.Sprintf("%06d LOST: the client was told 250 (queued as %q) and no mailbox holds that copy; copies: %v\nits replies:\n%s", id, q, cs, replies(tries)))
-			}
-		}
-		if len(acked) == 0 && len(cs) > 0 {
-			res.Unacknowledged++
-		}
-		res.Explained += max(0, len(cs)-1-unexplained)
+		ev.accountMessage(&res, id, attempts[id], copies[id])
 	}
 	sort.Strings(res.Failures)
 	return res
+}
+
+// accountMessage enters message id into res: tries are the client's
+// attempts at it, cs its copies in the mailboxes.
+func (ev evidence) accountMessage(res *result, id int, tries []attempt, cs []delivered) {
+	if len(cs) > 0 {
+		res.Delivered++
+		res.Duplicates += len(cs) - 1
+	}
+	acked := map[string]bool{}
+	for _, a := range tries {
+		if a.acked() {
+			acked[a.queueID()] = true
+		}
+	}
+	if len(acked) == 0 {
+		res.Failures = append(res.Failures, fmt.Sprintf("%06d never sent (no 250); its replies:\n%s", id, replies(tries)))
+	}
+	found := map[string]bool{}
+	seen := map[string]int{}        // mailbox+queue id: copies so far
+	first := map[string]delivered{} // mailbox+queue id: the earliest copy
+	unexplained := 0
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].Written.Before(cs[j].Written) })
+	for _, d := range cs {
+		key := d.Mailbox + "/" + d.QueueID
+		seen[key]++
+		if seen[key] == 1 {
+			first[key] = d
+		}
+		switch {
+		case seen[key] > 1:
+			// Postfix delivered its own queue file twice.
+			if why, ok := ev.redelivered(first[key], d); ok {
+				res.Explanations = append(res.Explanations, fmt.Sprintf("%06d copy %d of %s in %s: %s", id, seen[key], d.QueueID, d.Mailbox, why))
+			} else {
+				unexplained++
+				res.Failures = append(res.Failures, fmt.Sprintf("%06d delivered twice by %s as %s, unexplained: %s\nits replies:\n%s", id, d.Mailbox, d.QueueID, why, replies(tries)))
+			}
+		case acked[d.QueueID] && d.QueueID != "":
+			found[d.QueueID] = true
+		default:
+			if why, ok := ev.unacknowledged(d, tries); ok {
+				res.Explanations = append(res.Explanations, fmt.Sprintf("%06d copy %s in %s (via %s, Postern id %s), never acknowledged: %s", id, d.QueueID, d.Mailbox, d.Replica, d.PosternID, why))
+			} else {
+				unexplained++
+				res.Failures = append(res.Failures, fmt.Sprintf("%06d copy %s in %s (via %s, Postern id %s) that the client was never told 250 for, unexplained: %s\nits replies:\n%s",
+					id, d.QueueID, d.Mailbox, d.Replica, d.PosternID, why, replies(tries)))
+			}
+		}
+	}
+	for q := range acked {
+		if !found[q] {
+			res.Lost++
+			res.Failures = append(res.Failures, fmt.Sprintf("%06d LOST: the client was told 250 (queued as %q) and no mailbox holds that copy; copies: %v\nits replies:\n%s", id, q, cs, replies(tries)))
+		}
+	}
+	if len(acked) == 0 && len(cs) > 0 {
+		res.Unacknowledged++
+	}
+	res.Explained += max(0, len(cs)-1-unexplained)
 }
 
 // replies lists a message's attempts, one a line.

@@ -100,3 +100,11 @@ func TestAccountDuplicates(t *testing.T) {
 		})
 	}
 }
+
+func TestAccountStranger(t *testing.T) {
+	ev := evidence{N: 1, Attempts: []attempt{acked(1, "r0.ledger.test", "Q1")},
+		Copies: []delivered{{Mailbox: "A", ID: 1, QueueID: "Q1"}, {Mailbox: "B", ID: -1, Path: "B/new/x"}}}
+	if res := account(ev); len(res.Failures) != 1 || !strings.Contains(res.Failures[0], "B/new/x") {
+		t.Errorf("a message without X-Ledger-Id: failures %q, want one naming it", res.Failures)
+	}
+}
