@@ -169,58 +169,74 @@ func replies(tries []attempt) string {
 }
 
 // unacknowledged explains copy d of a message the client was not told 250
-// for (in this copy's transaction): its final dot went out on a
-// connection to the same replica that broke or got 4xx, and the replica's
-// log tells the rest (it relayed the upstream's 250 that the client never
-// read, or its upstream connection broke after the dot), or the replica
-// was killed before it could log.
+// for (in this copy's transaction). The replica's log line for d's Postern
+// id says how, and a fault at the time of the client's attempt says why:
+//   - "message accepted": the replica relayed the upstream's 250 and the
+//     client's connection broke before it read it, by a kill or drain of
+//     that replica;
+//   - "message rejected" with 4xx: the upstream queued the message and its
+//     connection broke before its 250, by a stop of that Postfix; the
+//     client got the 4xx (or nothing) and sent again;
+//   - no line: the replica was killed between the upstream's 250 and its
+//     log line, and the client's connection broke then.
 func (ev evidence) unacknowledged(d delivered, tries []attempt) (string, bool) {
-	var broken, deferred []string // after the dot: no reply read, or a 4xx
-	for _, a := range tries {
-		switch {
-		case a.Stage != "dot" || a.Via != d.Replica:
-		case a.Reply == "":
-			broken = append(broken, "client: "+a.String())
-		case strings.HasPrefix(a.Reply, "4"):
-			deferred = append(deferred, "client: "+a.String())
-		}
-	}
-	if len(broken)+len(deferred) == 0 {
-		return "no attempt of the client via " + d.Replica + " ended after its final dot without a reply or with 4xx", false
-	}
-	var line string
-	for _, l := range readLines(ev.PosternLogs[d.Replica]) {
-		if strings.Contains(l, " id="+d.PosternID+" ") && strings.Contains(l, `msg="message `) {
-			line = l
-			break
-		}
-	}
+	line := ev.posternLine(d)
+	broken := func(a attempt) bool { return a.Reply == "" }
+	deferredOrBroken := func(a attempt) bool { return a.Reply == "" || strings.HasPrefix(a.Reply, "4") }
 	switch {
-	case strings.Contains(line, `msg="message accepted"`) && strings.Contains(line, d.QueueID) && len(broken) > 0:
-		return fmt.Sprintf("reply lost: the upstream's 250 was relayed and the client's connection broke before it read it\n  postern: %s\n  %s%s", line, strings.Join(broken, "\n  "), ev.maillogLines(d)), true
+	case strings.Contains(line, `msg="message accepted"`) && strings.Contains(line, d.QueueID):
+		for _, kind := range []string{"kill", "drain"} {
+			if a, f, ok := ev.attemptDuring(d, tries, broken, kind, d.Replica); ok {
+				return fmt.Sprintf("reply lost: the upstream's 250 was relayed and the client's connection broke before it read it (%s)\n  postern: %s\n  client: %s%s",
+					f, line, a, ev.maillogLines(d)), true
+			}
+		}
+		return "the 250 was relayed and no kill or drain of " + d.Replica + " broke a connection of the client's after its dot\n  postern: " + line, false
 	case strings.Contains(line, `msg="message rejected"`) && strings.Contains(line, `reply="4`):
-		// The client read the 4xx, or its connection broke first.
-		return fmt.Sprintf("upstream's reply lost: the upstream queued the message and its connection broke before its 250; the client was told 4xx (or nothing) and sent again\n  postern: %s\n  %s%s", line, strings.Join(append(deferred, broken...), "\n  "), ev.maillogLines(d)), true
+		if a, f, ok := ev.attemptDuring(d, tries, deferredOrBroken, "postfix", d.Mailbox); ok {
+			return fmt.Sprintf("upstream's reply lost: the upstream queued the message and its connection broke before its 250 (%s); the client was told 4xx (or nothing) and sent again\n  postern: %s\n  client: %s%s",
+				f, line, a, ev.maillogLines(d)), true
+		}
+		return "the upstream's connection broke after the dot, and no stop of Postfix " + d.Mailbox + " was under way\n  postern: " + line, false
 	case line != "":
 		return "postern logged " + line, false
 	}
-	// Killed between the upstream's 250 and its log line: the client's
-	// connection broke when the replica died.
+	if a, f, ok := ev.attemptDuring(d, tries, broken, "kill", d.Replica); ok {
+		return fmt.Sprintf("replica killed after the upstream's 250, before it logged or replied: %s\n  client: %s%s",
+			f, a, ev.maillogLines(d)), true
+	}
+	return "no line of " + d.Replica + " names id=" + d.PosternID + " and no kill of it broke a connection of the client's after its dot", false
+}
+
+// posternLine is the replica's log line of d's message ("message accepted"
+// or "message rejected"), "" if it logged none.
+func (ev evidence) posternLine(d delivered) string {
+	for _, l := range readLines(ev.PosternLogs[d.Replica]) {
+		if strings.Contains(l, " id="+d.PosternID+" ") && strings.Contains(l, `msg="message `) {
+			return l
+		}
+	}
+	return ""
+}
+
+// attemptDuring finds an attempt of the client via d's replica that ended
+// after its final dot, as match says, while a fault of kind on target was
+// under way (or had just ended: killSlack).
+func (ev evidence) attemptDuring(d delivered, tries []attempt, match func(attempt) bool, kind, target string) (attempt, fault, bool) {
 	for _, f := range ev.Faults {
-		if f.Kind != "kill" || f.Target != d.Replica {
+		if f.Kind != kind || f.Target != target {
 			continue
 		}
 		for _, a := range tries {
-			if a.Stage == "dot" && a.Via == d.Replica && a.Reply == "" && !a.At.Before(f.Start) && a.At.Before(f.End.Add(killSlack)) {
-				return fmt.Sprintf("replica killed after the upstream's 250, before it logged or replied: %s\n  client: %s%s",
-					f, a, ev.maillogLines(d)), true
+			if a.Stage == "dot" && a.Via == d.Replica && match(a) && !a.At.Before(f.Start) && a.At.Before(f.End.Add(killSlack)) {
+				return a, f, true
 			}
 		}
 	}
-	return "no line of " + d.Replica + " names id=" + d.PosternID + " and no kill of it broke the client's connection", false
+	return attempt{}, fault{}, false
 }
 
-// killSlack is how long after a kill's end (the replica started again) a
+// killSlack is how long after a fault's end (the part started again) a
 // client may take to see its connection broken by it.
 const killSlack = 5 * time.Second
 

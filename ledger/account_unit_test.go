@@ -53,13 +53,14 @@ func TestAccountDuplicates(t *testing.T) {
 	const r0 = "r0.ledger.test"
 	now := time.Now()
 	broken := attempt{ID: 1, Try: 1, Via: r0, Stage: "dot", Err: "EOF", At: now.Add(time.Millisecond)}
-	deferred := attempt{ID: 1, Try: 1, Via: r0, Stage: "dot", Reply: "451 4.4.2 upstream failed"}
+	deferred := attempt{ID: 1, Try: 1, Via: r0, Stage: "dot", Reply: "451 4.4.2 upstream failed", At: now.Add(time.Millisecond)}
 	logs := map[string]string{r0: strings.Join([]string{
 		`level=INFO msg="message accepted" session=S id=PX reply="250 2.0.0 Ok: queued as QX" upstream=A`,
 		`level=WARN msg="message rejected" session=S id=PY reply="451 4.4.2 upstream failed" err="EOF"`,
 		`level=WARN msg="message rejected" session=S id=PR reply="554 5.7.1 no" err="no"`,
 	}, "\n")}
 	kill := fault{Kind: "kill", Target: r0, Start: now, End: now.Add(time.Second)}
+	drain := fault{Kind: "drain", Target: r0, Start: now, End: now.Add(time.Second)}
 	// A kill an hour earlier explains nothing of this attempt.
 	oldKill := fault{Kind: "kill", Target: r0, Start: now.Add(-time.Hour), End: now.Add(-time.Hour)}
 	stopA := fault{Kind: "postfix", Target: "A", Start: now.Add(-10 * time.Second), End: now.Add(time.Second)}
@@ -71,15 +72,19 @@ func TestAccountDuplicates(t *testing.T) {
 		faults    []fault
 		explained bool
 	}{
-		{"reply lost after the upstream's 250", []attempt{broken}, delivered{QueueID: "QX", PosternID: "PX"}, nil, true},
-		{"accepted, but the client got a reply", []attempt{deferred}, delivered{QueueID: "QX", PosternID: "PX"}, nil, false},
-		{"upstream's 250 lost, client got 4xx", []attempt{deferred}, delivered{QueueID: "QY", PosternID: "PY"}, nil, true},
-		{"upstream's 250 lost, the client's reply too", []attempt{broken}, delivered{QueueID: "QY", PosternID: "PY"}, nil, true},
-		{"refused with 5xx", []attempt{deferred}, delivered{QueueID: "QR", PosternID: "PR"}, nil, false},
+		{"reply lost after the upstream's 250, replica killed", []attempt{broken}, delivered{QueueID: "QX", PosternID: "PX"}, []fault{kill}, true},
+		{"reply lost after the upstream's 250, replica drained", []attempt{broken}, delivered{QueueID: "QX", PosternID: "PX"}, []fault{drain}, true},
+		{"reply lost without a fault", []attempt{broken}, delivered{QueueID: "QX", PosternID: "PX"}, nil, false},
+		{"accepted, but the client got a reply", []attempt{deferred}, delivered{QueueID: "QX", PosternID: "PX"}, []fault{kill}, false},
+		{"upstream's 250 lost, client got 4xx", []attempt{deferred}, delivered{QueueID: "QY", PosternID: "PY"}, []fault{stopA}, true},
+		{"upstream's 250 lost, client's reply too", []attempt{broken}, delivered{QueueID: "QY", PosternID: "PY"}, []fault{stopA}, true},
+		{"upstream's 250 lost without a stop", []attempt{deferred}, delivered{QueueID: "QY", PosternID: "PY"}, []fault{kill}, false},
+		{"refused with 5xx", []attempt{deferred}, delivered{QueueID: "QR", PosternID: "PR"}, []fault{stopA}, false},
 		{"replica killed before logging", []attempt{broken}, delivered{QueueID: "QZ", PosternID: "PZ"}, []fault{kill}, true},
+		{"no log line, drained", []attempt{broken}, delivered{QueueID: "QZ", PosternID: "PZ"}, []fault{drain}, false},
 		{"no log line and no kill", []attempt{broken}, delivered{QueueID: "QZ", PosternID: "PZ"}, nil, false},
 		{"no log line and a kill long before", []attempt{broken}, delivered{QueueID: "QZ", PosternID: "PZ"}, []fault{oldKill}, false},
-		{"no attempt broke after its dot", nil, delivered{QueueID: "QX", PosternID: "PX"}, nil, false},
+		{"no attempt broke after its dot", nil, delivered{QueueID: "QX", PosternID: "PX"}, []fault{kill}, false},
 		{"Postfix redelivery after its stop", nil, delivered{QueueID: "Q1", PosternID: "P1", Written: now.Add(2 * time.Second)}, []fault{stopA}, true},
 		{"Postfix redelivery without a stop", nil, delivered{QueueID: "Q1", PosternID: "P1", Written: now.Add(2 * time.Second)}, nil, false},
 		{"Postfix redelivery, stopped only later", nil, delivered{QueueID: "Q1", PosternID: "P1", Written: now.Add(2 * time.Second)}, []fault{stopALater}, false},
