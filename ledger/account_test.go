@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bufio"
 	"fmt"
 	"regexp"
 	"sort"
@@ -269,4 +270,15 @@ func (ev evidence) redelivered(earlier, d delivered) (string, bool) {
 	}
 	return fmt.Sprintf("no stop of Postfix %s between its copies (%s, %s)%s", d.Mailbox,
 		earlier.Written.UTC().Format("15:04:05.000"), d.Written.UTC().Format("15:04:05.000"), ev.maillogLines(d)), false
+}
+
+// readLines is the lines of s (a log).
+func readLines(s string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(s))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		out = append(out, sc.Text())
+	}
+	return out
 }

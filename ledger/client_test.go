@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"bufio"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -263,15 +262,4 @@ func (c *mailClient) worker(w int, l login, ids <-chan int) {
 			time.Sleep(wait/2 + time.Duration(rng.Int64N(int64(wait))))
 		}
 	}
-}
-
-// readLines is a small helper for the ledger: the lines of s.
-func readLines(s string) []string {
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(s))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		out = append(out, sc.Text())
-	}
-	return out
 }
