@@ -55,6 +55,9 @@ func (c *cluster) runFaults(t *testing.T, rng *rand.Rand, stop <-chan struct{}, 
 	t.Helper()
 	var done []fault
 	for round := 0; ; round++ {
+		// Each round kills one replica, drains another and reloads
+		// the third.
+		replicas := rng.Perm(len(c.replicas))
 		for _, k := range rng.Perm(len(faultKinds)) {
 			if round > 0 && stopped(stop) {
 				return done
@@ -67,7 +70,7 @@ func (c *cluster) runFaults(t *testing.T, rng *rand.Rand, stop <-chan struct{}, 
 					return done
 				}
 			}
-			f := c.inject(t, rng, faultKinds[k])
+			f := c.inject(t, rng, faultKinds[k], replicas)
 			done = append(done, f)
 			c.log(f.String())
 		}
@@ -86,27 +89,28 @@ func stopped(c <-chan struct{}) bool {
 	}
 }
 
-// inject runs one fault of kind and returns it once the part is back.
-func (c *cluster) inject(t *testing.T, rng *rand.Rand, kind string) fault {
+// inject runs one fault of kind and returns it once the part is back;
+// replicas[0] is the one to kill, [1] to drain, [2] to reload.
+func (c *cluster) inject(t *testing.T, rng *rand.Rand, kind string, replicas []int) fault {
 	t.Helper()
 	f := fault{Kind: kind, Start: time.Now()}
 	switch kind {
 	case "kill":
-		r := c.replicas[rng.IntN(len(c.replicas))]
+		r := c.replicas[replicas[0]]
 		f.Target = r.hostname()
 		c.log(fmt.Sprintf("%s FAULT kill %s: SIGKILL pid %d", time.Now().UTC().Format("15:04:05.000"), r.name, r.proc().Cmd.Process.Pid))
 		r.signal(t, syscall.SIGKILL)
 		r.waitExit(t, 10*time.Second)
 		r.start(t)
 	case "drain":
-		r := c.replicas[rng.IntN(len(c.replicas))]
+		r := c.replicas[replicas[1]]
 		f.Target = r.hostname()
 		c.log(fmt.Sprintf("%s FAULT drain %s: SIGTERM pid %d", time.Now().UTC().Format("15:04:05.000"), r.name, r.proc().Cmd.Process.Pid))
 		r.signal(t, syscall.SIGTERM)
 		r.waitExit(t, 30*time.Second) // --shutdown-timeout 5s, and a busy machine
 		r.start(t)
 	case "hup":
-		r := c.replicas[rng.IntN(len(c.replicas))]
+		r := c.replicas[replicas[2]]
 		f.Target = r.hostname()
 		p := r.proc()
 		before := strings.Count(p.Output(), "users file reloaded")
