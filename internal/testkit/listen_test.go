@@ -31,3 +31,27 @@ func TestListening(t *testing.T) {
 		t.Fatalf("Listening(%s) = true after Close", addr)
 	}
 }
+
+// TestFreePortBelowEphemeralRange: a port handed out lies below the range
+// outgoing connections take their local ports from (so a server restarted
+// on it cannot find it taken by a client's socket), is bindable, and is
+// never handed out twice.
+func TestFreePortBelowEphemeralRange(t *testing.T) {
+	low := ephemeralLow()
+	seen := map[int]bool{}
+	for range 200 {
+		p := FreePort(t)
+		if p < freePortLow || p >= low {
+			t.Fatalf("FreePort = %d, want within [%d, %d)", p, freePortLow, low)
+		}
+		if seen[p] {
+			t.Fatalf("FreePort handed out %d twice", p)
+		}
+		seen[p] = true
+	}
+	l, err := net.Listen("tcp", FreeAddr(t))
+	if err != nil {
+		t.Fatalf("binding a port FreeAddr returned: %v", err)
+	}
+	l.Close()
+}

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -38,15 +39,75 @@ func RequireTool(t testing.TB, name string) string {
 	return ""
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago (bind :0).
+// FreePort returns a loopback TCP port that is free now and lies below the
+// kernel's ephemeral range (net.ipv4.ip_local_port_range). A port picked by
+// binding :0 lies inside that range, so after it is released any outgoing
+// connection on the machine may take it as its local port — and a Postfix
+// or a replica the test restarts on the same port then fails to bind with
+// EADDRINUSE (its reason logged nowhere a test sees). Below the range only a
+// test's own bind can take it: ports are drawn at random so that test
+// binaries running side by side rarely draw the same one, and never twice
+// within one binary.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("picking a free port: %v", err)
+	for range 1000 {
+		p := freePorts.draw()
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("picking a free port: none free in %d–%d after 1000 tries", freePortLow, freePorts.high)
+	return 0
+}
+
+// freePortLow is the lowest port FreePort hands out: above the registered
+// ports services on a test machine are likely to listen on.
+const freePortLow = 20000
+
+// freePorts is the one pool FreePort draws from in this test binary. It is
+// test-helper state shared by every test of the binary by design: the
+// record of ports already handed out is what keeps two tests running in
+// parallel from getting the same one.
+var freePorts = &portPool{given: map[int]bool{}}
+
+type portPool struct {
+	mu    sync.Mutex
+	once  sync.Once
+	high  int // the last port below the ephemeral range
+	rnd   *rand.Rand
+	given map[int]bool
+}
+
+func (pp *portPool) draw() int {
+	pp.once.Do(func() {
+		pp.high = ephemeralLow() - 1
+		pp.rnd = rand.New(rand.NewPCG(uint64(os.Getpid()), uint64(time.Now().UnixNano())))
+	})
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	for {
+		p := freePortLow + pp.rnd.IntN(pp.high-freePortLow+1)
+		if !pp.given[p] {
+			pp.given[p] = true
+			return p
+		}
+	}
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768 on
+// Linux unless configured otherwise).
+func ephemeralLow() int {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var lo, hi int
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > freePortLow+1000 {
+			low = lo
+		}
+	}
+	return low
 }
 
 // FreeAddr returns "127.0.0.1:PORT" with a free port.
