@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -93,17 +94,55 @@ func TestProbeRefusingGreeting(t *testing.T) {
 
 // TestProbeSilentUpstreamEndsWithContext: an upstream that accepts and
 // never says a word holds the probe no longer than its context: the
-// context's deadline caps the dial timeout (here a minute).
+// context's deadline caps the dial timeout (here an hour: uncapped, the
+// test runs into go test's timeout).
 func TestProbeSilentUpstreamEndsWithContext(t *testing.T) {
 	addr := startScriptedUpstream(t, func(conn net.Conn) {
 		io.Copy(io.Discard, conn) // until Probe hangs up
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	err := Probe(ctx, Config{Addr: addr, HeloName: "postern.test", DialTimeout: time.Minute, Timeout: time.Minute})
+	err := Probe(ctx, Config{Addr: addr, HeloName: "postern.test", DialTimeout: time.Hour, Timeout: time.Hour})
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Errorf("silent upstream: %v, want a timeout", err)
+	}
+}
+
+// TestProbeCancelledAtQuit: an upstream that never answers QUIT holds
+// the probe only until its caller gives up: cancelling the context (no
+// deadline, an hour of per-step timeout: without the abort the test runs
+// into go test's timeout) closes the connection at once.
+func TestProbeCancelledAtQuit(t *testing.T) {
+	quitting := make(chan struct{}, 1)
+	addr := startScriptedUpstream(t, func(conn net.Conn) {
+		io.WriteString(conn, "220 mute.test ESMTP\r\n")
+		r := bufio.NewReader(conn)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if strings.HasPrefix(strings.ToUpper(line), "EHLO") {
+				io.WriteString(conn, "250 mute.test\r\n")
+				continue
+			}
+			if strings.HasPrefix(strings.ToUpper(line), "QUIT") {
+				quitting <- struct{}{}
+				io.Copy(io.Discard, r) // no answer, until Probe hangs up
+				return
+			}
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-quitting
+		cancel()
+	}()
+	err := Probe(ctx, Config{Addr: addr, HeloName: "postern.test", DialTimeout: time.Hour, Timeout: time.Hour})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled at QUIT: %v, want context.Canceled", err)
 	}
 }
 
