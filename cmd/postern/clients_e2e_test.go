@@ -19,9 +19,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/postern/postern/internal/testkit"
 	"github.com/postern/postern/proxy/proxytest"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // Issue 24: every message Postfix takes from a real client, Postern takes

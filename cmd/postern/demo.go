@@ -18,6 +18,7 @@ import (
 
 	"github.com/postern/postern/auth/usersfile"
 	"github.com/postern/postern/certs"
+	"github.com/postern/postern/internal/serve"
 )
 
 const demoLogin = "demo@postern.test"
@@ -28,14 +29,14 @@ func demoCommand() *cli.Command {
 		Usage: "run everything on loopback: a throw-away certificate, a demo user and a sink that stores messages as files",
 		Flags: []cli.Flag{
 			str("dir", "", "directory for received messages (default: a new temporary directory)"),
-			str("log-format", "text", "text|json"),
+			str("log-format", defaultLogFormat, "text|json"),
 		},
 		Action: runDemo,
 	}
 }
 
 func runDemo(c *cli.Context) error {
-	log, err := newLogger(c.App.ErrWriter, c.String("log-format"), "info")
+	log, err := newLogger(c.App.ErrWriter, c.String("log-format"), defaultLogLevel)
 	if err != nil {
 		return err
 	}
@@ -80,7 +81,7 @@ func runDemo(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	srv := inst.server
+	srv := inst.Server()
 	if err := srv.Listen(); err != nil {
 		return err
 	}
@@ -106,15 +107,15 @@ or over implicit TLS:
 
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	err = srv.Serve(ctx, inst.drain)
+	err = srv.Serve(ctx, inst.Drain())
 	fmt.Fprintf(c.App.Writer, "Postern demo stopped; messages are in %s\n", dir)
 	return err
 }
 
-// demoInstance builds an instance with buildInstance from serve's flags set
+// demoInstance builds an instance with serve.Build from serve's flags set
 // to args; everything else keeps its default. The environment is not read:
 // POSTERN_* variables configure serve, not the demo.
-func demoInstance(c *cli.Context, log *slog.Logger, args []string) (*instance, error) {
+func demoInstance(c *cli.Context, log *slog.Logger, args []string) (*serve.Instance, error) {
 	set := flag.NewFlagSet("demo", flag.ContinueOnError)
 	set.SetOutput(io.Discard)
 	for _, f := range serveFlags() {
@@ -132,7 +133,7 @@ func demoInstance(c *cli.Context, log *slog.Logger, args []string) (*instance, e
 	if set.NArg() > 0 {
 		return nil, fmt.Errorf("demo flags: unexpected arguments %q", set.Args())
 	}
-	return buildInstance(cli.NewContext(c.App, set, c), log)
+	return serve.Build(serveConfig(cli.NewContext(c.App, set, c)), log)
 }
 
 // withoutEnv returns a copy of f with no environment twin (urfave/cli

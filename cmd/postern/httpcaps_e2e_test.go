@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern/postern/internal/serve"
 	"github.com/postern/postern/internal/testkit"
 	"github.com/postern/postern/proxy"
 	"github.com/postern/postern/proxy/listen"
@@ -171,7 +172,7 @@ func TestFileLimitWarningE2E(t *testing.T) {
 	const warning = `msg="the connection caps may need more file descriptors than the open files limit allows`
 	p := startPosternNofile(t, 200, anyPort, anyPort, up.Addr)
 	need := 2*listen.DefaultMaxConnections + listen.DefaultMaxHTTPConnections + listen.MetricsMaxConnections +
-		proxy.DefaultUpstreamPool + fileHeadroom
+		proxy.DefaultUpstreamPool + serve.FileHeadroom
 	p.waitLog(t, warning, 10*time.Second)
 	for _, want := range []string{"open_files_limit=200", "need=" + strconv.Itoa(need),
 		"max_connections=" + strconv.Itoa(listen.DefaultMaxConnections),

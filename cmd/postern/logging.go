@@ -7,6 +7,12 @@ import (
 	"strings"
 )
 
+// The defaults of --log-format and --log-level.
+const (
+	defaultLogFormat = "text"
+	defaultLogLevel  = "info"
+)
+
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {

@@ -6,8 +6,9 @@ import (
 	"os"
 	"strings"
 
-	"github.com/postern/postern/limits"
 	"github.com/urfave/cli/v2"
+
+	"github.com/postern/postern/limits"
 )
 
 // statusLogin checks the LOGIN of `status` and `unsuspend` against the

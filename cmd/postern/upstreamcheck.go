@@ -2,66 +2,19 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/urfave/cli/v2"
 
+	"github.com/postern/postern/internal/serve"
 	"github.com/postern/postern/proxy/upstream"
 )
 
-// upstreamCheckTimeout bounds check-config's whole probe of the upstream
-// (connect, TLS, greeting, EHLO, QUIT).
+// upstreamCheckTimeout bounds check-config's whole probe of one upstream
+// (connect, TLS, greeting, EHLO, AUTH, QUIT).
 const upstreamCheckTimeout = 10 * time.Second
-
-// checkUpstream connects to the upstream as serve would (TCP, implicit TLS
-// or STARTTLS per --upstream-tls) and takes its greeting and EHLO reply:
-// check-config says when the MTA cannot be reached (issue 23, trap 5),
-// which a configuration can be valid without (Postfix may start later).
-// It does not send mail.
-func checkUpstream(ctx context.Context, up upstream.Config, heloName string) error {
-	ctx, cancel := context.WithTimeout(ctx, upstreamCheckTimeout)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", up.Addr)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	deadline, _ := ctx.Deadline()
-	if err := conn.SetDeadline(deadline); err != nil {
-		return err
-	}
-	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
-	if up.TLSConfig != nil {
-		tlsConfig = up.TLSConfig.Clone()
-	}
-	if host, _, err := net.SplitHostPort(up.Addr); err == nil && tlsConfig.ServerName == "" {
-		tlsConfig.ServerName = host
-	}
-	if up.TLS == "tls" {
-		tc := tls.Client(conn, tlsConfig)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return fmt.Errorf("TLS: %w", err)
-		}
-		conn = tc
-	}
-	client := smtp.NewClient(conn)
-	defer client.Close()
-	if err := client.Hello(heloName); err != nil {
-		return fmt.Errorf("greeting and EHLO: %w", err)
-	}
-	if up.TLS == "starttls" {
-		if err := client.StartTLS(tlsConfig); err != nil {
-			return fmt.Errorf("STARTTLS: %w", err)
-		}
-	}
-	return client.Quit()
-}
 
 // strictFlag is check-config's --strict: a warning about the running
 // system (the upstream cannot be reached) fails the check.
@@ -69,23 +22,21 @@ func strictFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "strict", Usage: "exit 1 when the upstream cannot be reached, instead of a warning", EnvVars: env("strict")}
 }
 
-// warnUpstream probes every --upstream for check-config: each one that
-// cannot be reached is a WARNING line on stderr (exit 0), or, with
-// --strict, an error (serve is ready with one, but a standby that cannot be
-// reached is no standby).
-func warnUpstream(c *cli.Context) error {
-	up, err := buildUpstream(c)
-	if err != nil {
-		return err
-	}
-	helo := c.String("hostname")
-	if helo == "" {
-		helo = "localhost"
-	}
+// warnUpstream probes every --upstream for check-config as serve would
+// dial it (upstream.Probe: TCP, implicit TLS or STARTTLS per
+// --upstream-tls, greeting, EHLO, AUTH; no mail): each one that cannot be
+// reached is a WARNING line on stderr (exit 0), or, with --strict, an error
+// (serve is ready with one, but a standby that cannot be reached is no
+// standby). A configuration can be valid without its MTA (Postfix may
+// start later; issue 23, trap 5).
+func warnUpstream(c *cli.Context, inst *serve.Instance) error {
+	up := inst.Upstream()
 	var unreachable []error
-	for _, addr := range c.StringSlice("upstream") {
+	for _, addr := range inst.Upstreams() {
 		up.Addr = addr
-		err := checkUpstream(c.Context, up, helo)
+		ctx, cancel := context.WithTimeout(c.Context, upstreamCheckTimeout)
+		err := upstream.Probe(ctx, up)
+		cancel()
 		if err == nil {
 			continue
 		}

@@ -260,16 +260,21 @@ func (u *Conn) idle() bool {
 // dropped by the upstream. No DATA writer can be open here (data closes or
 // aborts it before releasing mu), so go-smtp's client has no dot to write
 // before QUIT.
-func (u *Conn) Quit() {
+func (u *Conn) Quit() { _ = u.quit() }
+
+// quit is Quit with the upstream's answer (Probe wants it).
+func (u *Conn) quit() error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.aborted.Load() {
 		u.Abort()
-		return
+		return errUpstreamAborted
 	}
 	if err := u.client.Quit(); err != nil {
 		u.Abort()
+		return err
 	}
+	return nil
 }
 
 // Abort closes the connection, never writing anything more; safe from any

@@ -1,4 +1,4 @@
-package main
+package control
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// bindControl binds the control socket at path so that it is never
+// Bind binds the control socket at path so that it is never
 // connectable by anyone but its owner, whatever the process umask.
 //
 // bind(2) creates the socket file with mode 0777 &^ umask, and connecting
@@ -29,7 +29,7 @@ import (
 //
 // A socket file left by a dead instance is replaced; one that answers is an
 // error.
-func bindControl(path string) (net.Listener, error) {
+func Bind(path string) (net.Listener, error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != os.ModeSocket {
 			return nil, fmt.Errorf("--control-socket %s: exists and is not a socket", path)

@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"log/slog"
@@ -15,10 +15,9 @@ import (
 // The HTTP listeners, as the metrics' listener label names them (and
 // httpListenerShared, in shared443.go).
 const (
-	httpListenerHTTPS    = "https"     // --listen https=
-	httpListenerACME     = "acme-http" // --acme-http (HTTP-01, and the documents)
-	httpListenerMetrics  = "metrics"   // --metrics
-	httpRefusalLogPeriod = time.Minute // at most one refusal line per period
+	httpListenerHTTPS   = "https"     // --listen https=
+	httpListenerACME    = "acme-http" // --acme-http (HTTP-01, and the documents)
+	httpListenerMetrics = "metrics"   // --metrics
 )
 
 // httpCaps holds the connection budgets of the HTTP listeners, apart from

@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"crypto/tls"
@@ -8,26 +8,24 @@ import (
 	"os"
 	"strings"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/postern/postern/proxy/upstream"
 )
 
-// buildUpstream turns the --upstream* flags into the proxy's upstream
-// settings, shared by every --upstream; Addr is the first.
-func buildUpstream(c *cli.Context) (upstream.Config, error) {
-	timeout := c.Duration("upstream-timeout")
+// BuildUpstream turns the --upstream-* settings into the proxy's upstream
+// settings, shared by every --upstream; Addr is addr. HeloName is left to
+// the caller.
+func BuildUpstream(cfg UpstreamConfig, addr string) (upstream.Config, error) {
 	up := upstream.Config{
-		Addr:        c.StringSlice("upstream")[0],
-		DialTimeout: timeout,
-		Timeout:     timeout,
-		XCLIENT:     c.Bool("upstream-xclient"),
+		Addr:        addr,
+		DialTimeout: cfg.Timeout,
+		Timeout:     cfg.Timeout,
+		XCLIENT:     cfg.XCLIENT,
 	}
 	var err error
-	if up.TLS, err = upstream.ParseTLS(c.String("upstream-tls")); err != nil {
+	if up.TLS, err = upstream.ParseTLS(cfg.TLS); err != nil {
 		return up, err
 	}
-	if ca := c.String("upstream-tls-ca"); ca != "" {
+	if ca := cfg.TLSCA; ca != "" {
 		pem, err := os.ReadFile(ca)
 		if err != nil {
 			return up, fmt.Errorf("reading --upstream-tls-ca: %w", err)
@@ -38,7 +36,7 @@ func buildUpstream(c *cli.Context) (upstream.Config, error) {
 		}
 		up.TLSConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	if f := c.String("upstream-auth-file"); f != "" {
+	if f := cfg.AuthFile; f != "" {
 		if up.TLS == "none" {
 			return up, errors.New("--upstream-auth-file needs --upstream-tls starttls or tls: no password in clear text")
 		}

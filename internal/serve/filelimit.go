@@ -1,15 +1,9 @@
-package main
+package serve
 
 import (
 	"log/slog"
 	"syscall"
 )
-
-// fileHeadroom is the descriptors counted beyond the connections: the
-// listeners, the control socket, files while they are read (users, sender
-// map, certificates, limit file), and the connections to the auth backends
-// (LDAP, Dovecot) and to Redis.
-const fileHeadroom = 256
 
 // fileNeed is what the connection caps let Postern hold open at once.
 type fileNeed struct {
@@ -22,7 +16,7 @@ type fileNeed struct {
 // total counts two descriptors per SMTP connection: a client in a
 // transaction has its own upstream connection.
 func (n fileNeed) total() uint64 {
-	return uint64(2*n.smtp + n.http + n.metrics + n.pool + fileHeadroom)
+	return uint64(2*n.smtp + n.http + n.metrics + n.pool + FileHeadroom)
 }
 
 // checkFileLimit raises the soft RLIMIT_NOFILE to the hard limit and warns
@@ -56,6 +50,6 @@ func checkFileLimit(log *slog.Logger, need fileNeed) {
 			"open_files_limit", lim.Cur, "need", need.total(),
 			"max_connections", need.smtp, "descriptors_per_smtp_connection", 2,
 			"max_http_connections", need.http, "metrics_connections", need.metrics,
-			"upstream_pool", need.pool, "headroom", fileHeadroom)
+			"upstream_pool", need.pool, "headroom", FileHeadroom)
 	}
 }

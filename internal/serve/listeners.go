@@ -1,19 +1,18 @@
-package main
+package serve
 
 import (
 	"fmt"
-	"log/slog"
 	"net"
 
-	"github.com/urfave/cli/v2"
+	"github.com/postern/postern/internal/control"
 )
 
-// boundListeners are every socket `serve` needs, bound before any of them
+// Listeners are every socket `serve` needs, bound before any of them
 // serves: a taken port is a start-up error naming the address, never a part
 // that quietly does not run while the rest serves. The SMTP listeners are
 // held by inst.server (proxy.Server.Listen). A nil field is a listener that
 // is not configured.
-type boundListeners struct {
+type Listeners struct {
 	metrics net.Listener // --metrics, capped
 	https   net.Listener // --listen https=, capped
 	// http01 is bound to certs' HTTP01Addr (--acme-http); certs.Manager.Run
@@ -22,12 +21,28 @@ type boundListeners struct {
 	control net.Listener // --control-socket
 }
 
-// bindListeners binds every listener of inst. On an error it closes what it
-// had bound, and the error names the listener and its address.
-func bindListeners(c *cli.Context, inst *instance, log *slog.Logger) (*boundListeners, error) {
-	b := &boundListeners{}
+// Listen checks the open files limit against the connection caps, then
+// binds every listener of inst. On an error it closes what it had bound,
+// and the error names the listener and its address.
+func (inst *Instance) Listen() (*Listeners, error) {
+	checkFileLimit(inst.log, inst.fileNeed)
+	b, err := inst.bind()
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range inst.server.Addrs() {
+		inst.log.Info("listening", "addr", a.String())
+	}
+	if b.https != nil {
+		inst.log.Info("listening", "addr", b.https.Addr().String(), "serves", "autoconfig https")
+	}
+	return b, nil
+}
+
+func (inst *Instance) bind() (*Listeners, error) {
+	b := &Listeners{}
 	var err error
-	if addr := c.String("metrics"); addr != "" {
+	if addr := inst.metrics; addr != "" {
 		if b.metrics, err = listenTCP("metrics listener", addr); err != nil {
 			return nil, err
 		}
@@ -46,7 +61,7 @@ func bindListeners(c *cli.Context, inst *instance, log *slog.Logger) (*boundList
 			return nil, err
 		}
 	}
-	if b.control, err = listenControl(c, log); err != nil {
+	if b.control, err = control.Listen(inst.control.path, inst.control.explicit, inst.log); err != nil {
 		b.close()
 		return nil, err
 	}
@@ -69,7 +84,7 @@ func listenTCP(what, addr string) (net.Listener, error) {
 
 // close closes every listener bound so far (a control socket's file goes
 // with it).
-func (b *boundListeners) close() {
+func (b *Listeners) close() {
 	for _, ln := range []net.Listener{b.metrics, b.https, b.http01, b.control} {
 		if ln != nil {
 			ln.Close()

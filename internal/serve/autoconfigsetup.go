@@ -1,18 +1,16 @@
-package main
+package serve
 
 import (
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
-
-	"github.com/urfave/cli/v2"
 
 	"github.com/postern/postern/internal/autoconfig"
 	"github.com/postern/postern/proxy/listen"
@@ -22,16 +20,23 @@ import (
 // split off here, before listen.ParseListener sees the SMTP listeners.
 const listenHTTPS = "https="
 
-// Limits of the autoconfig HTTPS listener: the documents are small and
-// a client needs one request, so a slow or oversized peer is cut short.
-const (
-	httpReadHeaderTimeout = 10 * time.Second
-	httpReadTimeout       = 30 * time.Second
-	httpWriteTimeout      = 30 * time.Second
-	httpIdleTimeout       = 60 * time.Second
-	httpMaxHeaderBytes    = 16 << 10
-	httpShutdownTimeout   = 5 * time.Second
-)
+// parseListen parses --listen: the SMTP listeners (the defaults added by
+// splitListen) and the https= ADDR ("" if none).
+func parseListen(list []string) ([]listen.Listener, string, error) {
+	smtpListen, httpsAddr, err := splitListen(list)
+	if err != nil {
+		return nil, "", err
+	}
+	var listeners []listen.Listener
+	for _, l := range smtpListen {
+		pl, err := listen.ParseListener(l)
+		if err != nil {
+			return nil, "", err
+		}
+		listeners = append(listeners, pl)
+	}
+	return listeners, httpsAddr, nil
+}
 
 // splitListen separates the https=ADDR entries of --listen from the SMTP
 // ones. At most one HTTPS listener; its ADDR may end in @PUBLICPORT
@@ -59,7 +64,7 @@ func splitListen(list []string) (smtp []string, https string, err error) {
 		smtp = append(smtp, l)
 	}
 	if !namesSubmissionListener(smtp) {
-		smtp = append(defaultSMTPListen(), smtp...)
+		smtp = append(DefaultSMTPListen(), smtp...)
 	}
 	return smtp, https, nil
 }
@@ -77,12 +82,35 @@ func namesSubmissionListener(list []string) bool {
 	return false
 }
 
-// buildAutoconfig builds the document server from the flags, or returns nil
+// WriteDNSRecords writes the DNS records of cfg's autoconfig domains
+// (`dns-records`): only the listeners, the host name and the autoconfig
+// settings count; nothing else is built. An error without
+// --autoconfig-domain.
+func WriteDNSRecords(cfg Config, w io.Writer) error {
+	hostname, err := resolveHostname(cfg.Hostname)
+	if err != nil {
+		return err
+	}
+	listeners, httpsAddr, err := parseListen(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	ac, err := buildAutoconfig(cfg.Autoconfig, hostname, listeners, httpsAddr, nil, nil)
+	if err != nil {
+		return err
+	}
+	if ac == nil {
+		return errors.New("--autoconfig-domain is required (the mail domains to write records for)")
+	}
+	return ac.WriteRecords(w)
+}
+
+// buildAutoconfig builds the document server from cfg, or returns nil
 // without --autoconfig-domain. cert returns the certificate served for a
 // name (the Apple profile is signed with it); nil leaves profiles unsigned.
-func buildAutoconfig(c *cli.Context, hostname string, listeners []listen.Listener, httpsAddr string,
+func buildAutoconfig(ac AutoconfigConfig, hostname string, listeners []listen.Listener, httpsAddr string,
 	cert func(string) (*tls.Certificate, error), log *slog.Logger) (*autoconfig.Server, error) {
-	domains := c.StringSlice("autoconfig-domain")
+	domains := ac.Domains
 	if len(domains) == 0 {
 		if httpsAddr != "" {
 			return nil, errors.New("--listen https= needs --autoconfig-domain (the documents it serves)")
@@ -91,11 +119,11 @@ func buildAutoconfig(c *cli.Context, hostname string, listeners []listen.Listene
 	}
 	cfg := autoconfig.Config{
 		Domains:      domains,
-		Username:     c.String("autoconfig-username"),
-		MTASTSMode:   c.String("mta-sts-mode"),
-		MTASTSMX:     c.StringSlice("mta-sts-mx"),
-		MTASTSMaxAge: c.Duration("mta-sts-max-age"),
-		TLSRPTEmail:  c.String("tls-rpt-email"),
+		Username:     ac.Username,
+		MTASTSMode:   ac.MTASTSMode,
+		MTASTSMX:     ac.MTASTSMX,
+		MTASTSMaxAge: ac.MTASTSMaxAge,
+		TLSRPTEmail:  ac.TLSRPTEmail,
 		Certificate:  cert,
 		Log:          log,
 	}
@@ -122,7 +150,7 @@ func buildAutoconfig(c *cli.Context, hostname string, listeners []listen.Listene
 		}
 		cfg.HTTPSPort = port
 	}
-	if imap := c.String("autoconfig-imap"); imap != "" {
+	if imap := ac.IMAP; imap != "" {
 		host, _, err := net.SplitHostPort(imap)
 		if err != nil {
 			return nil, fmt.Errorf("--autoconfig-imap: %w", err)

@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"crypto/tls"
@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/urfave/cli/v2"
 
 	"github.com/postern/postern/certs"
 	"github.com/postern/postern/internal/autoconfig"
@@ -21,11 +20,12 @@ import (
 	"github.com/postern/postern/policy"
 	"github.com/postern/postern/proxy"
 	"github.com/postern/postern/proxy/listen"
+	"github.com/postern/postern/proxy/upstream"
 )
 
-// instance is one configured Postern: everything `serve` runs and
-// `check-config` validates, built from the flags in one place.
-type instance struct {
+// Instance is one configured Postern: everything `serve` runs and
+// `check-config` validates, built from a Config in one place.
+type Instance struct {
 	log       *slog.Logger
 	certs     *certs.Manager
 	auth      *authBackends
@@ -41,6 +41,14 @@ type instance struct {
 	// httpCaps are the HTTP listeners' connection budgets (https=,
 	// HTTP-01, metrics), apart from the SMTP listeners'.
 	httpCaps *httpCaps
+	// upstream is the upstream settings (Addr: the first), for /readyz's
+	// and check-config's probes.
+	upstream  upstream.Config
+	upstreams []string
+	metrics   string // --metrics ADDR ("": none)
+	pprof     bool
+	fileNeed  fileNeed
+	control   controlConfig
 	// state is the shared store (--state redis://…) behind a fallback to
 	// memory; nil with --state memory. evictions watches that Redis's
 	// eviction policy (nil with --state memory).
@@ -49,69 +57,71 @@ type instance struct {
 	limits    *limitSetup // sending limits, suspensions, alerts
 }
 
-// buildInstance validates every setting and builds the components without
+// controlConfig is where the control socket goes.
+type controlConfig struct {
+	path     string
+	explicit bool // named by the administrator
+}
+
+// Build validates every setting and builds the components without
 // binding any port.
-func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
-	hostname := c.String("hostname")
-	if hostname == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("--hostname not set and the host name is unknown: %w", err)
-		}
-		hostname = h
+func Build(cfg Config, log *slog.Logger) (*Instance, error) {
+	hostname, err := resolveHostname(cfg.Hostname)
+	if err != nil {
+		return nil, err
 	}
-	if len(c.StringSlice("upstream")) == 0 {
+	if len(cfg.Upstreams) == 0 {
 		return nil, errors.New("--upstream is required (the internal MTA, e.g. 127.0.0.1:25)")
 	}
-	smtpListen, httpsAddr, err := splitListen(c.StringSlice("listen"))
+	listeners, httpsAddr, err := parseListen(cfg.Listen)
 	if err != nil {
 		return nil, err
 	}
-	var listeners []listen.Listener
-	for _, l := range smtpListen {
-		pl, err := listen.ParseListener(l)
-		if err != nil {
-			return nil, err
-		}
-		listeners = append(listeners, pl)
-	}
-	received, err := policy.ParseReceivedMode(c.String("received"))
+	received, err := policy.ParseReceivedMode(cfg.Received)
 	if err != nil {
 		return nil, err
 	}
-	mynets, err := policy.ParseNetworks(c.String("mynetworks"))
+	mynets, err := policy.ParseNetworks(cfg.MyNetworks)
 	if err != nil {
 		return nil, fmt.Errorf("--mynetworks: %w", err)
 	}
-	if c.Int64("max-message-size") <= 0 || c.Int("max-recipients") <= 0 {
+	if cfg.MaxMessageSize <= 0 || cfg.MaxRecipients <= 0 {
 		return nil, errors.New("--max-message-size and --max-recipients must be positive")
 	}
-	if c.Int("max-connections") < 0 || c.Int("max-connections-per-ip") < 0 || c.Duration("login-timeout") < 0 {
+	if cfg.MaxConnections < 0 || cfg.MaxConnectionsPerIP < 0 || cfg.LoginTimeout < 0 {
 		return nil, errors.New("--max-connections, --max-connections-per-ip and --login-timeout must not be negative")
 	}
-	if c.Duration("auth-timeout") < 0 {
+	if cfg.AuthTimeout < 0 {
 		return nil, errors.New("--auth-timeout must not be negative (0: the default)")
 	}
 
 	// An HTTP listener without a total cap could again spend the
 	// descriptors the SMTP listeners need: 0 is not "no limit" here.
-	if c.Int("max-http-connections") < 1 || c.Int("max-http-connections-per-ip") < 0 {
+	if cfg.MaxHTTPConnections < 1 || cfg.MaxHTTPConnectionsPerIP < 0 {
 		return nil, errors.New("--max-http-connections must be at least 1 and --max-http-connections-per-ip not negative")
 	}
 
 	httpsBind, _, _ := listen.SplitPublicPort(httpsAddr) // checked by splitListen
-	inst := &instance{log: log, senderMap: c.String("sender-map"), drain: c.Duration("shutdown-timeout"), httpsAddr: httpsBind}
-	inst.httpCaps = newHTTPCaps(c.Int("max-http-connections"), c.Int("max-http-connections-per-ip"), log)
-	if c.String("tls-cert") == "" && c.String("tls-sni-dir") == "" && len(c.StringSlice("acme-domain")) == 0 {
+	inst := &Instance{log: log, senderMap: cfg.SenderMap, drain: cfg.ShutdownTimeout, httpsAddr: httpsBind,
+		upstreams: cfg.Upstreams, metrics: cfg.Metrics, pprof: cfg.Pprof,
+		control: controlConfig{path: cfg.ControlSocket, explicit: cfg.ControlSocketSet},
+		fileNeed: fileNeed{
+			smtp:    cfg.MaxConnections,
+			http:    cfg.MaxHTTPConnections,
+			metrics: listen.MetricsMaxConnections,
+			pool:    cfg.Upstream.Pool * len(cfg.Upstreams), // a pool per upstream
+		}}
+	inst.httpCaps = newHTTPCaps(cfg.MaxHTTPConnections, cfg.MaxHTTPConnectionsPerIP, log)
+	if cfg.TLS.CertFile == "" && cfg.TLS.SNIDir == "" && len(cfg.ACME.Domains) == 0 {
 		return nil, errors.New("no certificate: set --tls-cert/--tls-key, --tls-sni-dir or --acme-domain")
 	}
-	inst.autoconfig, err = buildAutoconfig(c, hostname, listeners, httpsAddr, func(name string) (*tls.Certificate, error) {
+	inst.autoconfig, err = buildAutoconfig(cfg.Autoconfig, hostname, listeners, httpsAddr, func(name string) (*tls.Certificate, error) {
 		return inst.certs.GetCertificate(&tls.ClientHelloInfo{ServerName: name})
 	}, log)
 	if err != nil {
 		return nil, err
 	}
-	acmeDomains := c.StringSlice("acme-domain")
+	acmeDomains := cfg.ACME.Domains
 	var httpHandler http.Handler
 	if inst.autoconfig != nil {
 		httpHandler = inst.autoconfig.Handler()
@@ -122,21 +132,21 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 			acmeDomains = append(slices.Clone(acmeDomains), inst.autoconfig.HostNames()...)
 		}
 	}
-	acmeShared, err := buildACMECache(c, log)
+	acmeShared, err := buildACMECache(cfg.ACME, cfg.State, log)
 	if err != nil {
 		return nil, err
 	}
 	inst.certs, err = certs.New(certs.Config{
 		Hostname:      hostname,
-		CertFile:      c.String("tls-cert"),
-		KeyFile:       c.String("tls-key"),
-		SNIDir:        c.String("tls-sni-dir"),
+		CertFile:      cfg.TLS.CertFile,
+		KeyFile:       cfg.TLS.KeyFile,
+		SNIDir:        cfg.TLS.SNIDir,
 		ACMEDomains:   acmeDomains,
-		ACMEEmail:     c.String("acme-email"),
-		ACMECache:     c.String("acme-cache"),
+		ACMEEmail:     cfg.ACME.Email,
+		ACMECache:     cfg.ACME.Cache,
 		ACMEShared:    acmeShared,
-		ACMEDirectory: c.String("acme-directory"),
-		ACMEHTTPAddr:  c.String("acme-http"),
+		ACMEDirectory: cfg.ACME.Directory,
+		ACMEHTTPAddr:  cfg.ACME.HTTP,
 		HTTPHandler:   httpHandler,
 		WrapHTTPListener: func(ln net.Listener) net.Listener {
 			return inst.httpCaps.wrap(ln, httpListenerACME)
@@ -145,7 +155,7 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading certificates: %w", err)
 	}
-	if inst.auth, err = buildAuth(c, log); err != nil {
+	if inst.auth, err = buildAuth(cfg.Auth, log); err != nil {
 		return nil, err
 	}
 	var senders *policy.SenderMap
@@ -155,19 +165,19 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 		}
 		log.Info("sender map loaded", "path", inst.senderMap, "entries", senders.Len())
 	}
-	upstream, err := buildUpstream(c)
-	if err != nil {
+	if inst.upstream, err = BuildUpstream(cfg.Upstream, cfg.Upstreams[0]); err != nil {
 		return nil, err
 	}
-	proxyFrom, err := policy.ParseNetworks(c.String("proxy-protocol-from"))
+	inst.upstream.HeloName = hostname
+	proxyFrom, err := policy.ParseNetworks(cfg.ProxyProtocolFrom)
 	if err != nil {
 		return nil, fmt.Errorf("--proxy-protocol-from: %w", err)
 	}
-	shared, err := sharedConfig(c, inst.httpCaps)
+	shared, err := sharedConfig(cfg.Shared, inst.httpCaps)
 	if err != nil {
 		return nil, err
 	}
-	if inst.state, inst.evictions, err = buildState(c, log); err != nil {
+	if inst.state, inst.evictions, err = buildState(cfg.State, log); err != nil {
 		return nil, err
 	}
 	var lockoutStore state.Store // nil: the lockout's own bounded memory
@@ -183,49 +193,49 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	if inst.auth.users != nil {
 		inst.registry.MustRegister(newUsersHashes(inst.auth.users))
 	}
-	inst.ready = &readiness{certs: inst.certs, upstreams: c.StringSlice("upstream")}
+	inst.ready = &readiness{certs: inst.certs, upstream: inst.upstream, upstreams: cfg.Upstreams}
 	metrics := proxy.NewMetrics(inst.registry)
 	var limitStore state.Store = state.NewMemory(state.MemoryConfig{})
 	if inst.state != nil {
 		limitStore = inst.state
 	}
-	if inst.limits, err = buildLimits(c, hostname, limitStore, metrics, log); err != nil {
+	if inst.limits, err = buildLimits(cfg.Limits, hostname, limitStore, metrics, log); err != nil {
 		return nil, err
 	}
 	inst.server, err = proxy.New(proxy.Config{
 		Hostname:          hostname,
 		Listeners:         listeners,
 		TLSConfig:         inst.certs.TLSConfig(),
-		Upstream:          upstream,
-		UpstreamAddrs:     c.StringSlice("upstream"),
-		UpstreamHoldDown:  c.Duration("upstream-hold-down"),
+		Upstream:          inst.upstream,
+		UpstreamAddrs:     cfg.Upstreams,
+		UpstreamHoldDown:  cfg.Upstream.HoldDown,
 		Metrics:           metrics,
 		ProxyProtocolFrom: proxyFrom,
 		Auth:              inst.auth.cache,
 		Limiter: limits.NewLockout(limits.LockoutConfig{
-			MaxFailures:    c.Int("auth-max-failures"),
-			MaxUnavailable: c.Int("auth-max-unavailable"),
-			Window:         c.Duration("auth-lockout-window"),
-			LoginDelayBase: c.Duration("auth-login-delay"),
-			MaxLoginDelay:  c.Duration("auth-login-delay-max"),
+			MaxFailures:    cfg.Lockout.MaxFailures,
+			MaxUnavailable: cfg.Lockout.MaxUnavailable,
+			Window:         cfg.Lockout.Window,
+			LoginDelayBase: cfg.Lockout.LoginDelay,
+			MaxLoginDelay:  cfg.Lockout.LoginDelayMax,
 			Log:            log,
 			Store:          lockoutStore,
 			Alerts:         inst.limits.limits,
 		}),
 		MyNetworks:      mynets,
 		Received:        received,
-		MaxMessageBytes: c.Int64("max-message-size"),
-		MaxRecipients:   c.Int("max-recipients"),
-		MaxAuthFailures: c.Int("max-auth-failures-per-connection"),
-		UpstreamPool:    c.Int("upstream-pool"),
-		CommandTimeout:  c.Duration("command-timeout"),
-		DataTimeout:     c.Duration("data-timeout"),
-		AuthTimeout:     c.Duration("auth-timeout"),
+		MaxMessageBytes: cfg.MaxMessageSize,
+		MaxRecipients:   cfg.MaxRecipients,
+		MaxAuthFailures: cfg.MaxAuthFailures,
+		UpstreamPool:    cfg.Upstream.Pool,
+		CommandTimeout:  cfg.CommandTimeout,
+		DataTimeout:     cfg.DataTimeout,
+		AuthTimeout:     cfg.AuthTimeout,
 		Log:             log,
 
-		MaxConnections:      c.Int("max-connections"),
-		MaxConnectionsPerIP: c.Int("max-connections-per-ip"),
-		LoginTimeout:        c.Duration("login-timeout"),
+		MaxConnections:      cfg.MaxConnections,
+		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
+		LoginTimeout:        cfg.LoginTimeout,
 
 		Limits:     inst.limits.limits,
 		HeaderFrom: inst.limits.headerFrom,
@@ -242,9 +252,10 @@ func buildInstance(c *cli.Context, log *slog.Logger) (*instance, error) {
 	return inst, nil
 }
 
-// reload re-reads what can change safely while serving: users, sender map
-// and certificates. A broken file keeps the old value and is logged.
-func (inst *instance) reload() {
+// Reload re-reads what can change safely while serving: users, sender map,
+// limit file and certificates. A broken file keeps the old value and is
+// logged.
+func (inst *Instance) Reload() {
 	ok := true
 	if err := inst.auth.reload(); err != nil {
 		ok = false
@@ -268,3 +279,35 @@ func (inst *instance) reload() {
 	}
 	inst.log.Info("reloaded", "ok", ok)
 }
+
+// resolveHostname is --hostname, or the host name when it is not set.
+func resolveHostname(name string) (string, error) {
+	if name != "" {
+		return name, nil
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("--hostname not set and the host name is unknown: %w", err)
+	}
+	return h, nil
+}
+
+// Certs is the certificate manager (check-config lists what it serves).
+func (inst *Instance) Certs() *certs.Manager { return inst.certs }
+
+// Autoconfig is the document server, nil without --autoconfig-domain.
+func (inst *Instance) Autoconfig() *autoconfig.Server { return inst.autoconfig }
+
+// Server is the SMTP server (the demo listens and serves it alone).
+func (inst *Instance) Server() *proxy.Server { return inst.server }
+
+// Drain is --shutdown-timeout: what Server().Serve gives sessions in
+// flight once its context ends.
+func (inst *Instance) Drain() time.Duration { return inst.drain }
+
+// Upstream is the upstream settings as sessions dial them (HeloName is
+// the hostname), with Addr the first of Upstreams.
+func (inst *Instance) Upstream() upstream.Config { return inst.upstream }
+
+// Upstreams is every --upstream, in the order of failover.
+func (inst *Instance) Upstreams() []string { return inst.upstreams }

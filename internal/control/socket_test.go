@@ -1,4 +1,4 @@
-package main
+package control
 
 import (
 	"bytes"
@@ -54,7 +54,7 @@ func TestControlSocketNeverOpenUnderUmask0(t *testing.T) {
 		}
 	}()
 	for i := 0; i < 200; i++ {
-		ln, err := bindControl(path)
+		ln, err := Bind(path)
 		if err != nil {
 			stop.Store(true)
 			wg.Wait()
@@ -123,7 +123,7 @@ func TestControlSocketStaleAndLive(t *testing.T) {
 	}
 	stale.SetUnlinkOnClose(false)
 	stale.Close() // the file stays, nobody answers: a dead instance's
-	ln, err := bindControl(path)
+	ln, err := Bind(path)
 	if err != nil {
 		t.Fatalf("over a stale socket: %v", err)
 	}
@@ -135,7 +135,7 @@ func TestControlSocketStaleAndLive(t *testing.T) {
 	if ln.Addr().String() != path {
 		t.Errorf("Addr %q, want %q", ln.Addr(), path)
 	}
-	if _, err := bindControl(path); err == nil || !strings.Contains(err.Error(), "another postern answers") {
+	if _, err := Bind(path); err == nil || !strings.Contains(err.Error(), "another postern answers") {
 		t.Errorf("second bind over a live socket: %v", err)
 	}
 	if _, err := os.Lstat(path); err != nil {

@@ -1,9 +1,9 @@
-package main
+package serve
 
 // The shared listener, --listen tls+https=ADDR (issue 20): submission over
 // implicit TLS and the HTTPS documents on one port, told apart by ALPN,
-// then by the TLS server name, then by who speaks first (proxy/listen/shared.go).
-// This file wires it: its flags, its HTTP side, and its budget.
+// then by the TLS server name, then by who speaks first (proxy/shared.go).
+// This file wires it: its settings, its HTTP side, and its budget.
 
 import (
 	"context"
@@ -14,8 +14,6 @@ import (
 	"net/http"
 	"net/netip"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/postern/postern/proxy/listen"
 )
 
@@ -24,23 +22,15 @@ import (
 // HTTP ones after).
 const httpListenerShared = "tls+https"
 
-// sharedFlags are the shared listener's flags.
-func sharedFlags() []cli.Flag {
-	return []cli.Flag{
-		strs("shared-smtp-name", nil, "TLS server name that sends a client offering no ALPN on the tls+https listener straight to SMTP, besides --hostname (repeatable)"),
-		dur("shared-first-bytes-wait", listen.DefaultSharedFirstBytesWait, "on the tls+https listener, how long a client offering no ALPN and no SMTP server name may take to speak first (HTTP) before it is served SMTP (its banner comes this much later)"),
-	}
-}
-
-// sharedConfig is proxy.Config.Shared from the flags: connections count in
-// the public HTTP budget (--max-http-connections) until they choose SMTP.
-func sharedConfig(c *cli.Context, caps *httpCaps) (listen.SharedConfig, error) {
-	if c.Duration("shared-first-bytes-wait") <= 0 {
+// sharedConfig is proxy.Config.Shared from cfg: connections count in the
+// public HTTP budget (--max-http-connections) until they choose SMTP.
+func sharedConfig(cfg SharedConfig, caps *httpCaps) (listen.SharedConfig, error) {
+	if cfg.FirstBytesWait <= 0 {
 		return listen.SharedConfig{}, errors.New("--shared-first-bytes-wait must be positive")
 	}
 	return listen.SharedConfig{
-		SMTPNames:      c.StringSlice("shared-smtp-name"),
-		FirstBytesWait: c.Duration("shared-first-bytes-wait"),
+		SMTPNames:      cfg.SMTPNames,
+		FirstBytesWait: cfg.FirstBytesWait,
 		Pending:        caps.public,
 		Refused: func(reason string, client netip.Addr) {
 			caps.refuse(httpListenerShared, reason, client)

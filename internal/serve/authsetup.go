@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"errors"
@@ -8,15 +8,13 @@ import (
 	"os"
 	"strings"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/postern/postern/auth"
 	"github.com/postern/postern/auth/dovecot"
 	"github.com/postern/postern/auth/ldap"
 	"github.com/postern/postern/auth/usersfile"
 )
 
-// authBackends is the authentication stack built from the flags: the
+// authBackends is the authentication stack built from cfg: the
 // backends in the documented order (users file, then Dovecot, then LDAP),
 // behind one credential cache.
 type authBackends struct {
@@ -24,23 +22,23 @@ type authBackends struct {
 	cache *auth.Cache
 }
 
-func buildAuth(c *cli.Context, log *slog.Logger) (*authBackends, error) {
+func buildAuth(cfg AuthConfig, log *slog.Logger) (*authBackends, error) {
 	var chain []auth.Authenticator
 	ab := &authBackends{}
-	if n := c.Int("auth-concurrency"); n < 0 {
+	if n := cfg.Concurrency; n < 0 {
 		return nil, fmt.Errorf("--auth-concurrency %d must not be negative (0: no bound)", n)
 	}
-	if path := c.String("users"); path != "" {
+	if path := cfg.Users; path != "" {
 		// Bound at one verification per core: a login storm then queues in
 		// arrival order instead of slowing every session down together.
-		users, err := usersfile.OpenSlots(path, log, usersfile.NewVerifySlots(c.Int("auth-concurrency")))
+		users, err := usersfile.OpenSlots(path, log, usersfile.NewVerifySlots(cfg.Concurrency))
 		if err != nil {
 			return nil, fmt.Errorf("loading users: %w", err)
 		}
 		ab.users = users
 		chain = append(chain, users)
 	}
-	if addr := c.String("dovecot-auth"); addr != "" {
+	if addr := cfg.DovecotAuth; addr != "" {
 		network := "unix"
 		if _, _, err := net.SplitHostPort(addr); err == nil && !strings.HasPrefix(addr, "/") {
 			network = "tcp"
@@ -49,24 +47,24 @@ func buildAuth(c *cli.Context, log *slog.Logger) (*authBackends, error) {
 		// delay, so a delayed FAIL still counts as a wrong password.
 		chain = append(chain, dovecot.New(network, addr, dovecot.Options{Service: dovecot.DefaultService}, log))
 	}
-	if u := c.String("ldap-url"); u != "" {
-		cfg := ldap.Config{
+	if u := cfg.LDAP.URL; u != "" {
+		lc := ldap.Config{
 			URL:            u,
-			StartTLS:       c.Bool("ldap-starttls"),
-			BaseDN:         c.String("ldap-base"),
-			Filter:         c.String("ldap-filter"),
-			BindDN:         c.String("ldap-bind-dn"),
-			AliasAttribute: c.String("ldap-alias-attribute"),
-			LoginAttribute: c.String("ldap-login-attribute"),
+			StartTLS:       cfg.LDAP.StartTLS,
+			BaseDN:         cfg.LDAP.Base,
+			Filter:         cfg.LDAP.Filter,
+			BindDN:         cfg.LDAP.BindDN,
+			AliasAttribute: cfg.LDAP.AliasAttribute,
+			LoginAttribute: cfg.LDAP.LoginAttribute,
 		}
-		if f := c.String("ldap-bind-password-file"); f != "" {
+		if f := cfg.LDAP.BindPasswordFile; f != "" {
 			pw, err := os.ReadFile(f)
 			if err != nil {
 				return nil, fmt.Errorf("reading --ldap-bind-password-file: %w", err)
 			}
-			cfg.BindPassword = strings.TrimRight(string(pw), "\r\n")
+			lc.BindPassword = strings.TrimRight(string(pw), "\r\n")
 		}
-		l, err := ldap.New(cfg, log)
+		l, err := ldap.New(lc, log)
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +73,7 @@ func buildAuth(c *cli.Context, log *slog.Logger) (*authBackends, error) {
 	if len(chain) == 0 {
 		return nil, errors.New("no authentication backend: set --users, --dovecot-auth or --ldap-url")
 	}
-	ab.cache = auth.NewCache(auth.Chain(chain...), c.Duration("auth-cache-ttl"), 0)
+	ab.cache = auth.NewCache(auth.Chain(chain...), cfg.CacheTTL, 0)
 	return ab, nil
 }
 

@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"errors"
@@ -9,27 +9,26 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-	"github.com/urfave/cli/v2"
 
 	"github.com/postern/postern/certs"
 )
 
-// acmeCacheRedis is the --acme-cache value that shares the ACME cache
+// ACMECacheRedis is the --acme-cache value that shares the ACME cache
 // through --state's Redis instead of a directory.
-const acmeCacheRedis = "redis"
+const ACMECacheRedis = "redis"
 
 // buildACMECache returns the shared ACME cache for --acme-cache redis, nil
 // for a directory. It needs --state redis://… (the same Redis, password
 // and database) and --acme-cache-key-file.
-func buildACMECache(c *cli.Context, log *slog.Logger) (*certs.RedisCache, error) {
-	if c.String("acme-cache") != acmeCacheRedis {
+func buildACMECache(cfg ACMEConfig, st StateConfig, log *slog.Logger) (*certs.RedisCache, error) {
+	if cfg.Cache != ACMECacheRedis {
 		return nil, nil
 	}
-	spec := c.String("state")
+	spec := st.Spec
 	if !strings.HasPrefix(spec, "redis://") && !strings.HasPrefix(spec, "rediss://") {
 		return nil, errors.New("--acme-cache redis needs --state redis://HOST:PORT/DB (or rediss://)")
 	}
-	keyFile := c.String("acme-cache-key-file")
+	keyFile := cfg.CacheKeyFile
 	if keyFile == "" {
 		return nil, errors.New("--acme-cache redis needs --acme-cache-key-file (32 bytes, or 64 hex digits: openssl rand -hex 32)")
 	}
@@ -45,7 +44,7 @@ func buildACMECache(c *cli.Context, log *slog.Logger) (*certs.RedisCache, error)
 	if err != nil {
 		return nil, fmt.Errorf("--state: %w", err)
 	}
-	if pwFile := c.String("state-password-file"); pwFile != "" {
+	if pwFile := st.PasswordFile; pwFile != "" {
 		pw, err := os.ReadFile(pwFile)
 		if err != nil {
 			return nil, fmt.Errorf("reading --state-password-file: %w", err)
@@ -64,7 +63,7 @@ func buildACMECache(c *cli.Context, log *slog.Logger) (*certs.RedisCache, error)
 	return certs.NewRedisCache(certs.RedisCacheConfig{
 		Client:   redis.NewClient(opts),
 		Key:      key,
-		LocalDir: c.String("acme-cache-local"),
+		LocalDir: cfg.CacheLocal,
 		Log:      log,
 	})
 }

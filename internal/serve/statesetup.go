@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"context"
@@ -9,22 +9,22 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/urfave/cli/v2"
 
 	"github.com/postern/postern/limits/state"
 )
 
-// stateMemory is --state's default: counters in this process only.
-const stateMemory = "memory"
+// StateMemory is the --state that keeps the counters in this process
+// only.
+const StateMemory = "memory"
 
 // buildState returns the store --state names: nil for memory (each user of
 // it then keeps its own bounded memory), or Redis behind a Fallback to this
 // process's memory, with the watch on Redis's eviction policy (serve runs
 // it). The gauges report degraded mode and eviction.
-func buildState(c *cli.Context, log *slog.Logger) (*state.Fallback, *state.EvictionWatch, error) {
-	spec := c.String("state")
-	pwFile := c.String("state-password-file")
-	if spec == stateMemory {
+func buildState(sc StateConfig, log *slog.Logger) (*state.Fallback, *state.EvictionWatch, error) {
+	spec := sc.Spec
+	pwFile := sc.PasswordFile
+	if spec == StateMemory {
 		if pwFile != "" {
 			return nil, nil, fmt.Errorf("--state-password-file needs --state redis://… or rediss://…")
 		}

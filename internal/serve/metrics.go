@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/postern/postern/auth/usersfile"
 	"github.com/postern/postern/certs"
+	"github.com/postern/postern/proxy/upstream"
 )
 
 // usersHashes exports, at each scrape, how many users file entries have a
@@ -82,12 +83,14 @@ func (c *certExpiry) Collect(ch chan<- prometheus.Metric) {
 }
 
 // readiness answers /readyz: a certificate is loaded and at least one
-// upstream accepts TCP connections (a transaction fails over to it). The
-// upstream probe is cached for a few seconds so a scraping load balancer
-// does not hammer the MTAs.
+// upstream greets as a session's dial would have it (upstream.Probe: TLS,
+// greeting, EHLO, STARTTLS, AUTH as configured; a transaction fails over
+// to it). The upstream probe is cached for readinessCacheFor so a scraping
+// load balancer does not hammer the MTAs.
 type readiness struct {
 	certs     *certs.Manager
-	upstreams []string // in order: the first that answers ends the probe
+	upstream  upstream.Config // Addr set per probe
+	upstreams []string        // in order: the first that answers ends the probe
 
 	mu      sync.Mutex
 	checked time.Time
@@ -106,15 +109,20 @@ func (r *readiness) check() error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if time.Since(r.checked) < 2*time.Second {
+	if time.Since(r.checked) < readinessCacheFor {
 		return r.err
 	}
 	r.checked = time.Now()
 	var errs []error
 	for _, a := range r.upstreams {
-		conn, err := net.DialTimeout("tcp", a, 2*time.Second)
+		up := r.upstream
+		up.Addr = a
+		// Not the request's context: the verdict is cached for the
+		// next requests, whoever hung up.
+		ctx, cancel := context.WithTimeout(context.Background(), readinessProbeTimeout)
+		err := upstream.Probe(ctx, up)
+		cancel()
 		if err == nil {
-			conn.Close()
 			r.err = nil
 			return nil
 		}
@@ -157,7 +165,7 @@ func serveMetrics(ctx context.Context, ln net.Listener, reg *prometheus.Registry
 	}
 	go func() {
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
