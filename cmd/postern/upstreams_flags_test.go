@@ -13,7 +13,6 @@ import (
 // --config file and comma-separated in POSTERN_UPSTREAM, in the order given
 // (the order of failover).
 func TestUpstreamListSources(t *testing.T) {
-	t.Parallel()
 	conf := filepath.Join(t.TempDir(), "postern.toml")
 	if err := os.WriteFile(conf, []byte(`upstream = ["file-a:25", "file-b:25"]`+"\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -67,7 +67,6 @@ func wantUsageError(t *testing.T, args []string, err error, want string) {
 }
 
 func TestCLIDefaults(t *testing.T) {
-	t.Parallel()
 	c := mustRun(t, nil, "cmd")
 	if c.String("str") != "dflt" || !slices.Equal(c.StringSlice("list"), []string{"a", "b"}) || c.Int("int") != 4 ||
 		c.Int64("int64") != 1<<40 || c.Bool("bool") || c.Duration("dur") != time.Minute {
@@ -83,7 +82,6 @@ func TestCLIDefaults(t *testing.T) {
 // TestCLIFlagForms: -name and --name, a value after "=" or as the next
 // argument whatever it looks like; the last of a repeated flag wins.
 func TestCLIFlagForms(t *testing.T) {
-	t.Parallel()
 	for _, args := range [][]string{{"--str", "x"}, {"--str=x"}, {"-str", "x"}, {"-str=x"}} {
 		if c := mustRun(t, nil, append([]string{"cmd"}, args...)...); c.String("str") != "x" || !c.IsSet("str") {
 			t.Errorf("%q: str=%q set=%v", args, c.String("str"), c.IsSet("str"))
@@ -120,7 +118,6 @@ func TestCLIFlagForms(t *testing.T) {
 
 // TestCLIArguments: flags stop at the first argument and after "--".
 func TestCLIArguments(t *testing.T) {
-	t.Parallel()
 	for _, tt := range []struct {
 		args []string
 		want []string
@@ -141,7 +138,6 @@ func TestCLIArguments(t *testing.T) {
 // TestCLIUsageErrors: every command line that cannot run is a usage error,
 // one line naming the flag, argument or command, and nothing runs.
 func TestCLIUsageErrors(t *testing.T) {
-	t.Parallel()
 	for _, tt := range []struct {
 		args []string
 		want string
@@ -179,7 +175,6 @@ func TestCLIUsageErrors(t *testing.T) {
 // TestCLIEnvironment: the env twin sets the flag and IsSet; the command line
 // wins over it, and a list from the command line replaces the env's list.
 func TestCLIEnvironment(t *testing.T) {
-	t.Parallel()
 	env := map[string]string{
 		"POSTERN_STR": "from-env", "POSTERN_LIST": " x, y ,z ", "POSTERN_INT": "7", "POSTERN_INT64": "8",
 		"POSTERN_BOOL": "true", "POSTERN_DUR": "2s",
@@ -216,7 +211,6 @@ func TestCLIEnvironment(t *testing.T) {
 // TestCLIHelp: every way to ask shows the same help, in urfave/cli's
 // layout, and nothing runs; the app's help lists the commands.
 func TestCLIHelp(t *testing.T) {
-	t.Parallel()
 	_, want, err := runTest(t, nil, "cmd", "--help")
 	if err != nil {
 		t.Fatal(err)
