@@ -9,14 +9,14 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/postern/postern/internal/control"
-	"github.com/postern/postern/internal/serve"
+	"github.com/postern/postern/cmd/postern/internal/control"
+	"github.com/postern/postern/cmd/postern/internal/serve"
 	"github.com/postern/postern/limits"
 )
 
 // The commands `status` and `unsuspend`: a login's sending counters and
 // suspension, read from Redis with --state redis://…, else asked of the
-// running instance on its control socket (internal/control).
+// running instance on its control socket (cmd/postern/internal/control).
 
 // statusFlags: `status` and `unsuspend` take serve's flags (and its
 // --config file), so the same settings name the same counters: with --state

@@ -18,7 +18,7 @@ import (
 
 	"github.com/postern/postern/auth/usersfile"
 	"github.com/postern/postern/certs"
-	"github.com/postern/postern/internal/serve"
+	"github.com/postern/postern/cmd/postern/internal/serve"
 )
 
 const demoLogin = "demo@postern.test"

@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/urfave/cli/v2"
 
-	"github.com/postern/postern/internal/serve"
+	"github.com/postern/postern/cmd/postern/internal/serve"
 )
 
 // dnsRecordsCommand prints the DNS records for the autoconfig domains. It

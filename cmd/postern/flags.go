@@ -11,7 +11,7 @@ import (
 
 	"github.com/postern/postern/auth/ldap"
 	"github.com/postern/postern/internal/autoconfig"
-	"github.com/postern/postern/internal/serve"
+	"github.com/postern/postern/cmd/postern/internal/serve"
 	"github.com/postern/postern/limits"
 	"github.com/postern/postern/policy"
 	"github.com/postern/postern/proxy"

@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postern/postern/internal/serve"
+	"github.com/postern/postern/cmd/postern/internal/serve"
 	"github.com/postern/postern/internal/testkit"
 	"github.com/postern/postern/proxy"
 	"github.com/postern/postern/proxy/listen"

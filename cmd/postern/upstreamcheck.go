@@ -8,7 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/postern/postern/internal/serve"
+	"github.com/postern/postern/cmd/postern/internal/serve"
 	"github.com/postern/postern/proxy/upstream"
 )
 

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/postern/postern/internal/control"
+	"github.com/postern/postern/cmd/postern/internal/control"
 	"github.com/postern/postern/limits"
 )
 

@@ -14,7 +14,7 @@ func TestImportBorders(t *testing.T) {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
 	for _, dep := range strings.Fields(string(out)) {
-		for _, never := range []string{"github.com/urfave/cli", "github.com/postern/postern/proxy", "github.com/postern/postern/internal/serve"} {
+		for _, never := range []string{"github.com/urfave/cli", "github.com/postern/postern/proxy", "github.com/postern/postern/cmd/postern/internal/serve"} {
 			if dep == never || strings.HasPrefix(dep, never+"/") || (never == "github.com/urfave/cli" && strings.HasPrefix(dep, never)) {
 				t.Errorf("internal/control depends on %s", dep)
 			}

@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/postern/postern/internal/control"
+	"github.com/postern/postern/cmd/postern/internal/control"
 )
 
 // Run serves on lns (from Listen) until ctx ends or a part fails, and

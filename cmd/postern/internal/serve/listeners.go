@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/postern/postern/internal/control"
+	"github.com/postern/postern/cmd/postern/internal/control"
 )
 
 // Listeners are every socket `serve` needs, bound before any of them
