@@ -10,8 +10,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/postern/postern/auth/ldap"
-	"github.com/postern/postern/internal/autoconfig"
 	"github.com/postern/postern/cmd/postern/internal/serve"
+	"github.com/postern/postern/internal/autoconfig"
 	"github.com/postern/postern/limits"
 	"github.com/postern/postern/policy"
 	"github.com/postern/postern/proxy"
