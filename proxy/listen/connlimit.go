@@ -13,6 +13,10 @@ import (
 const (
 	RefusedGlobal = "global" // over the total cap (--max-connections)
 	RefusedPerIP  = "per_ip" // over the per-network cap (--max-connections-per-ip)
+	// RefusedFlood: refused as above, while its network already holds
+	// MaxRefusedOpenPerNet refused connections that are still open; it is
+	// closed at once, with no TLS handshake and no reply (see ConnLimits).
+	RefusedFlood = "flood"
 )
 
 // ConnLimits counts open client connections, in total and per client
@@ -35,6 +39,16 @@ const (
 // sessions and 2×maxPerNet sockets: a client that stops reading before its
 // 221 cannot pile up sockets that count for nothing.
 //
+// A refused connection is still open until its 421 is written: on an
+// implicit-TLS listener that waits for a handshake the client drives (for
+// up to proxy.RefusedConnectionTimeout), and meanwhile it holds one of the
+// total's slots. So refused connections still open are counted against
+// their network too (exempt clients aside), and once a network holds
+// MaxRefusedOpenPerNet of them, Admit answers RefusedFlood: the caller
+// closes the connection at once, so that one address flooding past its cap
+// holds at most 2×maxPerNet + MaxRefusedOpenPerNet sockets, and cannot fill
+// the total with refused ones.
+//
 // A connection is counted with Open at accept, Admit once its client is
 // known, Release when its client is done with it and Close at its close,
 // each time with its own Ticket. Safe for concurrent use.
@@ -46,6 +60,9 @@ type ConnLimits struct {
 	total  int
 	perNet map[netip.Prefix]int // sockets admitted and not closed
 	done   map[netip.Prefix]int // of those, released (client done)
+	// refused counts the sockets refused (not RefusedFlood) and not
+	// closed, per network.
+	refused map[netip.Prefix]int
 }
 
 // Ticket is one connection's share of the counts, guarded by
@@ -54,13 +71,15 @@ type Ticket struct {
 	key      netip.Prefix
 	counted  bool // key is counted in perNet
 	released bool // and in done
+	refused  bool // key is counted in refused
 	closed   bool
 }
 
 // NewConnLimits returns limits of maxTotal connections, maxPerNet of them
 // from one client network; 0 is no limit.
 func NewConnLimits(maxTotal, maxPerNet int) *ConnLimits {
-	return &ConnLimits{maxTotal: maxTotal, maxPerNet: maxPerNet, perNet: make(map[netip.Prefix]int), done: make(map[netip.Prefix]int)}
+	return &ConnLimits{maxTotal: maxTotal, maxPerNet: maxPerNet, perNet: make(map[netip.Prefix]int),
+		done: make(map[netip.Prefix]int), refused: make(map[netip.Prefix]int)}
 }
 
 // Open counts a connection just accepted.
@@ -71,8 +90,10 @@ func (l *ConnLimits) Open() {
 }
 
 // Admit decides whether the connection of t, from client, may be served, and
-// counts it against its network if so. It returns "" or the refusal reason.
-// exempt clients (mynetworks) are not held to the per-network limit: Postfix
+// counts it against its network if so. It returns "" or the refusal reason;
+// a refused connection is counted against its network's refused ones
+// until Close, and past MaxRefusedOpenPerNet of those the reason is
+// RefusedFlood (see ConnLimits). exempt clients (mynetworks) are not held to the per-network limit: Postfix
 // exempts them too (smtpd_client_event_limit_exceptions = $mynetworks), since
 // a trusted host, a webmail say, is one address for many users.
 func (l *ConnLimits) Admit(t *Ticket, client netip.Addr, exempt bool) string {
@@ -81,19 +102,42 @@ func (l *ConnLimits) Admit(t *Ticket, client netip.Addr, exempt bool) string {
 	if t.closed { // closed meanwhile (shutdown): nothing to count
 		return ""
 	}
-	if l.maxTotal > 0 && l.total > l.maxTotal { // total includes this one
-		return RefusedGlobal
-	}
-	if exempt || l.maxPerNet <= 0 {
+	if exempt { // never past the per-network cap; the total's refusal says 421
+		if l.maxTotal > 0 && l.total > l.maxTotal {
+			return RefusedGlobal
+		}
 		return ""
 	}
 	key := policy.ClientNetwork(client)
+	reason := l.refusal(key)
+	if reason == "" {
+		if l.maxPerNet > 0 {
+			l.perNet[key]++
+			t.key, t.counted = key, true
+		}
+		return ""
+	}
+	if l.refused[key] >= MaxRefusedOpenPerNet {
+		return RefusedFlood
+	}
+	l.refused[key]++
+	t.key, t.refused = key, true
+	return reason
+}
+
+// refusal is the reason a connection from the network key is refused, or
+// "". Call it with l.mu held.
+func (l *ConnLimits) refusal(key netip.Prefix) string {
+	if l.maxTotal > 0 && l.total > l.maxTotal { // total includes this one
+		return RefusedGlobal
+	}
+	if l.maxPerNet <= 0 {
+		return ""
+	}
 	held := l.perNet[key]
 	if held-l.done[key] >= l.maxPerNet || held >= 2*l.maxPerNet {
 		return RefusedPerIP
 	}
-	l.perNet[key]++
-	t.key, t.counted = key, true
 	return ""
 }
 
@@ -118,6 +162,11 @@ func (l *ConnLimits) Close(t *Ticket) {
 	}
 	t.closed = true
 	l.total--
+	if t.refused {
+		if l.refused[t.key]--; l.refused[t.key] <= 0 {
+			delete(l.refused, t.key)
+		}
+	}
 	if !t.counted {
 		return
 	}

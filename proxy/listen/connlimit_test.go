@@ -30,9 +30,9 @@ func TestConnLimitsConcurrent(t *testing.T) {
 		switch r {
 		case "":
 			admitted++
-		case RefusedPerIP:
+		case RefusedPerIP, RefusedFlood:
 		default:
-			t.Fatalf("refusal %q, want %q", r, RefusedPerIP)
+			t.Fatalf("refusal %q, want %q or %q", r, RefusedPerIP, RefusedFlood)
 		}
 	}
 	if admitted != 5 {
@@ -43,8 +43,8 @@ func TestConnLimitsConcurrent(t *testing.T) {
 		go func() { defer wg.Done(); l.Close(&tickets[i]); l.Close(&tickets[i]) }()
 	}
 	wg.Wait()
-	if total, nets := l.Counts(); total != 0 || nets != 0 {
-		t.Fatalf("after closing all: total %d, networks %d, want 0, 0", total, nets)
+	if total, nets := l.Counts(); total != 0 || nets != 0 || len(l.refused) != 0 {
+		t.Fatalf("after closing all: total %d, networks %d, refused %v, want 0, 0, none", total, nets, l.refused)
 	}
 	for i := 0; i < 6; i++ {
 		l.Open()
@@ -152,5 +152,80 @@ func TestConnLimitsReleased(t *testing.T) {
 	}
 	if total, nets := l.Counts(); total != 0 || nets != 0 || len(l.done) != 0 {
 		t.Fatalf("after closing all: total %d, networks %d, done %v", total, nets, l.done)
+	}
+}
+
+// TestConnLimitsRefusedFlood: refused connections still open count against
+// their network; past MaxRefusedOpenPerNet of them the next is RefusedFlood
+// (closed without a reply), whether the per-network or the total cap
+// refused it, while other networks and exempt clients are unaffected and a
+// closed refusal makes room for the next 421.
+func TestConnLimitsRefusedFlood(t *testing.T) {
+	flood := netip.MustParseAddr("2001:db8::1")
+	same := netip.MustParseAddr("2001:db8::ffff") // the same /64
+	other := netip.MustParseAddr("192.0.2.3")
+	l := NewConnLimits(0, 2)
+	admit := func(ip netip.Addr, exempt bool) (*Ticket, string) {
+		var tk Ticket
+		l.Open()
+		return &tk, l.Admit(&tk, ip, exempt)
+	}
+	var admitted, refused []*Ticket
+	for range 2 {
+		tk, r := admit(flood, false)
+		if r != "" {
+			t.Fatalf("within the cap: refusal %q", r)
+		}
+		admitted = append(admitted, tk)
+	}
+	for i := range MaxRefusedOpenPerNet {
+		tk, r := admit(flood, false)
+		if r != RefusedPerIP {
+			t.Fatalf("refused connection %d: %q, want %q", i+1, r, RefusedPerIP)
+		}
+		refused = append(refused, tk)
+	}
+	for range 3 {
+		tk, r := admit(same, false)
+		if r != RefusedFlood {
+			t.Fatalf("past %d refused still open: %q, want %q", MaxRefusedOpenPerNet, r, RefusedFlood)
+		}
+		l.Close(tk) // closed at once by the caller
+	}
+	if _, r := admit(other, false); r != "" {
+		t.Fatalf("another network: refusal %q", r)
+	}
+	if total, _ := l.Counts(); total != 2+MaxRefusedOpenPerNet+1 {
+		t.Fatalf("total %d, want %d: flood closes must not hold slots", total, 2+MaxRefusedOpenPerNet+1)
+	}
+	l.Close(refused[0])
+	l.Close(refused[0])
+	if _, r := admit(flood, false); r != RefusedPerIP {
+		t.Fatalf("after one refused closed: %q, want %q", r, RefusedPerIP)
+	}
+	l.Close(admitted[0])
+	if _, r := admit(flood, false); r != "" {
+		t.Fatalf("after a session ended: refusal %q", r)
+	}
+
+	// The total's refusals count too; exempt clients always get their 421.
+	g := NewConnLimits(1, 0)
+	g.Open()
+	if r := g.Admit(&Ticket{}, other, false); r != "" {
+		t.Fatalf("first connection: refusal %q", r)
+	}
+	for i := range MaxRefusedOpenPerNet + 2 {
+		g.Open()
+		want := RefusedGlobal
+		if i >= MaxRefusedOpenPerNet {
+			want = RefusedFlood
+		}
+		if r := g.Admit(&Ticket{}, flood, false); r != want {
+			t.Fatalf("over the total, connection %d: %q, want %q", i+1, r, want)
+		}
+		g.Open()
+		if r := g.Admit(&Ticket{}, same, true); r != RefusedGlobal {
+			t.Fatalf("exempt, over the total: %q, want %q", r, RefusedGlobal)
+		}
 	}
 }
