@@ -18,10 +18,11 @@ const refusedLoginTimeout = "login_timeout"
 // instead of the 220 greeting, then the connection is closed: 421 is the
 // "service not available, closing transmission channel" reply (RFC 5321
 // §4.2.3, §3.8), temporary, so the client retries later, as Postfix answers
-// a client over its anvil limit. Past listen.MaxRefusedOpenPerNet refused
-// connections still open from its network, a client is closed at once
-// instead (listen.RefusedFlood).
-func (s *Server) admit(cc *clientConn) error {
+// a client over its anvil limit. handshakeFirst says the 421 must wait for
+// a TLS handshake the client drives (implicit TLS): past
+// listen.MaxRefusedOpenPerNet such refusals open from its network, the
+// connection is closed at once instead (listen.RefusedFlood).
+func (s *Server) admit(cc *clientConn, handshakeFirst bool) error {
 	ip := cc.clientIP()
 	trusted := policy.InNetworks(s.cfg.MyNetworks, ip)
 	if trusted {
@@ -31,16 +32,14 @@ func (s *Server) admit(cc *clientConn) error {
 	if reason == "" {
 		return nil
 	}
-	if reason == listen.RefusedFlood {
-		// Its network holds listen.MaxRefusedOpenPerNet refused
-		// connections already: no handshake, no 421, and its slot is
-		// free at once (closed before it is counted, so a scrape that
-		// sees the refusal sees it closed). go-smtp's handshake or reply
-		// then fails on the closed connection (logged at debug, see
-		// slogPrintf).
+	if handshakeFirst && !trusted && !s.limits.HoldRefused(&cc.ticket, ip) {
+		// No handshake, no 421, and its slot is free at once (closed
+		// before it is counted, so a scrape that sees the refusal sees
+		// it closed). go-smtp's handshake then fails on the closed
+		// connection (logged at debug, see slogPrintf).
 		cc.Close()
-		s.metrics.connRefused(reason)
-		s.log.Debug("connection refused", "session", cc.id, "client", ip.String(), "reason", reason)
+		s.metrics.connRefused(listen.RefusedFlood)
+		s.log.Debug("connection refused", "session", cc.id, "client", ip.String(), "reason", listen.RefusedFlood)
 		return replyTooManyConnections
 	}
 	s.metrics.connRefused(reason)

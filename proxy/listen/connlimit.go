@@ -14,8 +14,9 @@ const (
 	RefusedGlobal = "global" // over the total cap (--max-connections)
 	RefusedPerIP  = "per_ip" // over the per-network cap (--max-connections-per-ip)
 	// RefusedFlood: refused as above, while its network already holds
-	// MaxRefusedOpenPerNet refused connections that are still open; it is
-	// closed at once, with no TLS handshake and no reply (see ConnLimits).
+	// MaxRefusedOpenPerNet refused connections waiting for their client;
+	// it is closed at once, with no TLS handshake and no reply (see
+	// ConnLimits.HoldRefused).
 	RefusedFlood = "flood"
 )
 
@@ -42,12 +43,12 @@ const (
 // A refused connection is still open until its 421 is written: on an
 // implicit-TLS listener that waits for a handshake the client drives (for
 // up to proxy.RefusedConnectionTimeout), and meanwhile it holds one of the
-// total's slots. So refused connections still open are counted against
-// their network too (exempt clients aside), and once a network holds
-// MaxRefusedOpenPerNet of them, Admit answers RefusedFlood: the caller
-// closes the connection at once, so that one address flooding past its cap
-// holds at most 2×maxPerNet + MaxRefusedOpenPerNet sockets, and cannot fill
-// the total with refused ones.
+// total's slots. So such refused connections are counted against their
+// network too (HoldRefused), and once a network holds
+// MaxRefusedOpenPerNet of them, the next is closed at once (RefusedFlood):
+// one address flooding past its cap holds at most 2×maxPerNet +
+// MaxRefusedOpenPerNet sockets, and cannot fill the total with refused
+// ones.
 //
 // A connection is counted with Open at accept, Admit once its client is
 // known, Release when its client is done with it and Close at its close,
@@ -60,8 +61,8 @@ type ConnLimits struct {
 	total  int
 	perNet map[netip.Prefix]int // sockets admitted and not closed
 	done   map[netip.Prefix]int // of those, released (client done)
-	// refused counts the sockets refused (not RefusedFlood) and not
-	// closed, per network.
+	// refused counts the refused sockets held open (HoldRefused) and
+	// not closed, per network.
 	refused map[netip.Prefix]int
 }
 
@@ -90,10 +91,8 @@ func (l *ConnLimits) Open() {
 }
 
 // Admit decides whether the connection of t, from client, may be served, and
-// counts it against its network if so. It returns "" or the refusal reason;
-// a refused connection is counted against its network's refused ones
-// until Close, and past MaxRefusedOpenPerNet of those the reason is
-// RefusedFlood (see ConnLimits). exempt clients (mynetworks) are not held to the per-network limit: Postfix
+// counts it against its network if so. It returns "" or the refusal reason.
+// exempt clients (mynetworks) are not held to the per-network limit: Postfix
 // exempts them too (smtpd_client_event_limit_exceptions = $mynetworks), since
 // a trusted host, a webmail say, is one address for many users.
 func (l *ConnLimits) Admit(t *Ticket, client netip.Addr, exempt bool) string {
@@ -102,43 +101,42 @@ func (l *ConnLimits) Admit(t *Ticket, client netip.Addr, exempt bool) string {
 	if t.closed { // closed meanwhile (shutdown): nothing to count
 		return ""
 	}
-	if exempt { // never past the per-network cap; the total's refusal says 421
-		if l.maxTotal > 0 && l.total > l.maxTotal {
-			return RefusedGlobal
-		}
-		return ""
-	}
-	key := policy.ClientNetwork(client)
-	reason := l.refusal(key)
-	if reason == "" {
-		if l.maxPerNet > 0 {
-			l.perNet[key]++
-			t.key, t.counted = key, true
-		}
-		return ""
-	}
-	if l.refused[key] >= MaxRefusedOpenPerNet {
-		return RefusedFlood
-	}
-	l.refused[key]++
-	t.key, t.refused = key, true
-	return reason
-}
-
-// refusal is the reason a connection from the network key is refused, or
-// "". Call it with l.mu held.
-func (l *ConnLimits) refusal(key netip.Prefix) string {
 	if l.maxTotal > 0 && l.total > l.maxTotal { // total includes this one
 		return RefusedGlobal
 	}
-	if l.maxPerNet <= 0 {
+	if exempt || l.maxPerNet <= 0 {
 		return ""
 	}
+	key := policy.ClientNetwork(client)
 	held := l.perNet[key]
 	if held-l.done[key] >= l.maxPerNet || held >= 2*l.maxPerNet {
 		return RefusedPerIP
 	}
+	l.perNet[key]++
+	t.key, t.counted = key, true
 	return ""
+}
+
+// HoldRefused counts the connection of t, from client, refused by Admit,
+// as one its network holds open while its refusal waits for the client (an
+// implicit-TLS handshake), until Close. It reports false, counting
+// nothing, when the network holds MaxRefusedOpenPerNet such connections
+// already: the caller then closes it at once, without a reply (reason
+// RefusedFlood). A refusal that waits for nothing (a 421 in plain text,
+// or after a handshake already done) is over at once and needs no call.
+func (l *ConnLimits) HoldRefused(t *Ticket, client netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t.closed || t.counted || t.refused { // nothing (more) to hold
+		return true
+	}
+	key := policy.ClientNetwork(client)
+	if l.refused[key] >= MaxRefusedOpenPerNet {
+		return false
+	}
+	l.refused[key]++
+	t.key, t.refused = key, true
+	return true
 }
 
 // Release marks the connection of t as done with by its client: it no

@@ -30,9 +30,9 @@ func TestConnLimitsConcurrent(t *testing.T) {
 		switch r {
 		case "":
 			admitted++
-		case RefusedPerIP, RefusedFlood:
+		case RefusedPerIP:
 		default:
-			t.Fatalf("refusal %q, want %q or %q", r, RefusedPerIP, RefusedFlood)
+			t.Fatalf("refusal %q, want %q", r, RefusedPerIP)
 		}
 	}
 	if admitted != 5 {
@@ -43,8 +43,8 @@ func TestConnLimitsConcurrent(t *testing.T) {
 		go func() { defer wg.Done(); l.Close(&tickets[i]); l.Close(&tickets[i]) }()
 	}
 	wg.Wait()
-	if total, nets := l.Counts(); total != 0 || nets != 0 || len(l.refused) != 0 {
-		t.Fatalf("after closing all: total %d, networks %d, refused %v, want 0, 0, none", total, nets, l.refused)
+	if total, nets := l.Counts(); total != 0 || nets != 0 {
+		t.Fatalf("after closing all: total %d, networks %d, want 0, 0", total, nets)
 	}
 	for i := 0; i < 6; i++ {
 		l.Open()
@@ -155,77 +155,99 @@ func TestConnLimitsReleased(t *testing.T) {
 	}
 }
 
-// TestConnLimitsRefusedFlood: refused connections still open count against
-// their network; past MaxRefusedOpenPerNet of them the next is RefusedFlood
-// (closed without a reply), whether the per-network or the total cap
-// refused it, while other networks and exempt clients are unaffected and a
-// closed refusal makes room for the next 421.
-func TestConnLimitsRefusedFlood(t *testing.T) {
+// TestConnLimitsHoldRefused: refused connections held open count against
+// their network; past MaxRefusedOpenPerNet of them HoldRefused says no,
+// counting nothing, whatever cap refused them (also under concurrency),
+// while other networks are unaffected and a closed one makes room for the
+// next.
+func TestConnLimitsHoldRefused(t *testing.T) {
 	flood := netip.MustParseAddr("2001:db8::1")
 	same := netip.MustParseAddr("2001:db8::ffff") // the same /64
 	other := netip.MustParseAddr("192.0.2.3")
 	l := NewConnLimits(0, 2)
-	admit := func(ip netip.Addr, exempt bool) (*Ticket, string) {
+	admit := func(ip netip.Addr) (*Ticket, string) {
 		var tk Ticket
 		l.Open()
-		return &tk, l.Admit(&tk, ip, exempt)
+		return &tk, l.Admit(&tk, ip, false)
 	}
-	var admitted, refused []*Ticket
+	var admitted []*Ticket
 	for range 2 {
-		tk, r := admit(flood, false)
+		tk, r := admit(flood)
 		if r != "" {
 			t.Fatalf("within the cap: refusal %q", r)
 		}
 		admitted = append(admitted, tk)
 	}
-	for i := range MaxRefusedOpenPerNet {
-		tk, r := admit(flood, false)
+	if !l.HoldRefused(admitted[0], flood) || len(l.refused) != 0 {
+		t.Fatalf("an admitted connection was counted as refused: %v", l.refused)
+	}
+	// 50 refused at once: exactly MaxRefusedOpenPerNet held.
+	refused := make([]*Ticket, 50)
+	held := make([]bool, len(refused))
+	var wg sync.WaitGroup
+	for i := range refused {
+		tk, r := admit(same)
 		if r != RefusedPerIP {
 			t.Fatalf("refused connection %d: %q, want %q", i+1, r, RefusedPerIP)
 		}
-		refused = append(refused, tk)
+		refused[i] = tk
+		wg.Add(1)
+		go func() { defer wg.Done(); held[i] = l.HoldRefused(tk, same) }()
 	}
-	for range 3 {
-		tk, r := admit(same, false)
-		if r != RefusedFlood {
-			t.Fatalf("past %d refused still open: %q, want %q", MaxRefusedOpenPerNet, r, RefusedFlood)
+	wg.Wait()
+	n := 0
+	for i, h := range held {
+		if h {
+			n++
+			continue
 		}
-		l.Close(tk) // closed at once by the caller
+		l.Close(refused[i]) // closed at once by the caller
 	}
-	if _, r := admit(other, false); r != "" {
+	if n != MaxRefusedOpenPerNet {
+		t.Fatalf("%d refused held, want %d", n, MaxRefusedOpenPerNet)
+	}
+	if total, _ := l.Counts(); total != 2+MaxRefusedOpenPerNet {
+		t.Fatalf("total %d, want %d", total, 2+MaxRefusedOpenPerNet)
+	}
+	if tk, r := admit(other); r != "" || !l.HoldRefused(tk, other) {
 		t.Fatalf("another network: refusal %q", r)
 	}
-	if total, _ := l.Counts(); total != 2+MaxRefusedOpenPerNet+1 {
-		t.Fatalf("total %d, want %d: flood closes must not hold slots", total, 2+MaxRefusedOpenPerNet+1)
+	for i, h := range held {
+		if h {
+			l.Close(refused[i])
+			l.Close(refused[i])
+			break
+		}
 	}
-	l.Close(refused[0])
-	l.Close(refused[0])
-	if _, r := admit(flood, false); r != RefusedPerIP {
-		t.Fatalf("after one refused closed: %q, want %q", r, RefusedPerIP)
+	if tk, _ := admit(flood); !l.HoldRefused(tk, flood) {
+		t.Fatal("one held refusal closed: the next is not held")
 	}
-	l.Close(admitted[0])
-	if _, r := admit(flood, false); r != "" {
-		t.Fatalf("after a session ended: refusal %q", r)
+	if tk, _ := admit(flood); l.HoldRefused(tk, flood) {
+		t.Fatalf("held past %d", MaxRefusedOpenPerNet)
 	}
 
-	// The total's refusals count too; exempt clients always get their 421.
+	// The total's refusals count too.
 	g := NewConnLimits(1, 0)
 	g.Open()
 	if r := g.Admit(&Ticket{}, other, false); r != "" {
 		t.Fatalf("first connection: refusal %q", r)
 	}
-	for i := range MaxRefusedOpenPerNet + 2 {
+	var tickets []*Ticket
+	for i := range MaxRefusedOpenPerNet + 1 {
+		tk := &Ticket{}
 		g.Open()
-		want := RefusedGlobal
-		if i >= MaxRefusedOpenPerNet {
-			want = RefusedFlood
+		if r := g.Admit(tk, flood, false); r != RefusedGlobal {
+			t.Fatalf("over the total: %q, want %q", r, RefusedGlobal)
 		}
-		if r := g.Admit(&Ticket{}, flood, false); r != want {
-			t.Fatalf("over the total, connection %d: %q, want %q", i+1, r, want)
+		if h := g.HoldRefused(tk, flood); h != (i < MaxRefusedOpenPerNet) {
+			t.Fatalf("over the total, connection %d: held %v", i+1, h)
 		}
-		g.Open()
-		if r := g.Admit(&Ticket{}, same, true); r != RefusedGlobal {
-			t.Fatalf("exempt, over the total: %q, want %q", r, RefusedGlobal)
-		}
+		tickets = append(tickets, tk)
+	}
+	for _, tk := range tickets {
+		g.Close(tk)
+	}
+	if len(g.refused) != 0 {
+		t.Fatalf("after closing all: refused %v", g.refused)
 	}
 }

@@ -49,13 +49,14 @@ const (
 
 // MaxRefusedOpenPerNet bounds the connections refused by the caps (421
 // Too many connections) that one client network (an address, an IPv6 /64)
-// holds open at once; past it, a refused connection is closed at once, with
-// no TLS handshake and no reply (ConnLimits, reason RefusedFlood). On an
-// implicit-TLS listener a refused connection stays open until its client
-// has done the handshake its 421 needs (at most
-// proxy.RefusedConnectionTimeout), holding a --max-connections slot:
-// unbounded, one address refused ~5,000 times a second filled the default
-// total. A fixed number, not the per-address cap: a real client past its
+// holds open while their refusal waits for them: on an implicit-TLS
+// listener the 421 needs a handshake the client drives (for at most
+// proxy.RefusedConnectionTimeout), and the connection holds a
+// --max-connections slot meanwhile; unbounded, one address refused ~5,000
+// times a second filled the default total. Past it, such a connection is
+// closed at once, with no handshake and no reply (ConnLimits.HoldRefused,
+// reason RefusedFlood). A 421 in plain text waits for nothing and is
+// always said. A fixed number, not the per-address cap: a real client past its
 // cap opens its connections one after another and each refusal is over in
 // a round trip, so it still reads the 421 of the first few, and a plain
 // close is temporary for it too (RFC 5321 §3.8); a flood gains only this
