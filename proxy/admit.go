@@ -4,6 +4,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/postern/postern/policy"
+	"github.com/postern/postern/proxy/listen"
 )
 
 // refusedLoginTimeout is the reason label of a connection the login
@@ -17,8 +18,11 @@ const refusedLoginTimeout = "login_timeout"
 // instead of the 220 greeting, then the connection is closed: 421 is the
 // "service not available, closing transmission channel" reply (RFC 5321
 // §4.2.3, §3.8), temporary, so the client retries later, as Postfix answers
-// a client over its anvil limit.
-func (s *Server) admit(cc *clientConn) error {
+// a client over its anvil limit. handshakeFirst says the 421 must wait for
+// a TLS handshake the client drives (implicit TLS): past
+// listen.MaxRefusedOpenPerNet such refusals open from its network, the
+// connection is closed at once instead (listen.RefusedFlood).
+func (s *Server) admit(cc *clientConn, handshakeFirst bool) error {
 	ip := cc.clientIP()
 	trusted := policy.InNetworks(s.cfg.MyNetworks, ip)
 	if trusted {
@@ -27,6 +31,16 @@ func (s *Server) admit(cc *clientConn) error {
 	reason := s.limits.Admit(&cc.ticket, ip, trusted)
 	if reason == "" {
 		return nil
+	}
+	if handshakeFirst && !trusted && !s.limits.HoldRefused(&cc.ticket, ip) {
+		// No handshake, no 421, and its slot is free at once (closed
+		// before it is counted, so a scrape that sees the refusal sees
+		// it closed). go-smtp's handshake then fails on the closed
+		// connection (logged at debug, see slogPrintf).
+		cc.Close()
+		s.metrics.connRefused(listen.RefusedFlood)
+		s.log.Debug("connection refused", "session", cc.id, "client", ip.String(), "reason", listen.RefusedFlood)
+		return replyTooManyConnections
 	}
 	s.metrics.connRefused(reason)
 	s.log.Warn("connection refused", "session", cc.id, "client", ip.String(), "reason", reason)

@@ -37,13 +37,18 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 // ConnectBackend): the connection limits (see Server.admit). A refused
 // connection is over: what is left of it (on an implicit-TLS listener the
 // handshake, then the 421) gets RefusedConnectionTimeout, not the login
-// timeout (see clientConn.endWithin).
+// timeout (see clientConn.endWithin), and a flood of them is cut short
+// (see Server.admit).
 func (b backend) Connect(c *smtp.Conn) error {
 	cc, err := clientConnOf(c)
 	if err != nil {
 		return err
 	}
-	if err := b.srv.admit(cc); err != nil {
+	// Connect runs before an implicit-TLS listener's handshake: a
+	// shared-listener connection (tls+https) has done its own already.
+	tc, isTLS := c.Conn().(*tls.Conn)
+	handshakeFirst := isTLS && !tc.ConnectionState().HandshakeComplete
+	if err := b.srv.admit(cc, handshakeFirst); err != nil {
 		cc.endWithin(RefusedConnectionTimeout)
 		return err
 	}

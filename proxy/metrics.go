@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
@@ -49,7 +50,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "postern_tls_handshake_failures_total", Help: "Client TLS handshakes that started and did not complete, by listener.",
 		}, []string{"listener"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_connections_refused_total", Help: "Client connections closed with 421 by a limit: global (--max-connections), per_ip (--max-connections-per-ip), login_timeout (--login-timeout).",
+			Name: "postern_connections_refused_total", Help: fmt.Sprintf("Client connections closed with 421 by a limit: global (--max-connections), per_ip (--max-connections-per-ip), login_timeout (--login-timeout); flood: refused by either cap on an implicit-TLS listener while its address (IPv6: /64) held %d refused connections waiting for their handshake, closed without a reply.", listen.MaxRefusedOpenPerNet),
 		}, []string{"reason"}),
 		auth: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "postern_auth_total", Help: "AUTH attempts by backend (the one that accepted, or \"none\") and result (ok, invalid, unavailable, locked_out, suspended: the right password of a suspended login).",
@@ -91,7 +92,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.alerts.WithLabelValues("sent")
 	m.alerts.WithLabelValues("dropped")
-	for _, reason := range []string{listen.RefusedGlobal, listen.RefusedPerIP, refusedLoginTimeout} {
+	for _, reason := range []string{listen.RefusedGlobal, listen.RefusedPerIP, listen.RefusedFlood, refusedLoginTimeout} {
 		m.refused.WithLabelValues(reason) // exported at 0 from the start
 	}
 	reg.MustRegister(m.connections, m.tlsHandshakes, m.tlsFailures, m.refused, m.auth, m.lockouts, m.messages,

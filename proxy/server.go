@@ -376,7 +376,9 @@ type slogPrintf struct{ log *slog.Logger }
 
 func (l slogPrintf) Printf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)
-	if strings.HasSuffix(msg, ": EOF") { // a client (or health probe) hung up
+	// A client (or health probe) hung up, or Postern closed the
+	// connection itself (a flood's refusal, see Server.admit).
+	if strings.HasSuffix(msg, ": EOF") || strings.HasSuffix(msg, net.ErrClosed.Error()) {
 		l.log.Debug("smtp", "detail", msg)
 		return
 	}

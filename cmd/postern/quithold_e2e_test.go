@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern/postern/proxy/listen"
 	"github.com/postern/postern/proxy/proxytest"
 )
 
@@ -84,11 +85,12 @@ func TestConnLimitRefusedTLSHoldE2E(t *testing.T) {
 	}
 	// All ten are refused (per address while the total has room, then
 	// globally: which depends on how many the server has accepted when it
-	// admits one), and then closed: only the two sessions stay open.
+	// admits one; past listen.MaxRefusedOpenPerNet still open, closed
+	// without a reply), and then closed: only the two sessions stay open.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		m, _ := opsScrape(t, metrics)
-		refused := m[`postern_connections_refused_total{reason="per_ip"}`] + m[`postern_connections_refused_total{reason="global"}`]
+		refused := limRefused(m)
 		if refused == 10 {
 			break
 		}
@@ -102,4 +104,66 @@ func TestConnLimitRefusedTLSHoldE2E(t *testing.T) {
 	c := dialFrom(t, p.StartTLS, "127.0.0.2")
 	expectReply(t, "AUTH from another address", c.auth(aliceLogin, alicePass), "235")
 	expectReply(t, "message from another address", c.send(aliceLogin, "friend@example.test", "after the refused holders"), "250")
+}
+
+// limRefused is the sum of postern_connections_refused_total's connection
+// cap reasons in the scrape m.
+func limRefused(m map[string]float64) float64 {
+	var sum float64
+	for _, r := range []string{listen.RefusedGlobal, listen.RefusedPerIP, listen.RefusedFlood} {
+		sum += m[fmt.Sprintf("postern_connections_refused_total{reason=%q}", r)]
+	}
+	return sum
+}
+
+// TestConnLimitRefusedFloodE2E: one address (127.0.0.2) at its
+// --max-connections-per-ip (2) floods the implicit-TLS port with 120
+// connections it keeps open and never sends a ClientHello on, three times
+// --max-connections (40). Each refusal would wait for a handshake (up to
+// RefusedConnectionTimeout) and hold a total slot meanwhile; past
+// listen.MaxRefusedOpenPerNet refused connections still open, the server
+// closes the next at once instead. Once every flood connection is decided,
+// the server holds at most the two sessions and that many refused ones, a
+// client from 127.0.0.3 is served, and so is one from the flooding
+// address once its own sessions have ended.
+func TestConnLimitRefusedFloodE2E(t *testing.T) {
+	up := proxytest.StartUpstream(t, proxytest.UpstreamOptions{})
+	p, metrics := startLimited(t, up.Addr, "--max-connections-per-ip", "2", "--max-connections", "40",
+		"--login-timeout", "10m")
+
+	sessions := []*client{limGreeted(t, p.StartTLS, "127.0.0.2", ""), limGreeted(t, p.StartTLS, "127.0.0.2", "")}
+	const flood = 120
+	for i := 0; i < flood; i++ {
+		limDial(t, p.TLS, "127.0.0.2", "") // kept open, unread, until the test ends
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		m, _ := opsScrape(t, metrics)
+		if limRefused(m) == flood {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v flood connections refused, want %d", limRefused(m), flood)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A connection closed without a reply is counted once closed: every
+	// flood connection is decided, so what is open now is what the server
+	// keeps.
+	bound := float64(len(sessions) + listen.MaxRefusedOpenPerNet)
+	if m, _ := opsScrape(t, metrics); m["postern_active_sessions"] > bound {
+		t.Fatalf("postern_active_sessions = %v after the flood, want at most %v (2 sessions, %d refused)",
+			m["postern_active_sessions"], bound, listen.MaxRefusedOpenPerNet)
+	}
+
+	c := dialFrom(t, p.StartTLS, "127.0.0.3")
+	expectReply(t, "AUTH from another address", c.auth(aliceLogin, alicePass), "235")
+	expectReply(t, "message from another address", c.send(aliceLogin, "friend@example.test", "after the flood"), "250")
+
+	for _, s := range sessions {
+		s.expect("QUIT", "221 ") // done with: no longer one of its address's sessions
+	}
+	c = dialFrom(t, p.StartTLS, "127.0.0.2")
+	expectReply(t, "AUTH from the flooding address", c.auth(aliceLogin, alicePass), "235")
+	expectReply(t, "message from the flooding address", c.send(aliceLogin, "friend@example.test", "after its flood"), "250")
 }

@@ -13,6 +13,11 @@ import (
 const (
 	RefusedGlobal = "global" // over the total cap (--max-connections)
 	RefusedPerIP  = "per_ip" // over the per-network cap (--max-connections-per-ip)
+	// RefusedFlood: refused as above, while its network already holds
+	// MaxRefusedOpenPerNet refused connections waiting for their client;
+	// it is closed at once, with no TLS handshake and no reply (see
+	// ConnLimits.HoldRefused).
+	RefusedFlood = "flood"
 )
 
 // ConnLimits counts open client connections, in total and per client
@@ -35,6 +40,16 @@ const (
 // sessions and 2×maxPerNet sockets: a client that stops reading before its
 // 221 cannot pile up sockets that count for nothing.
 //
+// A refused connection is still open until its 421 is written: on an
+// implicit-TLS listener that waits for a handshake the client drives (for
+// up to proxy.RefusedConnectionTimeout), and meanwhile it holds one of the
+// total's slots. So such refused connections are counted against their
+// network too (HoldRefused), and once a network holds
+// MaxRefusedOpenPerNet of them, the next is closed at once (RefusedFlood):
+// one address flooding past its cap holds at most 2×maxPerNet +
+// MaxRefusedOpenPerNet sockets, and cannot fill the total with refused
+// ones.
+//
 // A connection is counted with Open at accept, Admit once its client is
 // known, Release when its client is done with it and Close at its close,
 // each time with its own Ticket. Safe for concurrent use.
@@ -46,6 +61,9 @@ type ConnLimits struct {
 	total  int
 	perNet map[netip.Prefix]int // sockets admitted and not closed
 	done   map[netip.Prefix]int // of those, released (client done)
+	// refused counts the refused sockets held open (HoldRefused) and
+	// not closed, per network.
+	refused map[netip.Prefix]int
 }
 
 // Ticket is one connection's share of the counts, guarded by
@@ -54,13 +72,15 @@ type Ticket struct {
 	key      netip.Prefix
 	counted  bool // key is counted in perNet
 	released bool // and in done
+	refused  bool // key is counted in refused
 	closed   bool
 }
 
 // NewConnLimits returns limits of maxTotal connections, maxPerNet of them
 // from one client network; 0 is no limit.
 func NewConnLimits(maxTotal, maxPerNet int) *ConnLimits {
-	return &ConnLimits{maxTotal: maxTotal, maxPerNet: maxPerNet, perNet: make(map[netip.Prefix]int), done: make(map[netip.Prefix]int)}
+	return &ConnLimits{maxTotal: maxTotal, maxPerNet: maxPerNet, perNet: make(map[netip.Prefix]int),
+		done: make(map[netip.Prefix]int), refused: make(map[netip.Prefix]int)}
 }
 
 // Open counts a connection just accepted.
@@ -97,6 +117,28 @@ func (l *ConnLimits) Admit(t *Ticket, client netip.Addr, exempt bool) string {
 	return ""
 }
 
+// HoldRefused counts the connection of t, from client, refused by Admit,
+// as one its network holds open while its refusal waits for the client (an
+// implicit-TLS handshake), until Close. It reports false, counting
+// nothing, when the network holds MaxRefusedOpenPerNet such connections
+// already: the caller then closes it at once, without a reply (reason
+// RefusedFlood). A refusal that waits for nothing (a 421 in plain text,
+// or after a handshake already done) is over at once and needs no call.
+func (l *ConnLimits) HoldRefused(t *Ticket, client netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t.closed || t.counted || t.refused { // nothing (more) to hold
+		return true
+	}
+	key := policy.ClientNetwork(client)
+	if l.refused[key] >= MaxRefusedOpenPerNet {
+		return false
+	}
+	l.refused[key]++
+	t.key, t.refused = key, true
+	return true
+}
+
 // Release marks the connection of t as done with by its client: it no
 // longer counts as one of its network's sessions (see ConnLimits); calls
 // after the first do nothing.
@@ -118,6 +160,11 @@ func (l *ConnLimits) Close(t *Ticket) {
 	}
 	t.closed = true
 	l.total--
+	if t.refused {
+		if l.refused[t.key]--; l.refused[t.key] <= 0 {
+			delete(l.refused, t.key)
+		}
+	}
 	if !t.counted {
 		return
 	}

@@ -154,3 +154,100 @@ func TestConnLimitsReleased(t *testing.T) {
 		t.Fatalf("after closing all: total %d, networks %d, done %v", total, nets, l.done)
 	}
 }
+
+// TestConnLimitsHoldRefused: refused connections held open count against
+// their network; past MaxRefusedOpenPerNet of them HoldRefused says no,
+// counting nothing, whatever cap refused them (also under concurrency),
+// while other networks are unaffected and a closed one makes room for the
+// next.
+func TestConnLimitsHoldRefused(t *testing.T) {
+	flood := netip.MustParseAddr("2001:db8::1")
+	same := netip.MustParseAddr("2001:db8::ffff") // the same /64
+	other := netip.MustParseAddr("192.0.2.3")
+	l := NewConnLimits(0, 2)
+	admit := func(ip netip.Addr) (*Ticket, string) {
+		var tk Ticket
+		l.Open()
+		return &tk, l.Admit(&tk, ip, false)
+	}
+	var admitted []*Ticket
+	for range 2 {
+		tk, r := admit(flood)
+		if r != "" {
+			t.Fatalf("within the cap: refusal %q", r)
+		}
+		admitted = append(admitted, tk)
+	}
+	if !l.HoldRefused(admitted[0], flood) || len(l.refused) != 0 {
+		t.Fatalf("an admitted connection was counted as refused: %v", l.refused)
+	}
+	// 50 refused at once: exactly MaxRefusedOpenPerNet held.
+	refused := make([]*Ticket, 50)
+	held := make([]bool, len(refused))
+	var wg sync.WaitGroup
+	for i := range refused {
+		tk, r := admit(same)
+		if r != RefusedPerIP {
+			t.Fatalf("refused connection %d: %q, want %q", i+1, r, RefusedPerIP)
+		}
+		refused[i] = tk
+		wg.Add(1)
+		go func() { defer wg.Done(); held[i] = l.HoldRefused(tk, same) }()
+	}
+	wg.Wait()
+	n := 0
+	for i, h := range held {
+		if h {
+			n++
+			continue
+		}
+		l.Close(refused[i]) // closed at once by the caller
+	}
+	if n != MaxRefusedOpenPerNet {
+		t.Fatalf("%d refused held, want %d", n, MaxRefusedOpenPerNet)
+	}
+	if total, _ := l.Counts(); total != 2+MaxRefusedOpenPerNet {
+		t.Fatalf("total %d, want %d", total, 2+MaxRefusedOpenPerNet)
+	}
+	if tk, r := admit(other); r != "" || !l.HoldRefused(tk, other) {
+		t.Fatalf("another network: refusal %q", r)
+	}
+	for i, h := range held {
+		if h {
+			l.Close(refused[i])
+			l.Close(refused[i])
+			break
+		}
+	}
+	if tk, _ := admit(flood); !l.HoldRefused(tk, flood) {
+		t.Fatal("one held refusal closed: the next is not held")
+	}
+	if tk, _ := admit(flood); l.HoldRefused(tk, flood) {
+		t.Fatalf("held past %d", MaxRefusedOpenPerNet)
+	}
+
+	// The total's refusals count too.
+	g := NewConnLimits(1, 0)
+	g.Open()
+	if r := g.Admit(&Ticket{}, other, false); r != "" {
+		t.Fatalf("first connection: refusal %q", r)
+	}
+	var tickets []*Ticket
+	for i := range MaxRefusedOpenPerNet + 1 {
+		tk := &Ticket{}
+		g.Open()
+		if r := g.Admit(tk, flood, false); r != RefusedGlobal {
+			t.Fatalf("over the total: %q, want %q", r, RefusedGlobal)
+		}
+		if h := g.HoldRefused(tk, flood); h != (i < MaxRefusedOpenPerNet) {
+			t.Fatalf("over the total, connection %d: held %v", i+1, h)
+		}
+		tickets = append(tickets, tk)
+	}
+	for _, tk := range tickets {
+		g.Close(tk)
+	}
+	if len(g.refused) != 0 {
+		t.Fatalf("after closing all: refused %v", g.refused)
+	}
+}

@@ -46,3 +46,19 @@ const (
 	// the HTTP budget: the 10 s net/http gives a handshake on https=.
 	DefaultSharedHandshakeTimeout = 10 * time.Second
 )
+
+// MaxRefusedOpenPerNet bounds the connections refused by the caps (421
+// Too many connections) that one client network (an address, an IPv6 /64)
+// holds open while their refusal waits for them: on an implicit-TLS
+// listener the 421 needs a handshake the client drives (for at most
+// proxy.RefusedConnectionTimeout), and the connection holds a
+// --max-connections slot meanwhile; unbounded, one address refused ~5,000
+// times a second filled the default total. Past it, such a connection is
+// closed at once, with no handshake and no reply (ConnLimits.HoldRefused,
+// reason RefusedFlood). A 421 in plain text waits for nothing and is
+// always said. A fixed number, not the per-address cap: a real client past its
+// cap opens its connections one after another and each refusal is over in
+// a round trip, so it still reads the 421 of the first few, and a plain
+// close is temporary for it too (RFC 5321 §3.8); a flood gains only this
+// many sockets over its 2×--max-connections-per-ip.
+const MaxRefusedOpenPerNet = 8
