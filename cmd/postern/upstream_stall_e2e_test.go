@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -27,8 +29,11 @@ const (
 	stallRcpt     = "rcpt"      // no reply to RCPT
 	stallDataRead = "data-read" // 354, then stops reading the message
 	stallAfterDot = "after-dot" // reads the whole message, never replies
-	stallSlow     = "slow"      // reads the message in steps, at most 6 MiB/s
-	stallDribble  = "dribble"   // answers MAIL one byte every 400 ms
+	// stallAfterChunk offers CHUNKING, reads a whole BDAT LAST chunk
+	// (Postern sends a small message so) and never replies.
+	stallAfterChunk = "after-chunk"
+	stallSlow       = "slow"    // reads the message in steps, at most 6 MiB/s
+	stallDribble    = "dribble" // answers MAIL one byte every 400 ms
 )
 
 func startStallingUpstream(t *testing.T) *stallingUpstream {
@@ -80,6 +85,9 @@ func (u *stallingUpstream) serve(conn net.Conn, mode string) {
 		switch verb {
 		case "EHLO":
 			say("250-fake.test")
+			if mode == stallAfterChunk {
+				say("250-CHUNKING")
+			}
 			say("250 8BITMIME")
 		case "MAIL", "RCPT":
 			if mode == stallMail && verb == "MAIL" || mode == stallRcpt && verb == "RCPT" {
@@ -118,6 +126,20 @@ func (u *stallingUpstream) serve(conn net.Conn, mode string) {
 				return
 			}
 			if mode == stallAfterDot {
+				stall()
+				return
+			}
+			say("250 2.0.0 Ok: queued as FAKE1")
+		case "BDAT":
+			var size int
+			if _, err := fmt.Sscanf(strings.TrimSpace(line)[len("BDAT "):], "%d", &size); err != nil {
+				say("501 5.5.4 Bad BDAT")
+				continue
+			}
+			if _, err := io.CopyN(io.Discard, br, int64(size)); err != nil {
+				return
+			}
+			if mode == stallAfterChunk {
 				stall()
 				return
 			}
@@ -215,6 +237,16 @@ func TestUpstreamStallBounded(t *testing.T) {
 		// longer timeout of its own.
 		if took > 10*time.Second {
 			t.Fatalf("451 only after %v with --upstream-timeout 2s", took)
+		}
+	})
+	t.Run("no reply to BDAT LAST", func(t *testing.T) {
+		// An upstream offering CHUNKING gets a small message as one
+		// BDAT LAST chunk, read through Postern's own reply reader:
+		// --upstream-timeout bounds that reply as it does the dot's.
+		up.mode.Store(stallAfterChunk)
+		reply, took := send(t, small)
+		if !strings.HasPrefix(reply, "451 4.4.") {
+			t.Fatalf("got %q after %v, want 451 4.4.x", reply, took)
 		}
 	})
 	t.Run("slow but steady upstream is not cut", func(t *testing.T) {
