@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -87,6 +88,12 @@ func TestHAProxyReplicasE2E(t *testing.T) {
 		cfg = mustReplace(t, cfg, "server "+name+" "+name+" ", "server "+name+" "+ip+" ")
 		cfg = mustReplace(t, cfg, "server "+name+" "+name+":80 ", fmt.Sprintf("server %s %s:%d ", name, ip, ports["80"]))
 	}
+	// A stats socket, the test's only addition: it waits on it until
+	// HAProxy's own checks have seen a replica down, as an operator
+	// would, rather than racing them (a connection HAProxy retries on
+	// replicas it still believes up can run out of retries).
+	stats := filepath.Join(dir, "stats.sock")
+	cfg = mustReplace(t, cfg, "global\n", "global\n    stats socket "+stats+"\n")
 	path := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -95,6 +102,10 @@ func TestHAProxyReplicasE2E(t *testing.T) {
 	for _, port := range []string{"587", "465", "2525"} {
 		testkit.WaitTCP(t, fmt.Sprintf("127.0.0.1:%d", ports[port]), 10*time.Second)
 	}
+
+	// Replica 3's address has nothing listening: send once HAProxy's
+	// checks have marked it down.
+	waitServerDown(t, stats, "postern3")
 
 	sent := 0
 	send := func(port string) {
@@ -132,6 +143,7 @@ func TestHAProxyReplicasE2E(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("replica 1 did not stop after SIGTERM:\n%s", replicas[0].Output())
 	}
+	waitServerDown(t, stats, "postern1")
 	// From here only replica 2 logs sessions.
 	before := sessionMessages(replicas[1])[client]
 	replica1Took := sent - before
@@ -179,6 +191,48 @@ func waitSessions(t *testing.T, replicas []*testkit.Process, n int) {
 	if got := total(); got != n {
 		t.Fatalf("the replicas' sessions hold %d messages, want %d", got, n)
 	}
+}
+
+// waitServerDown waits until HAProxy's stats socket reports server name of
+// backend postern DOWN (its health checks failed), or fails the test.
+func waitServerDown(t *testing.T, socket, name string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		last = serverStatus(socket, name)
+		if strings.HasPrefix(last, "DOWN") {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("HAProxy never marked %s down (last status %q)", name, last)
+}
+
+// serverStatus is the status column of "show stat" for server name of
+// backend postern, or the error that kept it from being read.
+func serverStatus(socket, name string) string {
+	c, err := net.DialTimeout("unix", socket, time.Second)
+	if err != nil {
+		return err.Error()
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("show stat\n")); err != nil {
+		return err.Error()
+	}
+	out, err := io.ReadAll(c)
+	if err != nil {
+		return err.Error()
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		// pxname,svname,...: status is the 18th field.
+		f := strings.Split(line, ",")
+		if len(f) > 17 && f[0] == "postern" && f[1] == name {
+			return f[17]
+		}
+	}
+	return "no row for " + name
 }
 
 func mustReplace(t *testing.T, s, old, new string) string {
